@@ -1,0 +1,33 @@
+//! The one way kernel work runs: with the GIL released and panics caught, so concurrent
+//! Python threads run in parallel and no Rust panic ever reaches Python.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pyo3::prelude::*;
+
+use crate::errors::{py_error, to_py};
+
+/// Run `f` without the GIL. A core error becomes its Python exception; a panic (a bug)
+/// becomes `CandleEmbedRuntimeError` instead of aborting or raising `PanicException`.
+pub fn without_gil<T, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    T: Send,
+    F: FnOnce() -> candle_embed::Result<T> + Send,
+{
+    let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(f)));
+    match outcome {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(to_py(e)),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(py_error(
+                "CandleEmbedRuntimeError",
+                format!("internal error in candle_embed (please report): {what}"),
+            ))
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! `candle_embed._native`: the compiled half of the Python package. Translation only: argument
+//! conversion, the GIL release (`gil::without_gil`) and the error bridge (`errors::to_py`);
+//! every computation lives in the `candle-embed` crate.
+
+use pyo3::prelude::*;
+
+pub mod arrays;
+mod embedding;
+pub mod errors;
+pub mod gil;
+mod sparse_grad;
+mod tables;
+
+use crate::errors::IntoPyResult;
+
+/// The devices this build can use: "cpu", then "cuda:N" / "metal:N" when compiled in and present.
+#[pyfunction]
+fn devices() -> Vec<String> {
+    candle_embed::device::available_devices()
+}
+
+/// Set the number of threads the kernels use.
+#[pyfunction]
+fn set_num_threads(n: usize) -> PyResult<()> {
+    candle_embed::threads::set_num_threads(n).py()
+}
+
+/// The number of threads the kernels use.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    candle_embed::threads::get_num_threads()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(devices, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_class::<embedding::PyEmbedding>()?;
+    m.add_class::<sparse_grad::PySparseGrad>()?;
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! `candle_embed.SparseGrad`: a coalesced row-sparse gradient (read-only view from Python).
+
+use candle_embed::SparseGrad;
+use numpy::PyArray1;
+use pyo3::prelude::*;
+
+use crate::tables::tensor_to_numpy;
+
+#[pyclass(frozen, name = "SparseGrad", module = "candle_embed")]
+pub struct PySparseGrad {
+    pub inner: SparseGrad,
+}
+
+impl PySparseGrad {
+    pub fn wrap(inner: SparseGrad) -> Self {
+        PySparseGrad { inner }
+    }
+}
+
+#[pymethods]
+impl PySparseGrad {
+    /// Sorted unique row ids, int64, shape `(nnz,)`.
+    #[getter]
+    fn indices<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        PyArray1::from_slice(py, self.inner.indices())
+    }
+    /// Summed gradient rows, shape `(nnz, dim)`.
+    #[getter]
+    fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        tensor_to_numpy(py, self.inner.values())
+    }
+    /// Shape of the dense gradient, `(num_rows, dim)`.
+    #[getter]
+    fn shape(&self) -> (usize, usize) {
+        self.inner.shape()
+    }
+    /// Number of rows present.
+    #[getter]
+    fn nnz(&self) -> usize {
+        self.inner.nnz()
+    }
+    /// Always true: a SparseGrad is coalesced by construction.
+    fn is_coalesced(&self) -> bool {
+        true
+    }
+    /// The dense `(num_rows, dim)` gradient.
+    fn to_dense<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let dense = crate::gil::without_gil(py, || self.inner.to_dense())?;
+        tensor_to_numpy(py, &dense)
+    }
+    fn __repr__(&self) -> String {
+        let (r, d) = self.inner.shape();
+        format!("SparseGrad(shape=({r}, {d}), nnz={})", self.inner.nnz())
+    }
+}

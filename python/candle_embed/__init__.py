@@ -1,0 +1,44 @@
+"""candle-embed: embedding lookup, EmbeddingBag, positional encodings and sparse-gradient
+training on candle, with NumPy arrays in and out.
+
+The compiled module ``candle_embed._native`` does the work; this package re-exports it and adds
+the pure-Python parts.
+"""
+
+from __future__ import annotations
+
+from candle_embed._errors import (
+    CandleEmbedError,
+    CandleEmbedIndexError,
+    CandleEmbedKeyError,
+    CandleEmbedMemoryError,
+    CandleEmbedOSError,
+    CandleEmbedRuntimeError,
+    CandleEmbedTypeError,
+    CandleEmbedValueError,
+)
+from candle_embed._native import (
+    Embedding,
+    SparseGrad,
+    __version__,
+    devices,
+    get_num_threads,
+    set_num_threads,
+)
+
+__all__ = [
+    "CandleEmbedError",
+    "CandleEmbedIndexError",
+    "CandleEmbedKeyError",
+    "CandleEmbedMemoryError",
+    "CandleEmbedOSError",
+    "CandleEmbedRuntimeError",
+    "CandleEmbedTypeError",
+    "CandleEmbedValueError",
+    "Embedding",
+    "SparseGrad",
+    "__version__",
+    "devices",
+    "get_num_threads",
+    "set_num_threads",
+]

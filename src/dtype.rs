@@ -1,0 +1,139 @@
+//! Floating-point element types of tables (f32, f64, f16, bf16) and dispatch over them.
+
+use candle_core::{CpuStorage, DType, WithDType};
+
+/// A floating-point table element. Arithmetic-heavy kernels accumulate in `Self::Acc`
+/// (f32 for the 16-bit types and f32, f64 for f64) so that f16/bf16 tables keep f32 precision
+/// in sums, as PyTorch does.
+pub trait Float: WithDType + num_traits::Float + Send + Sync + 'static {
+    /// Accumulator type used by reductions and optimizer math.
+    type Acc: num_traits::Float
+        + Send
+        + Sync
+        + Copy
+        + std::iter::Sum
+        + std::ops::AddAssign
+        + 'static;
+    fn to_acc(self) -> Self::Acc;
+    fn from_acc(v: Self::Acc) -> Self;
+    fn acc_from_f64(v: f64) -> Self::Acc;
+    fn acc_to_f64(v: Self::Acc) -> f64;
+    /// The value as f64 (exact for every table dtype).
+    #[inline(always)]
+    fn as_f64(self) -> f64 {
+        <Self as WithDType>::to_f64(self)
+    }
+    /// The nearest value of this type to `v`.
+    #[inline(always)]
+    fn of_f64(v: f64) -> Self {
+        <Self as WithDType>::from_f64(v)
+    }
+    /// This type's candle dtype.
+    const DT: DType = <Self as WithDType>::DTYPE;
+    /// Mutable access to the elements of a CPU storage of this type.
+    fn storage_mut(s: &mut CpuStorage) -> Option<&mut [Self]>;
+}
+
+macro_rules! impl_float {
+    ($t:ty, $acc:ty, $variant:ident, $to:expr, $from:expr) => {
+        impl Float for $t {
+            type Acc = $acc;
+            #[inline(always)]
+            fn to_acc(self) -> $acc {
+                $to(self)
+            }
+            #[inline(always)]
+            fn from_acc(v: $acc) -> Self {
+                $from(v)
+            }
+            #[inline(always)]
+            fn acc_from_f64(v: f64) -> $acc {
+                v as $acc
+            }
+            #[inline(always)]
+            fn acc_to_f64(v: $acc) -> f64 {
+                v as f64
+            }
+            fn storage_mut(s: &mut CpuStorage) -> Option<&mut [Self]> {
+                match s {
+                    CpuStorage::$variant(v) => Some(v.as_mut_slice()),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+impl_float!(f32, f32, F32, |x| x, |x| x);
+impl_float!(f64, f64, F64, |x| x, |x| x);
+impl_float!(half::f16, f32, F16, half::f16::to_f32, half::f16::from_f32);
+impl_float!(
+    half::bf16,
+    f32,
+    BF16,
+    half::bf16::to_f32,
+    half::bf16::from_f32
+);
+
+/// Parse a user-facing dtype name ("float32", "f32", "float64", "float16", "bfloat16").
+pub fn parse_dtype(name: &str) -> crate::Result<DType> {
+    Ok(match name {
+        "float32" | "f32" => DType::F32,
+        "float64" | "f64" => DType::F64,
+        "float16" | "f16" | "half" => DType::F16,
+        "bfloat16" | "bf16" => DType::BF16,
+        other => {
+            return Err(crate::Error::dtype(format!(
+                "unsupported table dtype '{other}': expected float32, float64, float16 or bfloat16"
+            )))
+        }
+    })
+}
+
+/// The user-facing name of a table dtype.
+pub fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "float32",
+        DType::F64 => "float64",
+        DType::F16 => "float16",
+        DType::BF16 => "bfloat16",
+        _ => "unsupported",
+    }
+}
+
+/// Check that `d` is a floating table dtype.
+pub fn check_float(d: DType) -> crate::Result<()> {
+    match d {
+        DType::F32 | DType::F64 | DType::F16 | DType::BF16 => Ok(()),
+        other => Err(crate::Error::dtype(format!(
+            "tables must be float32, float64, float16 or bfloat16, got {other:?}"
+        ))),
+    }
+}
+
+/// Call a generic body with `$T` bound to the Rust type of a float `DType`.
+#[macro_export]
+macro_rules! with_float {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            candle_core::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            candle_core::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            candle_core::DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            candle_core::DType::BF16 => {
+                type $T = half::bf16;
+                $body
+            }
+            other => Err($crate::Error::DType(format!(
+                "unsupported table dtype {other:?}"
+            ))),
+        }
+    };
+}

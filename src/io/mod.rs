@@ -1,0 +1,5 @@
+//! Reading and writing tables: safetensors (with the config in its metadata).
+
+pub mod atomic;
+pub mod embedding_file;
+pub mod safetensors;

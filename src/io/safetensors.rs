@@ -1,0 +1,122 @@
+//! Tables in safetensors files, with free-form string metadata (our config lives there).
+//! Loading validates the header, dtypes, shapes and byte sizes (the `safetensors` crate checks
+//! that offsets are in bounds and contiguous), so truncated or corrupted files are errors.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use safetensors::tensor::{Dtype as StDtype, TensorView};
+
+use crate::io::atomic::write_atomic;
+use crate::{Error, Result};
+
+fn to_st_dtype(d: DType) -> Result<StDtype> {
+    Ok(match d {
+        DType::F32 => StDtype::F32,
+        DType::F64 => StDtype::F64,
+        DType::F16 => StDtype::F16,
+        DType::BF16 => StDtype::BF16,
+        DType::I64 => StDtype::I64,
+        DType::U32 => StDtype::U32,
+        other => return Err(Error::dtype(format!("cannot save dtype {other:?}"))),
+    })
+}
+
+fn from_st_dtype(d: StDtype) -> Result<DType> {
+    Ok(match d {
+        StDtype::F32 => DType::F32,
+        StDtype::F64 => DType::F64,
+        StDtype::F16 => DType::F16,
+        StDtype::BF16 => DType::BF16,
+        StDtype::I64 => DType::I64,
+        StDtype::U32 => DType::U32,
+        other => {
+            return Err(Error::Format(format!(
+                "unsupported dtype {other:?} in file"
+            )))
+        }
+    })
+}
+
+/// Save named tensors (moved to CPU) and metadata to `path`, atomically.
+pub fn save(
+    path: &Path,
+    tensors: &[(&str, &Tensor)],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let mut owned = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let t = t.to_device(&Device::Cpu)?.contiguous()?;
+        let bytes = tensor_bytes(&t)?;
+        owned.push((name.to_string(), t.dtype(), t.dims().to_vec(), bytes));
+    }
+    let mut views = Vec::with_capacity(owned.len());
+    for (name, dtype, shape, bytes) in &owned {
+        let view = TensorView::new(to_st_dtype(*dtype)?, shape.clone(), bytes)
+            .map_err(|e| Error::Format(format!("tensor {name}: {e}")))?;
+        views.push((name.clone(), view));
+    }
+    let data = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::Format(format!("cannot serialize: {e}")))?;
+    write_atomic(path, |w| {
+        w.write_all(&data)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+    })
+}
+
+fn tensor_bytes(t: &Tensor) -> Result<Vec<u8>> {
+    fn bytes_of<T: Copy>(v: Vec<T>) -> Vec<u8> {
+        let n = std::mem::size_of_val(v.as_slice());
+        // SAFETY: plain numeric types; reading them as bytes is always valid.
+        unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, n) }.to_vec()
+    }
+    let flat = t.flatten_all()?;
+    Ok(match t.dtype() {
+        DType::F32 => bytes_of(flat.to_vec1::<f32>()?),
+        DType::F64 => bytes_of(flat.to_vec1::<f64>()?),
+        DType::F16 => bytes_of(flat.to_vec1::<half::f16>()?),
+        DType::BF16 => bytes_of(flat.to_vec1::<half::bf16>()?),
+        DType::I64 => bytes_of(flat.to_vec1::<i64>()?),
+        DType::U32 => bytes_of(flat.to_vec1::<u32>()?),
+        other => return Err(Error::dtype(format!("cannot save dtype {other:?}"))),
+    })
+}
+
+/// Load every tensor of a safetensors file onto `device`, with the file's metadata.
+pub fn load(
+    path: &Path,
+    device: &Device,
+) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+    let data =
+        std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    parse(&data, device).map_err(|e| match e {
+        Error::Format(m) => Error::Format(format!("{}: {m}", path.display())),
+        other => other,
+    })
+}
+
+/// Parse safetensors bytes (see [`load`]).
+pub fn parse(
+    data: &[u8],
+    device: &Device,
+) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(data)
+        .map_err(|e| Error::Format(format!("not a valid safetensors file ({e})")))?;
+    let st = safetensors::SafeTensors::deserialize(data)
+        .map_err(|e| Error::Format(format!("not a valid safetensors file ({e})")))?;
+    let mut out = HashMap::new();
+    for (name, view) in st.tensors() {
+        let dtype = from_st_dtype(view.dtype())?;
+        let shape = view.shape().to_vec();
+        let n: usize = shape.iter().product();
+        if view.data().len() != n * dtype.size_in_bytes() {
+            return Err(Error::Format(format!(
+                "tensor {name}: data size does not match its shape"
+            )));
+        }
+        let t = Tensor::from_raw_buffer(view.data(), dtype, &shape, device)?;
+        out.insert(name, t);
+    }
+    Ok((out, meta.metadata().clone().unwrap_or_default()))
+}

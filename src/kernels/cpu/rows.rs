@@ -1,0 +1,37 @@
+//! Disjoint mutable access to rows of one buffer from many threads.
+
+/// A raw view of a row-major `[rows, dim]` buffer that lets threads write *distinct* rows
+/// concurrently. Callers guarantee distinctness (coalesced / unique row ids).
+#[derive(Clone, Copy)]
+pub struct RowsMut<T> {
+    ptr: *mut T,
+    rows: usize,
+    dim: usize,
+}
+
+// SAFETY: access is by distinct rows only (the caller's contract on `row`).
+unsafe impl<T: Send> Send for RowsMut<T> {}
+unsafe impl<T: Send> Sync for RowsMut<T> {}
+
+impl<T> RowsMut<T> {
+    pub fn new(data: &mut [T], dim: usize) -> Self {
+        let rows = if dim == 0 { 0 } else { data.len() / dim };
+        RowsMut {
+            ptr: data.as_mut_ptr(),
+            rows,
+            dim,
+        }
+    }
+
+    /// Row `r` as a mutable slice.
+    ///
+    /// # Safety
+    /// No two live references may be to the same row, and the underlying buffer must outlive
+    /// the returned slice.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn row(&self, r: usize) -> &mut [T] {
+        assert!(r < self.rows, "row {r} out of {}", self.rows);
+        std::slice::from_raw_parts_mut(self.ptr.add(r * self.dim), self.dim)
+    }
+}

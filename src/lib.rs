@@ -1,0 +1,24 @@
+//! candle-embed: embedding lookup, EmbeddingBag, positional encodings and sparse-gradient
+//! training on [candle](https://github.com/huggingface/candle), on CPU, CUDA and Metal.
+//!
+//! Every op has a *portable* path composed of candle ops (runs on any candle device and is the
+//! reference) and, where candle is slow, a *fast* path (multi-threaded CPU kernels writing
+//! straight into the caller's buffer). Ids are validated before any kernel runs, so an
+//! out-of-range id is an [`Error::IndexOutOfRange`] on every backend.
+
+pub mod device;
+pub mod dtype;
+pub mod embedding;
+mod error;
+pub mod ids;
+pub mod io;
+pub mod kernels;
+pub mod norm;
+pub mod rng;
+pub mod sparse;
+pub mod storage;
+pub mod threads;
+
+pub use embedding::{Embedding, EmbeddingConfig};
+pub use error::{Error, Result};
+pub use sparse::SparseGrad;
