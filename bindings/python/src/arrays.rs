@@ -174,7 +174,7 @@ pub fn float_array<'py, T: Element>(
     } else {
         arr.call_method1("astype", (target,))?
     };
-    Ok(cast.extract()?)
+    cast.extract()
 }
 
 /// A fresh, uninitialised C-order array; the caller must overwrite every element.
