@@ -11,6 +11,12 @@ pub struct PySparseGrad {
     pub inner: SparseGrad,
 }
 
+impl PySparseGrad {
+    pub fn wrap(inner: SparseGrad) -> Self {
+        PySparseGrad { inner }
+    }
+}
+
 #[pymethods]
 impl PySparseGrad {
     /// Sorted unique row ids, int64, shape `(nnz,)`.
