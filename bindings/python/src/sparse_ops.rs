@@ -3,12 +3,13 @@
 
 use candle_core::DType;
 use candle_embed::dtype::Float;
+use candle_embed::ids::Id;
 use candle_embed::sparse::{self, CoalesceOptions};
 use candle_embed::{Embedding, SparseGrad};
 use numpy::{Element, PyArray1, PyArrayDescrMethods, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{as_ndarray, contiguous, float_array, new_output, IdArray};
+use crate::arrays::{as_ndarray, float_array, new_output, IdArray};
 use crate::embedding::PyEmbedding;
 use crate::errors::{type_error, value_error};
 use crate::gil::without_gil;
