@@ -21,10 +21,13 @@ from candle_embed._native import (
     Embedding,
     SparseGrad,
     __version__,
+    coalesce,
     devices,
     get_num_threads,
+    index_add,
     set_num_threads,
 )
+from candle_embed import optim
 
 __all__ = [
     "CandleEmbedError",
@@ -38,7 +41,10 @@ __all__ = [
     "Embedding",
     "SparseGrad",
     "__version__",
+    "coalesce",
     "devices",
     "get_num_threads",
+    "index_add",
+    "optim",
     "set_num_threads",
 ]
