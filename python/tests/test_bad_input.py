@@ -1,0 +1,463 @@
+"""The bad-input matrix: every public callable fed wrong dtypes, ranks, shapes, out-of-range ids,
+odd layouts, empty arrays, NaN/Inf, overflowing sizes, bad ``out=`` and wrong-typed scalars.
+
+Only IndexError / TypeError / ValueError / KeyError / MemoryError may come out (OSError for file
+paths): ``pytest.raises(cls)`` lets anything else (a caught panic is ``CandleEmbedRuntimeError``,
+an uncaught one ``PanicException``, a ``SystemError``) fail the test. Odd layouts must *work* and
+give the reference result. References are NumPy float64, written here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import candle_embed as ce
+from candle_embed import optim
+
+V, D = 20, 5
+ALLOWED = (IndexError, TypeError, ValueError, KeyError, MemoryError)
+
+
+def table(**kw: Any) -> ce.Embedding:
+    return ce.Embedding(V, D, seed=3, **kw)
+
+
+def raises(cls: type[BaseException] | tuple[type[BaseException], ...], fn: Callable[[], Any]) -> BaseException:
+    """``fn()`` raises ``cls``; it is one of the allowed classes and never a Runtime/SystemError."""
+    try:
+        fn()
+    except cls as e:
+        assert isinstance(e, ALLOWED + (OSError,)), repr(e)
+        assert not isinstance(e, (RuntimeError, SystemError)), repr(e)
+        return e
+    raise AssertionError(f"did not raise {cls}")
+
+
+def check_all(cls: Any, cases: list[Callable[[], Any]], what: str = "case") -> None:
+    """Every case raises ``cls``; the failures are reported together, by row number."""
+    failures = []
+    for i, case in enumerate(cases):
+        try:
+            raises(cls, case)
+        except AssertionError as e:
+            failures.append(f"{what} {i}: {e}")
+    assert not failures, "\n".join(failures)
+
+
+def grad_for(ids: Any) -> np.ndarray:
+    try:
+        shape = np.shape(ids)
+    except Exception:
+        shape = (1,)
+    return np.ones(tuple(shape) + (D,), np.float32)
+
+
+# Every callable that takes ids: f(ids) with everything else valid.
+def _lookup(ids: Any) -> Any:
+    return table()(ids)
+
+
+def _portable(ids: Any) -> Any:
+    return table()._lookup_portable(ids)
+
+
+def _lookup_max_norm(ids: Any) -> Any:
+    return table(max_norm=0.5)(ids)
+
+
+def _backward(ids: Any) -> Any:
+    return table().backward(ids, grad_for(ids))
+
+
+def _index_add(ids: Any) -> Any:
+    return ce.index_add(np.zeros((V, D), np.float32), ids, grad_for(ids))
+
+
+def _from_rows(ids: Any) -> Any:
+    return ce.SparseGrad.from_rows(ids, grad_for(ids), V)
+
+
+def _coalesce(ids: Any) -> Any:
+    return ce.coalesce(ids, grad_for(ids))
+
+
+ID_CALLS: dict[str, Callable[[Any], Any]] = {
+    "lookup": _lookup,
+    "portable": _portable,
+    "lookup_max_norm": _lookup_max_norm,
+    "backward": _backward,
+    "index_add": _index_add,
+    "from_rows": _from_rows,
+    "coalesce": _coalesce,
+}
+# coalesce has no table size: only "not an id" is an error there
+BOUNDED = [k for k in ID_CALLS if k != "coalesce"]
+
+BAD_ID_DTYPES: dict[str, Any] = {
+    "float": np.array([1.0, 2.0]),
+    "float32_scalar": np.float32(1.0),
+    "bool": np.array([True, False]),
+    "object": np.array([1, 2], dtype=object),
+    "complex": np.array([1 + 0j]),
+    "str": np.array(["1"]),
+    "bytes": np.array([b"1"]),
+    "py_float": 1.5,
+    "py_bool": True,
+    "py_str": "3",
+    "list_of_str": ["x", "y"],
+    "none": None,
+    "datetime": np.array(["2020-01-01"], dtype="datetime64[D]"),
+}
+
+OUT_OF_RANGE: dict[str, Any] = {
+    "negative": np.array([-1]),
+    "int8_min": np.array([0, -128], dtype=np.int8),
+    "equal_V": [0, V],
+    "int64_max": np.array([2**63 - 1], dtype=np.int64),
+    "int64_min": np.array([-(2**63)], dtype=np.int64),
+    "uint64_beyond_int64": np.array([2**63 + 5], dtype=np.uint64),
+    "uint64_max": np.array([2**64 - 1], dtype=np.uint64),
+    "nested_last": np.array([[1, 2], [3, 10**6]], dtype=np.int32),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_ID_DTYPES), ids=list(BAD_ID_DTYPES))
+@pytest.mark.parametrize("call", list(ID_CALLS), ids=list(ID_CALLS))
+def test_non_integer_ids_type_error(call: str, bad: str) -> None:
+    raises(TypeError, lambda: ID_CALLS[call](BAD_ID_DTYPES[bad]))
+
+
+@pytest.mark.parametrize("bad", list(OUT_OF_RANGE), ids=list(OUT_OF_RANGE))
+@pytest.mark.parametrize("call", BOUNDED, ids=BOUNDED)
+def test_out_of_range_ids_index_error(call: str, bad: str) -> None:
+    raises(IndexError, lambda: ID_CALLS[call](OUT_OF_RANGE[bad]))
+
+
+@pytest.mark.parametrize("bad", ["negative", "int8_min", "int64_min", "uint64_beyond_int64"])
+def test_coalesce_ids_not_representable_as_row(bad: str) -> None:
+    # negative or beyond int64: no valid row id; an IndexError, not a wrap-around
+    raises(IndexError, lambda: _coalesce(OUT_OF_RANGE[bad]))
+
+
+# ----------------------------------------------------------------------------- layouts must work
+
+BASE = np.arange(24, dtype=np.int64).reshape(4, 6) % V
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    a.setflags(write=False)
+    return a
+
+
+LAYOUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "c": lambda a: a,
+    "fortran": np.asfortranarray,
+    "transposed": lambda a: a.T,
+    "reversed": lambda a: a[::-1, ::-1],
+    "strided": lambda a: a[:, ::2],
+    "read_only": _ro,
+    "broadcast": lambda a: np.broadcast_to(a[:1], a.shape),
+    "big_endian": lambda a: a.astype(">i4"),
+    "empty": lambda a: a[:0],
+    "empty_inner": lambda a: a[:, :0],
+}
+
+
+def ref_add_at(ids: np.ndarray, g: np.ndarray, v: int) -> np.ndarray:
+    dense = np.zeros((v, g.shape[-1]))
+    np.add.at(dense, ids.reshape(-1).astype(np.int64), g.reshape(-1, g.shape[-1]).astype(np.float64))
+    return dense
+
+
+@pytest.mark.parametrize("glayout", ["c", "fortran", "reversed", "read_only"])
+@pytest.mark.parametrize("layout", list(LAYOUTS), ids=list(LAYOUTS))
+def test_any_layout_works_and_is_correct(layout: str, glayout: str) -> None:
+    emb = table()
+    w = emb.weight
+    ids = LAYOUTS[layout](BASE)
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal(ids.shape + (D,)).astype(np.float32)
+    g = {
+        "c": g,
+        "fortran": np.asfortranarray(g),
+        "reversed": g[::-1].copy()[::-1],
+        "read_only": _ro(g),
+    }[glayout]
+    want = w[np.asarray(ids, dtype=np.int64)]
+    np.testing.assert_array_equal(emb(ids), want)
+    np.testing.assert_array_equal(emb._lookup_portable(ids), want)
+    dense = ref_add_at(np.asarray(ids), g, V)
+    np.testing.assert_allclose(emb.backward(ids, g).to_dense(), dense, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ce.SparseGrad.from_rows(ids, g, V).to_dense(), dense, rtol=1e-5, atol=1e-6)
+    dst = LAYOUTS["reversed" if layout == "reversed" else "c"](np.ones((V, D), np.float32))
+    np.testing.assert_allclose(ce.index_add(dst, ids, g), dst + dense, rtol=1e-5, atol=1e-6)
+    u, s = ce.coalesce(ids, g)
+    keys = np.unique(np.asarray(ids, dtype=np.int64))
+    np.testing.assert_array_equal(u, keys)
+    np.testing.assert_allclose(s, dense[keys], rtol=1e-5, atol=1e-6)
+    # from_pretrained / weight setter accept odd layouts of the table too
+    for wl in (np.asfortranarray(w), w[::-1][::-1], _ro(w), w.T.copy().T):
+        np.testing.assert_array_equal(ce.Embedding.from_pretrained(wl).weight, w)
+        e2 = table()
+        e2.weight = wl
+        np.testing.assert_array_equal(e2.weight, w)
+
+
+# ----------------------------------------------------------------------------- shapes and ranks
+
+
+def test_wrong_shapes_and_ranks_value_error() -> None:
+    emb = table()
+    ids = np.array([[1, 2, 3]])
+    cases: list[Callable[[], Any]] = [
+        lambda: emb.backward(ids, np.ones((1, 3, D + 1), np.float32)),  # wrong D
+        lambda: emb.backward(ids, np.ones((3, D), np.float32)),  # wrong leading shape
+        lambda: emb.backward(ids, np.ones((1, 3), np.float32)),  # rank too low
+        lambda: emb.backward(ids, np.float32(1.0)),  # scalar grad
+        lambda: ce.index_add(np.ones(V, np.float32), [1], np.ones(1, np.float32)),  # 1-D dst ok?
+        lambda: ce.index_add(np.ones((V, D), np.float32), ids, np.ones((3, D), np.float32)),
+        lambda: ce.index_add(np.ones((V, D), np.float32), ids, np.ones((1, 3, D + 1), np.float32)),
+        lambda: ce.coalesce(ids, np.ones((1, 4, D), np.float32)),
+        lambda: ce.SparseGrad.from_rows(ids, np.ones((1, 2, D), np.float32), V),
+        lambda: ce.Embedding.from_pretrained(np.ones(5, np.float32)),  # 1-D table
+        lambda: ce.Embedding.from_pretrained(np.ones((2, 3, 4), np.float32)),  # 3-D table
+        lambda: ce.Embedding.from_pretrained(np.float32(1.0)),
+        lambda: setattr(emb, "weight", np.ones((V, D + 1), np.float32)),
+        lambda: setattr(emb, "weight", np.ones((V + 1, D), np.float32)),
+        lambda: setattr(emb, "weight", np.ones(V * D, np.float32)),
+    ]
+    for i, case in enumerate(cases):
+        if i == 4:
+            # a 1-D dst is a vector of scalars: src has the ids' shape; must work
+            np.testing.assert_array_equal(case(), np.ones(V, np.float32) + (np.arange(V) == 1))
+            continue
+        raises(ValueError, case)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.array([["a"]]), np.ones((V, D), complex), np.ones((V, D), object), np.ones((V, D), bool), "table", None],
+    ids=["str", "complex", "object", "bool", "py_str", "none"],
+)
+def test_non_real_float_arrays_type_error(bad: Any) -> None:
+    emb = table()
+    w = emb.weight.tobytes()
+    ids = np.array([1, 2])
+    g = bad if np.ndim(bad) == 0 else np.asarray(bad)[:2]
+    raises(TypeError, lambda: ce.Embedding.from_pretrained(bad))
+    raises(TypeError, lambda: setattr(emb, "weight", bad))
+    raises(TypeError, lambda: emb.backward(ids, g))
+    raises(TypeError, lambda: ce.index_add(bad, ids, np.ones((2, D), np.float32)))
+    raises(TypeError, lambda: ce.index_add(np.ones((V, D), np.float32), ids, g))
+    raises(TypeError, lambda: ce.coalesce(ids, g))
+    raises(TypeError, lambda: ce.SparseGrad.from_rows(ids, g, V))
+    assert emb.weight.tobytes() == w
+
+
+# ----------------------------------------------------------------------------- NaN / Inf
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_inf_propagate_without_crash(bad: float) -> None:
+    w = np.arange(V * D, dtype=np.float32).reshape(V, D)
+    w[3, 1] = bad
+    emb = ce.Embedding.from_pretrained(w, freeze=False)
+    y = emb([3, 4])
+    np.testing.assert_array_equal(y, w[[3, 4]])  # NaN == NaN under assert_array_equal
+    g = np.ones((2, D), np.float32)
+    g[0, 2] = bad
+    sg = emb.backward([5, 5], g)
+    assert np.isnan(sg.values[0, 2]) if np.isnan(bad) else np.isinf(sg.values[0, 2])
+    for make in (
+        lambda p: optim.SGD(p, 0.1),
+        lambda p: optim.Adagrad(p, 0.1),
+        lambda p: optim.RowWiseAdagrad(p, 0.1),
+        lambda p: optim.SparseAdam(p, 0.1),
+    ):
+        e = ce.Embedding.from_pretrained(w, freeze=False)
+        make(e).step(e.backward([5, 5], g))
+        after = e.weight
+        np.testing.assert_array_equal(after[np.arange(V) != 5], w[np.arange(V) != 5])
+        assert not np.all(np.isfinite(after[5]))
+    # max_norm on a row with NaN/Inf: no crash, other rows renormalised as usual
+    e = ce.Embedding.from_pretrained(w, max_norm=1.0)
+    e([3, 7])
+    assert np.linalg.norm(e.weight[7]) <= 1.0 + 1e-5
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+@pytest.mark.parametrize(
+    "n,d",
+    [(2**62, 2**10), (2**40, 2**40), (2**63, 2), (10**12, 10**4), (2**64 - 1, 2**64 - 1)],
+)
+def test_overflowing_sizes(n: int, d: int) -> None:
+    raises((MemoryError, ValueError), lambda: ce.Embedding(n, d))
+
+
+NEGATIVE_SIZES: dict[str, Callable[[], Any]] = {
+    "num_embeddings": lambda: ce.Embedding(-1, 4),
+    "embedding_dim": lambda: ce.Embedding(4, -1),
+    "num_rows": lambda: ce.SparseGrad.from_rows([0], np.ones((1, 2), np.float32), -1),
+    "num_threads": lambda: ce.set_num_threads(-1),
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=OverflowError,
+    reason="pyo3 extracts sizes as usize: a negative int raises OverflowError (an ArithmeticError) "
+    "before our code runs; needs i64 parameters + a range check in every binding",
+)
+@pytest.mark.parametrize("what", list(NEGATIVE_SIZES))
+def test_negative_sizes_are_value_errors(what: str) -> None:
+    raises(ValueError, NEGATIVE_SIZES[what])
+
+
+def test_zero_sizes() -> None:
+    for n, d in [(0, 4), (4, 0), (0, 0)]:
+        emb = ce.Embedding(n, d, seed=1)
+        assert emb.weight.shape == (n, d)
+        y = emb(np.zeros((2, 0), np.int64))
+        assert y.shape == (2, 0, d)
+        if n == 0:
+            raises(IndexError, lambda: emb([0]))  # noqa: B023
+        else:
+            assert emb([0, 1]).shape == (2, d)
+            assert emb.backward([1], np.ones((1, d), np.float32)).nnz == 1
+    sg = ce.SparseGrad.from_rows(np.zeros(0, np.int64), np.zeros((0, 3), np.float32), 5)
+    assert sg.nnz == 0 and sg.to_dense().shape == (5, 3) and not sg.to_dense().any()
+    u, s = ce.coalesce(np.zeros(0, np.int64), np.zeros((0, 3), np.float64))
+    assert u.shape == (0,) and s.shape == (0, 3)
+    emb = table()
+    w = emb.weight.tobytes()
+    optim.SGD(emb, 0.1).step(sg if False else ce.SparseGrad.from_rows([], np.zeros((0, D), np.float32), V))
+    assert emb.weight.tobytes() == w
+
+
+# ----------------------------------------------------------------------------- out=
+
+
+def test_bad_out_value_error() -> None:
+    emb = table()
+    ids = np.arange(6)
+    backing = np.zeros(64, np.float32)
+    overlapping_ids = backing[:6].view(np.int32)  # ids living in out's memory
+    overlapping_ids[:] = np.arange(6, dtype=np.int32)
+    ro = np.zeros((6, D), np.float32)
+    ro.setflags(write=False)
+    bad: list[tuple[Any, Any]] = [
+        (ids, np.zeros((6, D), np.float64)),
+        (ids, np.zeros((6, D), np.float16)),
+        (ids, np.zeros((6, D), np.int32)),
+        (ids, np.zeros((6, D + 1), np.float32)),
+        (ids, np.zeros((1, 6, D), np.float32)),
+        (ids, np.zeros(6 * D, np.float32)),
+        (ids, np.zeros((D, 6), np.float32).T),
+        (ids, np.zeros((6, 2 * D), np.float32)[:, ::2]),
+        (ids, ro),
+        (ids, [[0.0] * D] * 6),
+        (ids, "out"),
+        (overlapping_ids, backing[: 6 * D].reshape(6, D)),
+    ]
+    w = emb.weight.tobytes()
+    for i, o in bad:
+        raises(ValueError, lambda: emb(i, out=o))  # noqa: B023
+    assert emb.weight.tobytes() == w
+    np.testing.assert_array_equal(overlapping_ids, np.arange(6))  # the ids were not overwritten
+    out = np.full((6, D), 7.0, np.float32)
+    assert emb(ids, out=out) is out
+    np.testing.assert_array_equal(out, emb.weight[ids])
+
+
+# ----------------------------------------------------------------------------- scalars
+
+
+def test_wrong_typed_scalars_type_error() -> None:
+    emb = table()
+    g = emb.backward([1], np.ones((1, D), np.float32))
+    cases: list[Callable[[], Any]] = [
+        lambda: ce.Embedding("10", 4),  # type: ignore[arg-type]
+        lambda: ce.Embedding(10.0, 4),  # type: ignore[arg-type]
+        lambda: ce.Embedding(10, None),  # type: ignore[arg-type]
+        lambda: ce.Embedding(10, 4, seed="1"),  # type: ignore[arg-type]
+        lambda: ce.Embedding(10, 4, seed=1.5),  # type: ignore[arg-type]
+        lambda: ce.Embedding(10, 4, padding_idx=1.5),  # type: ignore[arg-type]
+        lambda: ce.Embedding(10, 4, padding_idx="1"),  # type: ignore[arg-type]
+        lambda: ce.Embedding(10, 4, max_norm="1"),  # type: ignore[arg-type]
+        lambda: ce.Embedding(10, 4, norm_type=[2.0]),  # type: ignore[arg-type]
+        lambda: ce.Embedding(10, 4, dtype=np.float32),  # type: ignore[arg-type]
+        lambda: ce.Embedding(10, 4, device=0),  # type: ignore[arg-type]
+        lambda: ce.Embedding(10, 4, dtype="int32"),
+        lambda: ce.set_num_threads("2"),  # type: ignore[arg-type]
+        lambda: ce.set_num_threads(2.0),  # type: ignore[arg-type]
+        lambda: ce.SparseGrad.from_rows([1], np.ones((1, D), np.float32), "20"),  # type: ignore[arg-type]
+        lambda: optim.SGD(emb, "0.1"),  # type: ignore[arg-type]
+        lambda: optim.SGD(emb, None),  # type: ignore[arg-type]
+        lambda: optim.SGD(emb, 0.1, momentum="0.9"),  # type: ignore[arg-type]
+        lambda: optim.Adagrad(emb, lr=[0.1]),  # type: ignore[arg-type]
+        lambda: optim.SparseAdam(emb, betas=("a", "b")),  # type: ignore[arg-type]
+        lambda: optim.SparseAdam(emb, betas=0.9),  # type: ignore[arg-type]
+        lambda: optim.SGD(np.ones((3, 3)), 0.1),
+        lambda: optim.SGD(emb, 0.1).step(emb.weight),  # type: ignore[arg-type]
+        lambda: optim.SGD(emb, 0.1).step([g.values]),  # type: ignore[list-item]
+        lambda: optim.SGD(emb, 0.1).load_state_dict("state"),  # type: ignore[arg-type]
+        lambda: emb.save(3.5),  # type: ignore[arg-type]
+        lambda: ce.Embedding.load(None),  # type: ignore[arg-type]
+    ]
+    w = emb.weight.tobytes()
+    check_all(TypeError, cases)
+    assert emb.weight.tobytes() == w
+
+
+def test_bad_scalar_values_value_error() -> None:
+    emb = table()
+    cases: list[Callable[[], Any]] = [
+        lambda: ce.Embedding(10, 4, padding_idx=10),
+        lambda: ce.Embedding(10, 4, padding_idx=-11),
+        lambda: ce.Embedding(10, 4, max_norm=-1.0),
+        lambda: ce.Embedding(10, 4, max_norm=float("nan")),
+        lambda: ce.Embedding(10, 4, norm_type=float("nan")),
+        lambda: ce.Embedding(10, 4, device="gpu"),
+        lambda: ce.set_num_threads(0),
+        lambda: ce.set_num_threads(10**6),
+        lambda: optim.SGD(emb, -0.1),
+        lambda: optim.SGD(emb, float("nan")),
+        lambda: optim.SGD(emb, 0.1, momentum=-1.0),
+        lambda: optim.SparseAdam(emb, betas=(1.0, 0.999)),
+        lambda: optim.SparseAdam(emb, betas=(0.9, 0.999, 0.5)),  # type: ignore[arg-type]
+        lambda: optim.Adagrad(emb, eps=-1.0),
+    ]
+    check_all((ValueError, IndexError), cases)
+
+
+def test_load_state_dict_garbage() -> None:
+    emb = table()
+    opt = optim.SparseAdam(emb, 0.1)
+    opt.step(emb.backward([1, 2], np.ones((2, D), np.float32)))
+    sd = opt.state_dict()
+    w = emb.weight.tobytes()
+    variants: list[tuple[Any, Any]] = [
+        ({}, (KeyError, ValueError)),
+        ({"kind": "SparseAdam"}, (KeyError, ValueError)),
+        ({**sd, "step": "1"}, (TypeError, ValueError)),
+        ({**sd, "step": [-1]}, (TypeError, ValueError)),
+        ({**sd, "step": [2**70]}, (TypeError, ValueError)),
+        ({**sd, "state": None}, (TypeError, ValueError)),
+        ({**sd, "state": [{k: "x" for k in sd["state"][0]}]}, (TypeError, ValueError)),
+        ({**sd, "state": [{k: v.astype(np.complex64) for k, v in sd["state"][0].items()}]}, (TypeError, ValueError)),
+        ({**sd, "state": [{k: v[:, :1] for k, v in sd["state"][0].items()}]}, ValueError),
+        ({**sd, "state": [{"nope": np.zeros((V, D), np.float32)}]}, (KeyError, ValueError)),
+        ({**sd, "kind": 3}, (TypeError, ValueError)),
+    ]
+    for i, (bad, cls) in enumerate(variants):
+        check_all(cls, [lambda: opt.load_state_dict(bad)], f"variant {i}")  # noqa: B023
+    after = opt.state_dict()
+    assert after["step"] == sd["step"] and emb.weight.tobytes() == w
+    for k, v in sd["state"][0].items():
+        assert after["state"][0][k].tobytes() == v.tobytes()
