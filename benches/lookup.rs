@@ -113,24 +113,33 @@ fn bench_lookup(c: &mut Criterion) {
                 .throughput(Throughput::Bytes((2 * N_IDS * d * 4) as u64));
             let mut buf = vec![0f32; N_IDS * d];
             let mut k = 0;
-            g.bench_function(BenchmarkId::from_parameter("ours lookup_into (reused out)"), |b| {
-                b.iter(|| {
-                    k += 1;
-                    ours.lookup_into(&ids[k % N_BATCHES], &mut buf).unwrap();
-                })
-            });
-            g.bench_function(BenchmarkId::from_parameter("ours lookup_vec (fresh)"), |b| {
-                b.iter(|| {
-                    k += 1;
-                    ours.lookup_vec::<u32, f32>(&ids[k % N_BATCHES]).unwrap()
-                })
-            });
-            g.bench_function(BenchmarkId::from_parameter("candle_nn Embedding::forward"), |b| {
-                b.iter(|| {
-                    k += 1;
-                    candle.forward(&id_tensors[k % N_BATCHES]).unwrap()
-                })
-            });
+            g.bench_function(
+                BenchmarkId::from_parameter("ours lookup_into (reused out)"),
+                |b| {
+                    b.iter(|| {
+                        k += 1;
+                        ours.lookup_into(&ids[k % N_BATCHES], &mut buf).unwrap();
+                    })
+                },
+            );
+            g.bench_function(
+                BenchmarkId::from_parameter("ours lookup_vec (fresh)"),
+                |b| {
+                    b.iter(|| {
+                        k += 1;
+                        ours.lookup_vec::<u32, f32>(&ids[k % N_BATCHES]).unwrap()
+                    })
+                },
+            );
+            g.bench_function(
+                BenchmarkId::from_parameter("candle_nn Embedding::forward"),
+                |b| {
+                    b.iter(|| {
+                        k += 1;
+                        candle.forward(&id_tensors[k % N_BATCHES]).unwrap()
+                    })
+                },
+            );
             g.finish();
         }
     }

@@ -97,6 +97,11 @@ class Bench:
                 gc.enable()
         return {n: statistics.median(s) for n, s in self.samples.items()}
 
+    def mins(self) -> dict[str, float]:
+        """The fastest call of each peer in the last ``run``: on a loaded machine (other
+        tenants preempting us) the minimum is the steadier estimate of what the code costs."""
+        return {n: min(s) for n, s in self.samples.items() if s}
+
 
 @dataclass
 class Row:
@@ -108,6 +113,8 @@ class Row:
     peer_name: str
     peer_s: float | None
     note: str = ""
+    ours_min: float | None = None
+    peer_min: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -116,15 +123,30 @@ class Row:
             return None
         return self.ours_s / self.peer_s
 
+    @property
+    def ratio_min(self) -> float | None:
+        if self.ours_min is None or not self.peer_min:
+            return None
+        return self.ours_min / self.peer_min
+
 
 def ratio_rows(
     config: str,
     times: dict[str, float],
     pairs: Sequence[tuple[str, str]],
+    mins: dict[str, float] | None = None,
 ) -> list[Row]:
     """Rows for the ``(ours, peer)`` pairs in ``times`` (a peer that did not run is left out)."""
     return [
-        Row(config, ours, times[ours], peer, times[peer])
+        Row(
+            config,
+            ours,
+            times[ours],
+            peer,
+            times[peer],
+            ours_min=None if mins is None else mins.get(ours),
+            peer_min=None if mins is None else mins.get(peer),
+        )
         for ours, peer in pairs
         if ours in times and peer in times
     ]
@@ -139,20 +161,25 @@ def fmt_ms(s: float | None) -> str:
 
 def table_lines(rows: Sequence[Row], *, title: str = "", markdown: bool = False) -> list[str]:
     """Format rows as an aligned text table (or a Markdown table)."""
+    with_min = any(r.ours_min is not None for r in rows)
     head = ["config", "ours", "ms", "peer", "ms", "ours/peer"]
+    if with_min:
+        head += ["min ours", "min peer", "ratio of mins"]
     body = []
     for r in rows:
         ratio = r.ratio
-        body.append(
-            [
-                r.config,
-                r.ours_name,
-                fmt_ms(r.ours_s),
-                r.peer_name + (f" ({r.note})" if r.note else ""),
-                fmt_ms(r.peer_s),
-                "-" if ratio is None else f"{ratio:.2f}x",
-            ]
-        )
+        line = [
+            r.config,
+            r.ours_name,
+            fmt_ms(r.ours_s),
+            r.peer_name + (f" ({r.note})" if r.note else ""),
+            fmt_ms(r.peer_s),
+            "-" if ratio is None else f"{ratio:.2f}x",
+        ]
+        if with_min:
+            rm = r.ratio_min
+            line += [fmt_ms(r.ours_min), fmt_ms(r.peer_min), "-" if rm is None else f"{rm:.2f}x"]
+        body.append(line)
     lines = [title] if title else []
     if markdown:
         lines.append("| " + " | ".join(head) + " |")

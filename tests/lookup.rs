@@ -22,7 +22,15 @@ impl Mix {
 }
 
 fn table(v: usize, d: usize, dtype: DType, seed: u64) -> Embedding {
-    Embedding::new(v, d, EmbeddingConfig::default(), dtype, &Device::Cpu, Some(seed)).unwrap()
+    Embedding::new(
+        v,
+        d,
+        EmbeddingConfig::default(),
+        dtype,
+        &Device::Cpu,
+        Some(seed),
+    )
+    .unwrap()
 }
 
 /// Fast path into a buffer pre-filled with NaN (so an unwritten element cannot pass) against
@@ -55,7 +63,10 @@ fn check<I: Id, D: Float>(emb: &Embedding, ids: &[I], shape: &[usize]) {
     // lookup_vec is lookup_into on a fresh buffer.
     if D::DT == emb.dtype() {
         let v = emb.lookup_vec::<I, D>(ids).unwrap();
-        assert!(v.iter().zip(&out).all(|(a, b)| a.as_f64().to_bits() == b.as_f64().to_bits()));
+        assert!(v
+            .iter()
+            .zip(&out)
+            .all(|(a, b)| a.as_f64().to_bits() == b.as_f64().to_bits()));
     }
 }
 
@@ -125,7 +136,12 @@ fn fast_equals_portable_large_batches_any_thread_count() {
 fn gather_kernel_writes_every_row_and_nothing_else() {
     // The kernel API itself: exact rows, every output element written, for both entry points.
     let mut rng = Mix(5);
-    for (v, d, n) in [(10usize, 3usize, 1usize), (1000, 512, 100), (70, 1, 70_000), (3, 33, 9)] {
+    for (v, d, n) in [
+        (10usize, 3usize, 1usize),
+        (1000, 512, 100),
+        (70, 1, 70_000),
+        (3, 33, 9),
+    ] {
         let t: Vec<f32> = (0..v * d).map(|x| x as f32 * 0.5 - 1.0).collect();
         let ids: Vec<u32> = random_ids(n, v, &mut rng);
         let mut out = vec![f32::NAN; n * d];
@@ -135,7 +151,10 @@ fn gather_kernel_writes_every_row_and_nothing_else() {
         for (k, &id) in ids.iter().enumerate() {
             let row = &t[id as usize * d..(id as usize + 1) * d];
             assert_eq!(&out[k * d..(k + 1) * d], row, "row {k}");
-            assert!(row.iter().zip(&out_map[k * d..(k + 1) * d]).all(|(&a, &b)| f64::from(a) == b));
+            assert!(row
+                .iter()
+                .zip(&out_map[k * d..(k + 1) * d])
+                .all(|(&a, &b)| f64::from(a) == b));
         }
     }
 }
@@ -146,8 +165,12 @@ fn fast_path_matches_candle_nn_embedding() {
     let w = Tensor::randn(0f32, 1.0, (1000, 48), &Device::Cpu).unwrap();
     let ours = Embedding::from_pretrained(w.clone(), EmbeddingConfig::default()).unwrap();
     let theirs = candle_nn::Embedding::new(w, 48);
-    let ids = Tensor::from_vec((0..900u32).map(|i| (i * 7919) % 1000).collect(), (30, 30), &Device::Cpu)
-        .unwrap();
+    let ids = Tensor::from_vec(
+        (0..900u32).map(|i| (i * 7919) % 1000).collect(),
+        (30, 30),
+        &Device::Cpu,
+    )
+    .unwrap();
     let a = ours.forward(&ids).unwrap();
     let b = theirs.forward(&ids).unwrap();
     assert_eq!(a.dims(), b.dims());
