@@ -64,6 +64,7 @@ pub fn index_add_into<I: Id, T: Float>(
         let mut pos = pos;
         split_at_offsets(&mut pos, &offsets)
             .into_par_iter()
+            .with_min_len(64)
             .for_each(|part| {
                 for &p in part.iter() {
                     // SAFETY: buckets are disjoint row ranges, so no other thread touches this
