@@ -6,6 +6,9 @@
 //! as a serial loop, whatever the thread count, so the result is bit-identical to candle's
 //! serial CPU `index_add` (the portable path, [`index_add_portable`]) for every dtype.
 
+// `x = x + y`: the generic `Float` element types do not promise `AddAssign`.
+#![allow(clippy::assign_op_pattern)]
+
 use candle_core::Tensor;
 use rayon::prelude::*;
 
