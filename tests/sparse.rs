@@ -173,9 +173,11 @@ fn table(v: usize, d: usize) -> Arc<Embedding> {
     )
 }
 
+type MakeOpt = Box<dyn Fn(Arc<Embedding>) -> Box<dyn SparseOptimizer>>;
+
 #[test]
 fn optimizers_touch_only_grad_rows_and_validate_first() {
-    let makers: Vec<Box<dyn Fn(Arc<Embedding>) -> Box<dyn SparseOptimizer>>> = vec![
+    let makers: Vec<MakeOpt> = vec![
         Box::new(|t| {
             Box::new(
                 Sgd::new(
