@@ -123,6 +123,7 @@ def coalesce(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
     """Sorted unique ids and, for each, the sum of its rows of ``values`` (``ids.shape + (D,)``)."""
 
+@final
 class _SparseOptimizer:
     """Native half of ``candle_embed.optim`` (use the classes there)."""
 
