@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 
 pub mod arrays;
 mod embedding;
+mod rotary;
 pub mod errors;
 pub mod gil;
 mod sparse_grad;
@@ -39,5 +40,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_class::<embedding::PyEmbedding>()?;
     m.add_class::<sparse_grad::PySparseGrad>()?;
+    m.add_class::<rotary::PyRotaryEmbedding>()?;
     Ok(())
 }
