@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import candle_embed as ce
 import numpy as np
 import pytest
-
-import candle_embed as ce
 
 # ---------------------------------------------------------------- references (float64 NumPy)
 
@@ -269,8 +268,11 @@ def test_apply_matches_reference(layout: str, partial: float) -> None:
     pos = np.arange(17)
     want = ref_apply(x, pos, ref_default_inv_freq(1e4, rot), 1.0, rot, layout)
     np.testing.assert_allclose(r.apply(x), want, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(r.apply(x, offset=5), ref_apply(
-        x, pos + 5, ref_default_inv_freq(1e4, rot), 1.0, rot, layout), atol=1e-12)
+    np.testing.assert_allclose(
+        r.apply(x, offset=5),
+        ref_apply(x, pos + 5, ref_default_inv_freq(1e4, rot), 1.0, rot, layout),
+        atol=1e-12,
+    )
     # pass-through dims are bit-identical
     np.testing.assert_array_equal(r.apply(x)[..., rot:], x[..., rot:])
     x32 = x.astype(np.float32)
@@ -290,19 +292,18 @@ def test_explicit_and_per_batch_positions(layout: str) -> None:
     inv, att = ref_inv_freq(sc, 1e4, 32, 1024)
     x = RNG.standard_normal((3, 4, 9, 32))
     pos = RNG.integers(0, 5000, size=9).astype(np.int32)
-    np.testing.assert_allclose(r.apply(x, pos), ref_apply(x, pos, inv, att, 32, layout),
-                               atol=1e-11)
+    np.testing.assert_allclose(r.apply(x, pos), ref_apply(x, pos, inv, att, 32, layout), atol=1e-11)
     pb = RNG.integers(0, 5000, size=(3, 9)).astype(np.uint16)
     want = ref_apply(x, pb.astype(np.int64), inv, att, 32, layout)
     np.testing.assert_allclose(r.apply(x, pb), want, atol=1e-11)
     for b in range(3):
         np.testing.assert_allclose(r.apply(x[b], pb[b]), want[b], atol=1e-11)
     # (T, D) input and 5-D input
-    np.testing.assert_allclose(r.apply(x[0, 0], pos), want_2d(x[0, 0], pos, inv, att, layout),
-                               atol=1e-11)
+    np.testing.assert_allclose(
+        r.apply(x[0, 0], pos), want_2d(x[0, 0], pos, inv, att, layout), atol=1e-11
+    )
     x5 = RNG.standard_normal((3, 2, 2, 9, 32))
-    np.testing.assert_allclose(r.apply(x5, pb), ref_apply(x5, pb, inv, att, 32, layout),
-                               atol=1e-11)
+    np.testing.assert_allclose(r.apply(x5, pb), ref_apply(x5, pb, inv, att, 32, layout), atol=1e-11)
 
 
 def want_2d(x: np.ndarray, pos: np.ndarray, inv: np.ndarray, att: float, layout: str) -> Any:
@@ -364,26 +365,32 @@ def test_finite_difference_gradient(layout: str) -> None:
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("partial", [1.0, 0.5])
 def test_fast_equals_portable_and_fused(layout: str, partial: float) -> None:
-    sc = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-          "original_max_position_embeddings": 64}
+    sc = {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 64,
+    }
     r = ce.RotaryEmbedding(64, partial_rotary_factor=partial, layout=layout, scaling=sc)
     x = RNG.standard_normal((2, 4, 40, 64))
     pb = RNG.integers(0, 1000, size=(2, 40))
     for pos, off in [(None, 0), (None, 77), (pb[0], 0), (pb, 0)]:
         fast = r.apply(x, pos, offset=off)
-        np.testing.assert_allclose(fast, r._apply_portable(x, pos, offset=off), rtol=1e-15,
-                                   atol=1e-15)
-        np.testing.assert_allclose(fast, r._apply_fused(x, pos, offset=off), rtol=1e-15,
-                                   atol=1e-15)
+        np.testing.assert_allclose(
+            fast, r._apply_portable(x, pos, offset=off), rtol=1e-15, atol=1e-15
+        )
+        np.testing.assert_allclose(fast, r._apply_fused(x, pos, offset=off), rtol=1e-15, atol=1e-15)
         bwd = r.apply_backward(x, pos, offset=off)
-        np.testing.assert_allclose(bwd, r._apply_portable(x, pos, offset=off, backward=True),
-                                   rtol=1e-15, atol=1e-15)
+        np.testing.assert_allclose(
+            bwd, r._apply_portable(x, pos, offset=off, backward=True), rtol=1e-15, atol=1e-15
+        )
         x32 = x.astype(np.float32)
         f32 = r.apply(x32, pos, offset=off)
-        np.testing.assert_allclose(f32, r._apply_portable(x32, pos, offset=off), rtol=1e-6,
-                                   atol=1e-6)
-        np.testing.assert_allclose(f32, r._apply_fused(x32, pos, offset=off), rtol=1e-6,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            f32, r._apply_portable(x32, pos, offset=off), rtol=1e-6, atol=1e-6
+        )
+        np.testing.assert_allclose(f32, r._apply_fused(x32, pos, offset=off), rtol=1e-6, atol=1e-6)
 
 
 def test_out_and_threads_bit_identical() -> None:
@@ -422,16 +429,35 @@ def test_out_and_threads_bit_identical() -> None:
         ({"head_dim": 64, "scaling": {"rope_type": "ntk-by-parts"}}, ValueError),
         ({"head_dim": 64, "scaling": {"rope_type": "linear"}}, ValueError),
         ({"head_dim": 64, "scaling": {"rope_type": "llama3", "factor": 8.0}}, ValueError),
-        ({"head_dim": 64, "scaling": {"rope_type": "longrope", "short_factor": [1.0]}},
-         ValueError),
-        ({"head_dim": 8, "scaling": {"rope_type": "longrope", "short_factor": [1.0] * 3,
-                                     "long_factor": [1.0] * 4}}, ValueError),
+        ({"head_dim": 64, "scaling": {"rope_type": "longrope", "short_factor": [1.0]}}, ValueError),
+        (
+            {
+                "head_dim": 8,
+                "scaling": {
+                    "rope_type": "longrope",
+                    "short_factor": [1.0] * 3,
+                    "long_factor": [1.0] * 4,
+                },
+            },
+            ValueError,
+        ),
         ({"head_dim": 64, "scaling": {"rope_type": "linear", "factor": "2"}}, TypeError),
         ({"head_dim": 64, "scaling": {"rope_type": 3}}, TypeError),
-        ({"head_dim": 64, "scaling": {"rope_type": "yarn", "factor": 2.0, "truncate": 1}},
-         TypeError),
-        ({"head_dim": 8, "scaling": {"rope_type": "longrope", "short_factor": ["a"] * 4,
-                                     "long_factor": [1.0] * 4}}, TypeError),
+        (
+            {"head_dim": 64, "scaling": {"rope_type": "yarn", "factor": 2.0, "truncate": 1}},
+            TypeError,
+        ),
+        (
+            {
+                "head_dim": 8,
+                "scaling": {
+                    "rope_type": "longrope",
+                    "short_factor": ["a"] * 4,
+                    "long_factor": [1.0] * 4,
+                },
+            },
+            TypeError,
+        ),
         ({"head_dim": 64, "scaling": [("rope_type", "linear")]}, TypeError),
     ],
 )
