@@ -10,7 +10,11 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 fn shape() -> Vec<usize> {
     std::env::var("ROPE_SHAPE")
         .ok()
-        .map(|s| s.split(',').map(|v| v.trim().parse().expect("ROPE_SHAPE")).collect())
+        .map(|s| {
+            s.split(',')
+                .map(|v| v.trim().parse().expect("ROPE_SHAPE"))
+                .collect()
+        })
         .unwrap_or_else(|| vec![2, 32, 1024, 128])
 }
 
@@ -50,7 +54,9 @@ fn bench(c: &mut Criterion) {
         g.bench_function("ours_into_buffer", |b| {
             b.iter(|| r.apply_into(&xv, &shape, &pos, &mut out, false).unwrap())
         });
-        g.bench_function("ours_tensor", |b| b.iter(|| black_box(r.forward(&x, &pos).unwrap())));
+        g.bench_function("ours_tensor", |b| {
+            b.iter(|| black_box(r.forward(&x, &pos).unwrap()))
+        });
         g.bench_function("candle_fused", |b| {
             b.iter(|| {
                 black_box(match layout {

@@ -22,7 +22,12 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
         .unwrap()
 }
 
-fn rope(head_dim: usize, partial: f64, layout: RopeLayout, scaling: serde_json::Value) -> RotaryEmbedding {
+fn rope(
+    head_dim: usize,
+    partial: f64,
+    layout: RopeLayout,
+    scaling: serde_json::Value,
+) -> RotaryEmbedding {
     let cfg = RotaryConfig {
         partial_rotary_factor: partial,
         layout,
@@ -44,7 +49,12 @@ fn randn(shape: &[usize], dtype: DType) -> Tensor {
 fn fast_equals_portable_and_fused() {
     for layout in [RopeLayout::Half, RopeLayout::Interleaved] {
         for partial in [1.0, 0.5] {
-            let r = rope(64, partial, layout, json!({"rope_type": "yarn", "factor": 4.0}));
+            let r = rope(
+                64,
+                partial,
+                layout,
+                json!({"rope_type": "yarn", "factor": 4.0}),
+            );
             for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
                 let x = randn(&[2, 3, 37, 64], dtype);
                 for pos in [
@@ -66,8 +76,14 @@ fn fast_equals_portable_and_fused() {
                         DType::F16 => 1e-2,
                         _ => 6e-2,
                     };
-                    assert!(max_abs_diff(&fast, &port) <= tol, "{layout:?} {dtype:?} {pos:?}");
-                    assert!(max_abs_diff(&fast, &fused) <= tol, "{layout:?} {dtype:?} fused");
+                    assert!(
+                        max_abs_diff(&fast, &port) <= tol,
+                        "{layout:?} {dtype:?} {pos:?}"
+                    );
+                    assert!(
+                        max_abs_diff(&fast, &fused) <= tol,
+                        "{layout:?} {dtype:?} fused"
+                    );
                     let b = r.backward(&x, &pos).unwrap();
                     let bp = r.backward_portable(&x, &pos).unwrap();
                     assert!(max_abs_diff(&b, &bp) <= tol);
@@ -80,7 +96,12 @@ fn fast_equals_portable_and_fused() {
 #[test]
 fn autograd_flows_through_the_custom_op() {
     for layout in [RopeLayout::Half, RopeLayout::Interleaved] {
-        let r = rope(16, 0.5, layout, json!({"rope_type": "linear", "factor": 2.0}));
+        let r = rope(
+            16,
+            0.5,
+            layout,
+            json!({"rope_type": "linear", "factor": 2.0}),
+        );
         let pos = Positions::Range { offset: 3 };
         let x = Var::from_tensor(&randn(&[2, 5, 16], DType::F64)).unwrap();
         let g = randn(&[2, 5, 16], DType::F64);
@@ -125,7 +146,12 @@ fn autograd_flows_through_the_custom_op() {
 
 #[test]
 fn backward_of_forward_is_attention_scaling_squared() {
-    let r = rope(32, 1.0, RopeLayout::Interleaved, json!({"rope_type": "yarn", "factor": 8.0}));
+    let r = rope(
+        32,
+        1.0,
+        RopeLayout::Interleaved,
+        json!({"rope_type": "yarn", "factor": 8.0}),
+    );
     let s2 = r.attention_scaling().powi(2);
     assert!(s2 > 1.0);
     let x = randn(&[3, 2, 19, 32], DType::F64);
@@ -136,8 +162,10 @@ fn backward_of_forward_is_attention_scaling_squared() {
 
 #[test]
 fn scaling_parse_errors() {
-    let bad = |v: serde_json::Value| RopeScaling::Default.clone() == RopeScaling::Default
-        && RotaryConfig::default().with_rope_parameters(&v).is_err();
+    let bad = |v: serde_json::Value| {
+        RopeScaling::Default.clone() == RopeScaling::Default
+            && RotaryConfig::default().with_rope_parameters(&v).is_err()
+    };
     assert!(bad(json!({"rope_type": "nope"})));
     assert!(matches!(
         RotaryConfig::default().with_rope_parameters(&json!({"rope_type": "linear"})),
@@ -155,7 +183,10 @@ fn scaling_parse_errors() {
         .with_rope_parameters(&json!({"rope_type": "longrope", "short_factor": [1.0, 1.0],
             "long_factor": [1.0, 1.0]}))
         .unwrap();
-    assert!(matches!(RotaryEmbedding::new(64, cfg), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        RotaryEmbedding::new(64, cfg),
+        Err(Error::InvalidArgument(_))
+    ));
     assert!(matches!(
         RotaryEmbedding::new(63, RotaryConfig::default()),
         Err(Error::InvalidArgument(_))
@@ -167,17 +198,38 @@ fn shape_and_position_errors() {
     let r = rope(16, 1.0, RopeLayout::Half, json!(null));
     let x = randn(&[2, 5, 16], DType::F32);
     let e = |x: &Tensor, p: Positions| r.forward(x, &p).unwrap_err();
-    assert!(matches!(e(&randn(&[2, 5, 8], DType::F32), Positions::Range { offset: 0 }), Error::Shape(_)));
-    assert!(matches!(e(&x, Positions::Shared(vec![0, 1])), Error::Shape(_)));
     assert!(matches!(
-        e(&x, Positions::PerBatch { batches: 3, positions: vec![0; 15] }),
+        e(
+            &randn(&[2, 5, 8], DType::F32),
+            Positions::Range { offset: 0 }
+        ),
         Error::Shape(_)
     ));
     assert!(matches!(
-        e(&x.to_dtype(DType::U32).unwrap(), Positions::Range { offset: 0 }),
+        e(&x, Positions::Shared(vec![0, 1])),
+        Error::Shape(_)
+    ));
+    assert!(matches!(
+        e(
+            &x,
+            Positions::PerBatch {
+                batches: 3,
+                positions: vec![0; 15]
+            }
+        ),
+        Error::Shape(_)
+    ));
+    assert!(matches!(
+        e(
+            &x.to_dtype(DType::U32).unwrap(),
+            Positions::Range { offset: 0 }
+        ),
         Error::DType(_)
     ));
-    assert!(matches!(Positions::offset(-1), Err(Error::IndexOutOfRange { .. })));
+    assert!(matches!(
+        Positions::offset(-1),
+        Err(Error::IndexOutOfRange { .. })
+    ));
     assert!(matches!(
         Positions::from_ids(&[0i64, -3], &[2]),
         Err(Error::IndexOutOfRange { index: -3, .. })

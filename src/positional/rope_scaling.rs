@@ -337,7 +337,8 @@ impl RopeScaling {
             RopeScaling::Dynamic { factor } => {
                 let l = seq_len.unwrap_or(max_pos).max(max_pos) as f64;
                 let m = max_pos as f64;
-                let b = base * ((factor * l / m) - (factor - 1.0)).powf(dim as f64 / (dim as f64 - 2.0));
+                let b = base
+                    * ((factor * l / m) - (factor - 1.0)).powf(dim as f64 / (dim as f64 - 2.0));
                 (default_inv_freq(b, dim), 1.0)
             }
             RopeScaling::Yarn {

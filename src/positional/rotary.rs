@@ -73,9 +73,14 @@ impl RotaryConfig {
 /// per leading batch index (`(B, T)`, row-major).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Positions {
-    Range { offset: usize },
+    Range {
+        offset: usize,
+    },
     Shared(Vec<usize>),
-    PerBatch { batches: usize, positions: Vec<usize> },
+    PerBatch {
+        batches: usize,
+        positions: Vec<usize>,
+    },
 }
 
 impl Positions {
@@ -304,17 +309,18 @@ impl RotaryEmbedding {
         let n = pos.len() * half;
         let (mut cos64, mut sin64) = (vec![0f64; n], vec![0f64; n]);
         let (mut cos32, mut sin32) = (vec![0f32; n], vec![0f32; n]);
-        let fill = |k: usize, c64: &mut [f64], s64: &mut [f64], c32: &mut [f32], s32: &mut [f32]| {
-            let p = pos[k] as f64;
-            for i in 0..half {
-                let (s, c) = (p * inv[i]).sin_cos();
-                let (s, c) = (s * att, c * att);
-                c64[i] = c;
-                s64[i] = s;
-                c32[i] = c as f32;
-                s32[i] = s as f32;
-            }
-        };
+        let fill =
+            |k: usize, c64: &mut [f64], s64: &mut [f64], c32: &mut [f32], s32: &mut [f32]| {
+                let p = pos[k] as f64;
+                for i in 0..half {
+                    let (s, c) = (p * inv[i]).sin_cos();
+                    let (s, c) = (s * att, c * att);
+                    c64[i] = c;
+                    s64[i] = s;
+                    c32[i] = c as f32;
+                    s32[i] = s as f32;
+                }
+            };
         if half > 0 && n > 0 {
             threads::install(|| {
                 cos64
@@ -520,10 +526,14 @@ impl RotaryEmbedding {
         crate::dtype::check_float(x.dtype())?;
         let g = self.geometry(x.dims(), positions)?;
         if x.rank() != 4 {
-            bail_shape!("the fused candle-nn rope needs x of shape (B, H, T, D), got {:?}", x.dims());
+            bail_shape!(
+                "the fused candle-nn rope needs x of shape (B, H, T, D), got {:?}",
+                x.dims()
+            );
         }
         let t = self.tables(positions, g.seq_len)?;
-        let shape: Vec<usize> = if t.batches > 1 || matches!(positions, Positions::PerBatch { .. }) {
+        let shape: Vec<usize> = if t.batches > 1 || matches!(positions, Positions::PerBatch { .. })
+        {
             vec![t.batches, t.seq_len, t.half]
         } else {
             vec![t.seq_len, t.half]
@@ -586,7 +596,12 @@ impl CustomOp1 for RopeOp {
         Ok((out, l.shape().clone()))
     }
 
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let op = RopeOp {
             transpose: !self.transpose,
             ..self.clone()

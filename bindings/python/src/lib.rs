@@ -6,9 +6,9 @@ use pyo3::prelude::*;
 
 pub mod arrays;
 mod embedding;
-mod rotary;
 pub mod errors;
 pub mod gil;
+mod rotary;
 mod sparse_grad;
 mod tables;
 

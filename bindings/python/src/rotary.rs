@@ -77,7 +77,10 @@ fn scaling_json(scaling: Option<&Bound<'_, PyAny>>) -> PyResult<serde_json::Valu
     let dict = s.cast::<PyDict>().map_err(|_| {
         type_error(format!(
             "scaling must be a dict of rope parameters, got {}",
-            s.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            s.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })?;
     let mut map = serde_json::Map::new();
@@ -157,7 +160,8 @@ fn float_input<'py>(x: &Bound<'py, PyAny>, what: &str) -> PyResult<(Bound<'py, P
             if dt.is_native_byteorder().unwrap_or(true) {
                 Ok((arr.into_any(), n))
             } else {
-                let native = arr.call_method1("astype", (dt.call_method1("newbyteorder", ("=",))?,))?;
+                let native =
+                    arr.call_method1("astype", (dt.call_method1("newbyteorder", ("=",))?,))?;
                 Ok((native, n))
             }
         }
@@ -250,7 +254,11 @@ impl PyRotaryEmbedding {
     }
 
     /// The inverse frequencies in effect for a sequence of `seq_len` positions.
-    fn frequencies<'py>(&self, py: Python<'py>, seq_len: i64) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    fn frequencies<'py>(
+        &self,
+        py: Python<'py>,
+        seq_len: i64,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let n = nonneg(seq_len, "seq_len")?;
         Ok(PyArray1::from_vec(py, self.inner.frequencies(n).0))
     }
@@ -263,11 +271,10 @@ impl PyRotaryEmbedding {
         positions: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let ids = IdArray::extract(positions, "positions")?;
-        let (pos, mut shape) =
-            with_ids!(ids, |ids, shape| Ok::<_, PyErr>((
-                Positions::from_ids(ids, shape).py()?,
-                shape.to_vec()
-            )))?;
+        let (pos, mut shape) = with_ids!(ids, |ids, shape| Ok::<_, PyErr>((
+            Positions::from_ids(ids, shape).py()?,
+            shape.to_vec()
+        )))?;
         let t = *shape.last().unwrap_or(&0);
         let inner = self.inner.clone();
         let (c, s) = without_gil(py, move || inner.cos_sin(&pos, t))?;

@@ -142,7 +142,12 @@ pub fn rope<T: Float>(
 }
 
 /// Check the geometry the kernel relies on; `Err` carries the message.
-pub fn check(len: usize, out_len: usize, shape: &RopeShape, table_len: usize) -> Result<(), String> {
+pub fn check(
+    len: usize,
+    out_len: usize,
+    shape: &RopeShape,
+    table_len: usize,
+) -> Result<(), String> {
     let RopeShape {
         head_dim,
         rotary_dim,
