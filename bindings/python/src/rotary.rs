@@ -173,6 +173,7 @@ fn float_input<'py>(x: &Bound<'py, PyAny>, what: &str) -> PyResult<(Bound<'py, P
 }
 
 impl PyRotaryEmbedding {
+    #[allow(clippy::too_many_arguments)]
     fn apply_impl<'py>(
         &self,
         py: Python<'py>,
