@@ -20,6 +20,7 @@ from candle_embed._errors import (
 )
 from candle_embed._native import (
     Embedding,
+    RotaryEmbedding,
     SparseGrad,
     __version__,
     coalesce,
@@ -39,6 +40,7 @@ __all__ = [
     "CandleEmbedTypeError",
     "CandleEmbedValueError",
     "Embedding",
+    "RotaryEmbedding",
     "SparseGrad",
     "__version__",
     "coalesce",
