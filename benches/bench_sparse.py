@@ -12,9 +12,8 @@ import statistics
 import time
 from collections.abc import Callable
 
-import numpy as np
-
 import candle_embed as ce
+import numpy as np
 from candle_embed import optim
 
 try:  # optional peer

@@ -86,11 +86,24 @@ fn steps(c: &mut Criterion) {
     grp.sample_size(20);
     type Make = fn(Arc<Embedding>) -> Box<dyn SparseOptimizer>;
     let makers: [(&str, Make); 5] = [
-        ("SGD", |t| Box::new(Sgd::new(vec![t], SgdConfig::default()).unwrap())),
-        ("SGD momentum", |t| {
-            Box::new(Sgd::new(vec![t], SgdConfig { momentum: 0.9, ..Default::default() }).unwrap())
+        ("SGD", |t| {
+            Box::new(Sgd::new(vec![t], SgdConfig::default()).unwrap())
         }),
-        ("Adagrad", |t| Box::new(Adagrad::new(vec![t], AdagradConfig::default()).unwrap())),
+        ("SGD momentum", |t| {
+            Box::new(
+                Sgd::new(
+                    vec![t],
+                    SgdConfig {
+                        momentum: 0.9,
+                        ..Default::default()
+                    },
+                )
+                .unwrap(),
+            )
+        }),
+        ("Adagrad", |t| {
+            Box::new(Adagrad::new(vec![t], AdagradConfig::default()).unwrap())
+        }),
         ("RowWiseAdagrad", |t| {
             Box::new(RowWiseAdagrad::new(vec![t], RowWiseAdagradConfig::default()).unwrap())
         }),

@@ -15,6 +15,7 @@ pub mod io;
 pub mod kernels;
 pub mod norm;
 pub mod optim;
+pub mod positional;
 pub mod rng;
 pub mod sparse;
 pub mod storage;

@@ -118,7 +118,17 @@ fn kernels_bit_identical_for_any_thread_count() {
 fn errors_are_typed_and_nothing_changes() {
     let mut dst = vec![1f32; 12];
     let e = index_add_to(&dst.clone(), 3, &[0i64, 4], &[0f32; 6], &mut dst).unwrap_err();
-    assert!(matches!(e, Error::IndexOutOfRange { index: 4, size: 4, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::IndexOutOfRange {
+                index: 4,
+                size: 4,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = index_add_to(&dst.clone(), 3, &[0i64], &[0f32; 6], &mut dst).unwrap_err();
     assert!(matches!(e, Error::Shape(_)));
     assert_eq!(dst, vec![1f32; 12]);
@@ -151,32 +161,69 @@ proptest! {
 
 fn table(v: usize, d: usize) -> Arc<Embedding> {
     Arc::new(
-        Embedding::new(v, d, EmbeddingConfig::default(), DType::F32, &Device::Cpu, Some(1)).unwrap(),
+        Embedding::new(
+            v,
+            d,
+            EmbeddingConfig::default(),
+            DType::F32,
+            &Device::Cpu,
+            Some(1),
+        )
+        .unwrap(),
     )
 }
 
+type MakeOpt = Box<dyn Fn(Arc<Embedding>) -> Box<dyn SparseOptimizer>>;
+
 #[test]
 fn optimizers_touch_only_grad_rows_and_validate_first() {
-    let makers: Vec<Box<dyn Fn(Arc<Embedding>) -> Box<dyn SparseOptimizer>>> = vec![
-        Box::new(|t| Box::new(Sgd::new(vec![t], SgdConfig { momentum: 0.9, weight_decay: 0.1, ..Default::default() }).unwrap())),
+    let makers: Vec<MakeOpt> = vec![
+        Box::new(|t| {
+            Box::new(
+                Sgd::new(
+                    vec![t],
+                    SgdConfig {
+                        momentum: 0.9,
+                        weight_decay: 0.1,
+                        ..Default::default()
+                    },
+                )
+                .unwrap(),
+            )
+        }),
         Box::new(|t| Box::new(Adagrad::new(vec![t], AdagradConfig::default()).unwrap())),
-        Box::new(|t| Box::new(RowWiseAdagrad::new(vec![t], RowWiseAdagradConfig::default()).unwrap())),
+        Box::new(|t| {
+            Box::new(RowWiseAdagrad::new(vec![t], RowWiseAdagradConfig::default()).unwrap())
+        }),
         Box::new(|t| Box::new(SparseAdam::new(vec![t], SparseAdamConfig::default()).unwrap())),
     ];
     for make in makers {
         let t = table(20, 4);
         let before: Vec<f32> = t.weight().flatten_all().unwrap().to_vec1().unwrap();
         let mut opt = make(t.clone());
-        let g = SparseGrad::new(vec![2, 5], Tensor::ones((2, 4), DType::F32, &Device::Cpu).unwrap(), 20).unwrap();
+        let g = SparseGrad::new(
+            vec![2, 5],
+            Tensor::ones((2, 4), DType::F32, &Device::Cpu).unwrap(),
+            20,
+        )
+        .unwrap();
         opt.step(&[Some(&g)]).unwrap();
         let after: Vec<f32> = t.weight().flatten_all().unwrap().to_vec1().unwrap();
         for r in 0..20 {
             let same = before[r * 4..r * 4 + 4] == after[r * 4..r * 4 + 4];
             assert_eq!(same, r != 2 && r != 5, "row {r}");
         }
-        let bad = SparseGrad::new(vec![1], Tensor::ones((1, 3), DType::F32, &Device::Cpu).unwrap(), 20).unwrap();
+        let bad = SparseGrad::new(
+            vec![1],
+            Tensor::ones((1, 3), DType::F32, &Device::Cpu).unwrap(),
+            20,
+        )
+        .unwrap();
         let sd = opt.state_dict().unwrap();
-        assert!(matches!(opt.step(&[Some(&bad)]).unwrap_err(), Error::Shape(_)));
+        assert!(matches!(
+            opt.step(&[Some(&bad)]).unwrap_err(),
+            Error::Shape(_)
+        ));
         let after2: Vec<f32> = t.weight().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(after, after2);
         assert_eq!(opt.state_dict().unwrap().steps, sd.steps);
@@ -184,7 +231,10 @@ fn optimizers_touch_only_grad_rows_and_validate_first() {
     let frozen = Arc::new(
         Embedding::from_pretrained(
             Tensor::ones((3, 2), DType::F32, &Device::Cpu).unwrap(),
-            EmbeddingConfig { freeze: true, ..Default::default() },
+            EmbeddingConfig {
+                freeze: true,
+                ..Default::default()
+            },
         )
         .unwrap(),
     );
@@ -199,7 +249,11 @@ fn backward_tensor_matches_portable() {
     let emb = Embedding::new(
         300,
         6,
-        EmbeddingConfig { padding_idx: Some(4), scale_grad_by_freq: true, ..Default::default() },
+        EmbeddingConfig {
+            padding_idx: Some(4),
+            scale_grad_by_freq: true,
+            ..Default::default()
+        },
         DType::F32,
         &Device::Cpu,
         Some(3),
@@ -208,7 +262,9 @@ fn backward_tensor_matches_portable() {
     let (ids, vals) = data(5000, 300, 6, 21);
     let g = Tensor::from_slice(&vals, (50, 100, 6), &Device::Cpu).unwrap();
     let fast = emb.backward_tensor(&ids, &g).unwrap();
-    let port = emb.backward_portable(&ids, &g.reshape((5000, 6)).unwrap()).unwrap();
+    let port = emb
+        .backward_portable(&ids, &g.reshape((5000, 6)).unwrap())
+        .unwrap();
     assert_eq!(fast.indices(), port.indices());
     assert!(!fast.indices().contains(&4));
     let a: Vec<f32> = fast.values().flatten_all().unwrap().to_vec1().unwrap();

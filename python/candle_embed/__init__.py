@@ -7,6 +7,7 @@ the pure-Python parts.
 
 from __future__ import annotations
 
+from candle_embed import optim
 from candle_embed._errors import (
     CandleEmbedError,
     CandleEmbedIndexError,
@@ -19,6 +20,7 @@ from candle_embed._errors import (
 )
 from candle_embed._native import (
     Embedding,
+    RotaryEmbedding,
     SparseGrad,
     __version__,
     coalesce,
@@ -27,7 +29,6 @@ from candle_embed._native import (
     index_add,
     set_num_threads,
 )
-from candle_embed import optim
 
 __all__ = [
     "CandleEmbedError",
@@ -39,6 +40,7 @@ __all__ = [
     "CandleEmbedTypeError",
     "CandleEmbedValueError",
     "Embedding",
+    "RotaryEmbedding",
     "SparseGrad",
     "__version__",
     "coalesce",

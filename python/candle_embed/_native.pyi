@@ -123,6 +123,7 @@ def coalesce(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
     """Sorted unique ids and, for each, the sum of its rows of ``values`` (``ids.shape + (D,)``)."""
 
+@final
 class _SparseOptimizer:
     """Native half of ``candle_embed.optim`` (use the classes there)."""
 
@@ -134,3 +135,88 @@ class _SparseOptimizer:
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
     @property
     def kind(self) -> str: ...
+
+# --- rotary ---
+
+@final
+class RotaryEmbedding:
+    """Rotary position embedding (RoPE) on ``(..., T, head_dim)`` arrays, both layouts, partial
+    rotary and every Hugging Face ``rope_type``. Frequencies are computed in float64."""
+
+    def __new__(
+        cls,
+        head_dim: int,
+        *,
+        base: float = 10000.0,
+        max_position_embeddings: int = 2048,
+        partial_rotary_factor: float = 1.0,
+        layout: str = "half",
+        scaling: dict[str, Any] | None = None,
+    ) -> RotaryEmbedding: ...
+    @property
+    def inv_freq(self) -> npt.NDArray[np.float64]:
+        """Inverse frequencies at initialisation, ``(rotary_dim // 2,)``."""
+    @property
+    def attention_scaling(self) -> float:
+        """The factor cos and sin are multiplied by (yarn, longrope)."""
+    def frequencies(self, seq_len: int) -> npt.NDArray[np.float64]:
+        """The inverse frequencies in effect for ``seq_len`` positions (dynamic, longrope)."""
+    def cos_sin(
+        self, positions: _IdsLike
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """``(cos, sin)``, each ``positions.shape + (rotary_dim // 2,)``, scaling applied."""
+    def apply(
+        self,
+        x: npt.ArrayLike,
+        positions: _IdsLike | None = None,
+        *,
+        offset: int = 0,
+        out: npt.NDArray[Any] | None = None,
+    ) -> npt.NDArray[Any]:
+        """Rotate the first ``rotary_dim`` dims of ``x`` at ``positions`` ((T,) or (B, T)) or
+        ``offset..offset+T``; float16/float32/float64 in, same dtype out."""
+    def apply_backward(
+        self,
+        grad_output: npt.ArrayLike,
+        positions: _IdsLike | None = None,
+        *,
+        offset: int = 0,
+        out: npt.NDArray[Any] | None = None,
+    ) -> npt.NDArray[Any]:
+        """The transposed rotation (gradient of ``apply`` w.r.t. ``x``)."""
+    def _apply_portable(
+        self,
+        x: npt.ArrayLike,
+        positions: _IdsLike | None = None,
+        *,
+        offset: int = 0,
+        backward: bool = False,
+    ) -> npt.NDArray[Any]:
+        """The portable candle-ops path, for tests."""
+    def _apply_fused(
+        self, x: npt.ArrayLike, positions: _IdsLike | None = None, *, offset: int = 0
+    ) -> npt.NDArray[Any]:
+        """candle-nn's fused rope / rope_i (4-D x), for tests."""
+    def _autograd(
+        self,
+        x: npt.ArrayLike,
+        grad_output: npt.ArrayLike,
+        positions: _IdsLike | None = None,
+        *,
+        offset: int = 0,
+    ) -> npt.NDArray[Any]:
+        """Gradient of ``sum(apply(x) * grad_output)`` via candle autograd, for tests."""
+    @property
+    def head_dim(self) -> int: ...
+    @property
+    def rotary_dim(self) -> int: ...
+    @property
+    def base(self) -> float: ...
+    @property
+    def max_position_embeddings(self) -> int: ...
+    @property
+    def partial_rotary_factor(self) -> float: ...
+    @property
+    def layout(self) -> str: ...
+    @property
+    def rope_type(self) -> str: ...

@@ -6,10 +6,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import candle_embed as ce
 import numpy as np
 import pytest
-
-import candle_embed as ce
 from candle_embed import optim
 
 RNG = np.random.default_rng(1234)
@@ -117,7 +116,9 @@ def test_backward_bad_inputs() -> None:
         emb.backward(np.array([1.0, 2.0]), np.ones((2, 3), np.float32))
     with pytest.raises(TypeError):
         emb.backward(np.array([1, 2]), np.ones((2, 3), np.complex64))
-    assert isinstance(pytest.raises(ValueError, emb.backward, [1], [[1.0]]).value, ce.CandleEmbedError)
+    assert isinstance(
+        pytest.raises(ValueError, emb.backward, [1], [[1.0]]).value, ce.CandleEmbedError
+    )
     np.testing.assert_array_equal(emb.weight, before)
 
 
@@ -304,7 +305,9 @@ CASES = [
 
 @pytest.mark.parametrize("name,make,ref", CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-11)])
-def test_optimizer_matches_reference(name: str, make: Any, ref: Any, dtype: str, tol: float) -> None:
+def test_optimizer_matches_reference(
+    name: str, make: Any, ref: Any, dtype: str, tol: float
+) -> None:
     v, d = 40, 8
     emb = ce.Embedding(v, d, dtype=dtype, seed=5)
     w0 = emb.weight

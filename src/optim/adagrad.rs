@@ -9,6 +9,9 @@
 //! `sum` starts at `initial_accumulator_value`. Weight decay is not offered: PyTorch refuses it
 //! with sparse gradients (it would make the update dense).
 
+// `x = x + y`: the generic `Float` element types do not promise `AddAssign`.
+#![allow(clippy::assign_op_pattern)]
+
 use std::sync::Arc;
 
 use candle_core::Tensor;

@@ -100,7 +100,8 @@ fn update<T: Float, A: AccElem>(
             let wr = RowsMut::new(ws, dim);
             par_rows(rows.len(), dim, |k| {
                 // SAFETY: gradient rows are unique, so each table/state row is used by one k.
-                let (wrow, mrow, vrow) = unsafe { (wr.row(rows[k]), m.row(rows[k]), v.row(rows[k])) };
+                let (wrow, mrow, vrow) =
+                    unsafe { (wr.row(rows[k]), m.row(rows[k]), v.row(rows[k])) };
                 let grow = &gs[k * dim..(k + 1) * dim];
                 for j in 0..dim {
                     let gj = grow[j];

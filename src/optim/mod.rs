@@ -74,12 +74,15 @@ pub(crate) fn check_hyper(name: &str, v: f64, ok: bool) -> Result<()> {
     Ok(())
 }
 
+/// One table's gradient ready for a step: its rows and its values in the accumulator dtype.
+pub(crate) type Prepared = (Vec<usize>, Tensor);
+
 /// Check the gradients against the tables and convert each one's values to the accumulator
 /// dtype (contiguous CPU tensors), before anything is written.
 pub(crate) fn prepare(
     params: &[Arc<Embedding>],
     grads: &[Option<&SparseGrad>],
-) -> Result<Vec<Option<(Vec<usize>, Tensor)>>> {
+) -> Result<Vec<Option<Prepared>>> {
     if grads.len() != params.len() {
         return Err(Error::InvalidArgument(format!(
             "got {} gradients for {} parameters",

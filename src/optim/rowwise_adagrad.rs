@@ -6,6 +6,9 @@
 //!
 //! The state is `(num_embeddings,)`: D times smaller than element-wise Adagrad's.
 
+// `x = x + y`: the generic `Float` element types do not promise `AddAssign`.
+#![allow(clippy::assign_op_pattern)]
+
 use std::sync::Arc;
 
 use candle_core::Tensor;

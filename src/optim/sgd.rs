@@ -8,6 +8,9 @@
 //!
 //! The momentum buffer is per row: a row's buffer decays only on the steps that touch it.
 
+// `x = x + y`: the generic `Float` element types do not promise `AddAssign`.
+#![allow(clippy::assign_op_pattern)]
+
 use std::sync::Arc;
 
 use candle_core::Tensor;

@@ -37,7 +37,13 @@ impl Embedding {
                 ids.len()
             )));
         }
-        coalesce_to_grad(ids, row_grads, dim, self.num_embeddings(), self.coalesce_options())
+        coalesce_to_grad(
+            ids,
+            row_grads,
+            dim,
+            self.num_embeddings(),
+            self.coalesce_options(),
+        )
     }
 
     /// Same as [`Embedding::backward_rows`], the grad given as `ids.shape + (D,)` elements.
@@ -54,7 +60,12 @@ impl Embedding {
                 self.embedding_dim()
             )));
         }
-        coalesce_portable(ids, row_grads, self.num_embeddings(), self.coalesce_options())
+        coalesce_portable(
+            ids,
+            row_grads,
+            self.num_embeddings(),
+            self.coalesce_options(),
+        )
     }
 
     /// Backward for candle users: `grad_output` of shape `ids.shape + (D,)` on any device.

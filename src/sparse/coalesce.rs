@@ -51,13 +51,11 @@ impl Groups {
     }
 }
 
-/// Bucket count and shift for a row-range split of `0..num_rows` (a power of two of buckets).
+/// Bucket count and shift for a row-range split of `0..num_rows`: a power of two of buckets,
+/// about 8 positions per bucket, so the per-bucket sorts are tiny (an MSD radix pass). The
+/// count does not depend on the thread count (nor would the result if it did).
 pub(crate) fn buckets(n: usize, num_rows: usize) -> (usize, u32) {
-    let nb = if n < 4096 {
-        1
-    } else {
-        (rayon::current_num_threads().max(1) * 8).next_power_of_two()
-    };
+    let nb = (n / 8).next_power_of_two().clamp(1, 1 << 16);
     let bits = usize::BITS - num_rows.saturating_sub(1).leading_zeros();
     let shift = bits.saturating_sub(nb.trailing_zeros());
     (nb, shift)
@@ -113,9 +111,15 @@ pub fn group<I: Id>(ids: &[I], num_rows: usize, skip: Option<usize>) -> Groups {
         let (pos, offsets) = bucket_positions(ids, num_rows, skip);
         let mut keys: Vec<(u64, usize)> = pos.iter().map(|&p| (ids[p].index() as u64, p)).collect();
         // (id, position) pairs are distinct, so an unstable sort has one possible result.
-        split_at_offsets(&mut keys, &offsets)
-            .into_par_iter()
-            .for_each(|part| part.sort_unstable());
+        let parts = split_at_offsets(&mut keys, &offsets);
+        if pos.len() < 1 << 13 {
+            parts.into_iter().for_each(|part| part.sort_unstable());
+        } else {
+            parts
+                .into_par_iter()
+                .with_min_len(256)
+                .for_each(|part| part.sort_unstable());
+        }
         let mut g = Groups {
             unique: Vec::new(),
             starts: Vec::new(),
@@ -253,7 +257,10 @@ pub fn coalesce_portable<I: Id>(
         .filter(|&p| opts.skip != Some(ids[p].index()))
         .map(|p| p as u32)
         .collect();
-    let mut unique: Vec<i64> = kept.iter().map(|&p| ids[p as usize].index() as i64).collect();
+    let mut unique: Vec<i64> = kept
+        .iter()
+        .map(|&p| ids[p as usize].index() as i64)
+        .collect();
     unique.sort_unstable();
     unique.dedup();
     let inverse: Vec<u32> = kept
@@ -281,5 +288,7 @@ pub fn coalesce_portable<I: Id>(
         sums = sums.broadcast_div(&c)?;
     }
     let values = sums.to_dtype(values.dtype())?;
-    Ok(SparseGrad::from_coalesced_unchecked(unique, values, num_rows))
+    Ok(SparseGrad::from_coalesced_unchecked(
+        unique, values, num_rows,
+    ))
 }

@@ -6,6 +6,9 @@
 //! as a serial loop, whatever the thread count, so the result is bit-identical to candle's
 //! serial CPU `index_add` (the portable path, [`index_add_portable`]) for every dtype.
 
+// `x = x + y`: the generic `Float` element types do not promise `AddAssign`.
+#![allow(clippy::assign_op_pattern)]
+
 use candle_core::Tensor;
 use rayon::prelude::*;
 
@@ -64,6 +67,7 @@ pub fn index_add_into<I: Id, T: Float>(
         let mut pos = pos;
         split_at_offsets(&mut pos, &offsets)
             .into_par_iter()
+            .with_min_len(64)
             .for_each(|part| {
                 for &p in part.iter() {
                     // SAFETY: buckets are disjoint row ranges, so no other thread touches this

@@ -9,6 +9,7 @@ mod embedding;
 pub mod errors;
 pub mod gil;
 mod optim;
+mod rotary;
 mod sparse_grad;
 mod sparse_ops;
 mod tables;
@@ -44,5 +45,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sparse_ops::index_add, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_ops::coalesce, m)?)?;
     m.add_class::<optim::PySparseOptimizer>()?;
+    m.add_class::<rotary::PyRotaryEmbedding>()?;
     Ok(())
 }

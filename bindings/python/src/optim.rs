@@ -86,7 +86,9 @@ impl PySparseOptimizer {
             other => return Err(value_error(format!("unknown optimizer kind '{other}'"))),
         };
         if let Some(k) = h.keys().next() {
-            return Err(value_error(format!("unknown hyper-parameter '{k}' for {kind}")));
+            return Err(value_error(format!(
+                "unknown hyper-parameter '{k}' for {kind}"
+            )));
         }
         Ok(PySparseOptimizer {
             inner: Arc::new(Mutex::new(opt)),

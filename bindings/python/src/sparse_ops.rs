@@ -152,8 +152,7 @@ fn coalesce_as<T: Float + Element>(
                     ids.iter().map(|i| i.index() + 1).max().unwrap_or(0)
                 }
             };
-            let (u, s) =
-                sparse::coalesce_rows(ids, &vc, dim, rows, CoalesceOptions::default())?;
+            let (u, s) = sparse::coalesce_rows(ids, &vc, dim, rows, CoalesceOptions::default())?;
             Ok((u, s, dim, rows))
         })
     })

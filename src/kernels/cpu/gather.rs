@@ -1,7 +1,7 @@
 //! Row gather: `out[k, :] = map(table[ids[k], :])`. One read of each row, one write of each
 //! output row, no zero-fill, no intermediate. Ids must be validated by the caller.
 
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::prefetch::{prefetch_row, DISTANCE};
 use crate::ids::Id;
@@ -9,6 +9,113 @@ use crate::threads;
 
 /// Below this many output elements the pool's dispatch costs more than it saves.
 const PARALLEL_MIN_ELEMS: usize = 1 << 15;
+
+/// Rows per work item of the parallel split: small enough that a late thread leaves little to
+/// wait for, large enough that the per-chunk prefetch warm-up and the atomic are negligible.
+const CHUNK_ROWS_MIN: usize = 64;
+
+/// `out` as a raw pointer that threads write through at disjoint row ranges.
+struct SharedOut<D> {
+    ptr: *mut D,
+    len: usize,
+}
+// SAFETY: `split_rows` hands every row range to exactly one thread (atomic counter).
+unsafe impl<D: Send> Sync for SharedOut<D> {}
+
+impl<D> SharedOut<D> {
+    /// Elements `a..b` of the buffer.
+    ///
+    /// # Safety
+    /// No other live reference may overlap `a..b`, and the buffer must outlive the slice.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn rows(&self, a: usize, b: usize) -> &mut [D] {
+        assert!(a <= b && b <= self.len, "rows {a}..{b} out of {}", self.len);
+        std::slice::from_raw_parts_mut(self.ptr.add(a), b - a)
+    }
+}
+
+/// Run `serial(ids[a..b], out[a*dim..b*dim])` over chunks covering all rows.
+///
+/// One thread, or little work: the calling thread does it all, with no pool round trip (on a
+/// loaded machine waking a pool thread can cost more than a whole lookup). Otherwise the calling
+/// thread works too (`in_place_scope`: it does not sleep while the pool runs the job) alongside
+/// `threads - 1` pool threads, all taking chunks from one atomic counter, so a thread that is
+/// scheduled late takes fewer chunks instead of delaying the end. Row copies do not depend on
+/// the split, so the result is the same for any thread count.
+fn split_rows<I: Id, D: Send>(
+    ids: &[I],
+    out: &mut [D],
+    dim: usize,
+    serial: impl Fn(&[I], &mut [D]) + Sync,
+) {
+    assert_eq!(
+        out.len(),
+        ids.len() * dim,
+        "gather: out must hold ids.len() rows"
+    );
+    let pool = threads::pool();
+    let nthreads = pool.current_num_threads();
+    if nthreads <= 1 || out.len() < PARALLEL_MIN_ELEMS {
+        return serial(ids, out);
+    }
+    let n = ids.len();
+    let chunk = n.div_ceil(nthreads * 8).max(CHUNK_ROWS_MIN);
+    let next = AtomicUsize::new(0);
+    let shared = SharedOut {
+        ptr: out.as_mut_ptr(),
+        len: out.len(),
+    };
+    let work = || loop {
+        let a = next.fetch_add(chunk, Ordering::Relaxed);
+        if a >= n {
+            break;
+        }
+        let b = (a + chunk).min(n);
+        // SAFETY: [a, b) comes from one fetch_add, so no other thread gets these rows.
+        let dst = unsafe { shared.rows(a * dim, b * dim) };
+        serial(&ids[a..b], dst);
+    };
+    pool.in_place_scope(|s| {
+        for _ in 1..nthreads.min(n.div_ceil(chunk)) {
+            s.spawn(|_| work());
+        }
+        work();
+    });
+}
+
+/// The serial loop shared by both entry points: `row(table[ids[k]], out[k])` for every `k`, with
+/// the table row `DISTANCE` ids ahead prefetched. A chunk starts by prefetching its first
+/// `DISTANCE` rows (the thread that ran the previous chunk prefetched nothing for this one), and
+/// the steady-state loop has no bounds test on the look-ahead.
+#[inline(always)]
+fn for_each_row<S, D, I: Id>(
+    table: &[S],
+    dim: usize,
+    ids: &[I],
+    out: &mut [D],
+    mut row: impl FnMut(&[S], &mut [D]),
+) {
+    let src = |id: I| {
+        let a = id.index() * dim;
+        &table[a..a + dim]
+    };
+    for &id in ids.iter().take(DISTANCE) {
+        prefetch_row(src(id));
+    }
+    let steady = ids.len().saturating_sub(DISTANCE);
+    let (out_head, out_tail) = out.split_at_mut(steady * dim);
+    for ((&id, &ahead), dst) in ids[..steady]
+        .iter()
+        .zip(&ids[DISTANCE.min(ids.len())..])
+        .zip(out_head.chunks_exact_mut(dim))
+    {
+        prefetch_row(src(ahead));
+        row(src(id), dst);
+    }
+    for (&id, dst) in ids[steady..].iter().zip(out_tail.chunks_exact_mut(dim)) {
+        row(src(id), dst);
+    }
+}
 
 /// Gather rows of `table` (rows of `dim` elements) at `ids` into `out` (`ids.len() * dim`),
 /// converting each element with `map` (the identity for same-dtype lookups).
@@ -28,26 +135,13 @@ pub fn gather_rows_map<S, D, I>(
         return;
     }
     let serial = |ids: &[I], out: &mut [D]| {
-        for (k, (&id, dst)) in ids.iter().zip(out.chunks_exact_mut(dim)).enumerate() {
-            if let Some(&ahead) = ids.get(k + DISTANCE) {
-                let a = ahead.index() * dim;
-                prefetch_row(&table[a..a + dim]);
-            }
-            let src = &table[id.index() * dim..id.index() * dim + dim];
+        for_each_row(table, dim, ids, out, |src, dst| {
             for (d, &s) in dst.iter_mut().zip(src) {
                 *d = map(s);
             }
-        }
+        })
     };
-    if out.len() < PARALLEL_MIN_ELEMS {
-        return serial(ids, out);
-    }
-    threads::install(|| {
-        let chunk = threads::chunk_len(ids.len(), 64);
-        ids.par_chunks(chunk)
-            .zip(out.par_chunks_mut(chunk * dim))
-            .for_each(|(ids, out)| serial(ids, out));
-    });
+    split_rows(ids, out, dim, serial)
 }
 
 /// Same-dtype gather: a plain row copy (`copy_from_slice` becomes `memcpy`).
@@ -61,22 +155,7 @@ pub fn gather_rows<T: Copy + Send + Sync, I: Id>(
         return;
     }
     let serial = |ids: &[I], out: &mut [T]| {
-        for (k, (&id, dst)) in ids.iter().zip(out.chunks_exact_mut(dim)).enumerate() {
-            if let Some(&ahead) = ids.get(k + DISTANCE) {
-                let a = ahead.index() * dim;
-                prefetch_row(&table[a..a + dim]);
-            }
-            let start = id.index() * dim;
-            dst.copy_from_slice(&table[start..start + dim]);
-        }
+        for_each_row(table, dim, ids, out, |src, dst| dst.copy_from_slice(src))
     };
-    if out.len() < PARALLEL_MIN_ELEMS {
-        return serial(ids, out);
-    }
-    threads::install(|| {
-        let chunk = threads::chunk_len(ids.len(), 64);
-        ids.par_chunks(chunk)
-            .zip(out.par_chunks_mut(chunk * dim))
-            .for_each(|(ids, out)| serial(ids, out));
-    });
+    split_rows(ids, out, dim, serial)
 }

@@ -2,4 +2,5 @@
 
 pub mod gather;
 pub mod prefetch;
+pub mod rope;
 pub mod rows;

@@ -1,0 +1,4 @@
+//! Positional encodings.
+
+pub mod rope_scaling;
+pub mod rotary;
