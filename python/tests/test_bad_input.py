@@ -461,3 +461,70 @@ def test_load_state_dict_garbage() -> None:
     assert after["step"] == sd["step"] and emb.weight.tobytes() == w
     for k, v in sd["state"][0].items():
         assert after["state"][0][k].tobytes() == v.tobytes()
+
+
+# ----------------------------------------------------------------------------- RoPE
+
+
+def test_rope_bad_inputs() -> None:
+    rope = ce.RotaryEmbedding(8, max_position_embeddings=64)
+    x = np.ones((2, 5, 8), np.float32)
+    out_ok = np.empty_like(x)
+    for bad_pos in BAD_ID_DTYPES.values():
+        if bad_pos is None:
+            continue  # None means "use offset"
+        raises(TypeError, lambda: rope.apply(x, bad_pos))  # noqa: B023
+    check_all(
+        TypeError,
+        [
+            lambda: rope.apply(x, offset="1"),  # type: ignore[arg-type]
+            lambda: rope.apply(x, offset=1.5),  # type: ignore[arg-type]
+            lambda: rope.apply(x.astype(complex)),
+            lambda: rope.apply(np.array([["a"] * 8] * 5)),
+            lambda: rope.apply(x.astype(object)),
+            lambda: rope.apply_backward(x.astype(bool)),
+            lambda: ce.RotaryEmbedding("8"),  # type: ignore[arg-type]
+            lambda: ce.RotaryEmbedding(8, base="1e4"),  # type: ignore[arg-type]
+            lambda: rope.cos_sin(np.array([1.5])),
+        ],
+    )
+    check_all(
+        (IndexError, ValueError),
+        [
+            lambda: rope.apply(x, np.array([0, 1, 2, 3, -1])),
+            lambda: rope.apply(x, np.array([0, 1, 2, 3, 2**63 - 1])),
+            lambda: rope.apply(x, np.array([0, 1, 2, 3, 2**64 - 1], np.uint64)),
+            lambda: rope.apply(x, offset=-1),
+            lambda: rope.cos_sin(np.array([-3])),
+        ],
+    )
+    check_all(
+        ValueError,
+        [
+            lambda: rope.apply(np.ones((2, 5, 7), np.float32)),  # wrong head_dim
+            lambda: rope.apply(np.ones(8, np.float32)),  # no T axis
+            lambda: rope.apply(x, np.arange(4)),  # T mismatch
+            lambda: rope.apply(x, np.zeros((3, 5), np.int64)),  # batch mismatch
+            lambda: rope.apply(x, out=np.empty((2, 5, 8), np.float64)),
+            lambda: rope.apply(x, out=np.empty((2, 5, 9), np.float32)),
+            lambda: rope.apply(x, out=np.empty((8, 5, 2), np.float32).T),
+            lambda: rope.apply(x, out=x),  # out overlaps the input
+            lambda: rope.apply_backward(x, out=x),
+            lambda: ce.RotaryEmbedding(7),  # odd head_dim
+            lambda: ce.RotaryEmbedding(8, base=-1.0),
+            lambda: ce.RotaryEmbedding(8, partial_rotary_factor=1.5),
+            lambda: ce.RotaryEmbedding(8, layout="diagonal"),
+            lambda: ce.RotaryEmbedding(8, scaling={"rope_type": "nope"}),
+        ],
+    )
+    # odd layouts work and match the C-order result
+    want = rope.apply(x, np.arange(5))
+    for xl in (np.asfortranarray(x), x[:, ::-1][:, ::-1], _ro(x), np.ones((2, 5, 16), np.float32)[..., ::2]):
+        np.testing.assert_array_equal(rope.apply(xl, np.arange(5)[::-1][::-1]), want)
+    assert rope.apply(x, out=out_ok) is out_ok
+    # NaN propagates, zero-size works
+    xn = x.copy()
+    xn[0, 0, 0] = np.nan
+    assert np.isnan(rope.apply(xn)[0, 0]).any() and np.isfinite(rope.apply(xn)[1]).all()
+    assert rope.apply(np.ones((0, 5, 8), np.float32)).shape == (0, 5, 8)
+    assert rope.apply(np.ones((2, 0, 8), np.float32)).shape == (2, 0, 8)

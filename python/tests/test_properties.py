@@ -164,3 +164,49 @@ def test_optimizer_steps_equal_formulas(opt_hp: Any, v: int, d: int, steps: int,
         u, gv = _coalesced(ids, g, v)
         ref_step(kind, hp, w, state, t, u, gv)
     np.testing.assert_allclose(emb.weight, w, rtol=1e-9, atol=1e-11)
+
+
+# ----------------------------------------------------------------------------- RoPE
+
+
+@st.composite
+def rope_problems(draw: Any) -> tuple[ce.RotaryEmbedding, np.ndarray, np.ndarray, str]:
+    half = draw(st.integers(1, 16))
+    head_dim = 2 * half
+    factor = draw(st.sampled_from([1.0, 0.5]))
+    if int(head_dim * factor) % 2:
+        factor = 1.0
+    layout = draw(st.sampled_from(["half", "interleaved"]))
+    rope = ce.RotaryEmbedding(head_dim, base=draw(st.sampled_from([100.0, 10000.0])), partial_rotary_factor=factor, layout=layout)
+    t = draw(st.integers(1, 12))
+    lead = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=2)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    dtype = draw(st.sampled_from(["float32", "float64"]))
+    x = rng.standard_normal(lead + (t, head_dim)).astype(dtype)
+    pos = rng.integers(0, 2000, size=t)
+    return rope, x, pos, dtype
+
+
+@SETTINGS
+@given(rope_problems())
+def test_rope_inverse_norm_and_offset(p: Any) -> None:
+    rope, x, pos, dtype = p
+    _, tol = FLOATS[dtype]
+    tol = max(tol, 1e-13) * 100
+    y = rope.apply(x, pos)
+    # a rotation: backward (the transpose) undoes it, and per-position norms are kept
+    np.testing.assert_allclose(rope.apply_backward(y, pos), x, rtol=tol, atol=tol)
+    np.testing.assert_allclose(np.linalg.norm(y, axis=-1), np.linalg.norm(x, axis=-1), rtol=tol, atol=tol)
+    # dims past rotary_dim pass through untouched
+    r = rope.rotary_dim
+    np.testing.assert_array_equal(y[..., r:], x[..., r:])
+    # offset == explicit positions offset..offset+T
+    t = x.shape[-2]
+    off = int(pos[0])
+    np.testing.assert_array_equal(rope.apply(x, offset=off), rope.apply(x, np.arange(off, off + t)))
+    # the defining property: <R_m q, R_n k> depends only on m - n
+    if x.ndim == 2 and t >= 2:
+        q, k = x[0:1], x[1:2]
+        a = float((rope.apply(q, [7]) * rope.apply(k, [3])).sum())
+        b = float((rope.apply(q, [1007]) * rope.apply(k, [1003])).sum())
+        assert abs(a - b) <= 1e-3 * (1 + abs(a)) if dtype == "float32" else 1e-9 * (1 + abs(a))
