@@ -17,6 +17,7 @@ pub mod norm;
 pub mod rng;
 pub mod sparse;
 pub mod storage;
+pub mod techniques;
 pub mod threads;
 
 pub use embedding::{Embedding, EmbeddingConfig};

@@ -25,6 +25,7 @@ from candle_embed._native import (
     get_num_threads,
     set_num_threads,
 )
+from candle_embed.plot import plot_embeddings
 
 __all__ = [
     "CandleEmbedError",
@@ -40,5 +41,6 @@ __all__ = [
     "__version__",
     "devices",
     "get_num_threads",
+    "plot_embeddings",
     "set_num_threads",
 ]

@@ -10,6 +10,7 @@ pub mod errors;
 pub mod gil;
 mod sparse_grad;
 mod tables;
+mod techniques;
 
 use crate::errors::IntoPyResult;
 
