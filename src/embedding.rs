@@ -170,7 +170,7 @@ impl Embedding {
         let padding_idx = resolve_padding_idx(config.padding_idx, num_embeddings)?;
         check_norm_type(config.norm_type)?;
         if let Some(m) = config.max_norm {
-            if !(m >= 0.0) {
+            if m.is_nan() || m < 0.0 {
                 return Err(Error::invalid(format!("max_norm must be >= 0, got {m}")));
             }
         }

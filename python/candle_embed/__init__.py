@@ -21,10 +21,13 @@ from candle_embed._native import (
     Embedding,
     SparseGrad,
     __version__,
+    coalesce,
     devices,
     get_num_threads,
+    index_add,
     set_num_threads,
 )
+from candle_embed import optim
 from candle_embed.plot import plot_embeddings
 
 __all__ = [
@@ -39,8 +42,11 @@ __all__ = [
     "Embedding",
     "SparseGrad",
     "__version__",
+    "coalesce",
     "devices",
     "get_num_threads",
+    "index_add",
+    "optim",
     "plot_embeddings",
     "set_num_threads",
 ]

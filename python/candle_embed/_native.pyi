@@ -40,6 +40,10 @@ class SparseGrad:
         """Always True."""
     def to_dense(self) -> npt.NDArray[Any]:
         """The dense ``(num_rows, dim)`` gradient."""
+    @staticmethod
+    def from_rows(ids: _IdsLike, values: npt.ArrayLike, num_rows: int) -> SparseGrad:
+        """Coalesce row gradients (``ids.shape + (D,)``, duplicates summed) into a gradient of
+        a ``(num_rows, D)`` table."""
 
 @final
 class Embedding:
@@ -116,6 +120,20 @@ class Embedding:
         """Load a table saved by ``save``."""
     def _lookup_portable(self, ids: _IdsLike) -> npt.NDArray[Any]:
         """The portable (candle ``index_select``) path, for tests."""
+    def backward(
+        self,
+        ids: _IdsLike,
+        grad_output: npt.ArrayLike,
+        *,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        normalize: bool = False,
+    ) -> SparseGrad:
+        """The table's gradient given ``grad_output`` (shape ``ids.shape + (D,)``): a coalesced
+        ``SparseGrad``; ``padding_idx`` rows get nothing, ``scale_grad_by_freq`` divides each
+        row by its count in ``ids``. ``dropout`` / ``seed`` / ``normalize`` as in the forward:
+        the exact gradient through them (``dropout > 0`` needs the forward's explicit ``seed``;
+        dropped rows appear with zero values)."""
 
     # --- techniques ---
     def attend(self, x: npt.ArrayLike, ids: _IdsLike | None = None) -> npt.NDArray[Any]:
@@ -149,3 +167,26 @@ class Embedding:
         normalize: bool = False,
     ) -> npt.NDArray[np.float64]:
         """Per-position upstream rows transformed through dropout / normalisation (float64)."""
+
+# --- sparse gradients and optimizers ---
+
+def index_add(dst: npt.ArrayLike, ids: _IdsLike, src: npt.ArrayLike) -> npt.NDArray[Any]:
+    """A new array: ``dst`` with ``src[i]`` added to row ``ids[i]`` (``dst`` unchanged).
+    ``src`` has shape ``ids.shape + dst.shape[1:]``; deterministic for any thread count."""
+
+def coalesce(
+    ids: _IdsLike, values: npt.ArrayLike
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """Sorted unique ids and, for each, the sum of its rows of ``values`` (``ids.shape + (D,)``)."""
+
+class _SparseOptimizer:
+    """Native half of ``candle_embed.optim`` (use the classes there)."""
+
+    def __new__(
+        cls, kind: str, tables: list[Embedding], hyper: dict[str, float]
+    ) -> _SparseOptimizer: ...
+    def step(self, grads: list[SparseGrad | None]) -> None: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    @property
+    def kind(self) -> str: ...

@@ -274,6 +274,35 @@ def test_dropout_backward_needs_the_seed() -> None:
     emb, _ = table(5, 2)
     with pytest.raises(ValueError, match="seed"):
         emb._transform_grad([0], np.ones((1, 2)), dropout=0.5)
+    with pytest.raises(ValueError, match="seed"):
+        emb.backward([0], np.ones((1, 2)), dropout=0.5)
+    with pytest.raises(ValueError, match="dropout"):
+        emb.backward([0], np.ones((1, 2)), dropout=1.0, seed=1)
+
+
+def test_backward_keywords_compose_with_padding_and_dtypes() -> None:
+    w = RNG.standard_normal((12, 6)).astype(np.float32)
+    emb = ce.Embedding.from_pretrained(w, padding_idx=2, freeze=False)
+    ids = np.array([[2, 5, 5], [7, 2, 11]])
+    g = RNG.standard_normal(ids.shape + (6,)).astype(np.float32)
+    sg = emb.backward(ids, g, dropout=0.5, seed=3, normalize=True)
+    assert 2 not in sg.indices  # padding row gets nothing
+    assert sg.values.dtype == np.float32
+    # reference in float64: y = m(r) w / |w|, dL/dw = m(r) (g - y (y.g)) / |w|
+    w64, g64 = w.astype(np.float64), g.astype(np.float64)
+    kept = np.any(emb(np.arange(12), dropout=0.5, seed=3) != 0, axis=-1)
+    ref = np.zeros((12, 6))
+    for (i, j), r in np.ndenumerate(ids):
+        if r == 2 or not kept[r]:
+            continue
+        n = np.linalg.norm(w64[r])
+        y = w64[r] / n
+        ref[r] += (g64[i, j] - y * (y @ g64[i, j])) / n / 0.5
+    np.testing.assert_allclose(dense_from(sg), ref, rtol=1e-5, atol=1e-6)
+    # without keywords: the plain backward
+    np.testing.assert_allclose(
+        dense_from(emb.backward(ids, g)), dense_from(emb.backward(ids, g, dropout=0.0)), rtol=0
+    )
 
 
 def test_dropout_fast_equals_portable() -> None:
@@ -358,9 +387,11 @@ def test_transformed_gradient_by_finite_differences(kw: dict[str, Any]) -> None:
             e[r, j] = h * max(1.0, abs(w0[r, j]))
             fd = (loss(w0 + e) - loss(w0 - e)) / (2 * e[r, j])
             assert fd == pytest.approx(grad[r, j], rel=1e-5, abs=1e-6), (r, j)
-    if "backward" in dir(emb):  # the plain sparse backward, when built in
-        sg = emb.backward(ids, rows)
-        np.testing.assert_allclose(dense_from(sg), grad, rtol=1e-12, atol=1e-12)
+    # Embedding.backward with the same keywords is exactly this gradient
+    sg = emb.backward(ids, c, **kw)
+    np.testing.assert_array_equal(sg.indices, np.unique(ids))
+    np.testing.assert_allclose(dense_from(sg), grad, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dense_from(emb.backward(ids, rows)), grad, rtol=1e-12, atol=1e-12)
 
 
 def test_normalize_gradient_eps_branch() -> None:

@@ -15,7 +15,7 @@ use super::normalize;
 use crate::dtype::Float;
 use crate::ids::Id;
 use crate::kernels::cpu::prefetch::{prefetch_row, DISTANCE};
-use crate::{bail_invalid, rng, storage, threads, with_float, Embedding, Error, Result};
+use crate::{bail_invalid, rng, storage, threads, with_float, Embedding, Error, Result, SparseGrad};
 
 /// Below this many output elements the pool's dispatch costs more than it saves.
 const PARALLEL_MIN_ELEMS: usize = 1 << 15;
@@ -231,6 +231,25 @@ impl Embedding {
             })
         }))?;
         Ok(out)
+    }
+}
+
+impl Embedding {
+    /// `backward` through `t`: the table's gradient of `emb(ids, dropout=, seed=, normalize=)`
+    /// given `grad_output` (`ids.len() x D`): [`Embedding::transform_grad`], then the plain
+    /// [`Embedding::backward_rows`] (padding row and `scale_grad_by_freq` as there). Rows that
+    /// dropout removed are present with zero values.
+    pub fn backward_transformed<I: Id, T: Float>(
+        &self,
+        ids: &[I],
+        grad_output: &[T],
+        t: &RowTransform,
+    ) -> Result<SparseGrad> {
+        if t.is_identity() {
+            return self.backward(ids, grad_output);
+        }
+        let rows = self.transform_grad(ids, grad_output, t)?;
+        self.backward_rows(ids, &rows)
     }
 }
 

@@ -87,10 +87,11 @@ impl<'py> IdArray<'py> {
 }
 
 /// The elements of an array in C order: borrowed when contiguous, else copied once.
+/// (`as_slice` alone also accepts Fortran order, whose memory order is not the logical order.)
 pub fn contiguous<'a, T: Element + Copy>(a: &'a PyReadonlyArrayDyn<'_, T>) -> Cow<'a, [T]> {
     match a.as_slice() {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => Cow::Owned(a.as_array().iter().copied().collect()),
+        Ok(s) if a.is_c_contiguous() => Cow::Borrowed(s),
+        _ => Cow::Owned(a.as_array().iter().copied().collect()),
     }
 }
 
@@ -173,7 +174,7 @@ pub fn float_array<'py, T: Element>(
     } else {
         arr.call_method1("astype", (target,))?
     };
-    Ok(cast.extract()?)
+    cast.extract()
 }
 
 /// A fresh, uninitialised C-order array; the caller must overwrite every element.

@@ -8,7 +8,9 @@ pub mod arrays;
 mod embedding;
 pub mod errors;
 pub mod gil;
+mod optim;
 mod sparse_grad;
+mod sparse_ops;
 mod tables;
 mod techniques;
 
@@ -40,5 +42,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_class::<embedding::PyEmbedding>()?;
     m.add_class::<sparse_grad::PySparseGrad>()?;
+    m.add_function(wrap_pyfunction!(sparse_ops::index_add, m)?)?;
+    m.add_function(wrap_pyfunction!(sparse_ops::coalesce, m)?)?;
+    m.add_class::<optim::PySparseOptimizer>()?;
     Ok(())
 }

@@ -15,7 +15,7 @@ unsafe impl<T: Send> Sync for RowsMut<T> {}
 
 impl<T> RowsMut<T> {
     pub fn new(data: &mut [T], dim: usize) -> Self {
-        let rows = if dim == 0 { 0 } else { data.len() / dim };
+        let rows = data.len().checked_div(dim).unwrap_or(0);
         RowsMut {
             ptr: data.as_mut_ptr(),
             rows,

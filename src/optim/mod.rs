@@ -1,0 +1,130 @@
+//! Sparse optimizers: update only the rows present in a [`SparseGrad`], in place, on many
+//! threads. Untouched rows (and their optimizer state) stay bit-identical.
+//!
+//! Rules (see each module): [`Sgd`] (momentum, lazy weight decay), [`Adagrad`] (PyTorch's
+//! sparse rule), [`RowWiseAdagrad`] (FBGEMM: one accumulator per row), [`SparseAdam`]
+//! (PyTorch's: a global step count, moments of untouched rows left stale).
+//!
+//! Math runs in the table's accumulator type (f64 for f64 tables, f32 otherwise) and so does
+//! the state, so f16/bf16 tables keep f32 moments.
+//!
+//! Locking: a step writes each table through `storage::write` (candle's storage write lock);
+//! lookups read through `storage::read` (its read lock). A step and a concurrent lookup thus
+//! serialize per table: a lookup sees every row either before or after the step, never torn.
+//! The optimizer state itself lives behind `&mut self` (the Python wrapper holds a mutex).
+//!
+//! Every check (frozen table, CPU device, gradient count and shapes, state shapes) happens
+//! before the first row is written, so a failed step leaves tables and state unchanged.
+
+pub mod adagrad;
+pub mod adam;
+pub mod rowwise_adagrad;
+pub mod sgd;
+mod state;
+
+use std::sync::Arc;
+
+use candle_core::Tensor;
+use rayon::prelude::*;
+
+pub use adagrad::{Adagrad, AdagradConfig};
+pub use adam::{SparseAdam, SparseAdamConfig};
+pub use rowwise_adagrad::{RowWiseAdagrad, RowWiseAdagradConfig};
+pub use sgd::{Sgd, SgdConfig};
+pub use state::{Buf, StateDict};
+
+use crate::embedding::Embedding;
+use crate::sparse::SparseGrad;
+use crate::{threads, Error, Result};
+
+/// What every sparse optimizer offers.
+pub trait SparseOptimizer: Send {
+    /// One update: `grads[i]` belongs to `params()[i]`; `None` skips that table this step.
+    fn step(&mut self, grads: &[Option<&SparseGrad>]) -> Result<()>;
+    /// The tables being optimized.
+    fn params(&self) -> &[Arc<Embedding>];
+    /// A copy of the full state (step counts and buffers), enough to resume bit-identically.
+    fn state_dict(&self) -> Result<StateDict>;
+    /// Replace the state with `state` (validated completely first).
+    fn load_state_dict(&mut self, state: &StateDict) -> Result<()>;
+}
+
+/// Refuse frozen or non-CPU tables (at construction).
+pub(crate) fn check_params(params: &[Arc<Embedding>]) -> Result<()> {
+    for (i, p) in params.iter().enumerate() {
+        if p.is_frozen() {
+            return Err(Error::InvalidArgument(format!(
+                "parameter {i} is a frozen table (from_pretrained(freeze=True)) and cannot be optimized"
+            )));
+        }
+        if !p.device().is_cpu() {
+            return Err(Error::UnsupportedDevice {
+                device: format!("{:?}", p.device()),
+                reason: "sparse optimizers run on CPU tables".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_hyper(name: &str, v: f64, ok: bool) -> Result<()> {
+    if !v.is_finite() || !ok {
+        return Err(Error::InvalidArgument(format!("invalid {name}: {v}")));
+    }
+    Ok(())
+}
+
+/// Check the gradients against the tables and convert each one's values to the accumulator
+/// dtype (contiguous CPU tensors), before anything is written.
+pub(crate) fn prepare(
+    params: &[Arc<Embedding>],
+    grads: &[Option<&SparseGrad>],
+) -> Result<Vec<Option<(Vec<usize>, Tensor)>>> {
+    if grads.len() != params.len() {
+        return Err(Error::InvalidArgument(format!(
+            "got {} gradients for {} parameters",
+            grads.len(),
+            params.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(grads.len());
+    for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+        let Some(g) = g else {
+            out.push(None);
+            continue;
+        };
+        let want = (p.num_embeddings(), p.embedding_dim());
+        if g.shape() != want {
+            return Err(Error::Shape(format!(
+                "gradient {i} has shape {:?}, but its table has shape {want:?}",
+                g.shape()
+            )));
+        }
+        let acc = state::acc_dtype(p.dtype());
+        let v = g
+            .values()
+            .to_device(&candle_core::Device::Cpu)?
+            .to_dtype(acc)?
+            .contiguous()?;
+        let rows = g.indices().iter().map(|&r| r as usize).collect();
+        out.push(Some((rows, v)));
+    }
+    Ok(out)
+}
+
+/// Run `f(k)` for every gradient row `k in 0..nnz`, in parallel chunks (each row is independent,
+/// so the result does not depend on the thread count).
+pub(crate) fn par_rows(nnz: usize, dim: usize, f: impl Fn(usize) + Sync) {
+    if nnz * dim < 1 << 14 {
+        (0..nnz).for_each(f);
+        return;
+    }
+    threads::install(|| {
+        let chunk = threads::chunk_len(nnz, 8);
+        (0..nnz.div_ceil(chunk)).into_par_iter().for_each(|c| {
+            for k in c * chunk..((c + 1) * chunk).min(nnz) {
+                f(k);
+            }
+        });
+    });
+}

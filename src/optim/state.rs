@@ -1,0 +1,221 @@
+//! Optimizer state: per-table step counts and buffers in the accumulator dtype, and the
+//! `StateDict` they are saved to and restored from (candle tensors, copied).
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::dtype::Float;
+use crate::{Error, Result};
+
+/// The state dtype of a table dtype (f64 for f64 tables, f32 otherwise).
+pub fn acc_dtype(d: DType) -> DType {
+    crate::sparse::coalesce::acc_dtype(d)
+}
+
+/// A state buffer in the accumulator dtype.
+#[derive(Clone, Debug)]
+pub enum Buf {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+/// f32 / f64: the element types of state buffers.
+pub trait AccElem: Float {
+    fn slice_mut(b: &mut Buf) -> &mut [Self];
+    fn wrap(v: Vec<Self>) -> Buf;
+}
+impl AccElem for f32 {
+    fn slice_mut(b: &mut Buf) -> &mut [f32] {
+        match b {
+            Buf::F32(v) => v,
+            Buf::F64(_) => panic!("state buffer is f64, expected f32"),
+        }
+    }
+    fn wrap(v: Vec<f32>) -> Buf {
+        Buf::F32(v)
+    }
+}
+impl AccElem for f64 {
+    fn slice_mut(b: &mut Buf) -> &mut [f64] {
+        match b {
+            Buf::F64(v) => v,
+            Buf::F32(_) => panic!("state buffer is f32, expected f64"),
+        }
+    }
+    fn wrap(v: Vec<f64>) -> Buf {
+        Buf::F64(v)
+    }
+}
+
+impl Buf {
+    /// `n` elements equal to `value`, in `dtype` (F32 or F64). Zeros come from `calloc`, so
+    /// an untouched page of a huge buffer costs nothing.
+    pub fn filled(dtype: DType, n: usize, value: f64) -> Result<Buf> {
+        fn make<A: AccElem>(n: usize, value: f64) -> Result<Buf> {
+            let mut v: Vec<A> = Vec::new();
+            v.try_reserve_exact(n)
+                .map_err(|_| Error::Memory(format!("cannot allocate {n} state elements")))?;
+            if value == 0.0 {
+                v = vec![A::of_f64(0.0); n];
+            } else {
+                v.resize(n, A::of_f64(value));
+            }
+            Ok(A::wrap(v))
+        }
+        if dtype == DType::F64 {
+            make::<f64>(n, value)
+        } else {
+            make::<f32>(n, value)
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            Buf::F32(v) => v.len(),
+            Buf::F64(v) => v.len(),
+        }
+    }
+    fn to_tensor(&self, shape: &[usize]) -> Result<Tensor> {
+        Ok(match self {
+            Buf::F32(v) => Tensor::from_slice(v, shape, &Device::Cpu)?,
+            Buf::F64(v) => Tensor::from_slice(v, shape, &Device::Cpu)?,
+        })
+    }
+    fn from_tensor(t: &Tensor, like: &Buf) -> Result<Buf> {
+        let t = t.to_device(&Device::Cpu)?.flatten_all()?;
+        Ok(match like {
+            Buf::F32(_) => Buf::F32(t.to_dtype(DType::F32)?.to_vec1()?),
+            Buf::F64(_) => Buf::F64(t.to_dtype(DType::F64)?.to_vec1()?),
+        })
+    }
+}
+
+/// One named buffer of a table's state.
+#[derive(Clone, Debug)]
+pub struct Slot {
+    pub name: &'static str,
+    pub shape: Vec<usize>,
+    pub buf: Buf,
+}
+
+/// The state of one table: its step count and named buffers.
+#[derive(Clone, Debug, Default)]
+pub struct ParamState {
+    pub step: u64,
+    pub slots: Vec<Slot>,
+}
+
+/// A snapshot of an optimizer's state: `kind` names the optimizer; `steps[i]` and
+/// `buffers[i]` (name -> tensor) belong to table `i`.
+#[derive(Clone, Debug)]
+pub struct StateDict {
+    pub kind: String,
+    pub steps: Vec<u64>,
+    pub buffers: Vec<Vec<(String, Tensor)>>,
+}
+
+/// Copy every table's state into a [`StateDict`].
+pub fn save(kind: &str, states: &[ParamState]) -> Result<StateDict> {
+    let mut buffers = Vec::with_capacity(states.len());
+    for s in states {
+        let mut b = Vec::with_capacity(s.slots.len());
+        for slot in &s.slots {
+            b.push((slot.name.to_string(), slot.buf.to_tensor(&slot.shape)?));
+        }
+        buffers.push(b);
+    }
+    Ok(StateDict {
+        kind: kind.to_string(),
+        steps: states.iter().map(|s| s.step).collect(),
+        buffers,
+    })
+}
+
+/// Replace `states` by `dict`, after checking kind, table count, names and shapes of all of it.
+pub fn load(kind: &str, states: &mut [ParamState], dict: &StateDict) -> Result<()> {
+    if dict.kind != kind {
+        return Err(Error::InvalidArgument(format!(
+            "state is for a {} optimizer, this is {kind}",
+            dict.kind
+        )));
+    }
+    if dict.steps.len() != states.len() || dict.buffers.len() != states.len() {
+        return Err(Error::InvalidArgument(format!(
+            "state has {} tables, this optimizer has {}",
+            dict.steps.len(),
+            states.len()
+        )));
+    }
+    let mut fresh = Vec::with_capacity(states.len());
+    for (i, s) in states.iter().enumerate() {
+        let given = &dict.buffers[i];
+        if given.len() != s.slots.len() {
+            return Err(Error::InvalidArgument(format!(
+                "state of table {i} has {} buffers, expected {}",
+                given.len(),
+                s.slots.len()
+            )));
+        }
+        let mut slots = Vec::with_capacity(s.slots.len());
+        for slot in &s.slots {
+            let Some((_, t)) = given.iter().find(|(n, _)| n == slot.name) else {
+                return Err(Error::InvalidArgument(format!(
+                    "state of table {i} lacks buffer '{}'",
+                    slot.name
+                )));
+            };
+            if t.dims() != slot.shape.as_slice() {
+                return Err(Error::Shape(format!(
+                    "state buffer '{}' of table {i} has shape {:?}, expected {:?}",
+                    slot.name,
+                    t.dims(),
+                    slot.shape
+                )));
+            }
+            crate::dtype::check_float(t.dtype())?;
+            let buf = Buf::from_tensor(t, &slot.buf)?;
+            debug_assert_eq!(buf.len(), slot.buf.len());
+            slots.push(Slot {
+                name: slot.name,
+                shape: slot.shape.clone(),
+                buf,
+            });
+        }
+        fresh.push(ParamState {
+            step: dict.steps[i],
+            slots,
+        });
+    }
+    states.clone_from_slice(&fresh);
+    Ok(())
+}
+
+/// Call `$body` with `$T` the table's element type and `$A` its accumulator type.
+#[macro_export]
+macro_rules! with_table {
+    ($dtype:expr, $T:ident, $A:ident => $body:expr) => {
+        match $dtype {
+            candle_core::DType::F32 => {
+                type $T = f32;
+                type $A = f32;
+                $body
+            }
+            candle_core::DType::F64 => {
+                type $T = f64;
+                type $A = f64;
+                $body
+            }
+            candle_core::DType::F16 => {
+                type $T = half::f16;
+                type $A = f32;
+                $body
+            }
+            candle_core::DType::BF16 => {
+                type $T = half::bf16;
+                type $A = f32;
+                $body
+            }
+            other => Err($crate::Error::DType(format!(
+                "unsupported table dtype {other:?}"
+            ))),
+        }
+    };
+}
