@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 import candle_embed as ce
+import numpy as np
 
 try:
     import torch
@@ -61,8 +60,10 @@ def main() -> None:
     w = rng.standard_normal((v, d), dtype=np.float32)
     x = rng.standard_normal((b, d), dtype=np.float32)
     emb = ce.Embedding.from_pretrained(w)
-    print(f"candle-embed {ce.__version__}, threads {ce.get_num_threads()}, numpy {np.__version__}"
-          f", torch {torch.__version__ if torch else 'not installed'}; V={v} D={d} B={b} k={k}, f32")
+    print(
+        f"candle-embed {ce.__version__}, threads {ce.get_num_threads()}, numpy {np.__version__}"
+        f", torch {torch.__version__ if torch else 'not installed'}; V={v} D={d} B={b} k={k}, f32"
+    )
 
     tw = tx = None
     if torch is not None:
@@ -86,8 +87,12 @@ def main() -> None:
     if torch is not None:
         tids = torch.from_numpy(ids)
         cases["torch x @ W[ids].T"] = lambda: tx @ tw[tids].T
-    report(f"attend, {k} shared sampled ids", bench(cases, rounds * 4), "ours attend(x, ids[k])",
-           2.0 * b * k * d)
+    report(
+        f"attend, {k} shared sampled ids",
+        bench(cases, rounds * 4),
+        "ours attend(x, ids[k])",
+        2.0 * b * k * d,
+    )
 
     # -- 64 sampled ids per row: logits[b, j] = x[b] . W[ids[b, j]]
     ids2 = rng.integers(0, v, (b, k))
@@ -98,7 +103,10 @@ def main() -> None:
             out[s : s + 256] = np.einsum("bkd,bd->bk", w[ids2[s : s + 256]], x[s : s + 256])
         return out
 
-    cases = {"ours attend(x, ids[B, k])": lambda: emb.attend(x, ids2), "numpy take+einsum (chunked)": numpy_per_row}
+    cases = {
+        "ours attend(x, ids[B, k])": lambda: emb.attend(x, ids2),
+        "numpy take+einsum (chunked)": numpy_per_row,
+    }
     if torch is not None:
         tids2 = torch.from_numpy(ids2)
 
@@ -110,8 +118,12 @@ def main() -> None:
             return out
 
         cases["torch embedding+bmm (chunked)"] = torch_per_row
-    report(f"attend, {k} sampled ids per row", bench(cases, rounds * 4), "ours attend(x, ids[B, k])",
-           2.0 * b * k * d)
+    report(
+        f"attend, {k} sampled ids per row",
+        bench(cases, rounds * 4),
+        "ours attend(x, ids[B, k])",
+        2.0 * b * k * d,
+    )
 
     # -- backward of the full logits
     g = rng.standard_normal((b, v), dtype=np.float32)
@@ -122,8 +134,12 @@ def main() -> None:
     if torch is not None:
         tg = torch.from_numpy(g)
         cases["torch (g @ W, g.T @ x)"] = lambda: (tg @ tw, tg.T @ tx)
-    report("attend_backward, all rows", bench(cases, max(3, rounds - 2)),
-           "ours attend_backward(x, g)", 4.0 * b * v * d)
+    report(
+        "attend_backward, all rows",
+        bench(cases, max(3, rounds - 2)),
+        "ours attend_backward(x, g)",
+        4.0 * b * v * d,
+    )
 
     # -- backward, per-row sampled ids
     g2 = rng.standard_normal((b, k), dtype=np.float32)
@@ -135,10 +151,15 @@ def main() -> None:
         np.add.at(gw, inv.reshape(-1), (g2[..., None] * x[:, None, :]).reshape(-1, d))
         return gx, uniq, gw
 
-    cases = {"ours attend_backward(x, g, ids[B, k])": lambda: emb.attend_backward(x, g2, ids2),
-             "numpy einsum + unique + add.at": numpy_per_row_bwd}
-    report(f"attend_backward, {k} sampled ids per row", bench(cases, rounds),
-           "ours attend_backward(x, g, ids[B, k])")
+    cases = {
+        "ours attend_backward(x, g, ids[B, k])": lambda: emb.attend_backward(x, g2, ids2),
+        "numpy einsum + unique + add.at": numpy_per_row_bwd,
+    }
+    report(
+        f"attend_backward, {k} sampled ids per row",
+        bench(cases, rounds),
+        "ours attend_backward(x, g, ids[B, k])",
+    )
 
     # -- transformed lookups
     n = 32 * 512
@@ -148,12 +169,16 @@ def main() -> None:
         "ours emb(ids)": lambda: emb(lids),
         "ours emb(ids, normalize=True)": lambda: emb(lids, normalize=True),
         "ours emb(ids, dropout=0.1, seed=1)": lambda: emb(lids, dropout=0.1, seed=1),
-        "numpy take / norm (precomputed norms)": lambda: np.take(w, lids, 0) / np.take(norms, lids, 0),
+        "numpy take / norm (precomputed norms)": lambda: (
+            np.take(w, lids, 0) / np.take(norms, lids, 0)
+        ),
         "numpy take + row norms": lambda: (lambda r: r / np.linalg.norm(r, axis=1, keepdims=True))(
             np.take(w, lids, 0)
         ),
     }
-    report(f"lookup of {n} ids, transformed", bench(cases, rounds * 4), "ours emb(ids, normalize=True)")
+    report(
+        f"lookup of {n} ids, transformed", bench(cases, rounds * 4), "ours emb(ids, normalize=True)"
+    )
 
 
 if __name__ == "__main__":

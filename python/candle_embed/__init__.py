@@ -7,6 +7,7 @@ the pure-Python parts.
 
 from __future__ import annotations
 
+from candle_embed import optim
 from candle_embed._errors import (
     CandleEmbedError,
     CandleEmbedIndexError,
@@ -27,7 +28,6 @@ from candle_embed._native import (
     index_add,
     set_num_threads,
 )
-from candle_embed import optim
 from candle_embed.plot import plot_embeddings
 
 __all__ = [

@@ -154,7 +154,12 @@ class Embedding:
     ) -> tuple[npt.NDArray[Any], SparseGrad]:
         """The portable path of ``attend_backward``, for tests; ``grad_x`` of shape ``(n, D)``."""
     def _lookup_transformed_portable(
-        self, ids: _IdsLike, *, dropout: float = 0.0, seed: int | None = None, normalize: bool = False
+        self,
+        ids: _IdsLike,
+        *,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        normalize: bool = False,
     ) -> npt.NDArray[Any]:
         """The portable (candle ops) path of ``emb(ids, dropout=, seed=, normalize=)``."""
     def _transform_grad(

@@ -27,9 +27,7 @@ MAX_LABELS = 300
 _PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _select(
-    source: Any, words: Sequence[Any] | None
-) -> tuple[npt.NDArray[np.float64], list[str]]:
+def _select(source: Any, words: Sequence[Any] | None) -> tuple[npt.NDArray[np.float64], list[str]]:
     """The (N, D) float64 matrix to project and one label per row."""
     if all(hasattr(source, a) for a in ("index_to_key", "vectors", "key_to_index")):
         vectors = np.asarray(source.vectors, dtype=np.float64)
@@ -67,7 +65,7 @@ def pca_2d(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 def _tsne_2d(x: npt.NDArray[np.float64], random_state: int) -> npt.NDArray[np.float64]:
     try:
-        from sklearn.manifold import TSNE
+        from sklearn.manifold import TSNE  # type: ignore[import-not-found, unused-ignore]
     except ImportError as e:
         raise ImportError(
             "method='tsne' needs scikit-learn: pip install 'candle-embed[tsne]'"
@@ -124,9 +122,7 @@ def plot_embeddings(
     ax.scatter(xy[:, 0], xy[:, 1], s=18, c="tab:blue", alpha=0.8, edgecolors="none")
     if len(labels) <= MAX_LABELS:
         for (px, py), label in zip(xy, labels):
-            ax.annotate(
-                label, (px, py), xytext=(3, 3), textcoords="offset points", fontsize=9
-            )
+            ax.annotate(label, (px, py), xytext=(3, 3), textcoords="offset points", fontsize=9)
     axis = "PC" if method == "pca" else "t-SNE "
     ax.set_xlabel(f"{axis}1")
     ax.set_ylabel(f"{axis}2")
@@ -134,7 +130,8 @@ def plot_embeddings(
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     if path is None:
-        return fig
+        figure: Figure = fig
+        return figure
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
     fd, tmp = tempfile.mkstemp(prefix=".plot-", suffix=".png", dir=directory)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import candle_embed as ce
 import numpy as np
 import pytest
-
-import candle_embed as ce
 
 RNG = np.random.default_rng(1234)
 
@@ -70,7 +69,11 @@ def test_attend_low_precision_tables(dtype: Any, tol: float) -> None:
     for ids in (None, RNG.integers(0, 300, 17), RNG.integers(0, 300, (40, 6))):
         got = emb.attend(x, ids)
         assert got.dtype == dtype
-        r = ref if ids is None else (ref[:, ids] if ids.ndim == 1 else np.take_along_axis(ref, ids, 1))
+        r = (
+            ref
+            if ids is None
+            else (ref[:, ids] if ids.ndim == 1 else np.take_along_axis(ref, ids, 1))
+        )
         np.testing.assert_allclose(got.astype(np.float64), r, atol=tol * scale)
 
 
@@ -78,7 +81,9 @@ def test_attend_fast_equals_portable() -> None:
     emb, _ = table(500, 48, np.float32)
     x = RNG.standard_normal((70, 48)).astype(np.float32)
     for ids in (None, RNG.integers(0, 500, 33), RNG.integers(0, 500, (70, 9))):
-        np.testing.assert_allclose(emb.attend(x, ids), emb._attend_portable(x, ids), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            emb.attend(x, ids), emb._attend_portable(x, ids), rtol=1e-4, atol=1e-4
+        )
 
 
 def test_attend_is_thread_count_independent() -> None:
@@ -140,9 +145,11 @@ def test_attend_gradients_by_finite_differences(kind: str) -> None:
     v, d, n = 6, 4, 3
     w0 = np.random.default_rng(5).standard_normal((v, d))
     x0 = RNG.standard_normal((n, d))
-    ids: Any = {"all": None, "shared": np.array([3, 0, 3, 5]), "per_row": RNG.integers(0, v, (n, 3))}[
-        kind
-    ]
+    ids: Any = {
+        "all": None,
+        "shared": np.array([3, 0, 3, 5]),
+        "per_row": RNG.integers(0, v, (n, 3)),
+    }[kind]
     c = RNG.standard_normal(ce.Embedding.from_pretrained(w0).attend(x0, ids).shape)
 
     def loss(w: Any, x: Any) -> float:
@@ -310,7 +317,8 @@ def test_dropout_fast_equals_portable() -> None:
         emb, _ = table(200, 24, dtype)
         ids = RNG.integers(0, 200, (16, 9))
         np.testing.assert_array_equal(
-            emb(ids, dropout=0.25, seed=77), emb._lookup_transformed_portable(ids, dropout=0.25, seed=77)
+            emb(ids, dropout=0.25, seed=77),
+            emb._lookup_transformed_portable(ids, dropout=0.25, seed=77),
         )
 
 
@@ -355,7 +363,7 @@ def test_normalize_and_dropout_compose() -> None:
     assert not y[~kept].any()
 
 
-# ---------------------------------------------------------------- gradients through dropout / normalize
+# ---------------------------------------------------- gradients through dropout / normalize
 
 
 @pytest.mark.parametrize(
