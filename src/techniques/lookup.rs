@@ -15,7 +15,9 @@ use super::normalize;
 use crate::dtype::Float;
 use crate::ids::Id;
 use crate::kernels::cpu::prefetch::{prefetch_row, DISTANCE};
-use crate::{bail_invalid, rng, storage, threads, with_float, Embedding, Error, Result, SparseGrad};
+use crate::{
+    bail_invalid, rng, storage, threads, with_float, Embedding, Error, Result, SparseGrad,
+};
 
 /// Below this many output elements the pool's dispatch costs more than it saves.
 const PARALLEL_MIN_ELEMS: usize = 1 << 15;
