@@ -158,10 +158,12 @@ fn transformed_lookup_fast_equals_portable() {
                 .unwrap()
                 .to_vec1::<f32>()
                 .unwrap();
-            let tol = if dtype == DType::F32 || dtype == DType::F64 {
-                1e-6
-            } else {
-                1e-2
+            // The fast path rounds once to f32 (bf16 tables give f32 rows); the portable path
+            // returns the table's dtype, so a bf16 row carries bf16 rounding (2^-8 relative).
+            let tol = match dtype {
+                DType::F32 | DType::F64 => 1e-6,
+                DType::F16 => 1e-2,
+                _ => 5e-2,
             };
             assert!(max_abs_diff(&fast, &p) <= tol, "{dtype:?} {t:?}");
         }
