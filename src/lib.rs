@@ -19,6 +19,7 @@ pub mod positional;
 pub mod rng;
 pub mod sparse;
 pub mod storage;
+pub mod techniques;
 pub mod threads;
 
 pub use embedding::{Embedding, EmbeddingConfig};

@@ -29,6 +29,7 @@ from candle_embed._native import (
     index_add,
     set_num_threads,
 )
+from candle_embed.plot import plot_embeddings
 
 __all__ = [
     "CandleEmbedError",
@@ -48,5 +49,6 @@ __all__ = [
     "get_num_threads",
     "index_add",
     "optim",
+    "plot_embeddings",
     "set_num_threads",
 ]

@@ -75,8 +75,21 @@ class Embedding:
         scale_grad_by_freq: bool = False,
         device: str = "cpu",
     ) -> Embedding: ...
-    def __call__(self, ids: _IdsLike, *, out: npt.NDArray[Any] | None = None) -> npt.NDArray[Any]:
-        """Rows at ``ids``: shape ``ids.shape + (embedding_dim,)``."""
+    def __call__(
+        self,
+        ids: _IdsLike,
+        *,
+        out: npt.NDArray[Any] | None = None,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        normalize: bool = False,
+    ) -> npt.NDArray[Any]:
+        """Rows at ``ids``: shape ``ids.shape + (embedding_dim,)``.
+
+        ``dropout=p`` (in ``[0, 1)``): whole-word dropout, every occurrence of a dropped row is
+        zero and kept rows are scaled by ``1/(1-p)``; the mask is a function of ``(seed, row)``
+        (``seed=None`` draws a fresh seed, so pass an explicit seed to ``backward``).
+        ``normalize=True``: rows scaled to unit L2 norm, ``w / max(||w||, 1e-12)``."""
     @property
     def weight(self) -> npt.NDArray[Any]:
         """A copy of the table (bfloat16 tables come back as float32)."""
@@ -107,10 +120,58 @@ class Embedding:
         """Load a table saved by ``save``."""
     def _lookup_portable(self, ids: _IdsLike) -> npt.NDArray[Any]:
         """The portable (candle ``index_select``) path, for tests."""
-    def backward(self, ids: _IdsLike, grad_output: npt.ArrayLike) -> SparseGrad:
+    def backward(
+        self,
+        ids: _IdsLike,
+        grad_output: npt.ArrayLike,
+        *,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        normalize: bool = False,
+    ) -> SparseGrad:
         """The table's gradient given ``grad_output`` (shape ``ids.shape + (D,)``): a coalesced
         ``SparseGrad``; ``padding_idx`` rows get nothing, ``scale_grad_by_freq`` divides each
-        row by its count in ``ids``."""
+        row by its count in ``ids``. ``dropout`` / ``seed`` / ``normalize`` as in the forward:
+        the exact gradient through them (``dropout > 0`` needs the forward's explicit ``seed``;
+        dropped rows appear with zero values)."""
+
+    # --- techniques ---
+    def attend(self, x: npt.ArrayLike, ids: _IdsLike | None = None) -> npt.NDArray[Any]:
+        """Weight tying: logits ``x @ W.T``, ``x`` of shape ``(..., D)`` -> ``(..., V)``.
+
+        ``ids`` 1-D (``k``): only those rows, shared by every row of ``x`` -> ``(..., k)``.
+        ``ids`` of shape ``x.shape[:-1] + (k,)``: each row of ``x`` scored against its own ``k``
+        rows -> ``(..., k)``."""
+    def attend_backward(
+        self, x: npt.ArrayLike, grad_logits: npt.ArrayLike, ids: _IdsLike | None = None
+    ) -> tuple[npt.NDArray[Any], SparseGrad]:
+        """Backward of ``attend``: ``(grad_x, grad_weight)``; ``grad_weight`` has every row when
+        ``ids`` is None, else the sorted unique ids with duplicates summed."""
+    def _attend_portable(self, x: npt.ArrayLike, ids: _IdsLike | None = None) -> npt.NDArray[Any]:
+        """The portable (candle ``matmul``) path of ``attend``, for tests; shape ``(n, cols)``."""
+    def _attend_backward_portable(
+        self, x: npt.ArrayLike, grad_logits: npt.ArrayLike, ids: _IdsLike | None = None
+    ) -> tuple[npt.NDArray[Any], SparseGrad]:
+        """The portable path of ``attend_backward``, for tests; ``grad_x`` of shape ``(n, D)``."""
+    def _lookup_transformed_portable(
+        self,
+        ids: _IdsLike,
+        *,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        normalize: bool = False,
+    ) -> npt.NDArray[Any]:
+        """The portable (candle ops) path of ``emb(ids, dropout=, seed=, normalize=)``."""
+    def _transform_grad(
+        self,
+        ids: _IdsLike,
+        grad_output: npt.ArrayLike,
+        *,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        normalize: bool = False,
+    ) -> npt.NDArray[np.float64]:
+        """Per-position upstream rows transformed through dropout / normalisation (float64)."""
 
 # --- sparse gradients and optimizers ---
 

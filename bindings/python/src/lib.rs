@@ -13,6 +13,7 @@ mod rotary;
 mod sparse_grad;
 mod sparse_ops;
 mod tables;
+mod techniques;
 
 use crate::errors::IntoPyResult;
 
