@@ -19,6 +19,7 @@ from candle_embed._errors import (
 )
 from candle_embed._native import (
     Embedding,
+    EmbeddingBag,
     SparseGrad,
     __version__,
     devices,
@@ -36,6 +37,7 @@ __all__ = [
     "CandleEmbedTypeError",
     "CandleEmbedValueError",
     "Embedding",
+    "EmbeddingBag",
     "SparseGrad",
     "__version__",
     "devices",

@@ -5,6 +5,7 @@
 use pyo3::prelude::*;
 
 pub mod arrays;
+mod bag;
 mod embedding;
 pub mod errors;
 pub mod gil;
@@ -39,5 +40,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_class::<embedding::PyEmbedding>()?;
     m.add_class::<sparse_grad::PySparseGrad>()?;
+    m.add_class::<bag::PyEmbeddingBag>()?;
     Ok(())
 }

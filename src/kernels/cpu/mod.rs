@@ -3,3 +3,4 @@
 pub mod gather;
 pub mod prefetch;
 pub mod rows;
+pub mod bag;
