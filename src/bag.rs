@@ -455,9 +455,11 @@ impl EmbeddingBag {
         }
         let argmax = if self.mode == Reduce::Max {
             let wc = w.to_device(&Device::Cpu)?;
-            Some(with_float!(wc.dtype(), S => storage::read::<S, _>(&wc, |t| {
-                bag_argmax(t, dim, ids, &bags.bounds, padding)
-            }))?)
+            Some(
+                with_float!(wc.dtype(), S => storage::read::<S, _>(&wc, |t| {
+                    bag_argmax(t, dim, ids, &bags.bounds, padding)
+                }))?,
+            )
         } else {
             None
         };

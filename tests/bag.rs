@@ -55,7 +55,10 @@ fn fast_equals_portable_every_mode() {
             assert_eq!(fast.len(), 300 * 150);
             for (a, p) in fast.iter().zip(&port) {
                 // Same summation order; mean multiplies by 1/count where candle divides.
-                assert!((a - p).abs() <= 1e-5 * (1.0 + p.abs()), "{mode:?}: {a} vs {p}");
+                assert!(
+                    (a - p).abs() <= 1e-5 * (1.0 + p.abs()),
+                    "{mode:?}: {a} vs {p}"
+                );
             }
             if mode != BagMode::Mean {
                 assert_eq!(fast, port, "{mode:?} should be bit-identical");
@@ -106,11 +109,23 @@ fn errors_by_kind_and_nothing_modified() {
         b.forward_vec::<i64, i64, f32>(ids, shape, off, None)
             .unwrap_err()
     };
-    assert!(matches!(f(&ids, &[3], Some(&[0, 2, 1])), Error::InvalidArgument(_)));
-    assert!(matches!(f(&ids, &[3], Some(&[1])), Error::InvalidArgument(_)));
-    assert!(matches!(f(&ids, &[3], Some(&[0, 4])), Error::InvalidArgument(_)));
+    assert!(matches!(
+        f(&ids, &[3], Some(&[0, 2, 1])),
+        Error::InvalidArgument(_)
+    ));
+    assert!(matches!(
+        f(&ids, &[3], Some(&[1])),
+        Error::InvalidArgument(_)
+    ));
+    assert!(matches!(
+        f(&ids, &[3], Some(&[0, 4])),
+        Error::InvalidArgument(_)
+    ));
     assert!(matches!(f(&ids, &[3], None), Error::InvalidArgument(_)));
-    assert!(matches!(f(&ids, &[1, 3], Some(&[0])), Error::InvalidArgument(_)));
+    assert!(matches!(
+        f(&ids, &[1, 3], Some(&[0])),
+        Error::InvalidArgument(_)
+    ));
     assert!(matches!(f(&ids, &[1, 1, 3], None), Error::Shape(_)));
     assert!(matches!(
         f(&[1, 10, 2], &[3], Some(&[0])),
@@ -161,7 +176,12 @@ fn backward_sum_is_dense_reference() {
         .backward::<i32, i32, f64>(&ids, &[2, 3], None, &g, None)
         .unwrap();
     assert_eq!(sg.indices(), &[1, 5, 7]);
-    let v = sg.values().to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap();
+    let v = sg
+        .values()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec2::<f64>()
+        .unwrap();
     assert_eq!(v[0], vec![2.0 + 10.0, 4.0 + 20.0, 6.0 + 30.0]);
     assert_eq!(v[1], vec![10.0, 20.0, 30.0]);
     assert_eq!(v[2], vec![10.0, 20.0, 30.0]);

@@ -131,9 +131,7 @@ fn backward_as<D: Float + Element>(
     with_ids!(ids, |ids, shape| {
         let w = weights_vec::<D>(psw, shape)?;
         let g = grad_vec::<D>(bag, grad, shape, offsets)?;
-        let sg = without_gil(py, || {
-            bag.backward(ids, shape, offsets, &g, w.as_deref())
-        })?;
+        let sg = without_gil(py, || bag.backward(ids, shape, offsets, &g, w.as_deref()))?;
         Ok(PySparseGrad::wrap(sg))
     })
 }
@@ -330,9 +328,7 @@ impl PyEmbeddingBag {
         let w = weights_vec::<f64>(per_sample_weights, &shape)?;
         let t = with_ids!(ids, |ids, shape| {
             let inner = self.inner.clone();
-            without_gil(py, || {
-                inner.forward_portable(ids, shape, off, w.as_deref())
-            })?
+            without_gil(py, || inner.forward_portable(ids, shape, off, w.as_deref()))?
         });
         tensor_to_numpy(py, &t)
     }
