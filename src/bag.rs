@@ -445,9 +445,9 @@ impl EmbeddingBag {
                 .iter()
                 .filter(|i| Some(i.index()) != padding)
                 .count();
-            for pos in lo..hi {
-                bag_of[pos] = b;
-                scale[pos] = match self.mode {
+            bag_of[lo..hi].fill(b);
+            for (pos, s) in (lo..hi).zip(&mut scale[lo..hi]) {
+                *s = match self.mode {
                     Reduce::Mean => 1.0 / count.max(1) as f64,
                     _ => per_sample_weights.map_or(1.0, |ws| ws[pos].as_f64()),
                 };
@@ -475,9 +475,9 @@ impl EmbeddingBag {
                 }
                 Some(arg) => {
                     let arg = &arg[b * dim..(b + 1) * dim];
-                    for j in 0..dim {
-                        if arg[j] == pos {
-                            acc[j] += g[j].as_f64();
+                    for ((a, &m), &x) in acc.iter_mut().zip(arg).zip(g) {
+                        if m == pos {
+                            *a += x.as_f64();
                         }
                     }
                 }
@@ -523,13 +523,14 @@ impl EmbeddingBag {
         with_float!(w.dtype(), S => storage::read::<S, ()>(&w, |t| {
             for b in 0..nb {
                 let g = &grad_output[b * dim..(b + 1) * dim];
-                for pos in bags.bounds[b]..bags.bounds[b + 1] {
-                    let id = ids[pos].index();
+                let (lo, hi) = (bags.bounds[b], bags.bounds[b + 1]);
+                for (&id, o) in ids[lo..hi].iter().zip(&mut out[lo..hi]) {
+                    let id = id.index();
                     if Some(id) == padding {
                         continue;
                     }
                     let row = &t[id * dim..(id + 1) * dim];
-                    out[pos] = row.iter().zip(g).map(|(&r, &x)| r.as_f64() * x.as_f64()).sum();
+                    *o = row.iter().zip(g).map(|(&r, &x)| r.as_f64() * x.as_f64()).sum();
                 }
             }
         }))?;

@@ -186,3 +186,44 @@ fn backward_sum_is_dense_reference() {
     assert_eq!(v[1], vec![10.0, 20.0, 30.0]);
     assert_eq!(v[2], vec![10.0, 20.0, 30.0]);
 }
+
+#[test]
+fn backward_max_routes_each_column_to_first_argmax() {
+    let w = Tensor::from_vec(
+        vec![1f32, 5.0, 1.0, 2.0, 3.0, 5.0, 0.0, 0.0],
+        (4, 2),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let b = bag(BagMode::Max, None, w);
+    let ids = [1i64, 0, 2, 1];
+    let sg = b
+        .backward::<i64, i64, f32>(&ids, &[1, 4], None, &[10.0, 20.0], None)
+        .unwrap();
+    assert_eq!(sg.indices(), &[0, 1, 2]);
+    let v = sg.values().to_vec2::<f32>().unwrap();
+    assert_eq!(v, vec![vec![0.0, 20.0], vec![0.0, 0.0], vec![10.0, 0.0]]);
+}
+
+#[test]
+fn per_sample_weight_gradient_is_row_dot_grad() {
+    let w = table(6, 3);
+    let wv = w.to_vec2::<f32>().unwrap();
+    let b = bag(BagMode::Sum, Some(2), w);
+    let ids = [1i64, 2, 5, 4];
+    let g = [1.0f32, -2.0, 0.5, 3.0, 0.0, 1.0];
+    let d = b
+        .backward_per_sample_weights::<i64, i64, f32>(&ids, &[4], Some(&[0, 2]), &g)
+        .unwrap();
+    let dot = |r: usize, gb: &[f32]| -> f64 {
+        wv[r]
+            .iter()
+            .zip(gb)
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum()
+    };
+    assert_eq!(d[1], 0.0);
+    assert!((d[0] - dot(1, &g[..3])).abs() < 1e-9);
+    assert!((d[2] - dot(5, &g[3..])).abs() < 1e-9);
+    assert!((d[3] - dot(4, &g[3..])).abs() < 1e-9);
+}

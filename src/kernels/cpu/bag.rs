@@ -214,11 +214,11 @@ pub fn bag_argmax<S: Float, I: Id>(
                 continue;
             }
             let row = &table[id * dim..id * dim + dim];
-            for j in 0..dim {
-                let x = row[j].to_acc();
-                if arg[j] == usize::MAX || x > best[j] {
-                    best[j] = x;
-                    arg[j] = pos;
+            for ((a, bst), &x) in arg.iter_mut().zip(best.iter_mut()).zip(row) {
+                let x = x.to_acc();
+                if *a == usize::MAX || x > *bst {
+                    *bst = x;
+                    *a = pos;
                 }
             }
         }
