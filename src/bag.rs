@@ -361,16 +361,17 @@ impl EmbeddingBag {
         let mut bag_of = Vec::new();
         let mut scale = Vec::new();
         let mut count = vec![0usize; nb];
-        for b in 0..nb {
-            for pos in bags.bounds[b]..bags.bounds[b + 1] {
-                let id = bags.ids[pos].index();
+        for (b, c) in count.iter_mut().enumerate() {
+            let lo = bags.bounds[b];
+            for (pos, id) in (lo..).zip(&bags.ids[lo..bags.bounds[b + 1]]) {
+                let id = id.index();
                 if Some(id) == self.padding_idx() {
                     continue;
                 }
                 rows.push(id as i64);
                 bag_of.push(b as u32);
                 scale.push(weights.map_or(1.0, |ws| ws[pos].as_f64()));
-                count[b] += 1;
+                *c += 1;
             }
         }
         let zeros = Tensor::zeros((nb, dim), acc_dt, dev)?;

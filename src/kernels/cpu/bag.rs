@@ -208,8 +208,9 @@ pub fn bag_argmax<S: Float, I: Id>(
     }
     let one = |b: usize, arg: &mut [usize]| {
         let mut best = vec![<S::Acc as num_traits::Float>::neg_infinity(); dim];
-        for pos in bounds[b]..bounds[b + 1] {
-            let id = ids[pos].index();
+        let lo = bounds[b];
+        for (pos, id) in (lo..).zip(&ids[lo..bounds[b + 1]]) {
+            let id = id.index();
             if Some(id) == padding {
                 continue;
             }
