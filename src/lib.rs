@@ -6,6 +6,7 @@
 //! straight into the caller's buffer). Ids are validated before any kernel runs, so an
 //! out-of-range id is an [`Error::IndexOutOfRange`] on every backend.
 
+pub mod bag;
 pub mod device;
 pub mod dtype;
 pub mod embedding;
@@ -22,6 +23,7 @@ pub mod storage;
 pub mod techniques;
 pub mod threads;
 
+pub use bag::{BagMode, EmbeddingBag, EmbeddingBagConfig};
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use error::{Error, Result};
 pub use sparse::SparseGrad;

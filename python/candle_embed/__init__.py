@@ -21,6 +21,7 @@ from candle_embed._errors import (
 from candle_embed._native import (
     Embedding,
     RotaryEmbedding,
+    EmbeddingBag,
     SparseGrad,
     __version__,
     coalesce,
@@ -42,6 +43,7 @@ __all__ = [
     "CandleEmbedValueError",
     "Embedding",
     "RotaryEmbedding",
+    "EmbeddingBag",
     "SparseGrad",
     "__version__",
     "coalesce",

@@ -5,6 +5,7 @@
 use pyo3::prelude::*;
 
 pub mod arrays;
+mod bag;
 mod embedding;
 pub mod errors;
 pub mod gil;
@@ -47,5 +48,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sparse_ops::coalesce, m)?)?;
     m.add_class::<optim::PySparseOptimizer>()?;
     m.add_class::<rotary::PyRotaryEmbedding>()?;
+    m.add_class::<bag::PyEmbeddingBag>()?;
     Ok(())
 }
