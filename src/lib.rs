@@ -18,6 +18,7 @@ pub mod rng;
 pub mod sparse;
 pub mod storage;
 pub mod threads;
+pub mod word2vec;
 
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use error::{Error, Result};

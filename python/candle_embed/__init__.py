@@ -25,6 +25,8 @@ from candle_embed._native import (
     get_num_threads,
     set_num_threads,
 )
+from candle_embed.keyed_vectors import KeyedVectors
+from candle_embed.word2vec import Word2Vec
 
 __all__ = [
     "CandleEmbedError",
@@ -36,7 +38,9 @@ __all__ = [
     "CandleEmbedTypeError",
     "CandleEmbedValueError",
     "Embedding",
+    "KeyedVectors",
     "SparseGrad",
+    "Word2Vec",
     "__version__",
     "devices",
     "get_num_threads",

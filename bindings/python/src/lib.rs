@@ -10,6 +10,7 @@ pub mod errors;
 pub mod gil;
 mod sparse_grad;
 mod tables;
+mod word2vec;
 
 use crate::errors::IntoPyResult;
 
@@ -39,5 +40,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_class::<embedding::PyEmbedding>()?;
     m.add_class::<sparse_grad::PySparseGrad>()?;
+    m.add_function(wrap_pyfunction!(word2vec::_w2v_train, m)?)?;
+    m.add_function(wrap_pyfunction!(word2vec::_read_word_vectors, m)?)?;
+    m.add_function(wrap_pyfunction!(word2vec::_write_word_vectors, m)?)?;
     Ok(())
 }
