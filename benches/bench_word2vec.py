@@ -42,15 +42,15 @@ def main() -> None:
         for r in range(args.rounds):
             seed = r + 1
             runs = {
-                "candle_embed": lambda: ce.Word2Vec(
-                    corpus_file=corpus, seed=seed, workers=threads, **hp
-                ).wv,
-                "gensim (LineSentence)": lambda: GWord2Vec(
-                    LineSentence(corpus), sg=1, hs=0, seed=seed, workers=threads, **hp
-                ).wv,
-                "gensim (corpus_file)": lambda: GWord2Vec(
-                    corpus_file=corpus, sg=1, hs=0, seed=seed, workers=threads, **hp
-                ).wv,
+                "candle_embed": lambda seed=seed, threads=threads: (
+                    ce.Word2Vec(corpus_file=corpus, seed=seed, workers=threads, **hp).wv
+                ),
+                "gensim (LineSentence)": lambda seed=seed, threads=threads: (
+                    GWord2Vec(LineSentence(corpus), sg=1, hs=0, seed=seed, workers=threads, **hp).wv
+                ),
+                "gensim (corpus_file)": lambda seed=seed, threads=threads: (
+                    GWord2Vec(corpus_file=corpus, sg=1, hs=0, seed=seed, workers=threads, **hp).wv
+                ),
             }
             for name, fn in runs.items():
                 t0 = time.perf_counter()

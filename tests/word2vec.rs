@@ -23,7 +23,10 @@ fn vocab_sorted_filtered_and_gensim_tables() {
     for (i, &n) in v.counts.iter().enumerate() {
         let n = n as f64;
         let p = (((n / t).sqrt() + 1.0) * t / n).min(1.0);
-        assert_eq!(v.sample_int[i], (p * 4294967296.0).round().min(u32::MAX as f64) as u32);
+        assert_eq!(
+            v.sample_int[i],
+            (p * 4294967296.0).round().min(u32::MAX as f64) as u32
+        );
     }
     // cum_table: round(cumsum(n^0.75) / sum * (2^31 - 1))
     let pw: Vec<f64> = v.counts.iter().map(|&n| (n as f64).powf(0.75)).collect();
@@ -35,14 +38,20 @@ fn vocab_sorted_filtered_and_gensim_tables() {
     }
     assert_eq!(v.draw(0), 0);
     assert_eq!(v.draw(v.cum_table[0] as u64 + 1), 1);
-    assert_eq!(v.remap[c.words.iter().position(|w| w == "a").unwrap()], u32::MAX);
+    assert_eq!(
+        v.remap[c.words.iter().position(|w| w == "a").unwrap()],
+        u32::MAX
+    );
 }
 
 #[test]
 fn min_count_leaving_nothing_is_an_error() {
     let c = corpus(&["a b c"]);
     let e = Vocab::build(&c, 2, 1e-3, 0.75).unwrap_err();
-    assert!(matches!(e, Error::InvalidArgument(ref m) if m.contains("min_count")), "{e}");
+    assert!(
+        matches!(e, Error::InvalidArgument(ref m) if m.contains("min_count")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -72,7 +81,10 @@ fn text_and_binary_round_trip_and_errors() {
     let bad = dir.join("bad.txt");
     std::fs::write(&bad, "2 2\na 1 2\nb 1 oops\n").unwrap();
     let e = fmt::read(&bad, false, false, None).unwrap_err();
-    assert!(matches!(e, Error::Format(ref m) if m.contains("line 3")), "{e}");
+    assert!(
+        matches!(e, Error::Format(ref m) if m.contains("line 3")),
+        "{e}"
+    );
     std::fs::write(&bad, "a 1 2\nb 3 4\n").unwrap();
     let g = fmt::read(&bad, false, true, None).unwrap();
     assert_eq!((g.words.len(), g.dim), (2, 2));
@@ -88,7 +100,9 @@ fn training_is_seeded_with_one_worker_and_learns() {
     let mut lines = Vec::new();
     for i in 0..400 {
         let t = if i % 2 == 0 { "a" } else { "b" };
-        let s: Vec<String> = (0..8).map(|k| format!("{t}{}", (i * 7 + k * 3) % 6)).collect();
+        let s: Vec<String> = (0..8)
+            .map(|k| format!("{t}{}", (i * 7 + k * 3) % 6))
+            .collect();
         lines.push(s.join(" "));
     }
     let refs: Vec<&str> = lines.iter().map(|s| s.as_str()).collect();
@@ -111,9 +125,6 @@ fn training_is_seeded_with_one_worker_and_learns() {
     };
     let cos = |p: &str, q: &str| row(p).iter().zip(row(q)).map(|(x, y)| x * y).sum::<f32>();
     assert!(cos("a0", "a1") > cos("a0", "b1") + 0.3);
-    let bad = TrainConfig {
-        window: 0,
-        ..cfg
-    };
+    let bad = TrainConfig { window: 0, ..cfg };
     assert!(train(&c, &v, &bad, &mut |_, _| true).is_err());
 }

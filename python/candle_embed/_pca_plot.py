@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from os import PathLike, fspath
-from typing import Union
 
 import numpy as np
+import numpy.typing as npt
 
 from candle_embed.keyed_vectors import KeyedVectors
 
 
-def pca_2d(x: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+def pca_2d(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Project rows of ``x`` onto their first two principal components."""
     c = x - x.mean(axis=0, keepdims=True)
     _, _, vt = np.linalg.svd(c, full_matrices=False)
@@ -21,7 +21,7 @@ def pca_2d(x: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
 
 
 def plot_words(
-    kv: KeyedVectors, words: Sequence[str], path: Union[str, "PathLike[str]"], title: str = ""
+    kv: KeyedVectors, words: Sequence[str], path: str | PathLike[str], title: str = ""
 ) -> str:
     """Write a PNG with ``words`` (those in the vocabulary) at their 2-D PCA coordinates."""
     import matplotlib
@@ -42,7 +42,9 @@ def plot_words(
     ax.set_ylabel("PC 2")
     fig.tight_layout()
     target = fspath(path)
-    tmp = os.path.join(os.path.dirname(target) or ".", f".{os.path.basename(target)}.{os.getpid()}.tmp")
+    tmp = os.path.join(
+        os.path.dirname(target) or ".", f".{os.path.basename(target)}.{os.getpid()}.tmp"
+    )
     try:
         fig.savefig(tmp, format="png")
         os.replace(tmp, target)

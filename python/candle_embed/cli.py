@@ -12,7 +12,7 @@ from candle_embed.keyed_vectors import KeyedVectors, format_for_path
 from candle_embed.word2vec import Word2Vec
 
 DEMO_WORDS = ["list", "file", "thread", "integer", "error"]
-DEMO_ANALOGY = ("list", "append", "set")  # list : append :: set : ?
+DEMO_ANALOGIES = [("open", "close", "start"), ("file", "files", "directory")]  # a : b :: c : ?
 DEMO_PLOT_WORDS = [
     "list", "tuple", "dict", "set", "string", "bytes", "integer", "float",
     "file", "directory", "path", "socket", "thread", "process", "lock", "queue",
@@ -40,9 +40,7 @@ def _add_hparams(p: argparse.ArgumentParser, epochs: int, min_count: int) -> Non
     g = p.add_argument_group("training")
     g.add_argument("--dim", type=int, default=100, help="vector size (default: 100)")
     g.add_argument("--window", type=int, default=5, help="max context distance (default: 5)")
-    g.add_argument(
-        "--negative", type=int, default=5, help="noise words per pair (default: 5)"
-    )
+    g.add_argument("--negative", type=int, default=5, help="noise words per pair (default: 5)")
     g.add_argument(
         "--min-count",
         type=int,
@@ -126,15 +124,16 @@ def _summary(model: Word2Vec) -> str:
     )
 
 
-def _show(kv: KeyedVectors, words: Sequence[str], analogy: Sequence[str]) -> None:
+def _show(kv: KeyedVectors, words: Sequence[str], analogies: Sequence[Sequence[str]]) -> None:
     for w in words:
         if w in kv:
             near = ", ".join(f"{k} {s:.2f}" for k, s in kv.most_similar(w, topn=6))
             print(f"  {w:>8} -> {near}")
-    a, b, c = analogy
-    if all(w in kv for w in analogy):
-        best = kv.most_similar(positive=[b, c], negative=[a], topn=3)
-        print(f"  {a} : {b} :: {c} : ?  ->  " + ", ".join(f"{k} {s:.2f}" for k, s in best))
+    for a, b, c in analogies:
+        if all(w in kv for w in (a, b, c)):
+            best = kv.most_similar(positive=[b, c], negative=[a], topn=3)
+            near = ", ".join(f"{k} {s:.2f}" for k, s in best)
+            print(f"  analogy {a} : {b} :: {c} : ?  ->  {near}")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -151,7 +150,7 @@ def run_demo(args: argparse.Namespace) -> int:
     model.train(sentences, progress=not args.quiet)
     print(_summary(model))
     print("nearest neighbours (cosine):")
-    _show(model.wv, DEMO_WORDS, DEMO_ANALOGY)
+    _show(model.wv, DEMO_WORDS, DEMO_ANALOGIES)
     os.makedirs(args.out_dir, exist_ok=True)
     vec_path = os.path.join(args.out_dir, "vectors.txt")
     png_path = os.path.join(args.out_dir, "pca.png")

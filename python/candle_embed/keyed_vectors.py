@@ -89,9 +89,9 @@ class KeyedVectors:
     def get_vector(self, key: str, norm: bool = False) -> npt.NDArray[np.float32]:
         """A copy of ``key``'s vector (unit length with ``norm=True``)."""
         i = self.get_index(key)
-        if norm:
-            return self._unit()[i].copy()
-        return self.vectors[i].copy()
+        src = self._unit() if norm else self.vectors
+        out: npt.NDArray[np.float32] = src[i].copy()
+        return out
 
     @property
     def embedding(self) -> _native.Embedding:
@@ -314,7 +314,7 @@ class _Corr(tuple):  # type: ignore[type-arg]
 def _pearson(x: Iterable[float], y: Iterable[float]) -> Any:
     xs, ys = np.asarray(list(x), float), np.asarray(list(y), float)
     try:
-        from scipy import stats
+        from scipy import stats  # type: ignore[import-untyped]
 
         return stats.pearsonr(xs, ys)
     except ImportError:

@@ -25,7 +25,7 @@ Progress = Union[bool, Callable[[int, int], Any]]
 
 def _tqdm_progress(desc: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """A progress callback drawing a tqdm bar in words, with words/s."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     bar = tqdm(total=0, unit=" words", unit_scale=True, desc=desc, smoothing=0.3)
 

@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import candle_embed as ce
 import numpy as np
 import pytest
-
-import candle_embed as ce
 from candle_embed.keyed_vectors import KeyedVectors
 
 gensim = pytest.importorskip("gensim")
@@ -30,14 +29,14 @@ def _same(ours: KeyedVectors, theirs: object) -> None:
     "name,binary,no_header",
     [
         ("toy-model.vec", False, False),  # word2vec text
-        ("crime-and-punishment.txt", False, False),
+        ("crime-and-punishment.vec", False, False),
         ("high_precision.kv.txt", False, False),
-        ("crime-and-punishment.bin", True, False),  # word2vec binary
-        ("euclidean_vectors.bin", True, False),
+        ("word2vec_pre_kv_c", False, False),
+        ("euclidean_vectors.bin", True, False),  # word2vec binary
         ("high_precision.kv.bin", True, False),
+        ("poincare_vectors.bin", True, False),
         ("test_glove.txt", False, True),  # GloVe: no header
         ("lee_fasttext.vec", False, False),  # fastText .vec
-        ("pretrained.vec", False, False),
     ],
 )
 def test_reads_like_gensim(name: str, binary: bool, no_header: bool) -> None:
@@ -49,8 +48,16 @@ def test_reads_like_gensim(name: str, binary: bool, no_header: bool) -> None:
     _same(ours, theirs)
 
 
+def test_header_promising_more_rows_is_rejected_like_gensim() -> None:
+    path = DATA / "pretrained.vec"  # header "3 5", one vector
+    with pytest.raises(EOFError):
+        GKV.load_word2vec_format(str(path))
+    with pytest.raises(ValueError, match="line 3"):
+        KeyedVectors.load_word2vec_format(path)
+
+
 def test_limit_like_gensim() -> None:
-    path = DATA / "crime-and-punishment.bin"
+    path = DATA / "euclidean_vectors.bin"
     ours = KeyedVectors.load_word2vec_format(path, binary=True, limit=7)
     theirs = GKV.load_word2vec_format(str(path), binary=True, limit=7)
     assert len(ours) == 7
@@ -85,25 +92,25 @@ def test_safetensors_round_trip_and_embedding(tmp_path: Path) -> None:
 # --- similarity and evaluation against gensim on the same vectors ---------------------------
 @pytest.fixture(scope="module")
 def pair() -> tuple[KeyedVectors, object]:
-    path = DATA / "crime-and-punishment.bin"
-    return KeyedVectors.load_word2vec_format(path, binary=True), GKV.load_word2vec_format(
-        str(path), binary=True
-    )
+    path = DATA / "word2vec_pre_kv_c"  # 1750 words of the Lee corpus
+    return KeyedVectors.load_word2vec_format(path), GKV.load_word2vec_format(str(path))
 
 
 def test_most_similar_matches_gensim(pair: tuple[KeyedVectors, object]) -> None:
     ours, theirs = pair
     for kw in [
-        {"positive": "man"},
-        {"positive": ["man", "woman"], "negative": ["he"]},
-        {"positive": ["god"], "topn": 3},
+        {"positive": "government"},
+        {"positive": ["police", "said"], "negative": ["he"]},
+        {"positive": ["australia"], "topn": 3},
+        {"positive": ["australia"], "topn": 5, "restrict_vocab": 200},
     ]:
         a = ours.most_similar(**kw)  # type: ignore[arg-type]
         b = theirs.most_similar(**kw)  # type: ignore[attr-defined]
         assert [w for w, _ in a] == [w for w, _ in b]
         np.testing.assert_allclose([s for _, s in a], [s for _, s in b], atol=1e-5)
-    assert ours.similarity("man", "woman") == pytest.approx(
-        theirs.similarity("man", "woman"), abs=1e-6  # type: ignore[attr-defined]
+    assert ours.similarity("police", "government") == pytest.approx(
+        theirs.similarity("police", "government"),
+        abs=1e-6,  # type: ignore[attr-defined]
     )
 
 
@@ -180,7 +187,13 @@ def test_corpus_file_equals_sentences(tmp_path: Path) -> None:
 
 def test_progress_callback_sees_all_words() -> None:
     seen: list[tuple[int, int]] = []
-    ce.Word2Vec(_planted(100), vector_size=4, min_count=1, epochs=2, progress=lambda d, t: seen.append((d, t)))
+    ce.Word2Vec(
+        _planted(100),
+        vector_size=4,
+        min_count=1,
+        epochs=2,
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert seen and seen[-1] == (2000, 2000)
 
 
@@ -221,7 +234,7 @@ def test_unknown_word_is_key_error(pair: tuple[KeyedVectors, object]) -> None:
     for call in (
         lambda: kv["no-such-word"],
         lambda: kv.most_similar("no-such-word"),
-        lambda: kv.similarity("man", "no-such-word"),
+        lambda: kv.similarity("police", "no-such-word"),
     ):
         with pytest.raises(KeyError, match="no-such-word"):
             call()

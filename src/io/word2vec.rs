@@ -36,7 +36,10 @@ fn parse_header(path: &Path, line: &str) -> Result<(usize, usize)> {
         _ => Err(bad(
             path,
             1,
-            format!("expected a header '<count> <dim>', got {:?}", truncate(line)),
+            format!(
+                "expected a header '<count> <dim>', got {:?}",
+                truncate(line)
+            ),
         )),
     }
 }
@@ -70,9 +73,18 @@ impl Builder {
 }
 
 /// Read a text file (`no_header`: GloVe, the dimension taken from the first line).
-fn read_text(path: &Path, bytes: &[u8], no_header: bool, limit: Option<usize>) -> Result<WordVectors> {
+fn read_text(
+    path: &Path,
+    bytes: &[u8],
+    no_header: bool,
+    limit: Option<usize>,
+) -> Result<WordVectors> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
         bad(path, line, "invalid UTF-8")
     })?;
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
@@ -108,16 +120,23 @@ fn read_text(path: &Path, bytes: &[u8], no_header: bool, limit: Option<usize>) -
         vals.clear();
         for p in parts {
             // via f64, as gensim (`np.float32(str)` rounds the double), for identical values
-            let v: f64 = p
-                .parse()
-                .map_err(|_| bad(path, lineno, format!("cannot parse {:?} as a number", truncate(p))))?;
+            let v: f64 = p.parse().map_err(|_| {
+                bad(
+                    path,
+                    lineno,
+                    format!("cannot parse {:?} as a number", truncate(p)),
+                )
+            })?;
             vals.push(v as f32);
         }
         if vals.len() != dim || word.is_empty() {
             return Err(bad(
                 path,
                 lineno,
-                format!("expected a word and {dim} numbers, got {} fields", vals.len() + 1),
+                format!(
+                    "expected a word and {dim} numbers, got {} fields",
+                    vals.len() + 1
+                ),
             ));
         }
         b.push(word, vals.iter().copied());
@@ -138,7 +157,8 @@ fn read_binary(path: &Path, bytes: &[u8], limit: Option<usize>) -> Result<WordVe
         .iter()
         .position(|&b| b == b'\n')
         .ok_or_else(|| bad(path, 1, "no header line"))?;
-    let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| bad(path, 1, "invalid UTF-8 header"))?;
+    let header =
+        std::str::from_utf8(&bytes[..nl]).map_err(|_| bad(path, 1, "invalid UTF-8 header"))?;
     let (count, dim) = parse_header(path, header)?;
     let count = limit.map_or(count, |l| l.min(count));
     let mut b = Builder::new(dim, count);
@@ -153,7 +173,11 @@ fn read_binary(path: &Path, bytes: &[u8], limit: Option<usize>) -> Result<WordVe
             .iter()
             .position(|&c| c == b' ')
             .ok_or_else(|| {
-                bad(path, entry, format!("unexpected end of file after {k} of {count} vectors"))
+                bad(
+                    path,
+                    entry,
+                    format!("unexpected end of file after {k} of {count} vectors"),
+                )
             })?;
         let word = std::str::from_utf8(&bytes[pos..pos + sp])
             .map_err(|_| bad(path, entry, "word is not valid UTF-8"))?;
@@ -165,7 +189,11 @@ fn read_binary(path: &Path, bytes: &[u8], limit: Option<usize>) -> Result<WordVe
             return Err(bad(
                 path,
                 entry,
-                format!("truncated vector for {:?} (entry {} of {count})", truncate(word), k + 1),
+                format!(
+                    "truncated vector for {:?} (entry {} of {count})",
+                    truncate(word),
+                    k + 1
+                ),
             ));
         }
         let raw = &bytes[pos..pos + vec_bytes];
@@ -180,12 +208,17 @@ fn read_binary(path: &Path, bytes: &[u8], limit: Option<usize>) -> Result<WordVe
 }
 
 /// Read a word-vector file. `binary`: word2vec's binary format; `no_header`: GloVe text.
-pub fn read(path: &Path, binary: bool, no_header: bool, limit: Option<usize>) -> Result<WordVectors> {
+pub fn read(
+    path: &Path,
+    binary: bool,
+    no_header: bool,
+    limit: Option<usize>,
+) -> Result<WordVectors> {
     if binary && no_header {
         return Err(Error::invalid("no_header applies to text files only"));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
     if binary {
         read_binary(path, &bytes, limit)
     } else {
@@ -222,7 +255,13 @@ fn write_num(w: &mut dyn Write, v: f32) -> std::io::Result<()> {
 
 /// Write `words` and `vectors` (row-major `(n, dim)`) in word2vec text or binary format,
 /// atomically (a temporary file renamed into place).
-pub fn write(path: &Path, words: &[String], vectors: &[f32], dim: usize, binary: bool) -> Result<()> {
+pub fn write(
+    path: &Path,
+    words: &[String],
+    vectors: &[f32],
+    dim: usize,
+    binary: bool,
+) -> Result<()> {
     check(words, vectors, dim)?;
     write_atomic(path, |w| {
         let io = |e| Error::io(format!("cannot write {}", path.display()), e);
@@ -254,7 +293,8 @@ const VOCAB_KEY: &str = "candle_embed.vocab";
 /// a JSON list in its metadata (`candle_embed.vocab`); `Embedding::load` reads the table.
 pub fn write_safetensors(path: &Path, words: &[String], vectors: &[f32], dim: usize) -> Result<()> {
     check(words, vectors, dim)?;
-    let t = candle_core::Tensor::from_slice(vectors, (words.len(), dim), &candle_core::Device::Cpu)?;
+    let t =
+        candle_core::Tensor::from_slice(vectors, (words.len(), dim), &candle_core::Device::Cpu)?;
     let meta = std::collections::HashMap::from([(
         VOCAB_KEY.to_string(),
         serde_json::to_string(words).map_err(|e| Error::invalid(e.to_string()))?,
@@ -282,5 +322,9 @@ pub fn read_safetensors(path: &Path) -> Result<WordVectors> {
         .to_dtype(candle_core::DType::F32)?
         .flatten_all()?
         .to_vec1::<f32>()?;
-    Ok(WordVectors { words, vectors, dim })
+    Ok(WordVectors {
+        words,
+        vectors,
+        dim,
+    })
 }

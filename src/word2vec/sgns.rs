@@ -75,7 +75,10 @@ impl TrainConfig {
             )));
         }
         if !(self.alpha > 0.0 && self.alpha.is_finite()) {
-            return Err(Error::invalid(format!("alpha must be > 0, got {}", self.alpha)));
+            return Err(Error::invalid(format!(
+                "alpha must be > 0, got {}",
+                self.alpha
+            )));
         }
         if !(self.min_alpha >= 0.0 && self.min_alpha <= self.alpha) {
             return Err(Error::invalid(format!(
@@ -319,7 +322,14 @@ fn has_avx2() -> bool {
 ///
 /// # Safety
 /// The tables behind `w.t` must be live; concurrent calls race on rows (Hogwild).
-unsafe fn run_job(avx2: bool, w: &mut Worker<'_>, p: &Prepared, job: &Job, alpha: f32, rng: &mut Rng) -> u64 {
+unsafe fn run_job(
+    avx2: bool,
+    w: &mut Worker<'_>,
+    p: &Prepared,
+    job: &Job,
+    alpha: f32,
+    rng: &mut Rng,
+) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if avx2 {
         return job_avx2(w, p, job, alpha, rng);
@@ -328,11 +338,11 @@ unsafe fn run_job(avx2: bool, w: &mut Worker<'_>, p: &Prepared, job: &Job, alpha
     job_base(w, p, job, alpha, rng)
 }
 
-/// Initial input vectors: uniform in `[-0.5/D, 0.5/D)` (gensim's scale), from `seed`.
+/// Initial input vectors: uniform in `[-1/D, 1/D)` (gensim 4's `prep_vectors`), from `seed`.
 pub fn init_vectors(rows: usize, dim: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed, 0x5EED_0000);
     (0..rows * dim)
-        .map(|_| ((rng.uniform() - 0.5) / dim as f64) as f32)
+        .map(|_| ((rng.uniform() * 2.0 - 1.0) / dim as f64) as f32)
         .collect()
 }
 
@@ -404,7 +414,8 @@ pub fn train(
                     }
                     let (epoch, j) = (k / njobs, k % njobs);
                     let job = &prepared.jobs[j];
-                    let prog = (epoch as f64 + job.raw_before as f64 / raw_total) / cfg.epochs as f64;
+                    let prog =
+                        (epoch as f64 + job.raw_before as f64 / raw_total) / cfg.epochs as f64;
                     let alpha = (cfg.alpha as f64 - (cfg.alpha - cfg.min_alpha) as f64 * prog)
                         .max(cfg.min_alpha as f64) as f32;
                     let mut rng = Rng::new(cfg.seed, 1 + k as u64);

@@ -33,7 +33,10 @@ fn corpus_from_sentences(sentences: &Bound<'_, PyAny>) -> PyResult<Corpus> {
         for tok in sent.try_iter()? {
             let tok = tok?;
             let s = tok.cast::<PyString>().map_err(|_| {
-                type_error(format!("sentence {i}: tokens must be str, got {}", tok.get_type()))
+                type_error(format!(
+                    "sentence {i}: tokens must be str, got {}",
+                    tok.get_type()
+                ))
             })?;
             words.push(s.to_cow()?.into_owned());
         }
@@ -172,4 +175,3 @@ pub fn _write_word_vectors(
         ))),
     })
 }
-
