@@ -235,7 +235,7 @@ fn check(words: &[String], vectors: &[f32], dim: usize) -> Result<()> {
         )));
     }
     for w in words {
-        if w.is_empty() || w.contains(|c: char| c == ' ' || c == '\n') {
+        if w.is_empty() || w.contains([' ', '\n']) {
             return Err(Error::invalid(format!(
                 "word {w:?} cannot be written: empty, or contains a space or newline"
             )));
