@@ -22,6 +22,7 @@ pub mod sparse;
 pub mod storage;
 pub mod techniques;
 pub mod threads;
+pub mod word2vec;
 
 pub use bag::{BagMode, EmbeddingBag, EmbeddingBagConfig};
 pub use embedding::{Embedding, EmbeddingConfig};

@@ -31,6 +31,8 @@ from candle_embed._native import (
     set_num_threads,
 )
 from candle_embed.plot import plot_embeddings
+from candle_embed.keyed_vectors import KeyedVectors
+from candle_embed.word2vec import Word2Vec
 
 __all__ = [
     "CandleEmbedError",
@@ -44,7 +46,9 @@ __all__ = [
     "Embedding",
     "RotaryEmbedding",
     "EmbeddingBag",
+    "KeyedVectors",
     "SparseGrad",
+    "Word2Vec",
     "__version__",
     "coalesce",
     "devices",

@@ -1,5 +1,6 @@
 """Type stub of the compiled module ``candle_embed._native`` (checked by mypy's stubtest)."""
 
+from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
 from typing import Any, TypeAlias, final
 
@@ -375,3 +376,31 @@ class RotaryEmbedding:
     def dtype(self) -> str: ...
     @property
     def device(self) -> str: ...
+# --- word2vec ---
+def _w2v_train(
+    sentences: Iterable[Sequence[str]] | None = None,
+    corpus_file: str | PathLike[str] | None = None,
+    *,
+    vector_size: int = 100,
+    window: int = 5,
+    min_count: int = 5,
+    negative: int = 5,
+    epochs: int = 5,
+    alpha: float = 0.025,
+    min_alpha: float = 0.0001,
+    sample: float = 1e-3,
+    seed: int = 1,
+    workers: int = 2,
+    progress: Callable[[int, int], Any] | None = None,
+) -> tuple[list[str], npt.NDArray[np.uint64], npt.NDArray[np.float32], dict[str, Any]]:
+    """Train skip-gram vectors: ``(words, counts, vectors, stats)``."""
+
+def _read_word_vectors(
+    path: str | PathLike[str], fmt_kind: str, limit: int | None = None
+) -> tuple[list[str], npt.NDArray[np.float32]]:
+    """Read "text", "binary", "glove" or "safetensors" word vectors."""
+
+def _write_word_vectors(
+    path: str | PathLike[str], words: list[str], vectors: npt.ArrayLike, fmt_kind: str
+) -> None:
+    """Write "text", "binary" or "safetensors" word vectors atomically."""

@@ -15,6 +15,7 @@ mod sparse_grad;
 mod sparse_ops;
 mod tables;
 mod techniques;
+mod word2vec;
 
 use crate::errors::IntoPyResult;
 
@@ -49,5 +50,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<optim::PySparseOptimizer>()?;
     m.add_class::<rotary::PyRotaryEmbedding>()?;
     m.add_class::<bag::PyEmbeddingBag>()?;
+    m.add_function(wrap_pyfunction!(word2vec::_w2v_train, m)?)?;
+    m.add_function(wrap_pyfunction!(word2vec::_read_word_vectors, m)?)?;
+    m.add_function(wrap_pyfunction!(word2vec::_write_word_vectors, m)?)?;
     Ok(())
 }
