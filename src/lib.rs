@@ -14,6 +14,7 @@ pub mod ids;
 pub mod io;
 pub mod kernels;
 pub mod norm;
+pub mod positional;
 pub mod rng;
 pub mod sparse;
 pub mod storage;

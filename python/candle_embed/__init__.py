@@ -19,10 +19,18 @@ from candle_embed._errors import (
 )
 from candle_embed._native import (
     Embedding,
+    LearnedPositionalEmbedding,
+    RelativePositionBias,
+    SinusoidalPositionalEncoding,
     SparseGrad,
+    TransformerEmbeddings,
     __version__,
+    alibi_bias,
+    alibi_slopes,
     devices,
     get_num_threads,
+    position_ids_from_padding,
+    relative_position_bucket,
     set_num_threads,
 )
 
@@ -36,9 +44,17 @@ __all__ = [
     "CandleEmbedTypeError",
     "CandleEmbedValueError",
     "Embedding",
+    "LearnedPositionalEmbedding",
+    "RelativePositionBias",
+    "SinusoidalPositionalEncoding",
     "SparseGrad",
+    "TransformerEmbeddings",
     "__version__",
+    "alibi_bias",
+    "alibi_slopes",
     "devices",
     "get_num_threads",
+    "position_ids_from_padding",
+    "relative_position_bucket",
     "set_num_threads",
 ]

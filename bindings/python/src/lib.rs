@@ -8,6 +8,7 @@ pub mod arrays;
 mod embedding;
 pub mod errors;
 pub mod gil;
+mod positional;
 mod sparse_grad;
 mod tables;
 
@@ -39,5 +40,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_class::<embedding::PyEmbedding>()?;
     m.add_class::<sparse_grad::PySparseGrad>()?;
+    positional::register(m)?;
     Ok(())
 }
