@@ -30,16 +30,27 @@ pub fn alibi_slopes(num_heads: usize) -> Result<Vec<f64>> {
     }
     let c = 1usize << (usize::BITS - 1 - num_heads.leading_zeros());
     let mut s = pow2_slopes(c);
-    s.extend(pow2_slopes(2 * c).into_iter().step_by(2).take(num_heads - c));
+    s.extend(
+        pow2_slopes(2 * c)
+            .into_iter()
+            .step_by(2)
+            .take(num_heads - c),
+    );
     Ok(s)
 }
 
 fn check_offset(offset: i64) -> Result<usize> {
-    usize::try_from(offset).map_err(|_| Error::invalid(format!("offset must be >= 0, got {offset}")))
+    usize::try_from(offset)
+        .map_err(|_| Error::invalid(format!("offset must be >= 0, got {offset}")))
 }
 
 /// The `(num_heads, q_len, k_len)` bias, row-major, as `T` (fast path: parallel over rows).
-pub fn alibi_bias<T: Float>(num_heads: usize, q_len: usize, k_len: usize, offset: i64) -> Result<Vec<T>> {
+pub fn alibi_bias<T: Float>(
+    num_heads: usize,
+    q_len: usize,
+    k_len: usize,
+    offset: i64,
+) -> Result<Vec<T>> {
     let slopes = alibi_slopes(num_heads)?;
     let off = check_offset(offset)?;
     let n = check_table_size(num_heads * q_len, k_len, T::DT)?;

@@ -14,8 +14,8 @@
 //! Everything per token runs in f64; reductions over tokens use fixed chunks summed in order, so
 //! results do not depend on the thread count.
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
@@ -141,7 +141,10 @@ impl TransformerEmbeddings {
     ) -> Result<Self> {
         check_float(dtype)?;
         if !(config.dropout >= 0.0 && config.dropout <= 1.0) {
-            return Err(Error::invalid(format!("dropout must be in [0, 1], got {}", config.dropout)));
+            return Err(Error::invalid(format!(
+                "dropout must be in [0, 1], got {}",
+                config.dropout
+            )));
         }
         if !(config.layer_norm_eps >= 0.0) || !config.layer_norm_eps.is_finite() {
             return Err(Error::invalid(format!(
@@ -163,9 +166,14 @@ impl TransformerEmbeddings {
         };
         let token = Embedding::new(vocab_size, dim, tok_cfg, dtype, device, Some(next()))?;
         let position = match config.position {
-            PositionKind::Learned => {
-                Embedding::new(config.max_positions, dim, EmbeddingConfig::default(), dtype, device, Some(next()))?
-            }
+            PositionKind::Learned => Embedding::new(
+                config.max_positions,
+                dim,
+                EmbeddingConfig::default(),
+                dtype,
+                device,
+                Some(next()),
+            )?,
             PositionKind::Sinusoidal => {
                 let sin_cfg = SinusoidalConfig {
                     max_len: config.max_positions,
@@ -180,7 +188,14 @@ impl TransformerEmbeddings {
                 Embedding::from_pretrained(pe.table().clone(), frozen)?
             }
         };
-        let segment = Embedding::new(config.type_vocab_size, dim, EmbeddingConfig::default(), dtype, device, Some(next()))?;
+        let segment = Embedding::new(
+            config.type_vocab_size,
+            dim,
+            EmbeddingConfig::default(),
+            dtype,
+            device,
+            Some(next()),
+        )?;
         let ln_weight = Tensor::ones(dim, dtype, device)?;
         let ln_bias = Tensor::zeros(dim, dtype, device)?;
         Ok(TransformerEmbeddings {
@@ -225,18 +240,31 @@ impl TransformerEmbeddings {
     }
     /// The LayerNorm weight `γ` (D,).
     pub fn layer_norm_weight(&self) -> Tensor {
-        self.ln_weight.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.ln_weight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
     /// The LayerNorm bias `β` (D,).
     pub fn layer_norm_bias(&self) -> Tensor {
-        self.ln_bias.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.ln_bias
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
     fn set_param(&self, slot: &Mutex<Tensor>, v: &Tensor, what: &str) -> Result<()> {
         if v.dims() != [self.dim] {
-            return Err(Error::shape(format!("{what} must have shape ({},), got {:?}", self.dim, v.dims())));
+            return Err(Error::shape(format!(
+                "{what} must have shape ({},), got {:?}",
+                self.dim,
+                v.dims()
+            )));
         }
         check_float(v.dtype())?;
-        let fresh = v.to_dtype(self.dtype())?.to_device(&self.token.device())?.copy()?;
+        let fresh = v
+            .to_dtype(self.dtype())?
+            .to_device(&self.token.device())?
+            .copy()?;
         *slot.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
     }
@@ -261,7 +289,12 @@ impl TransformerEmbeddings {
         }
         let n = ids.len();
         let t = shape[shape.len() - 1];
-        ids::validate(ids, self.token.num_embeddings(), "token id", "a token table")?;
+        ids::validate(
+            ids,
+            self.token.num_embeddings(),
+            "token id",
+            "a token table",
+        )?;
         let tok: Vec<usize> = ids.iter().map(|i| i.index()).collect();
         let tts = match token_type_ids {
             None => vec![0; n],
@@ -272,7 +305,12 @@ impl TransformerEmbeddings {
                         tt.len()
                     )));
                 }
-                ids::validate(tt, self.segment.num_embeddings(), "token type id", "a segment table")?;
+                ids::validate(
+                    tt,
+                    self.segment.num_embeddings(),
+                    "token type id",
+                    "a segment table",
+                )?;
                 tt.iter().map(|i| i.index()).collect()
             }
         };
@@ -295,7 +333,12 @@ impl TransformerEmbeddings {
                         p.len()
                     )));
                 }
-                ids::validate(p, self.position.num_embeddings(), "position id", "a position table")?;
+                ids::validate(
+                    p,
+                    self.position.num_embeddings(),
+                    "position id",
+                    "a position table",
+                )?;
                 if p.len() == n {
                     p.iter().map(|i| i.index()).collect()
                 } else {
@@ -317,7 +360,10 @@ impl TransformerEmbeddings {
         position_ids: Option<&[I]>,
     ) -> Result<Vec<T>> {
         if self.dtype() != T::DT || !self.token.device().is_cpu() {
-            return Err(Error::dtype(format!("forward needs CPU {:?} tables", T::DT)));
+            return Err(Error::dtype(format!(
+                "forward needs CPU {:?} tables",
+                T::DT
+            )));
         }
         let (tok, pids, tts) = self.resolve_ids(ids, shape, token_type_ids, position_ids)?;
         let n = tok.len();
@@ -325,7 +371,9 @@ impl TransformerEmbeddings {
         let eps = self.config.layer_norm_eps;
         let p = self.config.dropout;
         let mask_seed = (self.training() && p > 0.0).then(|| {
-            let mut s = self.seed.wrapping_add(self.calls.fetch_add(1, Ordering::Relaxed));
+            let mut s = self
+                .seed
+                .wrapping_add(self.calls.fetch_add(1, Ordering::Relaxed));
             rng::splitmix64(&mut s)
         });
         let gamma: Vec<f64> = self.layer_norm_weight().to_dtype(DType::F64)?.to_vec1()?;
@@ -333,37 +381,46 @@ impl TransformerEmbeddings {
         let mut out = try_alloc_uninit::<T>(n * d)?;
         let mut xhat = vec![0.0f64; n * d];
         let mut rstd = vec![0.0f64; n];
-        let (wt, wp, ws) = (self.token.weight(), self.position.weight(), self.segment.weight());
+        let (wt, wp, ws) = (
+            self.token.weight(),
+            self.position.weight(),
+            self.segment.weight(),
+        );
         storage::read::<T, Result<()>>(&wt, |tt_tab| {
             storage::read::<T, Result<()>>(&wp, |pt_tab| {
                 storage::read::<T, ()>(&ws, |st_tab| {
                     let chunk = TOKENS_PER_CHUNK * d.max(1);
-                    let work = |(c, ((oc, xc), rc)): (usize, ((&mut [T], &mut [f64]), &mut [f64]))| {
-                        let mut e = vec![0.0f64; d];
-                        let mut m = vec![0.0f64; d];
-                        for (k, r) in rc.iter_mut().enumerate() {
-                            let tokn = c * TOKENS_PER_CHUNK + k;
-                            let (a, b, s) = (tok[tokn] * d, pids[tokn] * d, tts[tokn] * d);
-                            for j in 0..d {
-                                e[j] = tt_tab[a + j].as_f64() + pt_tab[b + j].as_f64() + st_tab[s + j].as_f64();
+                    let work =
+                        |(c, ((oc, xc), rc)): (usize, ((&mut [T], &mut [f64]), &mut [f64]))| {
+                            let mut e = vec![0.0f64; d];
+                            let mut m = vec![0.0f64; d];
+                            for (k, r) in rc.iter_mut().enumerate() {
+                                let tokn = c * TOKENS_PER_CHUNK + k;
+                                let (a, b, s) = (tok[tokn] * d, pids[tokn] * d, tts[tokn] * d);
+                                for j in 0..d {
+                                    e[j] = tt_tab[a + j].as_f64()
+                                        + pt_tab[b + j].as_f64()
+                                        + st_tab[s + j].as_f64();
+                                }
+                                let mean = e.iter().sum::<f64>() / d as f64;
+                                let var = e.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>()
+                                    / d as f64;
+                                let rs = 1.0 / (var + eps).sqrt();
+                                *r = rs;
+                                if let Some(seed) = mask_seed {
+                                    mask_row(seed, tokn, p, &mut m);
+                                }
+                                let xrow = &mut xc[k * d..(k + 1) * d];
+                                let orow = &mut oc[k * d..(k + 1) * d];
+                                for j in 0..d {
+                                    let xh = (e[j] - mean) * rs;
+                                    xrow[j] = xh;
+                                    let y = xh * gamma[j] + beta[j];
+                                    orow[j] =
+                                        T::of_f64(if mask_seed.is_some() { y * m[j] } else { y });
+                                }
                             }
-                            let mean = e.iter().sum::<f64>() / d as f64;
-                            let var = e.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / d as f64;
-                            let rs = 1.0 / (var + eps).sqrt();
-                            *r = rs;
-                            if let Some(seed) = mask_seed {
-                                mask_row(seed, tokn, p, &mut m);
-                            }
-                            let xrow = &mut xc[k * d..(k + 1) * d];
-                            let orow = &mut oc[k * d..(k + 1) * d];
-                            for j in 0..d {
-                                let xh = (e[j] - mean) * rs;
-                                xrow[j] = xh;
-                                let y = xh * gamma[j] + beta[j];
-                                orow[j] = T::of_f64(if mask_seed.is_some() { y * m[j] } else { y });
-                            }
-                        }
-                    };
+                        };
                     threads::install(|| {
                         out.par_chunks_mut(chunk)
                             .zip(xhat.par_chunks_mut(chunk))
@@ -401,7 +458,11 @@ impl TransformerEmbeddings {
     /// Backward of the **last** forward call: `grad` of that call's output shape `(..., T, D)`.
     /// The cache stays (a second backward with another `grad` is allowed); a new forward
     /// replaces it. Without a prior forward this is an `InvalidArgument` error.
-    pub fn backward<T: Float>(&self, grad: &[T], shape: &[usize]) -> Result<TransformerEmbeddingsGrads> {
+    pub fn backward<T: Float>(
+        &self,
+        grad: &[T],
+        shape: &[usize],
+    ) -> Result<TransformerEmbeddingsGrads> {
         let guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let c = guard
             .as_ref()
@@ -470,14 +531,39 @@ impl TransformerEmbeddings {
         let dt = self.dtype();
         let cast = |s: SparseGrad| -> Result<SparseGrad> {
             let v = s.values().to_dtype(dt)?;
-            Ok(SparseGrad::from_coalesced_unchecked(s.indices().to_vec(), v, s.num_rows()))
+            Ok(SparseGrad::from_coalesced_unchecked(
+                s.indices().to_vec(),
+                v,
+                s.num_rows(),
+            ))
         };
-        let token = cast(coalesce_rows(&c.ids, &de, d, self.token.num_embeddings(), self.token.padding_idx(), &dev)?)?;
+        let token = cast(coalesce_rows(
+            &c.ids,
+            &de,
+            d,
+            self.token.num_embeddings(),
+            self.token.padding_idx(),
+            &dev,
+        )?)?;
         let position = match self.config.position {
-            PositionKind::Learned => Some(cast(coalesce_rows(&c.pids, &de, d, self.position.num_embeddings(), None, &dev)?)?),
+            PositionKind::Learned => Some(cast(coalesce_rows(
+                &c.pids,
+                &de,
+                d,
+                self.position.num_embeddings(),
+                None,
+                &dev,
+            )?)?),
             PositionKind::Sinusoidal => None,
         };
-        let segment = cast(coalesce_rows(&c.tts, &de, d, self.segment.num_embeddings(), None, &dev)?)?;
+        let segment = cast(coalesce_rows(
+            &c.tts,
+            &de,
+            d,
+            self.segment.num_embeddings(),
+            None,
+            &dev,
+        )?)?;
         Ok(TransformerEmbeddingsGrads {
             token,
             position,
@@ -491,12 +577,19 @@ impl TransformerEmbeddings {
 /// RoBERTa/fairseq position ids from padding (`create_position_ids_from_input_ids`), along the
 /// last axis of `ids` (rows of length `t`): `mask = id != pad`,
 /// `pos = (cumsum(mask) + past_len)·mask + pad`.
-pub fn position_ids_from_padding<I: Id>(ids: &[I], t: usize, padding_idx: i64, past_len: i64) -> Result<Vec<i64>> {
+pub fn position_ids_from_padding<I: Id>(
+    ids: &[I],
+    t: usize,
+    padding_idx: i64,
+    past_len: i64,
+) -> Result<Vec<i64>> {
     if t == 0 {
         return Ok(Vec::new());
     }
     if ids.len() % t != 0 {
-        return Err(Error::shape("ids do not split into rows of the given length"));
+        return Err(Error::shape(
+            "ids do not split into rows of the given length",
+        ));
     }
     let pad = padding_idx as i128;
     let mut out = Vec::with_capacity(ids.len());

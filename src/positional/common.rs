@@ -18,7 +18,12 @@ pub const PAR_MIN: usize = 1 << 15;
 
 /// Check that positions `offset..offset+len` lie in `0..max_len`. A negative offset or a span
 /// past the table is `IndexOutOfRange` naming the first bad position.
-pub fn check_span(offset: i64, len: usize, max_len: usize, container: &'static str) -> Result<usize> {
+pub fn check_span(
+    offset: i64,
+    len: usize,
+    max_len: usize,
+    container: &'static str,
+) -> Result<usize> {
     if offset < 0 {
         return Err(Error::IndexOutOfRange {
             what: "offset",
@@ -28,10 +33,10 @@ pub fn check_span(offset: i64, len: usize, max_len: usize, container: &'static s
         });
     }
     let off = offset as usize;
-    if len > 0 && (off as u128 + len as u128) > max_len as u128 {
+    if (off as u128 + len as u128) > max_len as u128 {
         return Err(Error::IndexOutOfRange {
             what: "position",
-            index: off as i128 + len as i128 - 1,
+            index: off as i128 + (len as i128 - 1).max(0),
             container,
             size: max_len,
         });
@@ -167,5 +172,7 @@ pub fn coalesce_rows<T: Float>(
         }
     }
     let values = Tensor::from_vec(values, (nnz, dim), &Device::Cpu)?.to_device(device)?;
-    Ok(SparseGrad::from_coalesced_unchecked(indices, values, num_rows))
+    Ok(SparseGrad::from_coalesced_unchecked(
+        indices, values, num_rows,
+    ))
 }

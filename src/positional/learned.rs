@@ -28,7 +28,14 @@ impl LearnedPositionalEmbedding {
         device: &Device,
         seed: Option<u64>,
     ) -> Result<Self> {
-        let e = Embedding::new(max_len, dim, EmbeddingConfig::default(), dtype, device, seed)?;
+        let e = Embedding::new(
+            max_len,
+            dim,
+            EmbeddingConfig::default(),
+            dtype,
+            device,
+            seed,
+        )?;
         Ok(Self::from_embedding(Arc::new(e)))
     }
 
@@ -50,7 +57,13 @@ impl LearnedPositionalEmbedding {
 
     /// CPU fast path: `out = x + W[offset..offset+T]`, `x` of `shape` `(..., T, dim)`, `T` the
     /// table's element type.
-    pub fn add_into<T: Float>(&self, x: &[T], shape: &[usize], offset: i64, out: &mut [T]) -> Result<()> {
+    pub fn add_into<T: Float>(
+        &self,
+        x: &[T],
+        shape: &[usize],
+        offset: i64,
+        out: &mut [T],
+    ) -> Result<()> {
         let dim = self.dim();
         let (_, t) = split_seq_shape(shape, dim, "x")?;
         let off = check_span(offset, t, self.max_len(), "a learned position table")?;
@@ -72,13 +85,22 @@ impl LearnedPositionalEmbedding {
     pub fn forward(&self, x: &Tensor, offset: i64) -> Result<Tensor> {
         let (_, t) = split_seq_shape(x.dims(), self.dim(), "x")?;
         let off = check_span(offset, t, self.max_len(), "a learned position table")?;
-        let rows = self.embedding.weight().narrow(0, off, t)?.to_dtype(x.dtype())?;
+        let rows = self
+            .embedding
+            .weight()
+            .narrow(0, off, t)?
+            .to_dtype(x.dtype())?;
         Ok(x.broadcast_add(&rows)?)
     }
 
     /// The gradient of the table given `grad` (shape `(..., T, dim)`, elements `T`): the rows
     /// `offset..offset+T`, each the sum of `grad[..., t, :]` over the leading dims.
-    pub fn backward<T: Float>(&self, grad: &[T], shape: &[usize], offset: i64) -> Result<SparseGrad> {
+    pub fn backward<T: Float>(
+        &self,
+        grad: &[T],
+        shape: &[usize],
+        offset: i64,
+    ) -> Result<SparseGrad> {
         let dim = self.dim();
         let (lead, t) = split_seq_shape(shape, dim, "grad")?;
         let off = check_span(offset, t, self.max_len(), "a learned position table")?;

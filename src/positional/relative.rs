@@ -121,17 +121,31 @@ pub struct RelativePositionBias {
 }
 
 fn check_offset(offset: i64) -> Result<usize> {
-    usize::try_from(offset).map_err(|_| Error::invalid(format!("offset must be >= 0, got {offset}")))
+    usize::try_from(offset)
+        .map_err(|_| Error::invalid(format!("offset must be >= 0, got {offset}")))
 }
 
 impl RelativePositionBias {
     /// A `(num_buckets, num_heads)` table initialised N(0, 1) from `seed`.
-    pub fn new(num_heads: usize, cfg: BucketConfig, dtype: DType, device: &Device, seed: Option<u64>) -> Result<Self> {
+    pub fn new(
+        num_heads: usize,
+        cfg: BucketConfig,
+        dtype: DType,
+        device: &Device,
+        seed: Option<u64>,
+    ) -> Result<Self> {
         cfg.validate()?;
         if num_heads == 0 {
             return Err(Error::invalid("num_heads must be >= 1"));
         }
-        let e = Embedding::new(cfg.num_buckets, num_heads, EmbeddingConfig::default(), dtype, device, seed)?;
+        let e = Embedding::new(
+            cfg.num_buckets,
+            num_heads,
+            EmbeddingConfig::default(),
+            dtype,
+            device,
+            seed,
+        )?;
         Ok(RelativePositionBias {
             embedding: Arc::new(e),
             num_heads,
@@ -150,7 +164,11 @@ impl RelativePositionBias {
             )));
         }
         let num_heads = embedding.embedding_dim();
-        Ok(RelativePositionBias { embedding, num_heads, cfg })
+        Ok(RelativePositionBias {
+            embedding,
+            num_heads,
+            cfg,
+        })
     }
 
     pub fn embedding(&self) -> &Arc<Embedding> {
@@ -167,7 +185,10 @@ impl RelativePositionBias {
     fn diagonal_buckets(&self, q_len: usize, k_len: usize, off: usize) -> Vec<usize> {
         let n = (q_len + k_len).saturating_sub(1);
         (0..n)
-            .map(|idx| self.cfg.bucket(idx as i64 - (q_len as i64 - 1) - off as i64))
+            .map(|idx| {
+                self.cfg
+                    .bucket(idx as i64 - (q_len as i64 - 1) - off as i64)
+            })
             .collect()
     }
 
@@ -217,13 +238,21 @@ impl RelativePositionBias {
             }
         }
         let idx = Tensor::from_vec(ids, q_len * k_len, w.device())?;
-        let v = w.index_select(&idx, 0)?.reshape((q_len, k_len, self.num_heads))?;
+        let v = w
+            .index_select(&idx, 0)?
+            .reshape((q_len, k_len, self.num_heads))?;
         Ok(v.permute((2, 0, 1))?.contiguous()?)
     }
 
     /// Gradient of the table given `grad` of shape `(H, q_len, k_len)`: `dW[b, h]` sums
     /// `grad[h, i, j]` over the cells with bucket `b` (per head in a fixed order, in f64).
-    pub fn backward<T: Float>(&self, grad: &[T], q_len: usize, k_len: usize, offset: i64) -> Result<SparseGrad> {
+    pub fn backward<T: Float>(
+        &self,
+        grad: &[T],
+        q_len: usize,
+        k_len: usize,
+        offset: i64,
+    ) -> Result<SparseGrad> {
         let off = check_offset(offset)?;
         let h = self.num_heads;
         if grad.len() != h * q_len * k_len {
@@ -261,7 +290,10 @@ impl RelativePositionBias {
                 present[b] = true;
             }
         }
-        let indices: Vec<i64> = (0..self.cfg.num_buckets).filter(|&b| present[b]).map(|b| b as i64).collect();
+        let indices: Vec<i64> = (0..self.cfg.num_buckets)
+            .filter(|&b| present[b])
+            .map(|b| b as i64)
+            .collect();
         let mut values = Vec::with_capacity(indices.len() * h);
         for &b in &indices {
             for s in &sums {

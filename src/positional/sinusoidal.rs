@@ -184,7 +184,12 @@ pub struct SinusoidalPositionalEncoding {
 
 impl SinusoidalPositionalEncoding {
     /// Build the `(max_len, dim)` table of `dtype` on `device` (CPU: the fast kernel).
-    pub fn new(dim: usize, config: SinusoidalConfig, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn new(
+        dim: usize,
+        config: SinusoidalConfig,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         check_float(dtype)?;
         let SinusoidalConfig {
             max_len,
@@ -212,7 +217,13 @@ impl SinusoidalPositionalEncoding {
 
     /// CPU fast path: `out = x + table[offset..offset+T]` for `x` of `shape` `(..., T, dim)`;
     /// `T` must be the table's element type.
-    pub fn add_into<T: Float>(&self, x: &[T], shape: &[usize], offset: i64, out: &mut [T]) -> Result<()> {
+    pub fn add_into<T: Float>(
+        &self,
+        x: &[T],
+        shape: &[usize],
+        offset: i64,
+        out: &mut [T],
+    ) -> Result<()> {
         let (_, t) = split_seq_shape(shape, self.dim, "x")?;
         let off = check_span(offset, t, self.config.max_len, "a sinusoidal table")?;
         if x.len() != out.len() || x.len() != shape.iter().product::<usize>() {

@@ -1,6 +1,7 @@
 //! Positional encodings (sinusoidal, learned, BERT embeddings, ALiBi, T5 relative bias):
 //! translation only; the work is in `candle_embed::positional`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
@@ -19,7 +20,7 @@ use numpy::{Element, PyArray1, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::arrays::{contiguous, float_array, new_output, IdArray};
+use crate::arrays::{float_array, new_output, IdArray};
 use crate::embedding::PyEmbedding;
 use crate::errors::{type_error, value_error, IntoPyResult};
 use crate::gil::without_gil;
@@ -51,7 +52,7 @@ fn map_seq<'py, T: Float + Element>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let arr = float_array::<T>(x, what)?;
     let shape = arr.shape().to_vec();
-    let src = contiguous(&arr);
+    let src = c_order(&arr);
     let out = new_output::<T>(py, &shape);
     {
         // SAFETY: `out` is fresh and not yet shared with Python.
@@ -62,17 +63,46 @@ fn map_seq<'py, T: Float + Element>(
     Ok(out.into_any())
 }
 
+/// The elements of a float array in C (logical) order: borrowed only when C-contiguous.
+/// (`PyReadonlyArray::as_slice` also succeeds on Fortran-ordered arrays, giving memory order.)
+fn c_order<'a, T: Element + Copy>(a: &'a numpy::PyReadonlyArrayDyn<'_, T>) -> Cow<'a, [T]> {
+    match a.as_slice() {
+        Ok(s) if a.is_c_contiguous() => Cow::Borrowed(s),
+        _ => Cow::Owned(a.as_array().iter().copied().collect()),
+    }
+}
+
 /// A `Vec<T>` as a NumPy array of `shape`.
-fn vec_to_numpy<'py, T: Element>(py: Python<'py>, v: Vec<T>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
-    Ok(PyArray1::from_vec(py, v).reshape(shape.to_vec())?.into_any())
+fn vec_to_numpy<'py, T: Element>(
+    py: Python<'py>,
+    v: Vec<T>,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(PyArray1::from_vec(py, v)
+        .reshape(shape.to_vec())?
+        .into_any())
+}
+
+/// `obj` itself, or a C-ordered copy when it is a non-C-contiguous ndarray (the shared
+/// `with_ids!` reads a Fortran-ordered array in memory order).
+fn c_contig<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    match obj.cast::<numpy::PyUntypedArray>() {
+        Ok(a) if !a.is_c_contiguous() => obj
+            .py()
+            .import("numpy")?
+            .call_method1("ascontiguousarray", (obj,)),
+        _ => Ok(obj.clone()),
+    }
 }
 
 /// Ids of any integer dtype as `(Vec<i64>, shape)` (u64 beyond i64 saturates: still out of range).
 fn ids_i64(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<i64>, Vec<usize>)> {
-    let arr = IdArray::extract(obj, what)?;
+    let arr = IdArray::extract(&c_contig(obj)?, what)?;
     Ok(with_ids!(arr, |ids, shape| {
         (
-            ids.iter().map(|i| i.wide().clamp(i64::MIN as i128, i64::MAX as i128) as i64).collect(),
+            ids.iter()
+                .map(|i| i.wide().clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+                .collect(),
             shape.to_vec(),
         )
     }))
@@ -89,19 +119,39 @@ pub struct PySinusoidalPositionalEncoding {
 impl PySinusoidalPositionalEncoding {
     #[new]
     #[pyo3(signature = (dim, *, max_len=4096, base=10000.0, layout="interleaved", dtype="float32"))]
-    fn new(py: Python<'_>, dim: i64, max_len: i64, base: f64, layout: &str, dtype: &str) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        dim: i64,
+        max_len: i64,
+        base: f64,
+        layout: &str,
+        dtype: &str,
+    ) -> PyResult<Self> {
         let dim = nonneg(dim, "dim")?;
         let max_len = nonneg(max_len, "max_len")?;
         let layout = SinusoidalLayout::parse(layout).py()?;
         let dtype = py_dtype(dtype)?;
-        let cfg = SinusoidalConfig { max_len, base, layout };
-        let inner = without_gil(py, || SinusoidalPositionalEncoding::new(dim, cfg, dtype, &Device::Cpu))?;
-        Ok(Self { inner: Arc::new(inner) })
+        let cfg = SinusoidalConfig {
+            max_len,
+            base,
+            layout,
+        };
+        let inner = without_gil(py, || {
+            SinusoidalPositionalEncoding::new(dim, cfg, dtype, &Device::Cpu)
+        })?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
     /// `x + table[offset:offset+T]` for `x` of shape `(..., T, dim)`.
     #[pyo3(signature = (x, *, offset=0))]
-    fn __call__<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>, offset: i64) -> PyResult<Bound<'py, PyAny>> {
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        offset: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let pe = &self.inner;
         match pe.table().dtype() {
             DType::F64 => map_seq::<f64>(py, x, "x", |x, s, o| pe.add_into(x, s, offset, o)),
@@ -137,7 +187,9 @@ impl PySinusoidalPositionalEncoding {
     fn _table_portable<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let c = *self.inner.config();
         let (dim, dt) = (self.inner.dim(), self.inner.table().dtype());
-        let t = without_gil(py, || sinusoidal_table_portable(c.max_len, dim, c.base, c.layout, dt, &Device::Cpu))?;
+        let t = without_gil(py, || {
+            sinusoidal_table_portable(c.max_len, dim, c.base, c.layout, dt, &Device::Cpu)
+        })?;
         tensor_to_numpy(py, &t)
     }
     fn __repr__(&self) -> String {
@@ -164,16 +216,31 @@ pub struct PyLearnedPositionalEmbedding {
 impl PyLearnedPositionalEmbedding {
     #[new]
     #[pyo3(signature = (max_len, dim, *, seed=None, dtype="float32"))]
-    fn new(py: Python<'_>, max_len: i64, dim: i64, seed: Option<u64>, dtype: &str) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        max_len: i64,
+        dim: i64,
+        seed: Option<u64>,
+        dtype: &str,
+    ) -> PyResult<Self> {
         let (max_len, dim) = (nonneg(max_len, "max_len")?, nonneg(dim, "dim")?);
         let dtype = py_dtype(dtype)?;
-        let inner = without_gil(py, || LearnedPositionalEmbedding::new(max_len, dim, dtype, &Device::Cpu, seed))?;
-        Ok(Self { inner: Arc::new(inner) })
+        let inner = without_gil(py, || {
+            LearnedPositionalEmbedding::new(max_len, dim, dtype, &Device::Cpu, seed)
+        })?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
     /// `x + W[offset:offset+T]` for `x` of shape `(..., T, dim)`.
     #[pyo3(signature = (x, offset=0))]
-    fn __call__<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>, offset: i64) -> PyResult<Bound<'py, PyAny>> {
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        offset: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let l = &self.inner;
         match l.embedding().dtype() {
             DType::F64 => map_seq::<f64>(py, x, "x", |x, s, o| l.add_into(x, s, offset, o)),
@@ -183,18 +250,23 @@ impl PyLearnedPositionalEmbedding {
 
     /// SparseGrad over rows `offset..offset+T`: `grad` summed over its leading dims.
     #[pyo3(signature = (grad, offset=0))]
-    fn backward(&self, py: Python<'_>, grad: &Bound<'_, PyAny>, offset: i64) -> PyResult<PySparseGrad> {
+    fn backward(
+        &self,
+        py: Python<'_>,
+        grad: &Bound<'_, PyAny>,
+        offset: i64,
+    ) -> PyResult<PySparseGrad> {
         let l = &self.inner;
         let g = match l.embedding().dtype() {
             DType::F64 => {
                 let a = float_array::<f64>(grad, "grad")?;
-                let (s, v) = (a.shape().to_vec(), contiguous(&a));
+                let (s, v) = (a.shape().to_vec(), c_order(&a));
                 let v: &[f64] = &v;
                 without_gil(py, || l.backward(v, &s, offset))?
             }
             _ => {
                 let a = float_array::<f32>(grad, "grad")?;
-                let (s, v) = (a.shape().to_vec(), contiguous(&a));
+                let (s, v) = (a.shape().to_vec(), c_order(&a));
                 let v: &[f32] = &v;
                 without_gil(py, || l.backward(v, &s, offset))?
             }
@@ -205,7 +277,9 @@ impl PyLearnedPositionalEmbedding {
     /// The position table as an Embedding (shared: optimizer updates show through).
     #[getter]
     fn embedding(&self) -> PyEmbedding {
-        PyEmbedding { inner: self.inner.embedding().clone() }
+        PyEmbedding {
+            inner: self.inner.embedding().clone(),
+        }
     }
     #[getter]
     fn get_weight<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -225,7 +299,11 @@ impl PyLearnedPositionalEmbedding {
         self.inner.dim()
     }
     fn __repr__(&self) -> String {
-        format!("LearnedPositionalEmbedding({}, {})", self.inner.max_len(), self.inner.dim())
+        format!(
+            "LearnedPositionalEmbedding({}, {})",
+            self.inner.max_len(),
+            self.inner.dim()
+        )
     }
 }
 
@@ -256,7 +334,7 @@ fn te_backward<T: Float + Element>(
     grad: &Bound<'_, PyAny>,
 ) -> PyResult<candle_embed::positional::combined::TransformerEmbeddingsGrads> {
     let a = float_array::<T>(grad, "grad")?;
-    let (s, v) = (a.shape().to_vec(), contiguous(&a));
+    let (s, v) = (a.shape().to_vec(), c_order(&a));
     let v: &[T] = &v;
     without_gil(py, || te.backward(v, &s))
 }
@@ -290,8 +368,12 @@ impl PyTransformerEmbeddings {
         };
         let (v, d) = (nonneg(vocab_size, "vocab_size")?, nonneg(dim, "dim")?);
         let dtype = py_dtype(dtype)?;
-        let inner = without_gil(py, || TransformerEmbeddings::new(v, d, cfg, dtype, &Device::Cpu, seed))?;
-        Ok(Self { inner: Arc::new(inner) })
+        let inner = without_gil(py, || {
+            TransformerEmbeddings::new(v, d, cfg, dtype, &Device::Cpu, seed)
+        })?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
     /// LayerNorm(token[ids] + position[position_ids] + segment[token_type_ids]), then dropout.
@@ -304,11 +386,17 @@ impl PyTransformerEmbeddings {
         position_ids: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (ids, shape) = ids_i64(ids, "ids")?;
-        let tt = token_type_ids.map(|t| ids_i64(t, "token_type_ids")).transpose()?;
-        let pid = position_ids.map(|p| ids_i64(p, "position_ids")).transpose()?;
+        let tt = token_type_ids
+            .map(|t| ids_i64(t, "token_type_ids"))
+            .transpose()?;
+        let pid = position_ids
+            .map(|p| ids_i64(p, "position_ids"))
+            .transpose()?;
         if let Some((_, s)) = &tt {
             if s != &shape {
-                return Err(value_error(format!("token_type_ids has shape {s:?}, ids has shape {shape:?}")));
+                return Err(value_error(format!(
+                    "token_type_ids has shape {s:?}, ids has shape {shape:?}"
+                )));
             }
         }
         if let Some((_, s)) = &pid {
@@ -319,7 +407,10 @@ impl PyTransformerEmbeddings {
                 )));
             }
         }
-        let (tt, pid) = (tt.as_ref().map(|t| t.0.as_slice()), pid.as_ref().map(|p| p.0.as_slice()));
+        let (tt, pid) = (
+            tt.as_ref().map(|t| t.0.as_slice()),
+            pid.as_ref().map(|p| p.0.as_slice()),
+        );
         let te = &self.inner;
         match te.dtype() {
             DType::F64 => te_forward::<f64>(py, te, &ids, &shape, tt, pid),
@@ -329,7 +420,11 @@ impl PyTransformerEmbeddings {
 
     /// Gradients for the last forward call's output: a dict with SparseGrads "token",
     /// "position" (None when sinusoidal), "segment" and dense "layer_norm_weight"/"layer_norm_bias".
-    fn backward<'py>(&self, py: Python<'py>, grad: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    fn backward<'py>(
+        &self,
+        py: Python<'py>,
+        grad: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let te = &self.inner;
         let g = match te.dtype() {
             DType::F64 => te_backward::<f64>(py, te, grad)?,
@@ -339,22 +434,31 @@ impl PyTransformerEmbeddings {
         d.set_item("token", PySparseGrad::wrap(g.token))?;
         d.set_item("position", g.position.map(PySparseGrad::wrap))?;
         d.set_item("segment", PySparseGrad::wrap(g.segment))?;
-        d.set_item("layer_norm_weight", tensor_to_numpy(py, &g.layer_norm_weight)?)?;
+        d.set_item(
+            "layer_norm_weight",
+            tensor_to_numpy(py, &g.layer_norm_weight)?,
+        )?;
         d.set_item("layer_norm_bias", tensor_to_numpy(py, &g.layer_norm_bias)?)?;
         Ok(d)
     }
 
     #[getter]
     fn token(&self) -> PyEmbedding {
-        PyEmbedding { inner: self.inner.token().clone() }
+        PyEmbedding {
+            inner: self.inner.token().clone(),
+        }
     }
     #[getter]
     fn position(&self) -> PyEmbedding {
-        PyEmbedding { inner: self.inner.position().clone() }
+        PyEmbedding {
+            inner: self.inner.position().clone(),
+        }
     }
     #[getter]
     fn segment(&self) -> PyEmbedding {
-        PyEmbedding { inner: self.inner.segment().clone() }
+        PyEmbedding {
+            inner: self.inner.segment().clone(),
+        }
     }
     #[getter]
     fn get_layer_norm_weight<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -441,7 +545,11 @@ fn alibi_slopes<'py>(py: Python<'py>, num_heads: i64, dtype: &str) -> PyResult<B
     let s = alibi::alibi_slopes(h).py()?;
     match py_dtype(dtype)? {
         DType::F64 => vec_to_numpy(py, s, &[h]),
-        _ => vec_to_numpy(py, s.into_iter().map(|v| v as f32).collect::<Vec<f32>>(), &[h]),
+        _ => vec_to_numpy(
+            py,
+            s.into_iter().map(|v| v as f32).collect::<Vec<f32>>(),
+            &[h],
+        ),
     }
 }
 
@@ -456,7 +564,11 @@ fn alibi_bias<'py>(
     offset: i64,
     dtype: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (h, q, k) = (nonneg(num_heads, "num_heads")?, nonneg(q_len, "q_len")?, nonneg(k_len, "k_len")?);
+    let (h, q, k) = (
+        nonneg(num_heads, "num_heads")?,
+        nonneg(q_len, "q_len")?,
+        nonneg(k_len, "k_len")?,
+    );
     match py_dtype(dtype)? {
         DType::F64 => {
             let v = without_gil(py, || alibi::alibi_bias::<f64>(h, q, k, offset))?;
@@ -480,13 +592,23 @@ fn _alibi_bias_portable<'py>(
     offset: i64,
     dtype: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (h, q, k) = (nonneg(num_heads, "num_heads")?, nonneg(q_len, "q_len")?, nonneg(k_len, "k_len")?);
+    let (h, q, k) = (
+        nonneg(num_heads, "num_heads")?,
+        nonneg(q_len, "q_len")?,
+        nonneg(k_len, "k_len")?,
+    );
     let dt = py_dtype(dtype)?;
-    let t = without_gil(py, || alibi::alibi_bias_portable(h, q, k, offset, dt, &Device::Cpu))?;
+    let t = without_gil(py, || {
+        alibi::alibi_bias_portable(h, q, k, offset, dt, &Device::Cpu)
+    })?;
     tensor_to_numpy(py, &t)
 }
 
-fn bucket_config(num_buckets: i64, max_distance: i64, bidirectional: bool) -> PyResult<BucketConfig> {
+fn bucket_config(
+    num_buckets: i64,
+    max_distance: i64,
+    bidirectional: bool,
+) -> PyResult<BucketConfig> {
     Ok(BucketConfig {
         num_buckets: nonneg(num_buckets, "num_buckets")?,
         max_distance: nonneg(max_distance, "max_distance")?,
@@ -505,9 +627,12 @@ fn relative_position_bucket<'py>(
     max_distance: i64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let cfg = bucket_config(num_buckets, max_distance, bidirectional)?;
-    let arr = IdArray::extract(relative_position, "relative_position")?;
+    let arr = IdArray::extract(&c_contig(relative_position)?, "relative_position")?;
     let (v, shape) = with_ids!(arr, |rel, shape| {
-        (without_gil(py, || relative::relative_position_bucket(rel, &cfg))?, shape.to_vec())
+        (
+            without_gil(py, || relative::relative_position_bucket(rel, &cfg))?,
+            shape.to_vec(),
+        )
     });
     vec_to_numpy(py, v, &shape)
 }
@@ -528,11 +653,16 @@ fn rpb_grad<T: Float + Element>(
     let a = float_array::<T>(grad, "grad")?;
     let h = r.num_heads();
     if a.shape() != [h, q, k] {
-        return Err(value_error(format!("grad has shape {:?}, expected ({h}, {q}, {k})", a.shape())));
+        return Err(value_error(format!(
+            "grad has shape {:?}, expected ({h}, {q}, {k})",
+            a.shape()
+        )));
     }
-    let v = contiguous(&a);
+    let v = c_order(&a);
     let v: &[T] = &v;
-    Ok(PySparseGrad::wrap(without_gil(py, || r.backward(v, q, k, offset))?))
+    Ok(PySparseGrad::wrap(without_gil(py, || {
+        r.backward(v, q, k, offset)
+    })?))
 }
 
 #[pymethods]
@@ -552,25 +682,43 @@ impl PyRelativePositionBias {
         let cfg = bucket_config(num_buckets, max_distance, bidirectional)?;
         let h = nonneg(num_heads, "num_heads")?;
         let dt = py_dtype(dtype)?;
-        let inner = without_gil(py, || RelativePositionBias::new(h, cfg, dt, &Device::Cpu, seed))?;
-        Ok(Self { inner: Arc::new(inner) })
+        let inner = without_gil(py, || {
+            RelativePositionBias::new(h, cfg, dt, &Device::Cpu, seed)
+        })?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The `(num_heads, q_len, k_len)` bias `W[bucket(j - (i + offset)), h]`.
     #[pyo3(signature = (q_len, k_len, *, offset=0))]
-    fn __call__<'py>(&self, py: Python<'py>, q_len: i64, k_len: i64, offset: i64) -> PyResult<Bound<'py, PyAny>> {
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        q_len: i64,
+        k_len: i64,
+        offset: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (q, k) = (nonneg(q_len, "q_len")?, nonneg(k_len, "k_len")?);
         let r = &self.inner;
         let shape = [r.num_heads(), q, k];
         match r.embedding().dtype() {
-            DType::F64 => vec_to_numpy(py, without_gil(py, || r.bias::<f64>(q, k, offset))?, &shape),
+            DType::F64 => {
+                vec_to_numpy(py, without_gil(py, || r.bias::<f64>(q, k, offset))?, &shape)
+            }
             _ => vec_to_numpy(py, without_gil(py, || r.bias::<f32>(q, k, offset))?, &shape),
         }
     }
 
     /// The portable path (bucket ids + candle `index_select`), for tests.
     #[pyo3(signature = (q_len, k_len, *, offset=0))]
-    fn _bias_portable<'py>(&self, py: Python<'py>, q_len: i64, k_len: i64, offset: i64) -> PyResult<Bound<'py, PyAny>> {
+    fn _bias_portable<'py>(
+        &self,
+        py: Python<'py>,
+        q_len: i64,
+        k_len: i64,
+        offset: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (q, k) = (nonneg(q_len, "q_len")?, nonneg(k_len, "k_len")?);
         let r = &self.inner;
         let t: Tensor = without_gil(py, || r.bias_portable(q, k, offset))?;
@@ -579,7 +727,14 @@ impl PyRelativePositionBias {
 
     /// SparseGrad over the buckets given `grad` of shape `(num_heads, q_len, k_len)`.
     #[pyo3(signature = (grad, q_len, k_len, *, offset=0))]
-    fn backward(&self, py: Python<'_>, grad: &Bound<'_, PyAny>, q_len: i64, k_len: i64, offset: i64) -> PyResult<PySparseGrad> {
+    fn backward(
+        &self,
+        py: Python<'_>,
+        grad: &Bound<'_, PyAny>,
+        q_len: i64,
+        k_len: i64,
+        offset: i64,
+    ) -> PyResult<PySparseGrad> {
         let (q, k) = (nonneg(q_len, "q_len")?, nonneg(k_len, "k_len")?);
         let r = &self.inner;
         match r.embedding().dtype() {
@@ -590,7 +745,9 @@ impl PyRelativePositionBias {
 
     #[getter]
     fn embedding(&self) -> PyEmbedding {
-        PyEmbedding { inner: self.inner.embedding().clone() }
+        PyEmbedding {
+            inner: self.inner.embedding().clone(),
+        }
     }
     #[getter]
     fn get_weight<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
