@@ -113,15 +113,15 @@ class SinusoidalPositionalEncoding:
     cosines (same frequencies). ``dim`` must be even (ValueError otherwise).
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         dim: int,
         *,
         max_len: int = 4096,
         base: float = 10000.0,
         layout: str = "interleaved",
         dtype: str = "float32",
-    ) -> None: ...
+    ) -> SinusoidalPositionalEncoding: ...
     def __call__(self, x: npt.ArrayLike, *, offset: int = 0) -> npt.NDArray[Any]:
         """``x + table[offset:offset+T]`` for ``x`` of shape ``(..., T, dim)``.
 
@@ -145,9 +145,9 @@ class SinusoidalPositionalEncoding:
 class LearnedPositionalEmbedding:
     """Learned absolute positions: an Embedding ``(max_len, dim)`` added to a sequence."""
 
-    def __init__(
-        self, max_len: int, dim: int, *, seed: int | None = None, dtype: str = "float32"
-    ) -> None: ...
+    def __new__(
+        cls, max_len: int, dim: int, *, seed: int | None = None, dtype: str = "float32"
+    ) -> LearnedPositionalEmbedding: ...
     def __call__(self, x: npt.ArrayLike, offset: int = 0) -> npt.NDArray[Any]:
         """``x + W[offset:offset+T]`` for ``x`` of shape ``(..., T, dim)``."""
     def backward(self, grad: npt.ArrayLike, offset: int = 0) -> SparseGrad:
@@ -174,8 +174,8 @@ class TransformerEmbeddings:
     ``layer_norm_bias`` (dense). Dropout runs only while ``training`` is True.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         vocab_size: int,
         dim: int,
         *,
@@ -187,7 +187,7 @@ class TransformerEmbeddings:
         dropout: float = 0.0,
         seed: int | None = None,
         dtype: str = "float32",
-    ) -> None: ...
+    ) -> TransformerEmbeddings: ...
     def __call__(
         self,
         ids: _IdsLike,
@@ -255,8 +255,8 @@ def relative_position_bucket(
 class RelativePositionBias:
     """T5 relative position bias: a ``(num_buckets, num_heads)`` table indexed by bucket."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         num_heads: int,
         *,
         num_buckets: int = 32,
@@ -264,7 +264,7 @@ class RelativePositionBias:
         bidirectional: bool = True,
         seed: int | None = None,
         dtype: str = "float32",
-    ) -> None: ...
+    ) -> RelativePositionBias: ...
     def __call__(self, q_len: int, k_len: int, *, offset: int = 0) -> npt.NDArray[Any]:
         """``(num_heads, q_len, k_len)``: ``W[bucket(j - (i + offset)), h]``."""
     def _bias_portable(self, q_len: int, k_len: int, *, offset: int = 0) -> npt.NDArray[Any]: ...
