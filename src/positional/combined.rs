@@ -140,13 +140,13 @@ impl TransformerEmbeddings {
         seed: Option<u64>,
     ) -> Result<Self> {
         check_float(dtype)?;
-        if !(config.dropout >= 0.0 && config.dropout <= 1.0) {
+        if !(0.0..=1.0).contains(&config.dropout) {
             return Err(Error::invalid(format!(
                 "dropout must be in [0, 1], got {}",
                 config.dropout
             )));
         }
-        if !(config.layer_norm_eps >= 0.0) || !config.layer_norm_eps.is_finite() {
+        if !(config.layer_norm_eps.is_finite() && config.layer_norm_eps >= 0.0) {
             return Err(Error::invalid(format!(
                 "layer_norm_eps must be finite and >= 0, got {}",
                 config.layer_norm_eps
@@ -352,6 +352,7 @@ impl TransformerEmbeddings {
     /// Forward on CPU tables: returns `(..., T, D)` elements of the tables' dtype `T` and caches
     /// what [`backward`](Self::backward) needs. `position_ids` may be of ids' shape or `(T,)`.
     /// Nothing is cached and no state changes when an input is rejected.
+    #[allow(clippy::needless_range_loop)]
     pub fn forward<I: Id, T: Float>(
         &self,
         ids: &[I],
@@ -458,6 +459,7 @@ impl TransformerEmbeddings {
     /// Backward of the **last** forward call: `grad` of that call's output shape `(..., T, D)`.
     /// The cache stays (a second backward with another `grad` is allowed); a new forward
     /// replaces it. Without a prior forward this is an `InvalidArgument` error.
+    #[allow(clippy::needless_range_loop)]
     pub fn backward<T: Float>(
         &self,
         grad: &[T],

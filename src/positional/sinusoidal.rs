@@ -93,6 +93,7 @@ pub fn frequencies(dim: usize, base: f64) -> Vec<f64> {
 }
 
 /// The `(max_len, dim)` table, row-major, computed in f64 and cast to `T` (fast path).
+#[allow(clippy::needless_range_loop)]
 pub fn sinusoidal_table<T: Float>(
     max_len: usize,
     dim: usize,
