@@ -11,6 +11,7 @@ pub mod errors;
 pub mod gil;
 mod optim;
 mod rotary;
+mod positional;
 mod sparse_grad;
 mod sparse_ops;
 mod tables;
@@ -53,5 +54,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(word2vec::_w2v_train, m)?)?;
     m.add_function(wrap_pyfunction!(word2vec::_read_word_vectors, m)?)?;
     m.add_function(wrap_pyfunction!(word2vec::_write_word_vectors, m)?)?;
+    positional::register(m)?;
     Ok(())
 }
