@@ -156,7 +156,7 @@ fn relative_bias_fast_matches_portable_and_backward() {
     for (q, k, off) in [(5, 7, 0), (40, 3, 2), (1, 1, 0)] {
         let fast = r.bias::<f32>(q, k, off).unwrap();
         let port = r
-            .bias_portable(q, k, off as i64)
+            .bias_portable(q, k, off)
             .unwrap()
             .flatten_all()
             .unwrap()

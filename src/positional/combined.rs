@@ -391,37 +391,35 @@ impl TransformerEmbeddings {
             storage::read::<T, Result<()>>(&wp, |pt_tab| {
                 storage::read::<T, ()>(&ws, |st_tab| {
                     let chunk = TOKENS_PER_CHUNK * d.max(1);
-                    let work =
-                        |(c, ((oc, xc), rc)): (usize, ((&mut [T], &mut [f64]), &mut [f64]))| {
-                            let mut e = vec![0.0f64; d];
-                            let mut m = vec![0.0f64; d];
-                            for (k, r) in rc.iter_mut().enumerate() {
-                                let tokn = c * TOKENS_PER_CHUNK + k;
-                                let (a, b, s) = (tok[tokn] * d, pids[tokn] * d, tts[tokn] * d);
-                                for j in 0..d {
-                                    e[j] = tt_tab[a + j].as_f64()
-                                        + pt_tab[b + j].as_f64()
-                                        + st_tab[s + j].as_f64();
-                                }
-                                let mean = e.iter().sum::<f64>() / d as f64;
-                                let var = e.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>()
-                                    / d as f64;
-                                let rs = 1.0 / (var + eps).sqrt();
-                                *r = rs;
-                                if let Some(seed) = mask_seed {
-                                    mask_row(seed, tokn, p, &mut m);
-                                }
-                                let xrow = &mut xc[k * d..(k + 1) * d];
-                                let orow = &mut oc[k * d..(k + 1) * d];
-                                for j in 0..d {
-                                    let xh = (e[j] - mean) * rs;
-                                    xrow[j] = xh;
-                                    let y = xh * gamma[j] + beta[j];
-                                    orow[j] =
-                                        T::of_f64(if mask_seed.is_some() { y * m[j] } else { y });
-                                }
+                    let work = |(c, ((oc, xc), rc)): ChunkOut<'_, T>| {
+                        let mut e = vec![0.0f64; d];
+                        let mut m = vec![0.0f64; d];
+                        for (k, r) in rc.iter_mut().enumerate() {
+                            let tokn = c * TOKENS_PER_CHUNK + k;
+                            let (a, b, s) = (tok[tokn] * d, pids[tokn] * d, tts[tokn] * d);
+                            for j in 0..d {
+                                e[j] = tt_tab[a + j].as_f64()
+                                    + pt_tab[b + j].as_f64()
+                                    + st_tab[s + j].as_f64();
                             }
-                        };
+                            let mean = e.iter().sum::<f64>() / d as f64;
+                            let var =
+                                e.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / d as f64;
+                            let rs = 1.0 / (var + eps).sqrt();
+                            *r = rs;
+                            if let Some(seed) = mask_seed {
+                                mask_row(seed, tokn, p, &mut m);
+                            }
+                            let xrow = &mut xc[k * d..(k + 1) * d];
+                            let orow = &mut oc[k * d..(k + 1) * d];
+                            for j in 0..d {
+                                let xh = (e[j] - mean) * rs;
+                                xrow[j] = xh;
+                                let y = xh * gamma[j] + beta[j];
+                                orow[j] = T::of_f64(if mask_seed.is_some() { y * m[j] } else { y });
+                            }
+                        }
+                    };
                     threads::install(|| {
                         out.par_chunks_mut(chunk)
                             .zip(xhat.par_chunks_mut(chunk))
@@ -608,3 +606,6 @@ pub fn position_ids_from_padding<I: Id>(
     }
     Ok(out)
 }
+
+/// One chunk of the forward's outputs: (chunk index, ((output, normalised x), 1/std per token)).
+type ChunkOut<'a, T> = (usize, ((&'a mut [T], &'a mut [f64]), &'a mut [f64]));

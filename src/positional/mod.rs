@@ -1,13 +1,11 @@
-//! Positional encodings.
-
-pub mod rope_scaling;
-pub mod rotary;
-//! Positional encodings: sinusoidal, learned absolute, combined transformer embeddings, ALiBi,
-//! T5 relative position buckets/bias (and rotary, in its own modules).
+//! Positional encodings: sinusoidal, learned absolute, combined transformer embeddings, rotary
+//! (with every Hugging Face scaling), ALiBi and T5 relative position buckets/bias.
 
 pub mod alibi;
 pub mod combined;
 pub mod common;
 pub mod learned;
 pub mod relative;
+pub mod rope_scaling;
+pub mod rotary;
 pub mod sinusoidal;
