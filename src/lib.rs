@@ -6,6 +6,7 @@
 //! straight into the caller's buffer). Ids are validated before any kernel runs, so an
 //! out-of-range id is an [`Error::IndexOutOfRange`] on every backend.
 
+pub mod bag;
 pub mod device;
 pub mod dtype;
 pub mod embedding;
@@ -19,8 +20,11 @@ pub mod positional;
 pub mod rng;
 pub mod sparse;
 pub mod storage;
+pub mod techniques;
 pub mod threads;
+pub mod word2vec;
 
+pub use bag::{BagMode, EmbeddingBag, EmbeddingBagConfig};
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use error::{Error, Result};
 pub use sparse::SparseGrad;

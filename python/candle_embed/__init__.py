@@ -20,15 +20,27 @@ from candle_embed._errors import (
 )
 from candle_embed._native import (
     Embedding,
+    EmbeddingBag,
+    LearnedPositionalEmbedding,
+    RelativePositionBias,
     RotaryEmbedding,
+    SinusoidalPositionalEncoding,
     SparseGrad,
+    TransformerEmbeddings,
     __version__,
+    alibi_bias,
+    alibi_slopes,
     coalesce,
     devices,
     get_num_threads,
     index_add,
+    position_ids_from_padding,
+    relative_position_bucket,
     set_num_threads,
 )
+from candle_embed.keyed_vectors import KeyedVectors
+from candle_embed.plot import plot_embeddings
+from candle_embed.word2vec import Word2Vec
 
 __all__ = [
     "CandleEmbedError",
@@ -40,13 +52,25 @@ __all__ = [
     "CandleEmbedTypeError",
     "CandleEmbedValueError",
     "Embedding",
+    "EmbeddingBag",
+    "KeyedVectors",
+    "LearnedPositionalEmbedding",
+    "RelativePositionBias",
     "RotaryEmbedding",
+    "SinusoidalPositionalEncoding",
     "SparseGrad",
+    "TransformerEmbeddings",
+    "Word2Vec",
     "__version__",
+    "alibi_bias",
+    "alibi_slopes",
     "coalesce",
     "devices",
     "get_num_threads",
     "index_add",
     "optim",
+    "plot_embeddings",
+    "position_ids_from_padding",
+    "relative_position_bucket",
     "set_num_threads",
 ]

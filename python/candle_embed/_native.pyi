@@ -1,5 +1,6 @@
 """Type stub of the compiled module ``candle_embed._native`` (checked by mypy's stubtest)."""
 
+from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
 from typing import Any, TypeAlias, final
 
@@ -75,8 +76,21 @@ class Embedding:
         scale_grad_by_freq: bool = False,
         device: str = "cpu",
     ) -> Embedding: ...
-    def __call__(self, ids: _IdsLike, *, out: npt.NDArray[Any] | None = None) -> npt.NDArray[Any]:
-        """Rows at ``ids``: shape ``ids.shape + (embedding_dim,)``."""
+    def __call__(
+        self,
+        ids: _IdsLike,
+        *,
+        out: npt.NDArray[Any] | None = None,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        normalize: bool = False,
+    ) -> npt.NDArray[Any]:
+        """Rows at ``ids``: shape ``ids.shape + (embedding_dim,)``.
+
+        ``dropout=p`` (in ``[0, 1)``): whole-word dropout, every occurrence of a dropped row is
+        zero and kept rows are scaled by ``1/(1-p)``; the mask is a function of ``(seed, row)``
+        (``seed=None`` draws a fresh seed, so pass an explicit seed to ``backward``).
+        ``normalize=True``: rows scaled to unit L2 norm, ``w / max(||w||, 1e-12)``."""
     @property
     def weight(self) -> npt.NDArray[Any]:
         """A copy of the table (bfloat16 tables come back as float32)."""
@@ -107,10 +121,107 @@ class Embedding:
         """Load a table saved by ``save``."""
     def _lookup_portable(self, ids: _IdsLike) -> npt.NDArray[Any]:
         """The portable (candle ``index_select``) path, for tests."""
-    def backward(self, ids: _IdsLike, grad_output: npt.ArrayLike) -> SparseGrad:
+
+# --- EmbeddingBag ---
+
+@final
+class EmbeddingBag:
+    """Pooled lookups (``torch.nn.EmbeddingBag`` semantics): each bag of ids is reduced to one
+    row by ``mode`` ("sum", "mean" or "max"). 2-D ids ``(B, N)`` are B bags of N ids (offsets
+    must be None); 1-D ids need 1-D ``offsets`` (any integer dtype, ``offsets[0] == 0``,
+    non-decreasing, at most ``len(ids)``); with ``include_last_offset`` offsets has ``B + 1``
+    entries, the last equal to ``len(ids)`` (CSR). ``padding_idx`` is left out of every bag and
+    of the mean's divisor; empty bags give zeros."""
+
+    def __new__(
+        cls,
+        num_embeddings: int,
+        embedding_dim: int,
+        *,
+        mode: str = "mean",
+        padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        include_last_offset: bool = False,
+        dtype: str = "float32",
+        device: str = "cpu",
+        seed: int | None = None,
+    ) -> EmbeddingBag: ...
+    @classmethod
+    def from_pretrained(
+        cls,
+        weight: npt.ArrayLike,
+        *,
+        freeze: bool = True,
+        mode: str = "mean",
+        padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        include_last_offset: bool = False,
+        device: str = "cpu",
+    ) -> EmbeddingBag: ...
+    def __call__(
+        self,
+        ids: _IdsLike,
+        offsets: _IdsLike | None = None,
+        per_sample_weights: npt.ArrayLike | None = None,
+        *,
+        out: npt.NDArray[Any] | None = None,
+    ) -> npt.NDArray[Any]:
+        """One row per bag: shape ``(B, embedding_dim)``. ``per_sample_weights`` (shape of ids)
+        weight the sum (mode "sum" only)."""
+    def backward(
+        self,
+        ids: _IdsLike,
+        grad_output: npt.ArrayLike,
+        *,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        normalize: bool = False,
+    ) -> SparseGrad:
         """The table's gradient given ``grad_output`` (shape ``ids.shape + (D,)``): a coalesced
         ``SparseGrad``; ``padding_idx`` rows get nothing, ``scale_grad_by_freq`` divides each
-        row by its count in ``ids``."""
+        row by its count in ``ids``. ``dropout`` / ``seed`` / ``normalize`` as in the forward:
+        the exact gradient through them (``dropout > 0`` needs the forward's explicit ``seed``;
+        dropped rows appear with zero values)."""
+
+    # --- techniques ---
+    def attend(self, x: npt.ArrayLike, ids: _IdsLike | None = None) -> npt.NDArray[Any]:
+        """Weight tying: logits ``x @ W.T``, ``x`` of shape ``(..., D)`` -> ``(..., V)``.
+
+        ``ids`` 1-D (``k``): only those rows, shared by every row of ``x`` -> ``(..., k)``.
+        ``ids`` of shape ``x.shape[:-1] + (k,)``: each row of ``x`` scored against its own ``k``
+        rows -> ``(..., k)``."""
+    def attend_backward(
+        self, x: npt.ArrayLike, grad_logits: npt.ArrayLike, ids: _IdsLike | None = None
+    ) -> tuple[npt.NDArray[Any], SparseGrad]:
+        """Backward of ``attend``: ``(grad_x, grad_weight)``; ``grad_weight`` has every row when
+        ``ids`` is None, else the sorted unique ids with duplicates summed."""
+    def _attend_portable(self, x: npt.ArrayLike, ids: _IdsLike | None = None) -> npt.NDArray[Any]:
+        """The portable (candle ``matmul``) path of ``attend``, for tests; shape ``(n, cols)``."""
+    def _attend_backward_portable(
+        self, x: npt.ArrayLike, grad_logits: npt.ArrayLike, ids: _IdsLike | None = None
+    ) -> tuple[npt.NDArray[Any], SparseGrad]:
+        """The portable path of ``attend_backward``, for tests; ``grad_x`` of shape ``(n, D)``."""
+    def _lookup_transformed_portable(
+        self,
+        ids: _IdsLike,
+        *,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        normalize: bool = False,
+    ) -> npt.NDArray[Any]:
+        """The portable (candle ops) path of ``emb(ids, dropout=, seed=, normalize=)``."""
+    def _transform_grad(
+        self,
+        ids: _IdsLike,
+        grad_output: npt.ArrayLike,
+        *,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        normalize: bool = False,
+    ) -> npt.NDArray[np.float64]:
+        """Per-position upstream rows transformed through dropout / normalisation (float64)."""
 
 # --- sparse gradients and optimizers ---
 
@@ -220,3 +331,257 @@ class RotaryEmbedding:
     def layout(self) -> str: ...
     @property
     def rope_type(self) -> str: ...
+        offsets: _IdsLike | None = None,
+        per_sample_weights: npt.ArrayLike | None = None,
+    ) -> SparseGrad:
+        """Gradient of the table for ``grad_output`` ``(B, embedding_dim)``, coalesced. For
+        "max" each column goes to its argmax row (first on ties), from the current table."""
+    def backward_per_sample_weights(
+        self,
+        ids: _IdsLike,
+        grad_output: npt.ArrayLike,
+        offsets: _IdsLike | None = None,
+    ) -> npt.NDArray[Any]:
+        """Gradient of ``per_sample_weights`` (mode "sum"): ``<grad_output[bag(k)], W[ids[k]]>``
+        for each id (0 for padding), shape of ids."""
+    def _forward_portable(
+        self,
+        ids: _IdsLike,
+        offsets: _IdsLike | None = None,
+        per_sample_weights: npt.ArrayLike | None = None,
+    ) -> npt.NDArray[Any]:
+        """The portable (candle ``index_select`` + ``index_add``) path, for tests."""
+    @property
+    def weight(self) -> npt.NDArray[Any]:
+        """A copy of the table (bfloat16 tables come back as float32)."""
+    @weight.setter
+    def weight(self, value: npt.ArrayLike) -> None: ...
+    @property
+    def num_embeddings(self) -> int: ...
+    @property
+    def embedding_dim(self) -> int: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def padding_idx(self) -> int | None: ...
+    @property
+    def include_last_offset(self) -> bool: ...
+    @property
+    def max_norm(self) -> float | None: ...
+    @property
+    def norm_type(self) -> float: ...
+    @property
+    def frozen(self) -> bool: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+# --- word2vec ---
+def _w2v_train(
+    sentences: Iterable[Sequence[str]] | None = None,
+    corpus_file: str | PathLike[str] | None = None,
+    *,
+    vector_size: int = 100,
+    window: int = 5,
+    min_count: int = 5,
+    negative: int = 5,
+    epochs: int = 5,
+    alpha: float = 0.025,
+    min_alpha: float = 0.0001,
+    sample: float = 1e-3,
+    seed: int = 1,
+    workers: int = 2,
+    progress: Callable[[int, int], Any] | None = None,
+) -> tuple[list[str], npt.NDArray[np.uint64], npt.NDArray[np.float32], dict[str, Any]]:
+    """Train skip-gram vectors: ``(words, counts, vectors, stats)``."""
+
+def _read_word_vectors(
+    path: str | PathLike[str], fmt_kind: str, limit: int | None = None
+) -> tuple[list[str], npt.NDArray[np.float32]]:
+    """Read "text", "binary", "glove" or "safetensors" word vectors."""
+
+def _write_word_vectors(
+    path: str | PathLike[str], words: list[str], vectors: npt.ArrayLike, fmt_kind: str
+) -> None:
+    """Write "text", "binary" or "safetensors" word vectors atomically."""
+# --- positional ---
+@final
+class SinusoidalPositionalEncoding:
+    """Fixed sinusoidal table ``(max_len, dim)``, ``ω_i = base**(-2i/dim)``, computed in float64.
+
+    ``layout="interleaved"``: ``[sin ω0, cos ω0, sin ω1, …]``; ``"concat"``: all sines then all
+    cosines (same frequencies). ``dim`` must be even (ValueError otherwise).
+    """
+
+    def __new__(
+        cls,
+        dim: int,
+        *,
+        max_len: int = 4096,
+        base: float = 10000.0,
+        layout: str = "interleaved",
+        dtype: str = "float32",
+    ) -> SinusoidalPositionalEncoding: ...
+    def __call__(self, x: npt.ArrayLike, *, offset: int = 0) -> npt.NDArray[Any]:
+        """``x + table[offset:offset+T]`` for ``x`` of shape ``(..., T, dim)``.
+
+        IndexError for a negative offset or positions past ``max_len``."""
+    @property
+    def table(self) -> npt.NDArray[Any]: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def max_len(self) -> int: ...
+    @property
+    def base(self) -> float: ...
+    @property
+    def layout(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    def _table_portable(self) -> npt.NDArray[Any]:
+        """The table from the portable path (candle ops), for tests."""
+
+@final
+class LearnedPositionalEmbedding:
+    """Learned absolute positions: an Embedding ``(max_len, dim)`` added to a sequence."""
+
+    def __new__(
+        cls, max_len: int, dim: int, *, seed: int | None = None, dtype: str = "float32"
+    ) -> LearnedPositionalEmbedding: ...
+    def __call__(self, x: npt.ArrayLike, offset: int = 0) -> npt.NDArray[Any]:
+        """``x + W[offset:offset+T]`` for ``x`` of shape ``(..., T, dim)``."""
+    def backward(self, grad: npt.ArrayLike, offset: int = 0) -> SparseGrad:
+        """Rows ``offset..offset+T`` of the table gradient: ``grad`` summed over leading dims."""
+    @property
+    def embedding(self) -> Embedding:
+        """The position table (shared with this object)."""
+    @property
+    def weight(self) -> npt.NDArray[Any]: ...
+    @weight.setter
+    def weight(self, value: npt.ArrayLike) -> None: ...
+    @property
+    def max_len(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+
+@final
+class TransformerEmbeddings:
+    """BERT embeddings: LayerNorm(token[ids] + position[pos] + segment[types]) then dropout.
+
+    ``backward(grad)`` differentiates the **last** forward call (its ids and LayerNorm
+    statistics are cached) and returns a dict: ``token``, ``position`` (None when
+    ``position="sinusoidal"``), ``segment`` (SparseGrad) and ``layer_norm_weight``,
+    ``layer_norm_bias`` (dense). Dropout runs only while ``training`` is True.
+    """
+
+    def __new__(
+        cls,
+        vocab_size: int,
+        dim: int,
+        *,
+        max_positions: int = 512,
+        type_vocab_size: int = 2,
+        position: str = "learned",
+        padding_idx: int | None = None,
+        layer_norm_eps: float = 1e-12,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        dtype: str = "float32",
+    ) -> TransformerEmbeddings: ...
+    def __call__(
+        self,
+        ids: _IdsLike,
+        token_type_ids: _IdsLike | None = None,
+        position_ids: _IdsLike | None = None,
+    ) -> npt.NDArray[Any]:
+        """``ids`` of shape ``(..., T)`` -> ``(..., T, dim)``; ``position_ids`` defaults to
+        ``0..T-1`` and may have ids' shape or ``(T,)``; ``token_type_ids`` defaults to 0."""
+    def backward(self, grad: npt.ArrayLike) -> dict[str, Any]: ...
+    @property
+    def token(self) -> Embedding: ...
+    @property
+    def position(self) -> Embedding: ...
+    @property
+    def segment(self) -> Embedding: ...
+    @property
+    def layer_norm_weight(self) -> npt.NDArray[Any]: ...
+    @layer_norm_weight.setter
+    def layer_norm_weight(self, value: npt.ArrayLike) -> None: ...
+    @property
+    def layer_norm_bias(self) -> npt.NDArray[Any]: ...
+    @layer_norm_bias.setter
+    def layer_norm_bias(self, value: npt.ArrayLike) -> None: ...
+    @property
+    def training(self) -> bool: ...
+    @training.setter
+    def training(self, value: bool) -> None: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def dropout(self) -> float: ...
+    @property
+    def layer_norm_eps(self) -> float: ...
+    @property
+    def dtype(self) -> str: ...
+
+def position_ids_from_padding(
+    ids: _IdsLike, padding_idx: int, *, past_length: int = 0
+) -> npt.NDArray[np.int64]:
+    """RoBERTa position ids: ``(cumsum(ids != pad) + past_length) * (ids != pad) + pad``."""
+
+def alibi_slopes(num_heads: int, *, dtype: str = "float32") -> npt.NDArray[Any]:
+    """ALiBi slopes (Press et al.; the paper's rule for non powers of two)."""
+
+def alibi_bias(
+    num_heads: int, q_len: int, k_len: int, *, offset: int = 0, dtype: str = "float32"
+) -> npt.NDArray[Any]:
+    """``-slope_h * |i + offset - j|``, shape ``(num_heads, q_len, k_len)``."""
+
+def _alibi_bias_portable(
+    num_heads: int, q_len: int, k_len: int, *, offset: int = 0, dtype: str = "float32"
+) -> npt.NDArray[Any]:
+    """The portable (candle ops) ALiBi bias, for tests."""
+
+def relative_position_bucket(
+    relative_position: _IdsLike,
+    *,
+    bidirectional: bool = True,
+    num_buckets: int = 32,
+    max_distance: int = 128,
+) -> npt.NDArray[np.int64]:
+    """T5 bucket of each ``key - query`` distance (as transformers computes it, in float32)."""
+
+@final
+class RelativePositionBias:
+    """T5 relative position bias: a ``(num_buckets, num_heads)`` table indexed by bucket."""
+
+    def __new__(
+        cls,
+        num_heads: int,
+        *,
+        num_buckets: int = 32,
+        max_distance: int = 128,
+        bidirectional: bool = True,
+        seed: int | None = None,
+        dtype: str = "float32",
+    ) -> RelativePositionBias: ...
+    def __call__(self, q_len: int, k_len: int, *, offset: int = 0) -> npt.NDArray[Any]:
+        """``(num_heads, q_len, k_len)``: ``W[bucket(j - (i + offset)), h]``."""
+    def _bias_portable(self, q_len: int, k_len: int, *, offset: int = 0) -> npt.NDArray[Any]: ...
+    def backward(
+        self, grad: npt.ArrayLike, q_len: int, k_len: int, *, offset: int = 0
+    ) -> SparseGrad: ...
+    @property
+    def embedding(self) -> Embedding: ...
+    @property
+    def weight(self) -> npt.NDArray[Any]: ...
+    @weight.setter
+    def weight(self, value: npt.ArrayLike) -> None: ...
+    @property
+    def num_heads(self) -> int: ...
+    @property
+    def num_buckets(self) -> int: ...
+    @property
+    def max_distance(self) -> int: ...
+    @property
+    def bidirectional(self) -> bool: ...

@@ -3,3 +3,4 @@
 pub mod atomic;
 pub mod embedding_file;
 pub mod safetensors;
+pub mod word2vec;

@@ -123,15 +123,23 @@ impl PyEmbedding {
         })
     }
 
-    /// `emb(ids, out=None)`: rows of the table at `ids`, shape `ids.shape + (D,)`.
-    #[pyo3(signature = (ids, *, out=None))]
+    /// `emb(ids, out=None)`: rows of the table at `ids`, shape `ids.shape + (D,)`; with
+    /// `dropout` / `normalize`, the transformed rows (see `techniques.rs`).
+    #[pyo3(signature = (ids, *, out=None, dropout=0.0, seed=None, normalize=false))]
     fn __call__<'py>(
         &self,
         py: Python<'py>,
         ids: &Bound<'py, PyAny>,
         out: Option<&Bound<'py, PyAny>>,
+        dropout: f64,
+        seed: Option<u64>,
+        normalize: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ids = IdArray::extract(ids, "ids")?;
+        if dropout != 0.0 || normalize {
+            let t = (dropout, seed, normalize);
+            return crate::techniques::lookup_transformed(py, &self.inner, &ids, out, t);
+        }
         match self.inner.dtype() {
             DType::F64 => lookup_as::<f64>(py, &self.inner, &ids, out),
             DType::F16 => lookup_as::<half::f16>(py, &self.inner, &ids, out),

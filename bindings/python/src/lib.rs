@@ -5,14 +5,18 @@
 use pyo3::prelude::*;
 
 pub mod arrays;
+mod bag;
 mod embedding;
 pub mod errors;
 pub mod gil;
 mod optim;
+mod positional;
 mod rotary;
 mod sparse_grad;
 mod sparse_ops;
 mod tables;
+mod techniques;
+mod word2vec;
 
 use crate::errors::IntoPyResult;
 
@@ -46,5 +50,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sparse_ops::coalesce, m)?)?;
     m.add_class::<optim::PySparseOptimizer>()?;
     m.add_class::<rotary::PyRotaryEmbedding>()?;
+    m.add_class::<bag::PyEmbeddingBag>()?;
+    m.add_function(wrap_pyfunction!(word2vec::_w2v_train, m)?)?;
+    m.add_function(wrap_pyfunction!(word2vec::_read_word_vectors, m)?)?;
+    m.add_function(wrap_pyfunction!(word2vec::_write_word_vectors, m)?)?;
+    positional::register(m)?;
     Ok(())
 }

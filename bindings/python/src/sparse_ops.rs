@@ -5,13 +5,14 @@ use candle_core::DType;
 use candle_embed::dtype::Float;
 use candle_embed::ids::Id;
 use candle_embed::sparse::{self, CoalesceOptions};
+use candle_embed::techniques::RowTransform;
 use candle_embed::{Embedding, SparseGrad};
 use numpy::{Element, PyArray1, PyArrayDescrMethods, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::arrays::{as_ndarray, float_array, new_output, IdArray};
 use crate::embedding::PyEmbedding;
-use crate::errors::{type_error, value_error};
+use crate::errors::{type_error, value_error, IntoPyResult};
 use crate::gil::without_gil;
 use crate::sparse_grad::PySparseGrad;
 use crate::with_ids;
@@ -36,6 +37,7 @@ fn backward_as<T: Float + Element>(
     emb: &Embedding,
     ids: &IdArray<'_>,
     grad_output: &Bound<'_, PyAny>,
+    t: &RowTransform,
 ) -> PyResult<SparseGrad> {
     let g = float_array::<T>(grad_output, "grad_output")?;
     with_ids!(ids, |ids, shape| {
@@ -48,24 +50,30 @@ fn backward_as<T: Float + Element>(
             )));
         }
         let gs = contiguous(&g);
-        without_gil(py, || emb.backward(ids, &gs))
+        without_gil(py, || emb.backward_transformed(ids, &gs, t))
     })
 }
 
 #[pymethods]
 impl PyEmbedding {
-    /// `emb.backward(ids, grad_output)`: the table's gradient as a coalesced `SparseGrad`.
+    /// `emb.backward(ids, grad_output)`: the table's gradient as a coalesced `SparseGrad`;
+    /// `dropout` / `seed` / `normalize` as in the forward (see `techniques.rs`).
+    #[pyo3(signature = (ids, grad_output, *, dropout=0.0, seed=None, normalize=false))]
     fn backward(
         &self,
         py: Python<'_>,
         ids: &Bound<'_, PyAny>,
         grad_output: &Bound<'_, PyAny>,
+        dropout: f64,
+        seed: Option<u64>,
+        normalize: bool,
     ) -> PyResult<PySparseGrad> {
+        let t = RowTransform::for_backward(dropout, seed, normalize).py()?;
         let ids = IdArray::extract(ids, "ids")?;
         let g = match self.inner.dtype() {
-            DType::F64 => backward_as::<f64>(py, &self.inner, &ids, grad_output)?,
-            DType::F16 => backward_as::<half::f16>(py, &self.inner, &ids, grad_output)?,
-            _ => backward_as::<f32>(py, &self.inner, &ids, grad_output)?,
+            DType::F64 => backward_as::<f64>(py, &self.inner, &ids, grad_output, &t)?,
+            DType::F16 => backward_as::<half::f16>(py, &self.inner, &ids, grad_output, &t)?,
+            _ => backward_as::<f32>(py, &self.inner, &ids, grad_output, &t)?,
         };
         Ok(PySparseGrad::wrap(g))
     }

@@ -1,5 +1,6 @@
 //! CPU kernels: multi-threaded on the crate's pool, writing straight into caller buffers.
 
+pub mod bag;
 pub mod gather;
 pub mod prefetch;
 pub mod rope;

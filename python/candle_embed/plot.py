@@ -1,0 +1,146 @@
+"""Look at an embedding space in 2-D: ``plot_embeddings`` projects vectors (PCA by NumPy SVD, or
+t-SNE from scikit-learn) and draws a labelled scatter plot with matplotlib's Agg backend.
+
+matplotlib (extra ``candle-embed[plot]``) and scikit-learn (extra ``candle-embed[tsne]``) are
+imported only when called.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_embeddings"]
+
+#: Above this many points the labels would cover the plot; only the points are drawn.
+MAX_LABELS = 300
+
+
+_PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _select(source: Any, words: Sequence[Any] | None) -> tuple[npt.NDArray[np.float64], list[str]]:
+    """The (N, D) float64 matrix to project and one label per row."""
+    if all(hasattr(source, a) for a in ("index_to_key", "vectors", "key_to_index")):
+        vectors = np.asarray(source.vectors, dtype=np.float64)
+        if words is None:
+            keys = list(source.index_to_key)
+            return vectors[: len(keys)], [str(k) for k in keys]
+        rows = []
+        for w in words:
+            if w not in source.key_to_index:
+                raise KeyError(f"word {w!r} not in vocabulary")
+            rows.append(int(source.key_to_index[w]))
+        return vectors[np.asarray(rows, dtype=np.int64)], [str(w) for w in words]
+    arr = np.asarray(source)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"vectors must be a real-valued array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"vectors must have shape (N, D), got {arr.shape}")
+    if words is None:
+        return arr.astype(np.float64), [str(i) for i in range(arr.shape[0])]
+    labels = [str(w) for w in words]
+    if len(labels) != arr.shape[0]:
+        raise ValueError(f"{len(labels)} words for {arr.shape[0]} vectors")
+    return arr.astype(np.float64), labels
+
+
+def pca_2d(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Project rows onto the first two principal components (centred SVD); (N, 2)."""
+    centred = x - x.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    out = np.zeros((x.shape[0], 2), dtype=np.float64)
+    k = min(2, vt.shape[0])
+    out[:, :k] = centred @ vt[:k].T
+    return out
+
+
+def _tsne_2d(x: npt.NDArray[np.float64], random_state: int) -> npt.NDArray[np.float64]:
+    try:
+        from sklearn.manifold import TSNE  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as e:
+        raise ImportError(
+            "method='tsne' needs scikit-learn: pip install 'candle-embed[tsne]'"
+        ) from e
+    n = x.shape[0]
+    if n < 2:
+        raise ValueError("method='tsne' needs at least 2 vectors")
+    perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state)
+    return np.asarray(tsne.fit_transform(x), dtype=np.float64)
+
+
+def _figure() -> Any:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise ImportError(
+            "plot_embeddings needs matplotlib: pip install 'candle-embed[plot]'"
+        ) from e
+    fig = Figure(figsize=(8, 6), dpi=100)
+    FigureCanvasAgg(fig)  # Agg canvas, no global pyplot state: safe in any thread or server
+    return fig
+
+
+def plot_embeddings(
+    vectors_or_keyed_vectors: Any,
+    words: Sequence[Any] | None = None,
+    method: str = "pca",
+    path: _PathLike | None = None,
+    *,
+    title: str | None = None,
+    random_state: int = 0,
+) -> str | Figure:
+    """Project embeddings to 2-D and draw a labelled scatter plot.
+
+    ``vectors_or_keyed_vectors``: an (N, D) array (``words`` then gives the N labels, default
+    the row numbers) or a KeyedVectors-like object with ``index_to_key`` / ``vectors`` /
+    ``key_to_index`` (``words`` then selects the keys to plot, default all).
+    ``method``: ``"pca"`` (NumPy SVD) or ``"tsne"`` (scikit-learn, ``candle-embed[tsne]``).
+    Writes a PNG to ``path`` (atomically) and returns the path, or returns the matplotlib
+    ``Figure`` when ``path`` is None. Above ``MAX_LABELS`` points only the points are drawn.
+    """
+    if method not in ("pca", "tsne"):
+        raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+    x, labels = _select(vectors_or_keyed_vectors, words)
+    if x.shape[0] == 0:
+        raise ValueError("nothing to plot: no vectors")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("vectors contain NaN or infinity")
+    xy = pca_2d(x) if method == "pca" else _tsne_2d(x, random_state)
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    ax.scatter(xy[:, 0], xy[:, 1], s=18, c="tab:blue", alpha=0.8, edgecolors="none")
+    if len(labels) <= MAX_LABELS:
+        for (px, py), label in zip(xy, labels):
+            ax.annotate(label, (px, py), xytext=(3, 3), textcoords="offset points", fontsize=9)
+    axis = "PC" if method == "pca" else "t-SNE "
+    ax.set_xlabel(f"{axis}1")
+    ax.set_ylabel(f"{axis}2")
+    ax.set_title(title or f"{len(labels)} embeddings ({method.upper()})")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    if path is None:
+        figure: Figure = fig
+        return figure
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    fd, tmp = tempfile.mkstemp(prefix=".plot-", suffix=".png", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png")
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target

@@ -1,0 +1,234 @@
+//! Bag reduction: `out[b, :] = reduce_{k in bag b, ids[k] != padding} w_k * table[ids[k], :]`
+//! with `reduce` one of sum / mean / max, bags given as CSR bounds (`bounds[b]..bounds[b + 1]`).
+//!
+//! Parallel over bags; each bag is accumulated in a small on-stack `Acc` tile (a column block of
+//! at most [`TILE`] elements, which the compiler keeps in L1 / registers) and its output row is
+//! written once. Rows `DISTANCE` ids ahead are prefetched. The sum over a bag runs in bag order
+//! in one thread, so the result is bit-identical for any thread count. Ids must be validated and
+//! `bounds` checked (non-decreasing, `bounds[B] <= ids.len()`) by the caller.
+
+use rayon::prelude::*;
+
+use super::prefetch::{prefetch_row, DISTANCE};
+use crate::dtype::Float;
+use crate::ids::Id;
+use crate::threads;
+
+/// Columns accumulated per pass over a bag (128 f32 = 512 bytes, 16 AVX registers).
+pub const TILE: usize = 128;
+
+/// Below this many gathered elements the pool's dispatch costs more than it saves.
+const PARALLEL_MIN_ELEMS: usize = 1 << 15;
+
+/// The reduction applied to each bag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    Sum,
+    Mean,
+    Max,
+}
+
+/// Inputs shared by every bag of one call.
+pub struct BagArgs<'a, S, D, I> {
+    pub table: &'a [S],
+    pub dim: usize,
+    pub ids: &'a [I],
+    /// CSR bounds, `B + 1` entries.
+    pub bounds: &'a [usize],
+    /// One weight per id (sum mode only).
+    pub weights: Option<&'a [D]>,
+    pub padding: Option<usize>,
+    pub mode: Reduce,
+}
+
+/// Reduce every bag into `out` (`B * dim` elements, every one overwritten).
+pub fn bag_reduce<S: Float, D: Float, I: Id>(args: &BagArgs<'_, S, D, I>, out: &mut [D]) {
+    let dim = args.dim;
+    let num_bags = args.bounds.len().saturating_sub(1);
+    debug_assert_eq!(out.len(), num_bags * dim);
+    if dim == 0 || num_bags == 0 {
+        return;
+    }
+    let run = |first_bag: usize, out: &mut [D]| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports the features the clone is compiled for.
+                return unsafe { bags_avx2(args, first_bag, out) };
+            }
+        }
+        bags_serial(args, first_bag, out)
+    };
+    let work = args.ids.len().max(num_bags) * dim;
+    if work < PARALLEL_MIN_ELEMS {
+        return run(0, out);
+    }
+    threads::install(|| {
+        let chunk = threads::chunk_len(num_bags, 16);
+        out.par_chunks_mut(chunk * dim)
+            .enumerate()
+            .for_each(|(c, out)| run(c * chunk, out));
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bags_avx2<S: Float, D: Float, I: Id>(
+    args: &BagArgs<'_, S, D, I>,
+    first_bag: usize,
+    out: &mut [D],
+) {
+    bags_serial(args, first_bag, out)
+}
+
+/// Bags `first_bag..first_bag + out.len() / dim`, one after the other.
+#[inline(always)]
+fn bags_serial<S: Float, D: Float, I: Id>(
+    args: &BagArgs<'_, S, D, I>,
+    first_bag: usize,
+    out: &mut [D],
+) {
+    let BagArgs {
+        table,
+        dim,
+        ids,
+        bounds,
+        weights,
+        padding,
+        mode,
+    } = *args;
+    let last_pos = bounds[first_bag + out.len() / dim];
+    let prefetch = |pos: usize| {
+        if pos < last_pos {
+            let r = ids[pos].index() * dim;
+            prefetch_row(&table[r..r + dim]);
+        }
+    };
+    // Start the prefetch pipeline for this chunk.
+    let start = bounds[first_bag];
+    for pos in start..(start + DISTANCE).min(last_pos) {
+        prefetch(pos);
+    }
+    let mut acc = [<S::Acc as num_traits::Zero>::zero(); TILE];
+    for (b, dst) in out.chunks_exact_mut(dim).enumerate() {
+        let (lo, hi) = (bounds[first_bag + b], bounds[first_bag + b + 1]);
+        let bag = &ids[lo..hi];
+        for c0 in (0..dim).step_by(TILE) {
+            let w = TILE.min(dim - c0);
+            let acc = &mut acc[..w];
+            let first_tile = c0 == 0;
+            let mut count = 0usize;
+            match mode {
+                Reduce::Sum | Reduce::Mean => {
+                    acc.fill(num_traits::Zero::zero());
+                    for (k, &id) in bag.iter().enumerate() {
+                        if first_tile {
+                            prefetch(lo + k + DISTANCE);
+                        }
+                        let id = id.index();
+                        if Some(id) == padding {
+                            continue;
+                        }
+                        count += 1;
+                        let row = &table[id * dim + c0..id * dim + c0 + w];
+                        match weights {
+                            None => {
+                                for (a, &x) in acc.iter_mut().zip(row) {
+                                    *a += x.to_acc();
+                                }
+                            }
+                            Some(ws) => {
+                                let s = S::acc_from_f64(ws[lo + k].as_f64());
+                                for (a, &x) in acc.iter_mut().zip(row) {
+                                    *a += x.to_acc() * s;
+                                }
+                            }
+                        }
+                    }
+                    let o = &mut dst[c0..c0 + w];
+                    if mode == Reduce::Mean && count > 0 {
+                        let inv = S::acc_from_f64(1.0) / S::acc_from_f64(count as f64);
+                        for (d, &a) in o.iter_mut().zip(acc.iter()) {
+                            *d = D::of_f64(S::acc_to_f64(a * inv));
+                        }
+                    } else {
+                        for (d, &a) in o.iter_mut().zip(acc.iter()) {
+                            *d = D::of_f64(S::acc_to_f64(a));
+                        }
+                    }
+                }
+                Reduce::Max => {
+                    acc.fill(num_traits::Float::neg_infinity());
+                    for (k, &id) in bag.iter().enumerate() {
+                        if first_tile {
+                            prefetch(lo + k + DISTANCE);
+                        }
+                        let id = id.index();
+                        if Some(id) == padding {
+                            continue;
+                        }
+                        count += 1;
+                        let row = &table[id * dim + c0..id * dim + c0 + w];
+                        // Strictly greater: ties keep the first occurrence (as the backward).
+                        for (a, &x) in acc.iter_mut().zip(row) {
+                            let x = x.to_acc();
+                            if x > *a {
+                                *a = x;
+                            }
+                        }
+                    }
+                    let o = &mut dst[c0..c0 + w];
+                    if count == 0 {
+                        o.fill(D::of_f64(0.0));
+                    } else {
+                        for (d, &a) in o.iter_mut().zip(acc.iter()) {
+                            *d = D::of_f64(S::acc_to_f64(a));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Each column's argmax position (index into `ids`) for every bag, `B * dim` entries;
+/// `usize::MAX` where a bag has no non-padding id. Ties: the first occurrence. Serial per bag,
+/// parallel over bags.
+pub fn bag_argmax<S: Float, I: Id>(
+    table: &[S],
+    dim: usize,
+    ids: &[I],
+    bounds: &[usize],
+    padding: Option<usize>,
+) -> Vec<usize> {
+    let num_bags = bounds.len().saturating_sub(1);
+    let mut arg = vec![usize::MAX; num_bags * dim];
+    if dim == 0 || num_bags == 0 {
+        return arg;
+    }
+    let one = |b: usize, arg: &mut [usize]| {
+        let mut best = vec![<S::Acc as num_traits::Float>::neg_infinity(); dim];
+        let lo = bounds[b];
+        for (pos, id) in (lo..).zip(&ids[lo..bounds[b + 1]]) {
+            let id = id.index();
+            if Some(id) == padding {
+                continue;
+            }
+            let row = &table[id * dim..id * dim + dim];
+            for ((a, bst), &x) in arg.iter_mut().zip(best.iter_mut()).zip(row) {
+                let x = x.to_acc();
+                if *a == usize::MAX || x > *bst {
+                    *bst = x;
+                    *a = pos;
+                }
+            }
+        }
+    };
+    threads::install(|| {
+        arg.par_chunks_mut(dim)
+            .with_min_len(64)
+            .enumerate()
+            .for_each(|(b, a)| one(b, a));
+    });
+    arg
+}

@@ -1,0 +1,178 @@
+//! Shared pieces of the positional encodings: position-span checks, the broadcast add of table
+//! rows onto `(..., T, dim)` inputs, a deterministic sum over leading dims, and a simple
+//! coalesce (sort + per-row ordered sum) that turns scattered gradient rows into a `SparseGrad`.
+//!
+//! Every reduction here sums in a fixed order (never split by thread), so results are
+//! bit-identical for any thread count.
+
+use candle_core::{Device, Tensor};
+use rayon::prelude::*;
+
+use crate::dtype::Float;
+use crate::embedding::try_alloc_uninit;
+use crate::kernels::cpu::rows::RowsMut;
+use crate::{threads, Error, Result, SparseGrad};
+
+/// Work (in elements) below which a kernel runs on the calling thread.
+pub const PAR_MIN: usize = 1 << 15;
+
+/// Check that positions `offset..offset+len` lie in `0..max_len`. A negative offset or a span
+/// past the table is `IndexOutOfRange` naming the first bad position.
+pub fn check_span(
+    offset: i64,
+    len: usize,
+    max_len: usize,
+    container: &'static str,
+) -> Result<usize> {
+    if offset < 0 {
+        return Err(Error::IndexOutOfRange {
+            what: "offset",
+            index: offset as i128,
+            container,
+            size: max_len,
+        });
+    }
+    let off = offset as usize;
+    if (off as u128 + len as u128) > max_len as u128 {
+        return Err(Error::IndexOutOfRange {
+            what: "position",
+            index: off as i128 + (len as i128 - 1).max(0),
+            container,
+            size: max_len,
+        });
+    }
+    Ok(off)
+}
+
+/// Split a `(..., T, dim)` shape into `(lead, T)`, checking rank >= 2 and the last dim.
+pub fn split_seq_shape(shape: &[usize], dim: usize, what: &str) -> Result<(usize, usize)> {
+    if shape.len() < 2 {
+        return Err(Error::shape(format!(
+            "{what} must have shape (..., T, {dim}), got {shape:?}"
+        )));
+    }
+    let last = shape[shape.len() - 1];
+    if last != dim {
+        return Err(Error::shape(format!(
+            "{what} has last dimension {last}, expected {dim} (shape {shape:?})"
+        )));
+    }
+    let t = shape[shape.len() - 2];
+    let lead = shape[..shape.len() - 2].iter().product::<usize>();
+    Ok((lead, t))
+}
+
+/// `out[b, t, :] = x[b, t, :] + rows[t, :]` for every leading index `b`
+/// (`rows` holds `T * dim` elements; `x` and `out` hold `lead * T * dim`).
+pub fn add_rows<T: Float>(x: &[T], rows: &[T], out: &mut [T]) {
+    debug_assert_eq!(x.len(), out.len());
+    let block = rows.len();
+    if block == 0 {
+        return;
+    }
+    let body = |(xo, oo): (&[T], &mut [T])| {
+        for ((o, &a), &r) in oo.iter_mut().zip(xo).zip(rows) {
+            *o = a + r;
+        }
+    };
+    if x.len() < PAR_MIN {
+        x.chunks(block).zip(out.chunks_mut(block)).for_each(body);
+    } else {
+        // Blocks of whole (T, dim) slabs, split further by chunk_len when there are few slabs.
+        let chunk = threads::install(|| threads::chunk_len(x.len(), 1 << 13));
+        let chunk = chunk.div_ceil(block) * block;
+        threads::install(|| {
+            x.par_chunks(chunk)
+                .zip(out.par_chunks_mut(chunk))
+                .for_each(|(xc, oc)| xc.chunks(block).zip(oc.chunks_mut(block)).for_each(body))
+        });
+    }
+}
+
+/// Sum a `(lead, rows, dim)` buffer over `lead`, in f64, in index order: `(rows, dim)`.
+pub fn sum_leading<T: Float>(g: &[T], lead: usize, rows: usize, dim: usize) -> Vec<T> {
+    let mut out = vec![T::of_f64(0.0); rows * dim];
+    let slab = rows * dim;
+    let one_row = |(r, o): (usize, &mut [T])| {
+        let mut acc = vec![0.0f64; dim];
+        for b in 0..lead {
+            let src = &g[b * slab + r * dim..b * slab + (r + 1) * dim];
+            for (a, &v) in acc.iter_mut().zip(src) {
+                *a += v.as_f64();
+            }
+        }
+        for (o, a) in o.iter_mut().zip(acc) {
+            *o = T::of_f64(a);
+        }
+    };
+    if dim == 0 {
+        return out;
+    }
+    if g.len() < PAR_MIN {
+        out.chunks_mut(dim).enumerate().for_each(one_row);
+    } else {
+        threads::install(|| out.par_chunks_mut(dim).enumerate().for_each(one_row));
+    }
+    out
+}
+
+/// Coalesce gradient rows scattered to table rows: `grad[ids[n]] += rows[n]` as a `SparseGrad`
+/// over a `(num_rows, dim)` table. Rows whose id equals `skip` (a padding row) get no gradient.
+/// Ids must be validated (`< num_rows`). Each output row sums its inputs in ascending `n`, in f64.
+pub fn coalesce_rows<T: Float>(
+    ids: &[usize],
+    rows: &[T],
+    dim: usize,
+    num_rows: usize,
+    skip: Option<usize>,
+    device: &Device,
+) -> Result<SparseGrad> {
+    debug_assert_eq!(rows.len(), ids.len() * dim);
+    let mut order: Vec<(usize, usize)> = ids
+        .iter()
+        .enumerate()
+        .filter(|&(_, &id)| Some(id) != skip)
+        .map(|(n, &id)| (id, n))
+        .collect();
+    if order.len() > 1 << 14 {
+        threads::install(|| order.par_sort_unstable());
+    } else {
+        order.sort_unstable();
+    }
+    // Group starts.
+    let mut starts: Vec<usize> = Vec::new();
+    for (k, &(id, _)) in order.iter().enumerate() {
+        if k == 0 || order[k - 1].0 != id {
+            starts.push(k);
+        }
+    }
+    let nnz = starts.len();
+    starts.push(order.len());
+    let indices: Vec<i64> = starts[..nnz].iter().map(|&s| order[s].0 as i64).collect();
+    let mut values = try_alloc_uninit::<T>(nnz * dim)?;
+    if dim > 0 && nnz > 0 {
+        let view = RowsMut::new(&mut values, dim);
+        let group = |g: usize| {
+            // SAFETY: each group g writes only its own output row g.
+            let out = unsafe { view.row(g) };
+            let mut acc = vec![0.0f64; dim];
+            for &(_, n) in &order[starts[g]..starts[g + 1]] {
+                for (a, &v) in acc.iter_mut().zip(&rows[n * dim..(n + 1) * dim]) {
+                    *a += v.as_f64();
+                }
+            }
+            for (o, a) in out.iter_mut().zip(acc) {
+                *o = T::of_f64(a);
+            }
+        };
+        if order.len() * dim < PAR_MIN {
+            (0..nnz).for_each(group);
+        } else {
+            threads::install(|| (0..nnz).into_par_iter().for_each(group));
+        }
+    }
+    let values = Tensor::from_vec(values, (nnz, dim), &Device::Cpu)?.to_device(device)?;
+    Ok(SparseGrad::from_coalesced_unchecked(
+        indices, values, num_rows,
+    ))
+}

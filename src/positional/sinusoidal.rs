@@ -1,0 +1,259 @@
+//! Sinusoidal absolute positional encodings (Vaswani et al. §3.5).
+//!
+//! Math: with `ω_i = base^(-2i/d)` for `0 ≤ i < d/2`,
+//! - `layout = Interleaved`: `PE[p, 2i] = sin(p·ω_i)`, `PE[p, 2i+1] = cos(p·ω_i)`;
+//! - `layout = Concat`: `PE[p, i] = sin(p·ω_i)`, `PE[p, d/2 + i] = cos(p·ω_i)` (same frequencies,
+//!   as HF GPT-J's `create_sinusoidal_positions`; not tensor2tensor's `d/2 - 1` denominator).
+//!
+//! The table `(max_len, d)` is computed in f64 and cast once. `forward` adds rows
+//! `offset..offset+T` to `x` of shape `(..., T, d)`.
+//!
+//! Fast path: rows in blocks of [`BLOCK`]; each block computes `sin/cos(p0·ω)` directly and
+//! every other row by one exact-angle rotation, `sin((p0+k)ω) = sin(p0ω)cos(kω) + cos(p0ω)sin(kω)`,
+//! with `sin/cos(kω)` also computed directly: two correctly computed factors per value, so the
+//! f64 error stays at a few ulps (no accumulation), and only `1/BLOCK` of the values call `sin_cos`.
+//! Portable path: candle ops in f64 (`sin`, `cos`, `cat`), any device.
+
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+
+use super::common::{add_rows, check_span, split_seq_shape, PAR_MIN};
+use crate::dtype::{check_float, Float};
+use crate::embedding::{check_table_size, try_alloc_uninit};
+use crate::{storage, threads, with_float, Error, Result};
+
+/// Rows per rotation block of the fast table kernel.
+pub const BLOCK: usize = 32;
+
+/// Where the cosines go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinusoidalLayout {
+    /// `[sin ω0, cos ω0, sin ω1, cos ω1, …]` (Vaswani, PyTorch tutorial, burn).
+    Interleaved,
+    /// `[sin ω0, sin ω1, …, cos ω0, cos ω1, …]`.
+    Concat,
+}
+
+impl SinusoidalLayout {
+    /// `"interleaved"` or `"concat"`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "interleaved" => Ok(Self::Interleaved),
+            "concat" => Ok(Self::Concat),
+            other => Err(Error::invalid(format!(
+                "layout must be 'interleaved' or 'concat', got '{other}'"
+            ))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Interleaved => "interleaved",
+            Self::Concat => "concat",
+        }
+    }
+}
+
+/// Options of a [`SinusoidalPositionalEncoding`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SinusoidalConfig {
+    pub max_len: usize,
+    pub base: f64,
+    pub layout: SinusoidalLayout,
+}
+
+impl Default for SinusoidalConfig {
+    fn default() -> Self {
+        SinusoidalConfig {
+            max_len: 4096,
+            base: 10000.0,
+            layout: SinusoidalLayout::Interleaved,
+        }
+    }
+}
+
+fn check_args(dim: usize, base: f64) -> Result<()> {
+    if dim == 0 || dim % 2 != 0 {
+        return Err(Error::invalid(format!(
+            "dim must be a positive even number (sin/cos pairs), got {dim}"
+        )));
+    }
+    if !(base.is_finite() && base > 0.0) {
+        return Err(Error::invalid(format!(
+            "base must be finite and > 0, got {base}"
+        )));
+    }
+    Ok(())
+}
+
+/// The frequencies `ω_i = base^(-2i/dim)`, `i < dim/2`, in f64.
+pub fn frequencies(dim: usize, base: f64) -> Vec<f64> {
+    (0..dim / 2)
+        .map(|i| base.powf(-((2 * i) as f64) / dim as f64))
+        .collect()
+}
+
+/// The `(max_len, dim)` table, row-major, computed in f64 and cast to `T` (fast path).
+#[allow(clippy::needless_range_loop)]
+pub fn sinusoidal_table<T: Float>(
+    max_len: usize,
+    dim: usize,
+    base: f64,
+    layout: SinusoidalLayout,
+) -> Result<Vec<T>> {
+    check_args(dim, base)?;
+    check_table_size(max_len, dim, T::DT)?;
+    let half = dim / 2;
+    let w = frequencies(dim, base);
+    // sin/cos(k·ω_i) for k < BLOCK.
+    let kb = BLOCK.min(max_len.max(1));
+    let mut rot = vec![(0.0f64, 0.0f64); kb * half];
+    for k in 0..kb {
+        for i in 0..half {
+            rot[k * half + i] = (k as f64 * w[i]).sin_cos();
+        }
+    }
+    let mut out = try_alloc_uninit::<T>(max_len * dim)?;
+    let block = |(b, chunk): (usize, &mut [T])| {
+        let p0 = (b * BLOCK) as f64;
+        let anchor: Vec<(f64, f64)> = w.iter().map(|&wi| (p0 * wi).sin_cos()).collect();
+        for (k, row) in chunk.chunks_mut(dim).enumerate() {
+            let r = &rot[k * half..(k + 1) * half];
+            let value = |i: usize| {
+                let (s0, c0) = anchor[i];
+                let (sk, ck) = r[i];
+                (s0 * ck + c0 * sk, c0 * ck - s0 * sk)
+            };
+            match layout {
+                SinusoidalLayout::Interleaved => {
+                    for (i, pair) in row.chunks_exact_mut(2).enumerate() {
+                        let (s, c) = value(i);
+                        pair[0] = T::of_f64(s);
+                        pair[1] = T::of_f64(c);
+                    }
+                }
+                SinusoidalLayout::Concat => {
+                    let (sins, coss) = row.split_at_mut(half);
+                    for i in 0..half {
+                        let (s, c) = value(i);
+                        sins[i] = T::of_f64(s);
+                        coss[i] = T::of_f64(c);
+                    }
+                }
+            }
+        }
+    };
+    if out.len() < PAR_MIN {
+        out.chunks_mut(BLOCK * dim).enumerate().for_each(block);
+    } else {
+        threads::install(|| out.par_chunks_mut(BLOCK * dim).enumerate().for_each(block));
+    }
+    Ok(out)
+}
+
+/// Portable path: the same table from candle ops (f64 `sin`/`cos` on `device`), cast to `dtype`.
+pub fn sinusoidal_table_portable(
+    max_len: usize,
+    dim: usize,
+    base: f64,
+    layout: SinusoidalLayout,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
+    check_args(dim, base)?;
+    check_float(dtype)?;
+    let half = dim / 2;
+    let pos = Tensor::arange(0u32, max_len as u32, device)?
+        .to_dtype(DType::F64)?
+        .reshape((max_len, 1))?;
+    let w = Tensor::from_vec(frequencies(dim, base), (1, half), device)?;
+    let ang = pos.broadcast_mul(&w)?;
+    let (s, c) = (ang.sin()?, ang.cos()?);
+    let t = match layout {
+        SinusoidalLayout::Concat => Tensor::cat(&[&s, &c], 1)?,
+        SinusoidalLayout::Interleaved => Tensor::stack(&[&s, &c], 2)?.reshape((max_len, dim))?,
+    };
+    Ok(t.to_dtype(dtype)?)
+}
+
+/// A fixed sinusoidal table and the op that adds it to a sequence.
+#[derive(Clone, Debug)]
+pub struct SinusoidalPositionalEncoding {
+    dim: usize,
+    config: SinusoidalConfig,
+    table: Tensor,
+}
+
+impl SinusoidalPositionalEncoding {
+    /// Build the `(max_len, dim)` table of `dtype` on `device` (CPU: the fast kernel).
+    pub fn new(
+        dim: usize,
+        config: SinusoidalConfig,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        check_float(dtype)?;
+        let SinusoidalConfig {
+            max_len,
+            base,
+            layout,
+        } = config;
+        let table = with_float!(dtype, T => {
+            let v = sinusoidal_table::<T>(max_len, dim, base, layout)?;
+            Ok::<Tensor, Error>(Tensor::from_vec(v, (max_len, dim), &Device::Cpu)?)
+        })?
+        .to_device(device)?;
+        Ok(SinusoidalPositionalEncoding { dim, config, table })
+    }
+
+    /// The `(max_len, dim)` table.
+    pub fn table(&self) -> &Tensor {
+        &self.table
+    }
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    pub fn config(&self) -> &SinusoidalConfig {
+        &self.config
+    }
+
+    /// CPU fast path: `out = x + table[offset..offset+T]` for `x` of `shape` `(..., T, dim)`;
+    /// `T` must be the table's element type.
+    pub fn add_into<T: Float>(
+        &self,
+        x: &[T],
+        shape: &[usize],
+        offset: i64,
+        out: &mut [T],
+    ) -> Result<()> {
+        let (_, t) = split_seq_shape(shape, self.dim, "x")?;
+        let off = check_span(offset, t, self.config.max_len, "a sinusoidal table")?;
+        if x.len() != out.len() || x.len() != shape.iter().product::<usize>() {
+            return Err(Error::shape("x, out and shape disagree in size"));
+        }
+        if self.table.dtype() != T::DT || !self.table.device().is_cpu() {
+            return Err(Error::dtype(format!(
+                "add_into needs a CPU {:?} table, this one is {:?}",
+                T::DT,
+                self.table.dtype()
+            )));
+        }
+        storage::read::<T, ()>(&self.table, |tab| {
+            add_rows(x, &tab[off * self.dim..(off + t) * self.dim], out)
+        })
+    }
+
+    /// `x + table[offset..offset+T]` for a tensor `x` of shape `(..., T, dim)` on the table's
+    /// device (portable path: `narrow` + `broadcast_add`), result in `x`'s dtype.
+    pub fn forward(&self, x: &Tensor, offset: i64) -> Result<Tensor> {
+        let (_, t) = split_seq_shape(x.dims(), self.dim, "x")?;
+        let off = check_span(offset, t, self.config.max_len, "a sinusoidal table")?;
+        let rows = self.table.narrow(0, off, t)?.to_dtype(x.dtype())?;
+        Ok(x.broadcast_add(&rows)?)
+    }
+}
+
+impl candle_core::Module for SinusoidalPositionalEncoding {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        SinusoidalPositionalEncoding::forward(self, x, 0).map_err(candle_core::Error::wrap)
+    }
+}

@@ -1,0 +1,130 @@
+//! word2vec core: vocabulary formulas (gensim's), file round trips and errors, training.
+
+use candle_embed::io::word2vec as fmt;
+use candle_embed::word2vec::{train, Corpus, TrainConfig, Vocab};
+use candle_embed::Error;
+
+fn corpus(lines: &[&str]) -> Corpus {
+    let mut c = Corpus::new();
+    for l in lines {
+        c.push_sentence(l.split_whitespace());
+    }
+    c
+}
+
+#[test]
+fn vocab_sorted_filtered_and_gensim_tables() {
+    let c = corpus(&["a b b c c c c", "c d d"]);
+    let v = Vocab::build(&c, 2, 0.1, 0.75).unwrap();
+    assert_eq!(v.words, ["c", "b", "d"]);
+    assert_eq!(v.counts, [5, 2, 2]);
+    // sample_int = round(min(1, (sqrt(n/t) + 1) * t/n) * 2^32), t = sample * retained total
+    let t = 0.1 * 9.0;
+    for (i, &n) in v.counts.iter().enumerate() {
+        let n = n as f64;
+        let p = (((n / t).sqrt() + 1.0) * t / n).min(1.0);
+        assert_eq!(
+            v.sample_int[i],
+            (p * 4294967296.0).round().min(u32::MAX as f64) as u32
+        );
+    }
+    // cum_table: round(cumsum(n^0.75) / sum * (2^31 - 1))
+    let pw: Vec<f64> = v.counts.iter().map(|&n| (n as f64).powf(0.75)).collect();
+    let total: f64 = pw.iter().sum();
+    let mut acc = 0.0;
+    for (i, p) in pw.iter().enumerate() {
+        acc += p;
+        assert_eq!(v.cum_table[i], (acc / total * 2147483647.0).round() as u32);
+    }
+    assert_eq!(v.draw(0), 0);
+    assert_eq!(v.draw(v.cum_table[0] as u64 + 1), 1);
+    assert_eq!(
+        v.remap[c.words.iter().position(|w| w == "a").unwrap()],
+        u32::MAX
+    );
+}
+
+#[test]
+fn min_count_leaving_nothing_is_an_error() {
+    let c = corpus(&["a b c"]);
+    let e = Vocab::build(&c, 2, 1e-3, 0.75).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidArgument(ref m) if m.contains("min_count")),
+        "{e}"
+    );
+}
+
+#[test]
+fn long_sentences_are_split() {
+    let long = vec!["w"; 25_000].join(" ");
+    let c = corpus(&[&long]);
+    assert_eq!(c.num_sentences(), 3);
+    assert_eq!(c.num_tokens(), 25_000);
+}
+
+#[test]
+fn text_and_binary_round_trip_and_errors() {
+    let dir = std::env::temp_dir().join(format!("ce-w2v-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let words = vec!["x".to_string(), "yé".to_string()];
+    let vecs = vec![1.5f32, -2.0, 1e-30, 3.25, 0.1, -7e20];
+    for binary in [false, true] {
+        let p = dir.join(if binary { "v.bin" } else { "v.txt" });
+        fmt::write(&p, &words, &vecs, 3, binary).unwrap();
+        let back = fmt::read(&p, binary, false, None).unwrap();
+        assert_eq!(back.words, words);
+        assert_eq!(back.vectors, vecs);
+        assert_eq!(back.dim, 3);
+        let one = fmt::read(&p, binary, false, Some(1)).unwrap();
+        assert_eq!(one.words, ["x"]);
+    }
+    let bad = dir.join("bad.txt");
+    std::fs::write(&bad, "2 2\na 1 2\nb 1 oops\n").unwrap();
+    let e = fmt::read(&bad, false, false, None).unwrap_err();
+    assert!(
+        matches!(e, Error::Format(ref m) if m.contains("line 3")),
+        "{e}"
+    );
+    std::fs::write(&bad, "a 1 2\nb 3 4\n").unwrap();
+    let g = fmt::read(&bad, false, true, None).unwrap();
+    assert_eq!((g.words.len(), g.dim), (2, 2));
+    let e = fmt::write(&dir.join("w.txt"), &["a b".to_string()], &[1.0], 1, false).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)));
+    assert!(!dir.join("w.txt").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn training_is_seeded_with_one_worker_and_learns() {
+    // two topics that never share a sentence
+    let mut lines = Vec::new();
+    for i in 0..400 {
+        let t = if i % 2 == 0 { "a" } else { "b" };
+        let s: Vec<String> = (0..8)
+            .map(|k| format!("{t}{}", (i * 7 + k * 3) % 6))
+            .collect();
+        lines.push(s.join(" "));
+    }
+    let refs: Vec<&str> = lines.iter().map(|s| s.as_str()).collect();
+    let c = corpus(&refs);
+    let v = Vocab::build(&c, 1, 1e-3, 0.75).unwrap();
+    let cfg = TrainConfig {
+        vector_size: 12,
+        workers: 1,
+        ..Default::default()
+    };
+    let a = train(&c, &v, &cfg, &mut |_, _| true).unwrap();
+    let b = train(&c, &v, &cfg, &mut |_, _| true).unwrap();
+    assert_eq!(a.vectors, b.vectors);
+    assert_eq!(a.raw_words, 5 * 3200);
+    let row = |w: &str| {
+        let i = v.words.iter().position(|x| x == w).unwrap();
+        let r = &a.vectors[i * 12..(i + 1) * 12];
+        let n = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+        r.iter().map(|x| x / n).collect::<Vec<f32>>()
+    };
+    let cos = |p: &str, q: &str| row(p).iter().zip(row(q)).map(|(x, y)| x * y).sum::<f32>();
+    assert!(cos("a0", "a1") > cos("a0", "b1") + 0.3);
+    let bad = TrainConfig { window: 0, ..cfg };
+    assert!(train(&c, &v, &bad, &mut |_, _| true).is_err());
+}
