@@ -54,6 +54,8 @@ struct Builder {
 }
 
 impl Builder {
+    /// `cap` comes from the file's header: callers bound it by the file size, so a forged
+    /// count cannot make the reservation abort the process.
     fn new(dim: usize, cap: usize) -> Self {
         Builder {
             out: WordVectors {
@@ -104,8 +106,9 @@ fn read_text(
         (n, d, 2)
     };
     let count = limit.map_or(count, |l| l.min(count));
-    let mut b = Builder::new(dim, count);
-    let mut vals = Vec::with_capacity(dim);
+    // every entry takes at least one byte of the file: bound the header's count and dim by it
+    let mut b = Builder::new(dim, count.min(bytes.len()));
+    let mut vals = Vec::with_capacity(dim.min(bytes.len()));
     let mut read = 0;
     for (lineno, line) in lines {
         if read == count {
@@ -161,9 +164,11 @@ fn read_binary(path: &Path, bytes: &[u8], limit: Option<usize>) -> Result<WordVe
         std::str::from_utf8(&bytes[..nl]).map_err(|_| bad(path, 1, "invalid UTF-8 header"))?;
     let (count, dim) = parse_header(path, header)?;
     let count = limit.map_or(count, |l| l.min(count));
-    let mut b = Builder::new(dim, count);
+    let mut b = Builder::new(dim, count.min(bytes.len()));
     let mut pos = nl + 1;
-    let vec_bytes = dim * 4;
+    let vec_bytes = dim
+        .checked_mul(4)
+        .ok_or_else(|| bad(path, 1, format!("dimension {dim} is too large")))?;
     for k in 0..count {
         let entry = k + 2; // report the entry as a "line" (1 = header)
         while pos < bytes.len() && bytes[pos] == b'\n' {
@@ -185,7 +190,7 @@ fn read_binary(path: &Path, bytes: &[u8], limit: Option<usize>) -> Result<WordVe
             return Err(bad(path, entry, "empty word"));
         }
         pos += sp + 1;
-        if pos + vec_bytes > bytes.len() {
+        if vec_bytes > bytes.len() - pos {
             return Err(bad(
                 path,
                 entry,
