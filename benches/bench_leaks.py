@@ -10,9 +10,8 @@ import os
 import sys
 import time
 
-import numpy as np
-
 import candle_embed as ce
+import numpy as np
 from candle_embed import optim
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -62,7 +61,9 @@ def main() -> None:
     t = time.perf_counter()
     growth, readings = measure(calls)
     dt = time.perf_counter() - t
-    print(f"{calls} x (2 lookups + backward, step every 10th, IndexError every 100th) in {dt:.1f} s")
+    print(
+        f"{calls} x (2 lookups + backward, step every 10th, IndexError every 100th) in {dt:.1f} s"
+    )
     print("RSS MiB at checkpoints: " + " ".join(f"{r:.1f}" for r in readings))
     print(f"growth after warm-up: {growth:+.2f} MiB")
 

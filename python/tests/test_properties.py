@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import candle_embed as ce
 import numpy as np
+from candle_embed import optim
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import candle_embed as ce
-from candle_embed import optim
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 ID_DTYPES = [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64]
@@ -68,12 +67,16 @@ def test_backward_equals_add_at(p: Any, use_pad: bool, scale: bool) -> None:
     present = present[present != pad] if pad is not None else present
     np.testing.assert_array_equal(sg.indices, present)
     np.testing.assert_allclose(sg.to_dense(), dense, rtol=tol, atol=tol * 10)
-    np.testing.assert_allclose(ce.index_add(np.zeros((v, d), ft), ids, g), _raw_add(ids, g, v), rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(
+        ce.index_add(np.zeros((v, d), ft), ids, g), _raw_add(ids, g, v), rtol=tol, atol=tol * 10
+    )
 
 
 def _raw_add(ids: np.ndarray, g: np.ndarray, v: int) -> np.ndarray:
     dense = np.zeros((v, g.shape[-1]))
-    np.add.at(dense, ids.reshape(-1).astype(np.int64), g.reshape(-1, g.shape[-1]).astype(np.float64))
+    np.add.at(
+        dense, ids.reshape(-1).astype(np.int64), g.reshape(-1, g.shape[-1]).astype(np.float64)
+    )
     return dense
 
 
@@ -101,7 +104,15 @@ def _coalesced(ids: np.ndarray, g: np.ndarray, v: int) -> tuple[np.ndarray, np.n
     return u, dense[u]
 
 
-def ref_step(kind: str, hp: dict[str, float], w: np.ndarray, st8: dict[str, np.ndarray], t: int, u: np.ndarray, g: np.ndarray) -> None:
+def ref_step(
+    kind: str,
+    hp: dict[str, float],
+    w: np.ndarray,
+    st8: dict[str, np.ndarray],
+    t: int,
+    u: np.ndarray,
+    g: np.ndarray,
+) -> None:
     """One step of the written-out formulas (semantics.md), in place, float64."""
     if kind == "SGD":
         d = g + hp["weight_decay"] * w[u]
@@ -129,12 +140,21 @@ def optimizers(draw: Any) -> tuple[str, dict[str, float]]:
     kind = draw(st.sampled_from(["SGD", "Adagrad", "RowWiseAdagrad", "SparseAdam"]))
     lr = draw(st.floats(1e-3, 0.5))
     if kind == "SGD":
-        return kind, {"lr": lr, "momentum": draw(st.sampled_from([0.0, 0.5, 0.9])), "weight_decay": draw(st.sampled_from([0.0, 0.01]))}
+        return kind, {
+            "lr": lr,
+            "momentum": draw(st.sampled_from([0.0, 0.5, 0.9])),
+            "weight_decay": draw(st.sampled_from([0.0, 0.01])),
+        }
     if kind == "Adagrad":
         return kind, {"lr": lr, "lr_decay": draw(st.sampled_from([0.0, 0.1])), "eps": 1e-8}
     if kind == "RowWiseAdagrad":
         return kind, {"lr": lr, "eps": 1e-6}
-    return kind, {"lr": lr, "beta1": draw(st.sampled_from([0.8, 0.9])), "beta2": draw(st.sampled_from([0.99, 0.999])), "eps": 1e-6}
+    return kind, {
+        "lr": lr,
+        "beta1": draw(st.sampled_from([0.8, 0.9])),
+        "beta2": draw(st.sampled_from([0.99, 0.999])),
+        "eps": 1e-6,
+    }
 
 
 def make_opt(kind: str, hp: dict[str, float], emb: ce.Embedding) -> optim.SparseOptimizer:
@@ -148,7 +168,9 @@ def make_opt(kind: str, hp: dict[str, float], emb: ce.Embedding) -> optim.Sparse
 
 
 @SETTINGS
-@given(optimizers(), st.integers(2, 40), st.integers(1, 9), st.integers(1, 4), st.integers(0, 2**31))
+@given(
+    optimizers(), st.integers(2, 40), st.integers(1, 9), st.integers(1, 4), st.integers(0, 2**31)
+)
 def test_optimizer_steps_equal_formulas(opt_hp: Any, v: int, d: int, steps: int, seed: int) -> None:
     kind, hp = opt_hp
     rng = np.random.default_rng(seed)
@@ -177,7 +199,12 @@ def rope_problems(draw: Any) -> tuple[ce.RotaryEmbedding, np.ndarray, np.ndarray
     if int(head_dim * factor) % 2:
         factor = 1.0
     layout = draw(st.sampled_from(["half", "interleaved"]))
-    rope = ce.RotaryEmbedding(head_dim, base=draw(st.sampled_from([100.0, 10000.0])), partial_rotary_factor=factor, layout=layout)
+    rope = ce.RotaryEmbedding(
+        head_dim,
+        base=draw(st.sampled_from([100.0, 10000.0])),
+        partial_rotary_factor=factor,
+        layout=layout,
+    )
     t = draw(st.integers(1, 12))
     lead = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=2)))
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
@@ -196,7 +223,9 @@ def test_rope_inverse_norm_and_offset(p: Any) -> None:
     y = rope.apply(x, pos)
     # a rotation: backward (the transpose) undoes it, and per-position norms are kept
     np.testing.assert_allclose(rope.apply_backward(y, pos), x, rtol=tol, atol=tol)
-    np.testing.assert_allclose(np.linalg.norm(y, axis=-1), np.linalg.norm(x, axis=-1), rtol=tol, atol=tol)
+    np.testing.assert_allclose(
+        np.linalg.norm(y, axis=-1), np.linalg.norm(x, axis=-1), rtol=tol, atol=tol
+    )
     # dims past rotary_dim pass through untouched
     r = rope.rotary_dim
     np.testing.assert_array_equal(y[..., r:], x[..., r:])

@@ -11,10 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import candle_embed as ce
 import numpy as np
 import pytest
-
-import candle_embed as ce
 from candle_embed import optim
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +25,10 @@ def snapshot(tables: list[ce.Embedding], opt: optim.SparseOptimizer | None) -> t
     if opt is None:
         return ws
     sd = opt.state_dict()
-    state = tuple(tuple(sorted((k, v.dtype.str, v.shape, v.tobytes()) for k, v in s.items())) for s in sd["state"])
+    state = tuple(
+        tuple(sorted((k, v.dtype.str, v.shape, v.tobytes()) for k, v in s.items()))
+        for s in sd["state"]
+    )
     return ws, sd["kind"], tuple(sd["step"]), state
 
 
@@ -43,7 +45,9 @@ OPTS: dict[str, Callable[[Any], optim.SparseOptimizer]] = {
 
 @pytest.mark.parametrize("kind", list(OPTS))
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
-def test_failed_calls_leave_tables_and_state_bit_identical(kind: str, dtype: str, tmp_path: Path) -> None:
+def test_failed_calls_leave_tables_and_state_bit_identical(
+    kind: str, dtype: str, tmp_path: Path
+) -> None:
     a = ce.Embedding(30, 6, dtype=dtype, seed=1, max_norm=0.7, padding_idx=2)
     b = ce.Embedding(12, 6, dtype=dtype, seed=2, scale_grad_by_freq=True)
     opt = OPTS[kind]([a, b])
@@ -156,7 +160,11 @@ def test_steps_and_lookups_never_see_torn_rows() -> None:
             np.add.at(ref, ids, g)
             np.testing.assert_allclose(emb.backward(ids, g).to_dense(), ref, rtol=1e-12, atol=1e-12)
 
-    run_threads([writer] + [lambda s=s: reader(s) for s in range(4)] + [lambda s=s: backwarder(s) for s in (10, 11)])
+    run_threads(
+        [writer]
+        + [lambda s=s: reader(s) for s in range(4)]
+        + [lambda s=s: backwarder(s) for s in (10, 11)]
+    )
     assert np.all(emb.weight == steps)
     assert len(seen) >= 2, seen  # the readers really ran while the writer stepped
 
@@ -246,8 +254,13 @@ except OSError as e:
 else:
     print("saved")
 """
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("OSError"), res.stdout
     assert path.read_bytes() == old  # the old file is intact
@@ -287,7 +300,9 @@ def test_random_corruptions_load_or_value_error(dtype: str, tmp_path: Path) -> N
         elif how == 3:  # random bytes over a random span
             s = int(rng.integers(0, len(buf)))
             n = int(rng.integers(1, 16))
-            buf[s : s + n] = rng.integers(0, 256, size=len(buf[s : s + n]), dtype=np.uint8).tobytes()
+            buf[s : s + n] = rng.integers(
+                0, 256, size=len(buf[s : s + n]), dtype=np.uint8
+            ).tobytes()
         else:  # appended garbage
             buf += rng.integers(0, 256, size=int(rng.integers(1, 64)), dtype=np.uint8).tobytes()
         p = tmp_path / f"c{trial}.safetensors"
@@ -329,3 +344,50 @@ def test_rss_flat_over_many_lookup_backward_calls() -> None:
         sys.path.pop(0)
     growth_mib, _ = measure(calls=20_000, checkpoints=4)
     assert growth_mib < 8.0, f"RSS grew {growth_mib:.1f} MiB over 20k lookup+backward calls"
+
+
+@pytest.mark.parametrize("ext,binary", [(".txt", False), (".bin", True), (".safetensors", False)])
+def test_word_vector_files_corrupted_load_or_value_error(
+    ext: str, binary: bool, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(1)
+    kv = ce.KeyedVectors(
+        [f"w{i}" for i in range(12)], rng.standard_normal((12, 6)).astype(np.float32)
+    )
+    path = tmp_path / f"kv{ext}"
+    kv.save(path)
+    data = path.read_bytes()
+    rejected = 0
+    for trial in range(300):
+        buf = bytearray(data)
+        if trial % 3 == 0:
+            buf = buf[: int(rng.integers(0, len(buf)))]
+        else:
+            for pos in rng.integers(0, len(buf), size=int(rng.integers(1, 4))):
+                buf[pos] ^= 1 << int(rng.integers(0, 8))
+        p = tmp_path / f"c{ext}"
+        p.write_bytes(bytes(buf))
+        try:
+            back = (
+                ce.KeyedVectors.load(p)
+                if ext == ".safetensors"
+                else ce.KeyedVectors.load_word2vec_format(p, binary=binary)
+            )
+        except ValueError as e:
+            assert isinstance(e, ce.CandleEmbedError), repr(e)
+            rejected += 1
+        else:
+            assert back.vectors.shape == (len(back.index_to_key), back.vector_size)
+    assert rejected > 50
+    # forged headers: a count / dimension far beyond the file is a ValueError, not an abort
+    forged = [b"%d 3\nw 1 2 3\n" % n for n in (2**64 - 1, 10**14)] + [
+        b"1 %d\nw 1 2 3\n" % n for n in (2**64 - 1, 10**14)
+    ]
+    for k, text in enumerate(forged):
+        p = tmp_path / f"forged{k}.txt"
+        p.write_bytes(text)
+        with pytest.raises(ValueError):
+            ce.KeyedVectors.load_word2vec_format(p)
+        p.write_bytes(text.split(b"\n")[0] + b"\nw \x00\x00\x80\x3f")
+        with pytest.raises(ValueError):
+            ce.KeyedVectors.load_word2vec_format(p, binary=True)
