@@ -239,3 +239,39 @@ def test_rope_inverse_norm_and_offset(p: Any) -> None:
         a = float((rope.apply(q, [7]) * rope.apply(k, [3])).sum())
         b = float((rope.apply(q, [1007]) * rope.apply(k, [1003])).sum())
         assert abs(a - b) <= 1e-3 * (1 + abs(a)) if dtype == "float32" else 1e-9 * (1 + abs(a))
+
+
+# ----------------------------------------------------------------------------- EmbeddingBag
+
+
+@SETTINGS
+@given(
+    st.integers(1, 60),
+    st.integers(1, 12),
+    st.lists(st.integers(0, 6), min_size=0, max_size=8),
+    st.sampled_from(["sum", "mean", "max"]),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 2**31),
+)
+def test_bag_equals_reference(
+    v: int, d: int, sizes: list[int], mode: str, use_pad: bool, use_psw: bool, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    pad = int(rng.integers(0, v)) if use_pad else None
+    bag = ce.EmbeddingBag(v, d, mode=mode, padding_idx=pad, seed=seed % 997)
+    w = bag.weight.astype(np.float64)
+    ids = rng.integers(0, v, size=sum(sizes)).astype(rng.choice(ID_DTYPES[2:]))
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if sizes else np.zeros(0, np.int64)
+    psw = rng.standard_normal(ids.size).astype(np.float32) if use_psw and mode == "sum" else None
+    want = np.zeros((len(sizes), d))
+    for b, (s, n) in enumerate(zip(offsets, sizes)):
+        rows = [(int(i), 1.0 if psw is None else float(psw[s + k])) for k, i in enumerate(ids[s : s + n])]
+        rows = [(i, c) for i, c in rows if i != pad]
+        if not rows:
+            continue
+        m = np.stack([w[i] * c for i, c in rows])
+        want[b] = {"sum": m.sum(0), "mean": m.mean(0), "max": m.max(0)}[mode]
+    got = bag(ids, offsets, psw)
+    assert got.shape == (len(sizes), d)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
