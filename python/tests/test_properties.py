@@ -262,11 +262,18 @@ def test_bag_equals_reference(
     bag = ce.EmbeddingBag(v, d, mode=mode, padding_idx=pad, seed=seed % 997)
     w = bag.weight.astype(np.float64)
     ids = rng.integers(0, v, size=sum(sizes)).astype(rng.choice(ID_DTYPES[2:]))
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if sizes else np.zeros(0, np.int64)
+    offsets = (
+        np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        if sizes
+        else np.zeros(0, np.int64)
+    )
     psw = rng.standard_normal(ids.size).astype(np.float32) if use_psw and mode == "sum" else None
     want = np.zeros((len(sizes), d))
     for b, (s, n) in enumerate(zip(offsets, sizes)):
-        rows = [(int(i), 1.0 if psw is None else float(psw[s + k])) for k, i in enumerate(ids[s : s + n])]
+        rows = [
+            (int(i), 1.0 if psw is None else float(psw[s + k]))
+            for k, i in enumerate(ids[s : s + n])
+        ]
         rows = [(i, c) for i, c in rows if i != pad]
         if not rows:
             continue
