@@ -11,11 +11,21 @@ use candle_embed::{ids, Embedding, EmbeddingConfig, Error};
 use proptest::prelude::*;
 
 fn table(v: usize, d: usize, seed: u64) -> Embedding {
-    Embedding::new(v, d, EmbeddingConfig::default(), DType::F32, &Device::Cpu, Some(seed)).unwrap()
+    Embedding::new(
+        v,
+        d,
+        EmbeddingConfig::default(),
+        DType::F32,
+        &Device::Cpu,
+        Some(seed),
+    )
+    .unwrap()
 }
 
 fn first_bad(ids: &[i64], size: usize) -> Option<i64> {
-    ids.iter().copied().find(|&i| i < 0 || i as i128 >= size as i128)
+    ids.iter()
+        .copied()
+        .find(|&i| i < 0 || i as i128 >= size as i128)
 }
 
 proptest! {
@@ -139,15 +149,24 @@ proptest! {
 fn from_pretrained_rejects_bad_tables_without_panicking() {
     let dev = Device::Cpu;
     let cfg = EmbeddingConfig::default;
-    assert!(Embedding::from_pretrained(Tensor::zeros(5, DType::F32, &dev).unwrap(), cfg()).is_err());
-    assert!(Embedding::from_pretrained(Tensor::zeros((2, 3, 4), DType::F32, &dev).unwrap(), cfg()).is_err());
+    assert!(
+        Embedding::from_pretrained(Tensor::zeros(5, DType::F32, &dev).unwrap(), cfg()).is_err()
+    );
+    assert!(
+        Embedding::from_pretrained(Tensor::zeros((2, 3, 4), DType::F32, &dev).unwrap(), cfg())
+            .is_err()
+    );
     assert!(matches!(
         Embedding::from_pretrained(Tensor::zeros((2, 3), DType::U32, &dev).unwrap(), cfg()),
         Err(Error::DType(_))
     ));
-    let e = Embedding::from_pretrained(Tensor::zeros((0, 3), DType::F32, &dev).unwrap(), cfg()).unwrap();
+    let e = Embedding::from_pretrained(Tensor::zeros((0, 3), DType::F32, &dev).unwrap(), cfg())
+        .unwrap();
     assert!(e.lookup_vec::<u8, f32>(&[]).unwrap().is_empty());
-    assert!(matches!(e.lookup_vec::<u8, f32>(&[0]), Err(Error::IndexOutOfRange { size: 0, .. })));
+    assert!(matches!(
+        e.lookup_vec::<u8, f32>(&[0]),
+        Err(Error::IndexOutOfRange { size: 0, .. })
+    ));
 }
 
 /// Forged headers (a count or dimension far beyond the file) must be a `Format` error, not a
@@ -159,15 +178,17 @@ fn word2vec_forged_headers_are_errors() {
     let dir = std::env::temp_dir().join(format!("ce-props-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let huge = usize::MAX.to_string();
+    // a binary file: header, then the word "w", a space and one little-endian 1.0f32
+    let bin = |header: &str| [format!("{header}\nw ").as_bytes(), &[0, 0, 0x80, 0x3f]].concat();
     let cases: Vec<(Vec<u8>, bool)> = vec![
         (format!("{huge} 3\nw 1 2 3\n").into_bytes(), false),
         (b"100000000000000 3\nw 1 2 3\n".to_vec(), false),
         (format!("1 {huge}\nw 1 2 3\n").into_bytes(), false),
         (b"1 100000000000000\nw 1 2 3\n".to_vec(), false),
-        (format!("{huge} 1\nw \x00\x00\x80\x3f").into_bytes(), true),
-        (b"100000000000000 1\nw \x00\x00\x80\x3f".to_vec(), true),
-        (format!("1 {huge}\nw \x00\x00\x80\x3f").into_bytes(), true),
-        (format!("1 {}\nw \x00\x00\x80\x3f", usize::MAX / 4 + 1).into_bytes(), true),
+        (bin(&format!("{huge} 1")), true),
+        (bin("100000000000000 1"), true),
+        (bin(&format!("1 {huge}")), true),
+        (bin(&format!("1 {}", usize::MAX / 4 + 1)), true),
     ];
     for (k, (bytes, binary)) in cases.into_iter().enumerate() {
         let p = dir.join(format!("{k}.txt"));

@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
         let mut f = std::fs::File::create(&path).unwrap();
         f.write_all(body).unwrap();
     }
-    let limit = if mode & 0x10 != 0 { Some((mode >> 5) as usize) } else { None };
+    let limit = if mode & 0x10 != 0 {
+        Some((mode >> 5) as usize)
+    } else {
+        None
+    };
     let result = match mode & 0x3 {
         0 => word2vec::read(&path, false, false, limit),
         1 => word2vec::read(&path, true, false, limit),
