@@ -85,12 +85,14 @@ proptest! {
         let mut ids: Vec<i32> = (0..n).map(|i| (i % v) as i32).collect();
         ids[at % n] = v as i32;
         let mut out = vec![7.5f32; n * d];
-        prop_assert!(matches!(emb.lookup_into(&ids, &mut out), Err(Error::IndexOutOfRange { .. })));
+        let r = emb.lookup_into(&ids, &mut out);
+        prop_assert!(matches!(r, Err(Error::IndexOutOfRange { .. })), "{:?}", r);
         prop_assert!(out.iter().all(|&x| x == 7.5));
         // a wrong-sized out is a shape error, not a panic
         let mut short = vec![0f32; n * d - 1];
         ids[at % n] = 0;
-        prop_assert!(matches!(emb.lookup_into(&ids, &mut short), Err(Error::Shape(_))));
+        let r = emb.lookup_into(&ids, &mut short);
+        prop_assert!(matches!(r, Err(Error::Shape(_))), "{:?}", r);
     }
 
     #[test]
@@ -118,9 +120,9 @@ proptest! {
         let vals = vec![1f32; ids.len() * d + extra];
         let r = coalesce_rows(&ids, &vals, d, 40, CoalesceOptions::default());
         if extra > 0 {
-            prop_assert!(matches!(r, Err(Error::Shape(_))));
+            prop_assert!(matches!(r, Err(Error::Shape(_))), "{:?}", r);
         } else if first_bad(&ids, 40).is_some() {
-            prop_assert!(matches!(r, Err(Error::IndexOutOfRange { .. })));
+            prop_assert!(matches!(r, Err(Error::IndexOutOfRange { .. })), "{:?}", r);
         } else {
             prop_assert!(r.is_ok());
         }
@@ -141,7 +143,8 @@ proptest! {
         let mut bad = ids.clone();
         bad.push(v as u32);
         let src2 = vec![0f64; bad.len() * d];
-        prop_assert!(matches!(index_add(&dst, d, &bad, &src2), Err(Error::IndexOutOfRange { .. })));
+        let r = index_add(&dst, d, &bad, &src2);
+        prop_assert!(matches!(r, Err(Error::IndexOutOfRange { .. })), "{:?}", r);
     }
 }
 
