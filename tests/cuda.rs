@@ -19,10 +19,14 @@ fn gpu() -> Option<Device> {
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         })
         .collect()
@@ -355,7 +359,11 @@ fn rope_forward_backward_match_reference() {
         }
         for interleaved in [false, true] {
             for (dt, tol) in DTYPES {
-                let acc = if dt == DType::F64 { DType::F64 } else { DType::F32 };
+                let acc = if dt == DType::F64 {
+                    DType::F64
+                } else {
+                    DType::F32
+                };
                 let xt = Tensor::from_vec(x.clone(), (b, h, t, hd), &Device::Cpu)
                     .unwrap()
                     .to_dtype(dt)

@@ -7,9 +7,8 @@ tests on the GPU). Use it as ``def test_x(device: str) -> None`` and pass ``devi
 
 from __future__ import annotations
 
-import pytest
-
 import candle_embed as ce
+import pytest
 
 DEVICES = ["cpu", "cuda:0", "metal:0"]
 

@@ -4,10 +4,9 @@ device still usable afterwards) holds on CPU, CUDA and Metal alike."""
 
 from __future__ import annotations
 
+import candle_embed as ce
 import numpy as np
 import pytest
-
-import candle_embed as ce
 
 
 def _table(rows: int = 50, dim: int = 8, seed: int = 0) -> np.ndarray:

@@ -12,7 +12,9 @@
 //! half types, f64 for f64). Outputs are fresh tensors; the optimizer steps and `index_add_`
 //! update their targets in place.
 
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg,
+};
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{
     CpuStorage, CudaDevice, CudaStorage, CustomOp1, DType, InplaceOp1, Layout, Shape, Storage,
@@ -182,7 +184,11 @@ impl AccBuf {
     }
 }
 
-fn upload<T: DeviceRepr + Copy + 'static>(dev: &CudaDevice, v: &[T], pad: T) -> CResult<CudaSlice<T>> {
+fn upload<T: DeviceRepr + Copy + 'static>(
+    dev: &CudaDevice,
+    v: &[T],
+    pad: T,
+) -> CResult<CudaSlice<T>> {
     if v.is_empty() {
         dev.clone_htod(&[pad][..])
     } else {
@@ -211,7 +217,8 @@ fn dims2(t: &Tensor, what: &str) -> Result<(usize, usize)> {
 }
 
 fn u32_len(n: usize, what: &str) -> Result<u32> {
-    u32::try_from(n).map_err(|_| Error::invalid(format!("{what} {n} exceeds the kernels' u32 range")))
+    u32::try_from(n)
+        .map_err(|_| Error::invalid(format!("{what} {n} exceeds the kernels' u32 range")))
 }
 
 // ---------------------------------------------------------------- gather
@@ -233,29 +240,31 @@ pub fn gather<I: Id>(table: &Tensor, ids: &[I]) -> Result<Tensor> {
     let wide: Vec<i64> = ids.iter().map(|&i| i.wide() as i64).collect();
     let dtype = table.dtype();
     let table = table.contiguous()?;
-    Ok(table.apply_op1_no_bwd(&Produce(|s: &CudaStorage, off: usize| {
-        let ids_d = upload(&dev, &wide, 0i64)?;
-        let (out, out_p) = alloc_like(&dev, dtype, ids.len() * dim)?;
-        let src = ptr_of(&s.slice, off)?;
-        let f = func(&dev, name)?;
-        let cfg = LaunchConfig {
-            grid_dim: (grid(ids.len().div_ceil(8)), 1, 1),
-            block_dim: (32, 8, 1),
-            shared_mem_bytes: 0,
-        };
-        let ids_p = dev_ptr(&ids_d);
-        let mut b = f.builder();
-        b.arg(&src).arg(&ids_p).arg(&out_p).arg(&n).arg(&dim32);
-        // SAFETY: ids validated against the table's rows; out holds n * dim elements.
-        unsafe { b.launch(cfg) }.w()?;
-        Ok((
-            CudaStorage {
-                slice: out,
-                device: dev.clone(),
-            },
-            Shape::from((ids.len(), dim)),
-        ))
-    }))?)
+    Ok(
+        table.apply_op1_no_bwd(&Produce(|s: &CudaStorage, off: usize| {
+            let ids_d = upload(&dev, &wide, 0i64)?;
+            let (out, out_p) = alloc_like(&dev, dtype, ids.len() * dim)?;
+            let src = ptr_of(&s.slice, off)?;
+            let f = func(&dev, name)?;
+            let cfg = LaunchConfig {
+                grid_dim: (grid(ids.len().div_ceil(8)), 1, 1),
+                block_dim: (32, 8, 1),
+                shared_mem_bytes: 0,
+            };
+            let ids_p = dev_ptr(&ids_d);
+            let mut b = f.builder();
+            b.arg(&src).arg(&ids_p).arg(&out_p).arg(&n).arg(&dim32);
+            // SAFETY: ids validated against the table's rows; out holds n * dim elements.
+            unsafe { b.launch(cfg) }.w()?;
+            Ok((
+                CudaStorage {
+                    slice: out,
+                    device: dev.clone(),
+                },
+                Shape::from((ids.len(), dim)),
+            ))
+        }))?,
+    )
 }
 
 // ---------------------------------------------------------------- segment reduce
@@ -289,12 +298,24 @@ fn segment_reduce(
         let rows_d = upload(&dev, &plan.rows, 0i64)?;
         let w = AccBuf::upload(&dev, dtype, weights.unwrap_or(&[]))?;
         let has_w = weights.is_some() as u32;
-        let (order_p, offs_p, rows_p, w_p) =
-            (dev_ptr(&order_d), dev_ptr(&offs_d), dev_ptr(&rows_d), w.ptr());
+        let (order_p, offs_p, rows_p, w_p) = (
+            dev_ptr(&order_d),
+            dev_ptr(&offs_d),
+            dev_ptr(&rows_d),
+            w.ptr(),
+        );
         let f = func(&dev, &name)?;
         let mut b = f.builder();
-        b.arg(&src_p).arg(&order_p).arg(&w_p).arg(&has_w).arg(&offs_p);
-        b.arg(&nseg).arg(&dim32).arg(&out_p).arg(&rows_p).arg(&add_into);
+        b.arg(&src_p)
+            .arg(&order_p)
+            .arg(&w_p)
+            .arg(&has_w)
+            .arg(&offs_p);
+        b.arg(&nseg)
+            .arg(&dim32)
+            .arg(&out_p)
+            .arg(&rows_p)
+            .arg(&add_into);
         // SAFETY: plan rows validated; order entries index rows of src; out sized by the caller.
         unsafe { b.launch(row_cfg(plan.num_segments(), dim)) }.w()?;
         Ok(())
@@ -367,7 +388,9 @@ pub fn embedding_backward<I: Id>(
     let w = scale_grad_by_freq.then(|| plan.inverse_frequency());
     let values = segment_reduce(grad_output, &plan, &plan.order, w.as_deref(), Target::Fresh)?
         .expect("fresh output");
-    Ok(SparseGrad::from_coalesced_unchecked(plan.rows, values, num_rows))
+    Ok(SparseGrad::from_coalesced_unchecked(
+        plan.rows, values, num_rows,
+    ))
 }
 
 /// `dst[ids[i]] += src[i]` in place, deterministic (sorted, one block per distinct row).
@@ -375,7 +398,10 @@ pub fn index_add_<I: Id>(dst: &Tensor, ids: &[I], src: &Tensor) -> Result<()> {
     let (rows, dim) = dims2(dst, "dst")?;
     let (n, sdim) = dims2(src, "src")?;
     if n != ids.len() || sdim != dim {
-        bail_shape!("src has shape ({n}, {sdim}); expected ({}, {dim})", ids.len());
+        bail_shape!(
+            "src has shape ({n}, {sdim}); expected ({}, {dim})",
+            ids.len()
+        );
     }
     check_same_device(dst, src)?;
     if !dst.is_contiguous() {
@@ -433,7 +459,11 @@ pub fn bag_forward<I: Id>(
             bail_invalid!("per_sample_weights are only supported with mode='sum'");
         }
         if w.len() != ids.len() {
-            bail_shape!("per_sample_weights has {} entries for {} ids", w.len(), ids.len());
+            bail_shape!(
+                "per_sample_weights has {} entries for {} ids",
+                w.len(),
+                ids.len()
+            );
         }
     }
     let dev = cuda_device(table)?;
@@ -449,34 +479,42 @@ pub fn bag_forward<I: Id>(
     let pad = padding_idx.map_or(-1i64, |p| p as i64);
     let wide: Vec<i64> = ids.iter().map(|&i| i.wide() as i64).collect();
     let table = table.contiguous()?;
-    Ok(table.apply_op1_no_bwd(&Produce(|s: &CudaStorage, off: usize| {
-        let ids_d = upload(&dev, &wide, 0i64)?;
-        let offs_d = upload(&dev, offsets, 0i64)?;
-        let w = AccBuf::upload(&dev, dtype, per_sample_weights.unwrap_or(&[]))?;
-        let has_w = per_sample_weights.is_some() as u32;
-        let argmax = dev.alloc_zeros::<i64>(if mode == BagMode::Max { nbags * dim } else { 1 })?;
-        let (out, out_p) = alloc_like(&dev, dtype, (nbags * dim).max(1))?;
-        let (src, ids_p, offs_p, w_p, am_p) = (
-            ptr_of(&s.slice, off)?,
-            dev_ptr(&ids_d),
-            dev_ptr(&offs_d),
-            w.ptr(),
-            dev_ptr(&argmax),
-        );
-        let f = func(&dev, &name)?;
-        let mut b = f.builder();
-        b.arg(&src).arg(&ids_p).arg(&offs_p).arg(&w_p).arg(&has_w).arg(&nb32);
-        b.arg(&dim32).arg(&mode32).arg(&pad).arg(&out_p).arg(&am_p);
-        // SAFETY: ids validated, offsets checked as CSR over ids; out holds B * dim elements.
-        unsafe { b.launch(row_cfg(nbags, dim)) }.w()?;
-        Ok((
-            CudaStorage {
-                slice: out,
-                device: dev.clone(),
-            },
-            Shape::from((nbags, dim)),
-        ))
-    }))?)
+    Ok(
+        table.apply_op1_no_bwd(&Produce(|s: &CudaStorage, off: usize| {
+            let ids_d = upload(&dev, &wide, 0i64)?;
+            let offs_d = upload(&dev, offsets, 0i64)?;
+            let w = AccBuf::upload(&dev, dtype, per_sample_weights.unwrap_or(&[]))?;
+            let has_w = per_sample_weights.is_some() as u32;
+            let argmax =
+                dev.alloc_zeros::<i64>(if mode == BagMode::Max { nbags * dim } else { 1 })?;
+            let (out, out_p) = alloc_like(&dev, dtype, (nbags * dim).max(1))?;
+            let (src, ids_p, offs_p, w_p, am_p) = (
+                ptr_of(&s.slice, off)?,
+                dev_ptr(&ids_d),
+                dev_ptr(&offs_d),
+                w.ptr(),
+                dev_ptr(&argmax),
+            );
+            let f = func(&dev, &name)?;
+            let mut b = f.builder();
+            b.arg(&src)
+                .arg(&ids_p)
+                .arg(&offs_p)
+                .arg(&w_p)
+                .arg(&has_w)
+                .arg(&nb32);
+            b.arg(&dim32).arg(&mode32).arg(&pad).arg(&out_p).arg(&am_p);
+            // SAFETY: ids validated, offsets checked as CSR over ids; out holds B * dim elements.
+            unsafe { b.launch(row_cfg(nbags, dim)) }.w()?;
+            Ok((
+                CudaStorage {
+                    slice: out,
+                    device: dev.clone(),
+                },
+                Shape::from((nbags, dim)),
+            ))
+        }))?,
+    )
 }
 
 /// EmbeddingBag backward on CUDA (`Sum` / `Mean`): the coalesced sparse gradient of the table.
@@ -493,10 +531,15 @@ pub fn bag_backward<I: Id>(
     let (nbags, _) = dims2(grad_output, "grad_output")?;
     check_offsets(offsets, ids.len())?;
     if offsets.len() != nbags + 1 {
-        bail_shape!("grad_output has {nbags} rows for {} bags", offsets.len() - 1);
+        bail_shape!(
+            "grad_output has {nbags} rows for {} bags",
+            offsets.len() - 1
+        );
     }
     if mode == BagMode::Max {
-        bail_invalid!("the CUDA bag backward covers mode='sum' and 'mean'; use the portable path for 'max'");
+        bail_invalid!(
+            "the CUDA bag backward covers mode='sum' and 'mean'; use the portable path for 'max'"
+        );
     }
     let plan = SegmentPlan::new(ids, num_rows, padding_idx)?;
     let mut bag_of = vec![0u32; ids.len()];
@@ -527,7 +570,9 @@ pub fn bag_backward<I: Id>(
         Target::Fresh,
     )?
     .expect("fresh output");
-    Ok(SparseGrad::from_coalesced_unchecked(plan.rows, values, num_rows))
+    Ok(SparseGrad::from_coalesced_unchecked(
+        plan.rows, values, num_rows,
+    ))
 }
 
 // ---------------------------------------------------------------- optimizers
@@ -715,7 +760,13 @@ pub fn sparse_adam_step(
 /// float64 for a float64 `x`, else float32 (attention scaling already applied). Columns
 /// `rotary_dim..head_dim` pass through. `backward = true` applies the transpose (rotation by
 /// -theta), which is the gradient of the forward with respect to `x`.
-pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, interleaved: bool, backward: bool) -> Result<Tensor> {
+pub fn rope(
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    interleaved: bool,
+    backward: bool,
+) -> Result<Tensor> {
     let dims = x.dims();
     if dims.len() < 2 {
         bail_shape!("x must be at least 2-D (..., T, head_dim), got {dims:?}");
@@ -729,7 +780,11 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, interleaved: bool, backward:
             sin.dims()
         );
     }
-    let acc = if x.dtype() == DType::F64 { DType::F64 } else { DType::F32 };
+    let acc = if x.dtype() == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    };
     if cos.dtype() != acc || sin.dtype() != acc {
         return Err(Error::dtype(format!(
             "cos/sin must be {acc:?} for an x of {:?}",
