@@ -464,26 +464,32 @@ impl EmbeddingBag {
         } else {
             None
         };
-        let (uniq, values) = coalesce_rows(ids, padding, dim, |pos, acc: &mut [f64]| {
-            let b = bag_of[pos];
-            let g = &grad_output[b * dim..(b + 1) * dim];
-            match &argmax {
-                None => {
-                    let s = scale[pos];
-                    for (a, &x) in acc.iter_mut().zip(g) {
-                        *a += s * x.as_f64();
+        let (uniq, values) = coalesce_rows(
+            ids,
+            self.num_embeddings(),
+            padding,
+            dim,
+            |pos, acc: &mut [f64]| {
+                let b = bag_of[pos];
+                let g = &grad_output[b * dim..(b + 1) * dim];
+                match &argmax {
+                    None => {
+                        let s = scale[pos];
+                        for (a, &x) in acc.iter_mut().zip(g) {
+                            *a += s * x.as_f64();
+                        }
                     }
-                }
-                Some(arg) => {
-                    let arg = &arg[b * dim..(b + 1) * dim];
-                    for ((a, &m), &x) in acc.iter_mut().zip(arg).zip(g) {
-                        if m == pos {
-                            *a += x.as_f64();
+                    Some(arg) => {
+                        let arg = &arg[b * dim..(b + 1) * dim];
+                        for ((a, &m), &x) in acc.iter_mut().zip(arg).zip(g) {
+                            if m == pos {
+                                *a += x.as_f64();
+                            }
                         }
                     }
                 }
-            }
-        });
+            },
+        );
         let n = uniq.len();
         let values = Tensor::from_vec(values, (n, dim), &Device::Cpu)?
             .to_dtype(w.dtype())?
@@ -540,32 +546,19 @@ impl EmbeddingBag {
 }
 
 /// Coalesce per-position gradient rows: sorted unique non-padding ids, and for each the sum
-/// (in position order) of `add(pos, acc)` over its positions. Local stand-in for the crate's
-/// shared coalesce kernel. Deterministic; rows summed in parallel over unique ids.
+/// (in position order) of `add(pos, acc)` over its positions. The grouping is the crate's shared
+/// coalesce (`sparse::coalesce::group`); only the per-position contribution is the bag's own, so
+/// no `(ids.len(), dim)` intermediate is materialised. Deterministic for any thread count.
 fn coalesce_rows<I: Id>(
     ids: &[I],
+    num_rows: usize,
     padding: Option<usize>,
     dim: usize,
     add: impl Fn(usize, &mut [f64]) + Sync,
 ) -> (Vec<i64>, Vec<f64>) {
     use rayon::prelude::*;
-    let mut order: Vec<(usize, usize)> = ids
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| Some(i.index()) != padding)
-        .map(|(p, i)| (i.index(), p))
-        .collect();
-    // Keys are unique pairs, so the unstable sort is deterministic (positions ascend per id).
-    crate::threads::install(|| order.par_sort_unstable());
-    let mut starts = Vec::new();
-    for k in 0..order.len() {
-        if k == 0 || order[k].0 != order[k - 1].0 {
-            starts.push(k);
-        }
-    }
-    let uniq: Vec<i64> = starts.iter().map(|&k| order[k].0 as i64).collect();
-    starts.push(order.len());
-    let mut values = vec![0f64; uniq.len() * dim];
+    let groups = crate::sparse::coalesce::group(ids, num_rows, padding);
+    let mut values = vec![0f64; groups.len() * dim];
     if dim > 0 {
         crate::threads::install(|| {
             values
@@ -573,11 +566,11 @@ fn coalesce_rows<I: Id>(
                 .with_min_len(64)
                 .enumerate()
                 .for_each(|(u, acc)| {
-                    for &(_, pos) in &order[starts[u]..starts[u + 1]] {
+                    for &pos in groups.positions(u) {
                         add(pos, acc);
                     }
                 });
         });
     }
-    (uniq, values)
+    (groups.unique, values)
 }

@@ -25,7 +25,7 @@ macro_rules! impl_id {
         }
     )*};
 }
-impl_id!(i8, i16, i32, i64, u8, u16, u32, u64);
+impl_id!(i8, i16, i32, i64, u8, u16, u32, u64, usize);
 
 /// Check `0 <= id < size` for every id; the error names the first bad id (lowest position),
 /// so the message is the same whatever the thread count.

@@ -162,16 +162,12 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _plot(kv: KeyedVectors, words: Sequence[str], path: str) -> None:
-    import candle_embed
+    from candle_embed.plot import plot_embeddings
 
-    plot = getattr(candle_embed, "plot_embeddings", None)
     present = [w for w in words if w in kv]
-    if plot is not None:
-        plot(kv, words=present, method="pca", path=path)
-    else:
-        from candle_embed._pca_plot import plot_words
-
-        plot_words(kv, present, path, title="candle-embed demo: Python docs, 2-D PCA")
+    plot_embeddings(
+        kv, words=present, method="pca", path=path, title="candle-embed demo: Python docs, 2-D PCA"
+    )
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -7,10 +7,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import candle_embed as ce
 import numpy as np
 import pytest
-
-import candle_embed as ce
 
 ID_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
 

@@ -2,3 +2,7 @@
 //! that uses it, and the tests assert the two agree.
 
 pub mod cpu;
+pub mod segments;
+
+#[cfg(feature = "cuda")]
+pub mod cuda;

@@ -9,8 +9,7 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::dtype::Float;
-use crate::embedding::try_alloc_uninit;
-use crate::kernels::cpu::rows::RowsMut;
+use crate::sparse::coalesce::{self, CoalesceOptions};
 use crate::{threads, Error, Result, SparseGrad};
 
 /// Work (in elements) below which a kernel runs on the calling thread.
@@ -117,8 +116,9 @@ pub fn sum_leading<T: Float>(g: &[T], lead: usize, rows: usize, dim: usize) -> V
 }
 
 /// Coalesce gradient rows scattered to table rows: `grad[ids[n]] += rows[n]` as a `SparseGrad`
-/// over a `(num_rows, dim)` table. Rows whose id equals `skip` (a padding row) get no gradient.
-/// Ids must be validated (`< num_rows`). Each output row sums its inputs in ascending `n`, in f64.
+/// over a `(num_rows, dim)` table, on `device`. Rows whose id equals `skip` (a padding row) get
+/// no gradient. The crate's shared coalesce kernel (`sparse::coalesce`): deterministic, each
+/// output row summed in ascending `n`.
 pub fn coalesce_rows<T: Float>(
     ids: &[usize],
     rows: &[T],
@@ -127,51 +127,12 @@ pub fn coalesce_rows<T: Float>(
     skip: Option<usize>,
     device: &Device,
 ) -> Result<SparseGrad> {
-    debug_assert_eq!(rows.len(), ids.len() * dim);
-    let mut order: Vec<(usize, usize)> = ids
-        .iter()
-        .enumerate()
-        .filter(|&(_, &id)| Some(id) != skip)
-        .map(|(n, &id)| (id, n))
-        .collect();
-    if order.len() > 1 << 14 {
-        threads::install(|| order.par_sort_unstable());
-    } else {
-        order.sort_unstable();
-    }
-    // Group starts.
-    let mut starts: Vec<usize> = Vec::new();
-    for (k, &(id, _)) in order.iter().enumerate() {
-        if k == 0 || order[k - 1].0 != id {
-            starts.push(k);
-        }
-    }
-    let nnz = starts.len();
-    starts.push(order.len());
-    let indices: Vec<i64> = starts[..nnz].iter().map(|&s| order[s].0 as i64).collect();
-    let mut values = try_alloc_uninit::<T>(nnz * dim)?;
-    if dim > 0 && nnz > 0 {
-        let view = RowsMut::new(&mut values, dim);
-        let group = |g: usize| {
-            // SAFETY: each group g writes only its own output row g.
-            let out = unsafe { view.row(g) };
-            let mut acc = vec![0.0f64; dim];
-            for &(_, n) in &order[starts[g]..starts[g + 1]] {
-                for (a, &v) in acc.iter_mut().zip(&rows[n * dim..(n + 1) * dim]) {
-                    *a += v.as_f64();
-                }
-            }
-            for (o, a) in out.iter_mut().zip(acc) {
-                *o = T::of_f64(a);
-            }
-        };
-        if order.len() * dim < PAR_MIN {
-            (0..nnz).for_each(group);
-        } else {
-            threads::install(|| (0..nnz).into_par_iter().for_each(group));
-        }
-    }
-    let values = Tensor::from_vec(values, (nnz, dim), &Device::Cpu)?.to_device(device)?;
+    let opts = CoalesceOptions {
+        skip,
+        scale_by_count: false,
+    };
+    let (indices, values) = coalesce::coalesce_rows(ids, rows, dim, num_rows, opts)?;
+    let values = Tensor::from_vec(values, (indices.len(), dim), &Device::Cpu)?.to_device(device)?;
     Ok(SparseGrad::from_coalesced_unchecked(
         indices, values, num_rows,
     ))
