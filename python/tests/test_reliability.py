@@ -254,9 +254,12 @@ except OSError as e:
 else:
     print("saved")
 """
+    # the child imports the same candle_embed as this process (the installed wheel in CI, the
+    # source tree with its built extension in development)
+    package_parent = str(Path(ce.__file__).resolve().parent.parent)
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PYTHONPATH": package_parent + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     res = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
