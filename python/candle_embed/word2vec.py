@@ -7,6 +7,9 @@ table, sigmoid table, learning rate decayed linearly from ``alpha`` to ``min_alp
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 import time
 from collections.abc import Callable, Iterable, Sequence
 from os import PathLike, fspath
@@ -16,11 +19,32 @@ import numpy as np
 import numpy.typing as npt
 
 from candle_embed import _native
-from candle_embed._errors import CandleEmbedValueError
+from candle_embed._errors import CandleEmbedTypeError, CandleEmbedValueError
 from candle_embed.keyed_vectors import KeyedVectors
 
 _PathLike = Union[str, "PathLike[str]"]
 Progress = Union[bool, Callable[[int, int], Any]]
+
+
+def _int_arg(name: str, value: object, minimum: int, limit: int = 2**63) -> int:
+    """`value` as an int in `[minimum, limit)`: anything with `__index__`, never a float or str."""
+    try:
+        v = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise CandleEmbedTypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if not minimum <= v < limit:
+        raise CandleEmbedValueError(f"{name} must be in [{minimum}, {limit}), got {v}")
+    return v
+
+
+def _real_arg(name: str, value: object) -> float:
+    """`value` as a finite float >= 0: an int, float or NumPy real, never a str."""
+    if not isinstance(value, numbers.Real):
+        raise CandleEmbedTypeError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not (math.isfinite(v) and v >= 0):
+        raise CandleEmbedValueError(f"{name} must be finite and >= 0, got {v}")
+    return v
 
 
 def _tqdm_progress(desc: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
@@ -69,29 +93,18 @@ class Word2Vec:
             raise CandleEmbedValueError("only skip-gram (sg=1) is implemented")
         if hs != 0:
             raise CandleEmbedValueError("only negative sampling (hs=0) is implemented")
-        for name, value in (
-            ("vector_size", vector_size),
-            ("window", window),
-            ("negative", negative),
-            ("epochs", epochs),
-            ("workers", workers),
-        ):
-            if int(value) < 1:
-                raise CandleEmbedValueError(f"{name} must be >= 1, got {value}")
-        if min_count < 0 or sample < 0 or seed < 0:
-            raise CandleEmbedValueError("min_count, sample and seed must be >= 0")
-        self.vector_size = int(vector_size)
-        self.window = int(window)
-        self.min_count = int(min_count)
-        self.negative = int(negative)
+        self.vector_size = _int_arg("vector_size", vector_size, 1)
+        self.window = _int_arg("window", window, 1)
+        self.min_count = _int_arg("min_count", min_count, 0)
+        self.negative = _int_arg("negative", negative, 1)
         self.sg = 1
         self.hs = 0
-        self.epochs = int(epochs)
-        self.alpha = float(alpha)
-        self.min_alpha = float(min_alpha)
-        self.sample = float(sample)
-        self.seed = int(seed)
-        self.workers = int(workers)
+        self.epochs = _int_arg("epochs", epochs, 1)
+        self.alpha = _real_arg("alpha", alpha)
+        self.min_alpha = _real_arg("min_alpha", min_alpha)
+        self.sample = _real_arg("sample", sample)
+        self.seed = _int_arg("seed", seed, 0, 2**64)
+        self.workers = _int_arg("workers", workers, 1)
         self.wv: KeyedVectors = KeyedVectors([], np.zeros((0, self.vector_size), np.float32))
         self.counts: npt.NDArray[np.uint64] = np.zeros(0, np.uint64)
         self.stats: dict[str, Any] = {}

@@ -313,23 +313,147 @@ def test_overflowing_sizes(n: int, d: int) -> None:
     raises((MemoryError, ValueError), lambda: ce.Embedding(n, d))
 
 
-NEGATIVE_SIZES: dict[str, Callable[[], Any]] = {
-    "num_embeddings": lambda: ce.Embedding(-1, 4),
-    "embedding_dim": lambda: ce.Embedding(4, -1),
-    "num_rows": lambda: ce.SparseGrad.from_rows([0], np.ones((1, 2), np.float32), -1),
-    "num_threads": lambda: ce.set_num_threads(-1),
+_X = np.ones((2, 3, 8), np.float32)
+_SG_VALUES = np.ones((1, 2), np.float32)
+_rpb = ce.RelativePositionBias(2, seed=0)
+_rope = ce.RotaryEmbedding(8)
+_learned = ce.LearnedPositionalEmbedding(8, 8, seed=0)
+_sin = ce.SinusoidalPositionalEncoding(8, max_len=8)
+_table = ce.Embedding(V, D, seed=1)
+
+# Every int argument of the public API, as `fn(value)`. Sizes and counts must be >= 0;
+# seeds are unsigned 64-bit; offsets and padding_idx are signed 64-bit.
+SIZE_ARGS: dict[str, Callable[[Any], Any]] = {
+    "Embedding.num_embeddings": lambda v: ce.Embedding(v, 4),
+    "Embedding.embedding_dim": lambda v: ce.Embedding(4, v),
+    "EmbeddingBag.num_embeddings": lambda v: ce.EmbeddingBag(v, 4),
+    "EmbeddingBag.embedding_dim": lambda v: ce.EmbeddingBag(4, v),
+    "SparseGrad.from_rows.num_rows": lambda v: ce.SparseGrad.from_rows([0], _SG_VALUES, v),
+    "set_num_threads": lambda v: ce.set_num_threads(v),
+    "Sinusoidal.dim": lambda v: ce.SinusoidalPositionalEncoding(v),
+    "Sinusoidal.max_len": lambda v: ce.SinusoidalPositionalEncoding(8, max_len=v),
+    "Learned.max_len": lambda v: ce.LearnedPositionalEmbedding(v, 8),
+    "Learned.dim": lambda v: ce.LearnedPositionalEmbedding(8, v),
+    "TransformerEmbeddings.vocab_size": lambda v: ce.TransformerEmbeddings(v, 8),
+    "TransformerEmbeddings.dim": lambda v: ce.TransformerEmbeddings(8, v),
+    "TransformerEmbeddings.max_positions": lambda v: ce.TransformerEmbeddings(
+        8, 8, max_positions=v
+    ),
+    "TransformerEmbeddings.type_vocab_size": lambda v: ce.TransformerEmbeddings(
+        8, 8, type_vocab_size=v
+    ),
+    "alibi_slopes.num_heads": lambda v: ce.alibi_slopes(v),
+    "alibi_bias.num_heads": lambda v: ce.alibi_bias(v, 2, 2),
+    "alibi_bias.q_len": lambda v: ce.alibi_bias(2, v, 2),
+    "alibi_bias.k_len": lambda v: ce.alibi_bias(2, 2, v),
+    "relative_position_bucket.num_buckets": lambda v: ce.relative_position_bucket(
+        [1], num_buckets=v
+    ),
+    "relative_position_bucket.max_distance": lambda v: ce.relative_position_bucket(
+        [1], max_distance=v
+    ),
+    "RelativePositionBias.num_heads": lambda v: ce.RelativePositionBias(v),
+    "RelativePositionBias.num_buckets": lambda v: ce.RelativePositionBias(2, num_buckets=v),
+    "RelativePositionBias.max_distance": lambda v: ce.RelativePositionBias(2, max_distance=v),
+    "RelativePositionBias.q_len": lambda v: _rpb(v, 2),
+    "RelativePositionBias.k_len": lambda v: _rpb(2, v),
+    "RotaryEmbedding.head_dim": lambda v: ce.RotaryEmbedding(v),
+    "RotaryEmbedding.max_position_embeddings": lambda v: ce.RotaryEmbedding(
+        8, max_position_embeddings=v
+    ),
+    "RotaryEmbedding.frequencies.seq_len": lambda v: _rope.frequencies(v),
+    "position_ids_from_padding.past_length": lambda v: ce.position_ids_from_padding(
+        [[1, 2]], 0, past_length=v
+    ),
+    "Word2Vec.vector_size": lambda v: ce.Word2Vec([["a", "b"]], vector_size=v, min_count=1),
+    "Word2Vec.window": lambda v: ce.Word2Vec([["a", "b"]], window=v, min_count=1),
+    "Word2Vec.negative": lambda v: ce.Word2Vec([["a", "b"]], negative=v, min_count=1),
+    "Word2Vec.epochs": lambda v: ce.Word2Vec([["a", "b"]], epochs=v, min_count=1),
+    "Word2Vec.min_count": lambda v: ce.Word2Vec([["a", "b"]], min_count=v),
+    "Word2Vec.workers": lambda v: ce.Word2Vec([["a", "b"]], workers=v, min_count=1),
 }
+SEED_ARGS: dict[str, Callable[[Any], Any]] = {
+    "Embedding.seed": lambda v: ce.Embedding(4, 4, seed=v),
+    "EmbeddingBag.seed": lambda v: ce.EmbeddingBag(4, 4, seed=v),
+    "Embedding.__call__.seed": lambda v: _table([1], dropout=0.5, seed=v),
+    "Embedding.backward.seed": lambda v: _table.backward(
+        [1], np.ones((1, D), np.float32), dropout=0.5, seed=v
+    ),
+    "Learned.seed": lambda v: ce.LearnedPositionalEmbedding(8, 8, seed=v),
+    "RelativePositionBias.seed": lambda v: ce.RelativePositionBias(2, seed=v),
+    "TransformerEmbeddings.seed": lambda v: ce.TransformerEmbeddings(8, 8, seed=v),
+    "Word2Vec.seed": lambda v: ce.Word2Vec([["a", "b"]], seed=v, min_count=1),
+}
+OFFSET_ARGS: dict[str, Callable[[Any], Any]] = {
+    "Embedding.padding_idx": lambda v: ce.Embedding(4, 4, padding_idx=v),
+    "EmbeddingBag.padding_idx": lambda v: ce.EmbeddingBag(4, 4, padding_idx=v),
+    "from_pretrained.padding_idx": lambda v: ce.Embedding.from_pretrained(
+        np.ones((4, 4), np.float32), padding_idx=v
+    ),
+    "Sinusoidal.offset": lambda v: _sin(_X, offset=v),
+    "Learned.offset": lambda v: _learned(_X, offset=v),
+    "Learned.backward.offset": lambda v: _learned.backward(_X, offset=v),
+    "RotaryEmbedding.apply.offset": lambda v: _rope.apply(_X, offset=v),
+    "RotaryEmbedding.apply_backward.offset": lambda v: _rope.apply_backward(_X, offset=v),
+    "alibi_bias.offset": lambda v: ce.alibi_bias(2, 2, 2, offset=v),
+    "RelativePositionBias.offset": lambda v: _rpb(2, 2, offset=v),
+    "position_ids_from_padding.padding_idx": lambda v: ce.position_ids_from_padding([[1]], v),
+}
+ALL_INT_ARGS = {**SIZE_ARGS, **SEED_ARGS, **OFFSET_ARGS}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="pyo3 extracts sizes as usize: a negative int raises OverflowError (an ArithmeticError) "
-    "before our code runs; needs i64 parameters + a range check in every binding",
-)
-@pytest.mark.parametrize("what", list(NEGATIVE_SIZES))
+def raises_ours(cls: type[BaseException] | tuple[type[BaseException], ...], fn: Any) -> None:
+    """`fn()` raises `cls`, and the exception is one of ours (a `CandleEmbedError`)."""
+    with pytest.raises(cls) as info:
+        fn()
+    assert isinstance(info.value, ce.CandleEmbedError), repr(info.value)
+
+
+@pytest.mark.parametrize("what", list(SIZE_ARGS))
 def test_negative_sizes_are_value_errors(what: str) -> None:
-    raises(ValueError, NEGATIVE_SIZES[what])
+    raises_ours(ValueError, lambda: SIZE_ARGS[what](-1))
+    raises_ours(ValueError, lambda: SIZE_ARGS[what](-(2**70)))
+
+
+@pytest.mark.parametrize("what", list(SEED_ARGS))
+def test_seeds_outside_u64_are_value_errors(what: str) -> None:
+    for v in (-1, 2**64, -(2**70), 2**200):
+        raises_ours(ValueError, lambda: SEED_ARGS[what](v))  # noqa: B023
+
+
+@pytest.mark.parametrize("what", list(ALL_INT_ARGS))
+def test_int_arguments_beyond_64_bits(what: str) -> None:
+    """Never OverflowError: a size or offset beyond 64 bits is a ValueError (or MemoryError /
+    IndexError where the callee judges it: e.g. a size nothing could allocate)."""
+    for v in (2**64, 2**70, 10**400):
+        raises_ours((ValueError, MemoryError, IndexError), lambda: ALL_INT_ARGS[what](v))  # noqa: B023
+    if what in OFFSET_ARGS:
+        raises_ours((ValueError, IndexError), lambda: OFFSET_ARGS[what](-(2**63) - 1))
+
+
+@pytest.mark.parametrize("what", list(ALL_INT_ARGS))
+def test_int_arguments_of_the_wrong_type(what: str) -> None:
+    for v in (1.5, "3", [3], np.float64(3.0), object()):
+        raises_ours(TypeError, lambda: ALL_INT_ARGS[what](v))  # noqa: B023
+
+
+@pytest.mark.parametrize("what", list(ALL_INT_ARGS))
+def test_int_arguments_accept_numpy_integers(what: str) -> None:
+    """Any object with `__index__` is an int: np.int64(1) and True work like 1."""
+    for v in (np.int64(1), np.uint8(1), True):
+        try:
+            ALL_INT_ARGS[what](v)
+        except ALLOWED as e:  # a valid int can still be a bad value here (e.g. dim 1 for RoPE)
+            with pytest.raises(type(e)):
+                ALL_INT_ARGS[what](1)
+
+
+def test_set_num_threads_left_alone_by_bad_values() -> None:
+    before = ce.get_num_threads()
+    for v in (-1, 2**64, 1.5):
+        with pytest.raises((ValueError, TypeError)):
+            ce.set_num_threads(v)
+    assert ce.get_num_threads() == before
 
 
 def test_zero_sizes() -> None:
@@ -666,8 +790,8 @@ def test_every_callable_with_garbage_raises_only_allowed(
     name: str, fn: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Call each public callable with garbage in each of its first three positions: it may work
-    or raise an allowed class, never RuntimeError (a caught panic), SystemError or abort.
-    OverflowError (a negative int for a size) is the known issue xfailed above."""
+    or raise an allowed class, never RuntimeError (a caught panic), SystemError, OverflowError
+    or abort."""
     monkeypatch.chdir(tmp_path)  # anything a callable writes lands in the temporary directory
     for arity in range(0, 4):
         for g in GARBAGE:
@@ -677,8 +801,6 @@ def test_every_callable_with_garbage_raises_only_allowed(
                     args[pos] = g
                 try:
                     fn(*args)
-                except OverflowError:
-                    pass
                 except ALLOWED + (OSError,) as e:
                     assert not isinstance(e, (RuntimeError, SystemError)), (
                         f"{name}{tuple(args)!r}: {e!r}"
@@ -720,8 +842,6 @@ def test_methods_with_garbage_raise_only_allowed() -> None:
                 for args in ((g,), (g, g), (np.array([1]), g), (g, np.ones((1, D), np.float32))):
                     try:
                         fn(*args)
-                    except OverflowError:
-                        pass  # negative int for a size: the known issue xfailed above
                     except ALLOWED + (OSError,) as e:
                         if isinstance(e, ce.CandleEmbedRuntimeError):
                             failures.append(f"{type(obj).__name__}.{meth}{args!r}: {e!r}")

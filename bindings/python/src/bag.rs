@@ -11,6 +11,7 @@ use candle_embed::{EmbeddingBag, EmbeddingBagConfig};
 use numpy::{Element, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
+use crate::args;
 use crate::arrays::{float_array, new_output, out_buffer, IdArray};
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
@@ -193,16 +194,16 @@ impl PyEmbeddingBag {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        num_embeddings: usize,
-        embedding_dim: usize,
+        #[pyo3(from_py_with = args::size)] num_embeddings: usize,
+        #[pyo3(from_py_with = args::size)] embedding_dim: usize,
         mode: &str,
-        padding_idx: Option<i64>,
+        #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
         max_norm: Option<f64>,
         norm_type: f64,
         include_last_offset: bool,
         dtype: &str,
         device: &str,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
     ) -> PyResult<Self> {
         let cfg = config(
             mode,
@@ -231,7 +232,7 @@ impl PyEmbeddingBag {
         weight: &Bound<'_, PyAny>,
         freeze: bool,
         mode: &str,
-        padding_idx: Option<i64>,
+        #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
         max_norm: Option<f64>,
         norm_type: f64,
         include_last_offset: bool,

@@ -9,6 +9,7 @@ use candle_embed::{Embedding, EmbeddingConfig};
 use numpy::{Element, PyArrayMethods};
 use pyo3::prelude::*;
 
+use crate::args;
 use crate::arrays::{new_output, out_buffer, IdArray};
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
@@ -76,15 +77,15 @@ impl PyEmbedding {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        num_embeddings: usize,
-        embedding_dim: usize,
-        padding_idx: Option<i64>,
+        #[pyo3(from_py_with = args::size)] num_embeddings: usize,
+        #[pyo3(from_py_with = args::size)] embedding_dim: usize,
+        #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
         max_norm: Option<f64>,
         norm_type: f64,
         scale_grad_by_freq: bool,
         dtype: &str,
         device: &str,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
     ) -> PyResult<Self> {
         let dtype = parse_dtype(dtype).py()?;
         let device = parse_device(device).py()?;
@@ -105,7 +106,7 @@ impl PyEmbedding {
         _cls: &Bound<'_, pyo3::types::PyType>,
         weight: &Bound<'_, PyAny>,
         freeze: bool,
-        padding_idx: Option<i64>,
+        #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
         max_norm: Option<f64>,
         norm_type: f64,
         scale_grad_by_freq: bool,
@@ -132,7 +133,7 @@ impl PyEmbedding {
         ids: &Bound<'py, PyAny>,
         out: Option<&Bound<'py, PyAny>>,
         dropout: f64,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
         normalize: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ids = IdArray::extract(ids, "ids")?;

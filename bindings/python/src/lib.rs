@@ -4,6 +4,7 @@
 
 use pyo3::prelude::*;
 
+mod args;
 pub mod arrays;
 mod bag;
 mod embedding;
@@ -28,7 +29,7 @@ fn devices() -> Vec<String> {
 
 /// Set the number of threads the kernels use.
 #[pyfunction]
-fn set_num_threads(n: usize) -> PyResult<()> {
+fn set_num_threads(#[pyo3(from_py_with = args::size)] n: usize) -> PyResult<()> {
     candle_embed::threads::set_num_threads(n).py()
 }
 

@@ -20,6 +20,7 @@ use numpy::{Element, PyArray1, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::args;
 use crate::arrays::{float_array, new_output, IdArray};
 use crate::embedding::PyEmbedding;
 use crate::errors::{type_error, value_error, IntoPyResult};
@@ -36,11 +37,6 @@ fn py_dtype(name: &str) -> PyResult<DType> {
             "positional encodings support float32 and float64, got '{name}'"
         ))),
     }
-}
-
-/// A non-negative Python int as usize (ValueError otherwise).
-fn nonneg(v: i64, what: &str) -> PyResult<usize> {
-    usize::try_from(v).map_err(|_| value_error(format!("{what} must be >= 0, got {v}")))
 }
 
 /// `f(x, shape, out)` on a float array `x` cast to `T`, into a fresh array of `x`'s shape.
@@ -121,14 +117,12 @@ impl PySinusoidalPositionalEncoding {
     #[pyo3(signature = (dim, *, max_len=4096, base=10000.0, layout="interleaved", dtype="float32"))]
     fn new(
         py: Python<'_>,
-        dim: i64,
-        max_len: i64,
+        #[pyo3(from_py_with = args::size)] dim: usize,
+        #[pyo3(from_py_with = args::size)] max_len: usize,
         base: f64,
         layout: &str,
         dtype: &str,
     ) -> PyResult<Self> {
-        let dim = nonneg(dim, "dim")?;
-        let max_len = nonneg(max_len, "max_len")?;
         let layout = SinusoidalLayout::parse(layout).py()?;
         let dtype = py_dtype(dtype)?;
         let cfg = SinusoidalConfig {
@@ -150,7 +144,7 @@ impl PySinusoidalPositionalEncoding {
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
-        offset: i64,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let pe = &self.inner;
         match pe.table().dtype() {
@@ -218,12 +212,11 @@ impl PyLearnedPositionalEmbedding {
     #[pyo3(signature = (max_len, dim, *, seed=None, dtype="float32"))]
     fn new(
         py: Python<'_>,
-        max_len: i64,
-        dim: i64,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = args::size)] max_len: usize,
+        #[pyo3(from_py_with = args::size)] dim: usize,
+        #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
         dtype: &str,
     ) -> PyResult<Self> {
-        let (max_len, dim) = (nonneg(max_len, "max_len")?, nonneg(dim, "dim")?);
         let dtype = py_dtype(dtype)?;
         let inner = without_gil(py, || {
             LearnedPositionalEmbedding::new(max_len, dim, dtype, &Device::Cpu, seed)
@@ -239,7 +232,7 @@ impl PyLearnedPositionalEmbedding {
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
-        offset: i64,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let l = &self.inner;
         match l.embedding().dtype() {
@@ -254,7 +247,7 @@ impl PyLearnedPositionalEmbedding {
         &self,
         py: Python<'_>,
         grad: &Bound<'_, PyAny>,
-        offset: i64,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
     ) -> PyResult<PySparseGrad> {
         let l = &self.inner;
         let g = match l.embedding().dtype() {
@@ -347,26 +340,26 @@ impl PyTransformerEmbeddings {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        vocab_size: i64,
-        dim: i64,
-        max_positions: i64,
-        type_vocab_size: i64,
+        #[pyo3(from_py_with = args::size)] vocab_size: usize,
+        #[pyo3(from_py_with = args::size)] dim: usize,
+        #[pyo3(from_py_with = args::size)] max_positions: usize,
+        #[pyo3(from_py_with = args::size)] type_vocab_size: usize,
         position: &str,
-        padding_idx: Option<i64>,
+        #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
         layer_norm_eps: f64,
         dropout: f64,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
         dtype: &str,
     ) -> PyResult<Self> {
         let cfg = TransformerEmbeddingsConfig {
-            max_positions: nonneg(max_positions, "max_positions")?,
-            type_vocab_size: nonneg(type_vocab_size, "type_vocab_size")?,
+            max_positions,
+            type_vocab_size,
             position: PositionKind::parse(position).py()?,
             padding_idx,
             layer_norm_eps,
             dropout,
         };
-        let (v, d) = (nonneg(vocab_size, "vocab_size")?, nonneg(dim, "dim")?);
+        let (v, d) = (vocab_size, dim);
         let dtype = py_dtype(dtype)?;
         let inner = without_gil(py, || {
             TransformerEmbeddings::new(v, d, cfg, dtype, &Device::Cpu, seed)
@@ -522,14 +515,18 @@ impl PyTransformerEmbeddings {
 fn position_ids_from_padding_py<'py>(
     py: Python<'py>,
     ids: &Bound<'py, PyAny>,
-    padding_idx: i64,
-    past_length: i64,
+    #[pyo3(from_py_with = args::signed)] padding_idx: i64,
+    #[pyo3(from_py_with = args::signed)] past_length: i64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (v, shape) = ids_i64(ids, "ids")?;
     if shape.is_empty() {
         return Err(value_error("ids must have at least one dimension"));
     }
-    nonneg(past_length, "past_length")?;
+    if past_length < 0 {
+        return Err(value_error(format!(
+            "past_length must be >= 0, got {past_length}"
+        )));
+    }
     let t = shape[shape.len() - 1];
     let out = position_ids_from_padding(&v, t, padding_idx, past_length).py()?;
     vec_to_numpy(py, out, &shape)
@@ -540,8 +537,12 @@ fn position_ids_from_padding_py<'py>(
 /// ALiBi slopes, one per head.
 #[pyfunction]
 #[pyo3(signature = (num_heads, *, dtype="float32"))]
-fn alibi_slopes<'py>(py: Python<'py>, num_heads: i64, dtype: &str) -> PyResult<Bound<'py, PyAny>> {
-    let h = nonneg(num_heads, "num_heads")?;
+fn alibi_slopes<'py>(
+    py: Python<'py>,
+    #[pyo3(from_py_with = args::size)] num_heads: usize,
+    dtype: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let h = num_heads;
     let s = alibi::alibi_slopes(h).py()?;
     match py_dtype(dtype)? {
         DType::F64 => vec_to_numpy(py, s, &[h]),
@@ -558,17 +559,13 @@ fn alibi_slopes<'py>(py: Python<'py>, num_heads: i64, dtype: &str) -> PyResult<B
 #[pyo3(signature = (num_heads, q_len, k_len, *, offset=0, dtype="float32"))]
 fn alibi_bias<'py>(
     py: Python<'py>,
-    num_heads: i64,
-    q_len: i64,
-    k_len: i64,
-    offset: i64,
+    #[pyo3(from_py_with = args::size)] num_heads: usize,
+    #[pyo3(from_py_with = args::size)] q_len: usize,
+    #[pyo3(from_py_with = args::size)] k_len: usize,
+    #[pyo3(from_py_with = args::signed)] offset: i64,
     dtype: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (h, q, k) = (
-        nonneg(num_heads, "num_heads")?,
-        nonneg(q_len, "q_len")?,
-        nonneg(k_len, "k_len")?,
-    );
+    let (h, q, k) = (num_heads, q_len, k_len);
     match py_dtype(dtype)? {
         DType::F64 => {
             let v = without_gil(py, || alibi::alibi_bias::<f64>(h, q, k, offset))?;
@@ -586,17 +583,13 @@ fn alibi_bias<'py>(
 #[pyo3(signature = (num_heads, q_len, k_len, *, offset=0, dtype="float32"))]
 fn _alibi_bias_portable<'py>(
     py: Python<'py>,
-    num_heads: i64,
-    q_len: i64,
-    k_len: i64,
-    offset: i64,
+    #[pyo3(from_py_with = args::size)] num_heads: usize,
+    #[pyo3(from_py_with = args::size)] q_len: usize,
+    #[pyo3(from_py_with = args::size)] k_len: usize,
+    #[pyo3(from_py_with = args::signed)] offset: i64,
     dtype: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (h, q, k) = (
-        nonneg(num_heads, "num_heads")?,
-        nonneg(q_len, "q_len")?,
-        nonneg(k_len, "k_len")?,
-    );
+    let (h, q, k) = (num_heads, q_len, k_len);
     let dt = py_dtype(dtype)?;
     let t = without_gil(py, || {
         alibi::alibi_bias_portable(h, q, k, offset, dt, &Device::Cpu)
@@ -604,16 +597,12 @@ fn _alibi_bias_portable<'py>(
     tensor_to_numpy(py, &t)
 }
 
-fn bucket_config(
-    num_buckets: i64,
-    max_distance: i64,
-    bidirectional: bool,
-) -> PyResult<BucketConfig> {
-    Ok(BucketConfig {
-        num_buckets: nonneg(num_buckets, "num_buckets")?,
-        max_distance: nonneg(max_distance, "max_distance")?,
+fn bucket_config(num_buckets: usize, max_distance: usize, bidirectional: bool) -> BucketConfig {
+    BucketConfig {
+        num_buckets,
+        max_distance,
         bidirectional,
-    })
+    }
 }
 
 /// T5's bucket of each relative position (`key - query`), int64, same shape.
@@ -623,10 +612,10 @@ fn relative_position_bucket<'py>(
     py: Python<'py>,
     relative_position: &Bound<'py, PyAny>,
     bidirectional: bool,
-    num_buckets: i64,
-    max_distance: i64,
+    #[pyo3(from_py_with = args::size)] num_buckets: usize,
+    #[pyo3(from_py_with = args::size)] max_distance: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let cfg = bucket_config(num_buckets, max_distance, bidirectional)?;
+    let cfg = bucket_config(num_buckets, max_distance, bidirectional);
     let arr = IdArray::extract(&c_contig(relative_position)?, "relative_position")?;
     let (v, shape) = with_ids!(arr, |rel, shape| {
         (
@@ -672,15 +661,15 @@ impl PyRelativePositionBias {
         dtype="float32"))]
     fn new(
         py: Python<'_>,
-        num_heads: i64,
-        num_buckets: i64,
-        max_distance: i64,
+        #[pyo3(from_py_with = args::size)] num_heads: usize,
+        #[pyo3(from_py_with = args::size)] num_buckets: usize,
+        #[pyo3(from_py_with = args::size)] max_distance: usize,
         bidirectional: bool,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
         dtype: &str,
     ) -> PyResult<Self> {
-        let cfg = bucket_config(num_buckets, max_distance, bidirectional)?;
-        let h = nonneg(num_heads, "num_heads")?;
+        let cfg = bucket_config(num_buckets, max_distance, bidirectional);
+        let h = num_heads;
         let dt = py_dtype(dtype)?;
         let inner = without_gil(py, || {
             RelativePositionBias::new(h, cfg, dt, &Device::Cpu, seed)
@@ -695,11 +684,11 @@ impl PyRelativePositionBias {
     fn __call__<'py>(
         &self,
         py: Python<'py>,
-        q_len: i64,
-        k_len: i64,
-        offset: i64,
+        #[pyo3(from_py_with = args::size)] q_len: usize,
+        #[pyo3(from_py_with = args::size)] k_len: usize,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (q, k) = (nonneg(q_len, "q_len")?, nonneg(k_len, "k_len")?);
+        let (q, k) = (q_len, k_len);
         let r = &self.inner;
         let shape = [r.num_heads(), q, k];
         match r.embedding().dtype() {
@@ -715,11 +704,11 @@ impl PyRelativePositionBias {
     fn _bias_portable<'py>(
         &self,
         py: Python<'py>,
-        q_len: i64,
-        k_len: i64,
-        offset: i64,
+        #[pyo3(from_py_with = args::size)] q_len: usize,
+        #[pyo3(from_py_with = args::size)] k_len: usize,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (q, k) = (nonneg(q_len, "q_len")?, nonneg(k_len, "k_len")?);
+        let (q, k) = (q_len, k_len);
         let r = &self.inner;
         let t: Tensor = without_gil(py, || r.bias_portable(q, k, offset))?;
         tensor_to_numpy(py, &t)
@@ -731,11 +720,11 @@ impl PyRelativePositionBias {
         &self,
         py: Python<'_>,
         grad: &Bound<'_, PyAny>,
-        q_len: i64,
-        k_len: i64,
-        offset: i64,
+        #[pyo3(from_py_with = args::size)] q_len: usize,
+        #[pyo3(from_py_with = args::size)] k_len: usize,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
     ) -> PyResult<PySparseGrad> {
-        let (q, k) = (nonneg(q_len, "q_len")?, nonneg(k_len, "k_len")?);
+        let (q, k) = (q_len, k_len);
         let r = &self.inner;
         match r.embedding().dtype() {
             DType::F64 => rpb_grad::<f64>(py, r, grad, q, k, offset),

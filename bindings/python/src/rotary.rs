@@ -14,6 +14,7 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use crate::args;
 use crate::arrays::{as_ndarray, contiguous, new_output, out_buffer, IdArray};
 use crate::errors::{type_error, value_error, IntoPyResult};
 use crate::gil::without_gil;
@@ -211,33 +212,29 @@ impl PyRotaryEmbedding {
     }
 }
 
-fn nonneg(v: i64, what: &str) -> PyResult<usize> {
-    usize::try_from(v).map_err(|_| value_error(format!("{what} must be >= 0, got {v}")))
-}
-
 #[pymethods]
 impl PyRotaryEmbedding {
     #[new]
     #[pyo3(signature = (head_dim, *, base=10000.0, max_position_embeddings=2048,
         partial_rotary_factor=1.0, layout="half", scaling=None))]
     fn new(
-        head_dim: i64,
+        #[pyo3(from_py_with = args::size)] head_dim: usize,
         base: f64,
-        max_position_embeddings: i64,
+        #[pyo3(from_py_with = args::size)] max_position_embeddings: usize,
         partial_rotary_factor: f64,
         layout: &str,
         scaling: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let cfg = RotaryConfig {
             base,
-            max_position_embeddings: nonneg(max_position_embeddings, "max_position_embeddings")?,
+            max_position_embeddings,
             partial_rotary_factor,
             layout: parse_layout(layout)?,
             ..RotaryConfig::default()
         }
         .with_rope_parameters(&scaling_json(scaling)?)
         .py()?;
-        let inner = RotaryEmbedding::new(nonneg(head_dim, "head_dim")?, cfg).py()?;
+        let inner = RotaryEmbedding::new(head_dim, cfg).py()?;
         Ok(PyRotaryEmbedding {
             inner: Arc::new(inner),
         })
@@ -258,9 +255,9 @@ impl PyRotaryEmbedding {
     fn frequencies<'py>(
         &self,
         py: Python<'py>,
-        seq_len: i64,
+        #[pyo3(from_py_with = args::size)] seq_len: usize,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let n = nonneg(seq_len, "seq_len")?;
+        let n = seq_len;
         Ok(PyArray1::from_vec(py, self.inner.frequencies(n).0))
     }
 
@@ -294,7 +291,7 @@ impl PyRotaryEmbedding {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         positions: Option<&Bound<'py, PyAny>>,
-        offset: i64,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
         out: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.apply_impl(py, x, positions, offset, out, false, "x")
@@ -307,7 +304,7 @@ impl PyRotaryEmbedding {
         py: Python<'py>,
         grad_output: &Bound<'py, PyAny>,
         positions: Option<&Bound<'py, PyAny>>,
-        offset: i64,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
         out: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.apply_impl(py, grad_output, positions, offset, out, true, "grad_output")
@@ -320,7 +317,7 @@ impl PyRotaryEmbedding {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         positions: Option<&Bound<'py, PyAny>>,
-        offset: i64,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
         backward: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.tensor_path(py, x, positions, offset, move |r, t, p| {
@@ -339,7 +336,7 @@ impl PyRotaryEmbedding {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         positions: Option<&Bound<'py, PyAny>>,
-        offset: i64,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.tensor_path(py, x, positions, offset, |r, t, p| r.forward_fused(t, p))
     }
@@ -353,7 +350,7 @@ impl PyRotaryEmbedding {
         x: &Bound<'py, PyAny>,
         grad_output: &Bound<'py, PyAny>,
         positions: Option<&Bound<'py, PyAny>>,
-        offset: i64,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (g, _) = float_input(grad_output, "grad_output")?;
         let g = crate::tables::numpy_to_tensor(&g, "grad_output")?;

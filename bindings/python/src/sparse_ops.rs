@@ -10,6 +10,7 @@ use candle_embed::{Embedding, SparseGrad};
 use numpy::{Element, PyArray1, PyArrayDescrMethods, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
+use crate::args;
 use crate::arrays::{as_ndarray, float_array, new_output, IdArray};
 use crate::embedding::PyEmbedding;
 use crate::errors::{type_error, value_error, IntoPyResult};
@@ -65,7 +66,7 @@ impl PyEmbedding {
         ids: &Bound<'_, PyAny>,
         grad_output: &Bound<'_, PyAny>,
         dropout: f64,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
         normalize: bool,
     ) -> PyResult<PySparseGrad> {
         let t = RowTransform::for_backward(dropout, seed, normalize).py()?;
@@ -209,7 +210,7 @@ impl PySparseGrad {
         py: Python<'_>,
         ids: &Bound<'_, PyAny>,
         values: &Bound<'_, PyAny>,
-        num_rows: usize,
+        #[pyo3(from_py_with = args::size)] num_rows: usize,
     ) -> PyResult<PySparseGrad> {
         let (u, arr, dim, rows) = coalesce_any(py, ids, values, Some(num_rows))?;
         let t = crate::tables::numpy_to_tensor(&arr, "values")?;

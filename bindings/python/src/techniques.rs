@@ -12,6 +12,7 @@ use candle_embed::Embedding;
 use numpy::{Element, PyArray1, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
+use crate::args;
 use crate::arrays::{contiguous, float_array, new_output, out_buffer, IdArray};
 use crate::embedding::PyEmbedding;
 use crate::errors::{value_error, IntoPyResult};
@@ -288,7 +289,7 @@ impl PyEmbedding {
         py: Python<'py>,
         ids: &Bound<'py, PyAny>,
         dropout: f64,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
         normalize: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let t = RowTransform::new(dropout, seed, normalize).py()?;
@@ -310,7 +311,7 @@ impl PyEmbedding {
         ids: &Bound<'py, PyAny>,
         grad_output: &Bound<'py, PyAny>,
         dropout: f64,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
         normalize: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let t = RowTransform::for_backward(dropout, seed, normalize).py()?;

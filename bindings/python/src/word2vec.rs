@@ -9,6 +9,7 @@ use numpy::{PyArray1, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods}
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
+use crate::args;
 use crate::arrays::float_array;
 use crate::errors::{type_error, value_error};
 use crate::gil::without_gil;
@@ -58,16 +59,16 @@ pub fn _w2v_train<'py>(
     py: Python<'py>,
     sentences: Option<&Bound<'py, PyAny>>,
     corpus_file: Option<PathBuf>,
-    vector_size: usize,
-    window: usize,
-    min_count: u64,
-    negative: usize,
-    epochs: usize,
+    #[pyo3(from_py_with = args::size)] vector_size: usize,
+    #[pyo3(from_py_with = args::size)] window: usize,
+    #[pyo3(from_py_with = args::unsigned)] min_count: u64,
+    #[pyo3(from_py_with = args::size)] negative: usize,
+    #[pyo3(from_py_with = args::size)] epochs: usize,
     alpha: f32,
     min_alpha: f32,
     sample: f64,
-    seed: u64,
-    workers: usize,
+    #[pyo3(from_py_with = args::unsigned)] seed: u64,
+    #[pyo3(from_py_with = args::size)] workers: usize,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let cfg = TrainConfig {
@@ -129,7 +130,7 @@ pub fn _read_word_vectors<'py>(
     py: Python<'py>,
     path: PathBuf,
     fmt_kind: &str,
-    limit: Option<usize>,
+    #[pyo3(from_py_with = args::opt_size)] limit: Option<usize>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let kind = fmt_kind.to_string();
     let wv = without_gil(py, || match kind.as_str() {
