@@ -17,12 +17,12 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use super::state::{self, AccElem, Buf, ParamState, Slot, StateDict};
-use super::{check_hyper, check_params, par_rows, prepare, SparseOptimizer};
+use super::touched::{for_each_touched_row, step_tables, Prepared};
+use super::{check_hyper, check_params, SparseOptimizer};
 use crate::dtype::Float;
 use crate::embedding::Embedding;
-use crate::kernels::cpu::rows::RowsMut;
 use crate::sparse::SparseGrad;
-use crate::{storage, with_table, Result};
+use crate::{with_table, Result};
 
 /// Hyper-parameters of [`Adagrad`] (PyTorch's defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -87,51 +87,31 @@ impl Adagrad {
 
 fn update<T: Float, A: AccElem>(
     w: &Tensor,
-    rows: &[usize],
-    g: &Tensor,
+    pg: &Prepared,
     slots: &mut [Slot],
     eps: f64,
     clr: f64,
 ) -> Result<()> {
-    let dim = w.dims2()?.1;
-    let s = RowsMut::new(A::slice_mut(&mut slots[0].buf), dim);
     let (eps, clr) = (A::of_f64(eps), A::of_f64(clr));
-    storage::read::<A, Result<()>>(g, |gs| {
-        storage::write::<T, ()>(w, |ws| {
-            let wr = RowsMut::new(ws, dim);
-            par_rows(rows.len(), dim, |k| {
-                // SAFETY: gradient rows are unique.
-                let (wrow, srow) = unsafe { (wr.row(rows[k]), s.row(rows[k])) };
-                let grow = &gs[k * dim..(k + 1) * dim];
-                for j in 0..dim {
-                    let gj = grow[j];
-                    srow[j] = srow[j] + gj * gj;
-                    let std = srow[j].sqrt() + eps;
-                    let wj = A::of_f64(wrow[j].as_f64());
-                    wrow[j] = T::of_f64((wj - clr * (gj / std)).as_f64());
-                }
-            });
-            Ok(())
-        })
-    })?
+    for_each_touched_row::<T, A>(w, pg, slots, |wrow, grow, state| {
+        let [srow] = state.take::<1>();
+        for j in 0..wrow.len() {
+            let gj = grow[j];
+            srow[j] = srow[j] + gj * gj;
+            let std = srow[j].sqrt() + eps;
+            let wj = A::of_f64(wrow[j].as_f64());
+            wrow[j] = T::of_f64((wj - clr * (gj / std)).as_f64());
+        }
+    })
 }
 
 impl SparseOptimizer for Adagrad {
     fn step(&mut self, grads: &[Option<&SparseGrad>]) -> Result<()> {
-        let prepared = prepare(&self.params, grads)?;
-        for (i, pg) in prepared.into_iter().enumerate() {
-            let Some((rows, g)) = pg else { continue };
-            let st = &mut self.states[i];
-            st.step += 1;
-            let c = &self.config;
+        let c = self.config;
+        step_tables(&self.params, &mut self.states, grads, |w, pg, st| {
             let clr = c.lr / (1.0 + (st.step - 1) as f64 * c.lr_decay);
-            if rows.is_empty() {
-                continue;
-            }
-            let w = self.params[i].weight();
-            with_table!(w.dtype(), T, A => update::<T, A>(&w, &rows, &g, &mut st.slots, c.eps, clr))?;
-        }
-        Ok(())
+            with_table!(w.dtype(), T, A => update::<T, A>(w, pg, &mut st.slots, c.eps, clr))
+        })
     }
     fn params(&self) -> &[Arc<Embedding>] {
         &self.params

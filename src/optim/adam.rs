@@ -13,12 +13,12 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use super::state::{self, AccElem, Buf, ParamState, Slot, StateDict};
-use super::{check_hyper, check_params, par_rows, prepare, SparseOptimizer};
+use super::touched::{for_each_touched_row, step_tables, Prepared};
+use super::{check_hyper, check_params, SparseOptimizer};
 use crate::dtype::Float;
 use crate::embedding::Embedding;
-use crate::kernels::cpu::rows::RowsMut;
 use crate::sparse::SparseGrad;
-use crate::{storage, with_table, Result};
+use crate::{with_table, Result};
 
 /// Hyper-parameters of [`SparseAdam`] (PyTorch's defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -80,64 +80,40 @@ impl SparseAdam {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn update<T: Float, A: AccElem>(
     w: &Tensor,
-    rows: &[usize],
-    g: &Tensor,
+    pg: &Prepared,
     slots: &mut [Slot],
     c: &SparseAdamConfig,
     step_size: f64,
 ) -> Result<()> {
-    let dim = w.dims2()?.1;
-    let (ms, vs) = slots.split_at_mut(1);
-    let m = RowsMut::new(A::slice_mut(&mut ms[0].buf), dim);
-    let v = RowsMut::new(A::slice_mut(&mut vs[0].buf), dim);
     let (omb1, omb2) = (A::of_f64(1.0 - c.beta1), A::of_f64(1.0 - c.beta2));
     let (eps, ss) = (A::of_f64(c.eps), A::of_f64(step_size));
-    storage::read::<A, Result<()>>(g, |gs| {
-        storage::write::<T, ()>(w, |ws| {
-            let wr = RowsMut::new(ws, dim);
-            par_rows(rows.len(), dim, |k| {
-                // SAFETY: gradient rows are unique, so each table/state row is used by one k.
-                let (wrow, mrow, vrow) =
-                    unsafe { (wr.row(rows[k]), m.row(rows[k]), v.row(rows[k])) };
-                let grow = &gs[k * dim..(k + 1) * dim];
-                for j in 0..dim {
-                    let gj = grow[j];
-                    let m_new = mrow[j] + (gj - mrow[j]) * omb1;
-                    let v_new = vrow[j] + (gj * gj - vrow[j]) * omb2;
-                    mrow[j] = m_new;
-                    vrow[j] = v_new;
-                    let wj = A::of_f64(wrow[j].as_f64());
-                    let upd = ss * (m_new / (v_new.sqrt() + eps));
-                    wrow[j] = T::of_f64((wj - upd).as_f64());
-                }
-            });
-            Ok(())
-        })
-    })?
+    for_each_touched_row::<T, A>(w, pg, slots, |wrow, grow, state| {
+        let [mrow, vrow] = state.take::<2>();
+        for j in 0..wrow.len() {
+            let gj = grow[j];
+            let m_new = mrow[j] + (gj - mrow[j]) * omb1;
+            let v_new = vrow[j] + (gj * gj - vrow[j]) * omb2;
+            mrow[j] = m_new;
+            vrow[j] = v_new;
+            let wj = A::of_f64(wrow[j].as_f64());
+            let upd = ss * (m_new / (v_new.sqrt() + eps));
+            wrow[j] = T::of_f64((wj - upd).as_f64());
+        }
+    })
 }
 
 impl SparseOptimizer for SparseAdam {
     fn step(&mut self, grads: &[Option<&SparseGrad>]) -> Result<()> {
-        let prepared = prepare(&self.params, grads)?;
-        for (i, pg) in prepared.into_iter().enumerate() {
-            let Some((rows, g)) = pg else { continue };
-            let st = &mut self.states[i];
-            st.step += 1;
+        let c = self.config;
+        step_tables(&self.params, &mut self.states, grads, |w, pg, st| {
             let t = st.step as f64;
-            let c = &self.config;
             let bc1 = 1.0 - c.beta1.powf(t);
             let bc2 = 1.0 - c.beta2.powf(t);
             let step_size = c.lr * bc2.sqrt() / bc1;
-            if rows.is_empty() {
-                continue;
-            }
-            let w = self.params[i].weight();
-            with_table!(w.dtype(), T, A => update::<T, A>(&w, &rows, &g, &mut st.slots, c, step_size))?;
-        }
-        Ok(())
+            with_table!(w.dtype(), T, A => update::<T, A>(w, pg, &mut st.slots, &c, step_size))
+        })
     }
     fn params(&self) -> &[Arc<Embedding>] {
         &self.params

@@ -21,11 +21,9 @@ pub mod adam;
 pub mod rowwise_adagrad;
 pub mod sgd;
 mod state;
+mod touched;
 
 use std::sync::Arc;
-
-use candle_core::Tensor;
-use rayon::prelude::*;
 
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{SparseAdam, SparseAdamConfig};
@@ -35,7 +33,7 @@ pub use state::{Buf, StateDict};
 
 use crate::embedding::Embedding;
 use crate::sparse::SparseGrad;
-use crate::{threads, Error, Result};
+use crate::{Error, Result};
 
 /// What every sparse optimizer offers.
 pub trait SparseOptimizer: Send {
@@ -72,62 +70,4 @@ pub(crate) fn check_hyper(name: &str, v: f64, ok: bool) -> Result<()> {
         return Err(Error::InvalidArgument(format!("invalid {name}: {v}")));
     }
     Ok(())
-}
-
-/// One table's gradient ready for a step: its rows and its values in the accumulator dtype.
-pub(crate) type Prepared = (Vec<usize>, Tensor);
-
-/// Check the gradients against the tables and convert each one's values to the accumulator
-/// dtype (contiguous CPU tensors), before anything is written.
-pub(crate) fn prepare(
-    params: &[Arc<Embedding>],
-    grads: &[Option<&SparseGrad>],
-) -> Result<Vec<Option<Prepared>>> {
-    if grads.len() != params.len() {
-        return Err(Error::InvalidArgument(format!(
-            "got {} gradients for {} parameters",
-            grads.len(),
-            params.len()
-        )));
-    }
-    let mut out = Vec::with_capacity(grads.len());
-    for (i, (p, g)) in params.iter().zip(grads).enumerate() {
-        let Some(g) = g else {
-            out.push(None);
-            continue;
-        };
-        let want = (p.num_embeddings(), p.embedding_dim());
-        if g.shape() != want {
-            return Err(Error::Shape(format!(
-                "gradient {i} has shape {:?}, but its table has shape {want:?}",
-                g.shape()
-            )));
-        }
-        let acc = state::acc_dtype(p.dtype());
-        let v = g
-            .values()
-            .to_device(&candle_core::Device::Cpu)?
-            .to_dtype(acc)?
-            .contiguous()?;
-        let rows = g.indices().iter().map(|&r| r as usize).collect();
-        out.push(Some((rows, v)));
-    }
-    Ok(out)
-}
-
-/// Run `f(k)` for every gradient row `k in 0..nnz`, in parallel chunks (each row is independent,
-/// so the result does not depend on the thread count).
-pub(crate) fn par_rows(nnz: usize, dim: usize, f: impl Fn(usize) + Sync) {
-    if nnz * dim < 1 << 14 {
-        (0..nnz).for_each(f);
-        return;
-    }
-    threads::install(|| {
-        let chunk = threads::chunk_len(nnz, 8);
-        (0..nnz.div_ceil(chunk)).into_par_iter().for_each(|c| {
-            for k in c * chunk..((c + 1) * chunk).min(nnz) {
-                f(k);
-            }
-        });
-    });
 }

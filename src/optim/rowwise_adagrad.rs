@@ -14,12 +14,12 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use super::state::{self, AccElem, Buf, ParamState, Slot, StateDict};
-use super::{check_hyper, check_params, par_rows, prepare, SparseOptimizer};
+use super::touched::{for_each_touched_row, step_tables, Prepared};
+use super::{check_hyper, check_params, SparseOptimizer};
 use crate::dtype::Float;
 use crate::embedding::Embedding;
-use crate::kernels::cpu::rows::RowsMut;
 use crate::sparse::SparseGrad;
-use crate::{storage, with_table, Result};
+use crate::{with_table, Result};
 
 /// Hyper-parameters of [`RowWiseAdagrad`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -71,52 +71,37 @@ impl RowWiseAdagrad {
 
 fn update<T: Float, A: AccElem>(
     w: &Tensor,
-    rows: &[usize],
-    g: &Tensor,
+    pg: &Prepared,
     slots: &mut [Slot],
     c: &RowWiseAdagradConfig,
 ) -> Result<()> {
-    let dim = w.dims2()?.1;
-    let s = RowsMut::new(A::slice_mut(&mut slots[0].buf), 1);
     let (lr, eps) = (A::of_f64(c.lr), A::of_f64(c.eps));
-    let inv_dim = A::of_f64(1.0 / dim.max(1) as f64);
-    storage::read::<A, Result<()>>(g, |gs| {
-        storage::write::<T, ()>(w, |ws| {
-            let wr = RowsMut::new(ws, dim);
-            par_rows(rows.len(), dim, |k| {
-                // SAFETY: gradient rows are unique.
-                let (wrow, acc) = unsafe { (wr.row(rows[k]), &mut s.row(rows[k])[0]) };
-                let grow = &gs[k * dim..(k + 1) * dim];
-                let mut sq = A::of_f64(0.0);
-                for &gj in grow {
-                    sq = sq + gj * gj;
-                }
-                *acc = *acc + sq * inv_dim;
-                let mult = lr / (acc.sqrt() + eps);
-                for (wj, &gj) in wrow.iter_mut().zip(grow) {
-                    let x = A::of_f64(wj.as_f64());
-                    *wj = T::of_f64((x - mult * gj).as_f64());
-                }
-            });
-            Ok(())
-        })
-    })?
+    let inv_dim = A::of_f64(1.0 / w.dims2()?.1.max(1) as f64);
+    for_each_touched_row::<T, A>(w, pg, slots, |wrow, grow, state| {
+        let [acc] = state.take::<1>();
+        let acc = &mut acc[0];
+        let mut sq = A::of_f64(0.0);
+        for &gj in grow {
+            sq = sq + gj * gj;
+        }
+        *acc = *acc + sq * inv_dim;
+        let mult = lr / (acc.sqrt() + eps);
+        for (wj, &gj) in wrow.iter_mut().zip(grow) {
+            let x = A::of_f64(wj.as_f64());
+            *wj = T::of_f64((x - mult * gj).as_f64());
+        }
+    })
 }
 
 impl SparseOptimizer for RowWiseAdagrad {
     fn step(&mut self, grads: &[Option<&SparseGrad>]) -> Result<()> {
-        let prepared = prepare(&self.params, grads)?;
-        for (i, pg) in prepared.into_iter().enumerate() {
-            let Some((rows, g)) = pg else { continue };
-            let st = &mut self.states[i];
-            st.step += 1;
-            if rows.is_empty() || self.params[i].embedding_dim() == 0 {
-                continue;
-            }
-            let w = self.params[i].weight();
-            with_table!(w.dtype(), T, A => update::<T, A>(&w, &rows, &g, &mut st.slots, &self.config))?;
-        }
-        Ok(())
+        let c = self.config;
+        step_tables(
+            &self.params,
+            &mut self.states,
+            grads,
+            |w, pg, st| with_table!(w.dtype(), T, A => update::<T, A>(w, pg, &mut st.slots, &c)),
+        )
     }
     fn params(&self) -> &[Arc<Embedding>] {
         &self.params

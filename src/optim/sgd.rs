@@ -16,12 +16,12 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use super::state::{self, AccElem, Buf, ParamState, Slot, StateDict};
-use super::{check_hyper, check_params, par_rows, prepare, SparseOptimizer};
+use super::touched::{for_each_touched_row, step_tables, Prepared};
+use super::{check_hyper, check_params, SparseOptimizer};
 use crate::dtype::Float;
 use crate::embedding::Embedding;
-use crate::kernels::cpu::rows::RowsMut;
 use crate::sparse::SparseGrad;
-use crate::{storage, with_table, Result};
+use crate::{with_table, Result};
 
 /// Hyper-parameters of [`Sgd`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -80,61 +80,46 @@ impl Sgd {
 
 fn update<T: Float, A: AccElem>(
     w: &Tensor,
-    rows: &[usize],
-    g: &Tensor,
+    pg: &Prepared,
     slots: &mut [Slot],
     c: &SgdConfig,
 ) -> Result<()> {
-    let dim = w.dims2()?.1;
-    let buf = slots
-        .first_mut()
-        .map(|s| RowsMut::new(A::slice_mut(&mut s.buf), dim));
     let (lr, mom, wd) = (
         A::of_f64(c.lr),
         A::of_f64(c.momentum),
         A::of_f64(c.weight_decay),
     );
     let decay = c.weight_decay != 0.0;
-    storage::read::<A, Result<()>>(g, |gs| {
-        storage::write::<T, ()>(w, |ws| {
-            let wr = RowsMut::new(ws, dim);
-            par_rows(rows.len(), dim, |k| {
-                // SAFETY: gradient rows are unique.
-                let wrow = unsafe { wr.row(rows[k]) };
-                let mut brow = buf.as_ref().map(|b| unsafe { b.row(rows[k]) });
-                let grow = &gs[k * dim..(k + 1) * dim];
-                for j in 0..dim {
-                    let wj = A::of_f64(wrow[j].as_f64());
-                    let mut d = grow[j];
-                    if decay {
-                        d = d + wd * wj;
-                    }
-                    if let Some(b) = brow.as_deref_mut() {
-                        b[j] = mom * b[j] + d;
-                        d = b[j];
-                    }
-                    wrow[j] = T::of_f64((wj - lr * d).as_f64());
-                }
-            });
-            Ok(())
-        })
-    })?
+    let momentum = !slots.is_empty();
+    for_each_touched_row::<T, A>(w, pg, slots, |wrow, grow, state| {
+        let mut buf = momentum.then(|| {
+            let [b] = state.take::<1>();
+            b
+        });
+        for j in 0..wrow.len() {
+            let wj = A::of_f64(wrow[j].as_f64());
+            let mut d = grow[j];
+            if decay {
+                d = d + wd * wj;
+            }
+            if let Some(b) = buf.as_deref_mut() {
+                b[j] = mom * b[j] + d;
+                d = b[j];
+            }
+            wrow[j] = T::of_f64((wj - lr * d).as_f64());
+        }
+    })
 }
 
 impl SparseOptimizer for Sgd {
     fn step(&mut self, grads: &[Option<&SparseGrad>]) -> Result<()> {
-        let prepared = prepare(&self.params, grads)?;
-        for (i, pg) in prepared.into_iter().enumerate() {
-            let Some((rows, g)) = pg else { continue };
-            let st = &mut self.states[i];
-            st.step += 1;
-            if rows.is_empty() {
-                continue;
-            }
-            let w = self.params[i].weight();
-            with_table!(w.dtype(), T, A => update::<T, A>(&w, &rows, &g, &mut st.slots, &self.config))?;
-        }
-        Ok(())
+        let c = self.config;
+        step_tables(
+            &self.params,
+            &mut self.states,
+            grads,
+            |w, pg, st| with_table!(w.dtype(), T, A => update::<T, A>(w, pg, &mut st.slots, &c)),
+        )
     }
     fn params(&self) -> &[Arc<Embedding>] {
         &self.params

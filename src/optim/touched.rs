@@ -1,0 +1,153 @@
+//! How a sparse step visits rows, shared by every optimizer: check and convert the gradients
+//! ([`prepare`]), then for each table ([`step_tables`]) run the optimizer's per-row rule over
+//! the gradient's unique rows in parallel ([`for_each_touched_row`]). Each optimizer module
+//! only states its rule.
+
+use std::sync::Arc;
+
+use candle_core::Tensor;
+use rayon::prelude::*;
+
+use super::state::{self, AccElem, ParamState, Slot};
+use crate::dtype::Float;
+use crate::embedding::Embedding;
+use crate::kernels::cpu::rows::RowsMut;
+use crate::sparse::SparseGrad;
+use crate::{storage, threads, Error, Result};
+
+/// One table's gradient ready for a step: its rows and its values in the accumulator dtype.
+pub(crate) struct Prepared {
+    pub rows: Vec<usize>,
+    pub values: Tensor,
+}
+
+/// Check the gradients against the tables and convert each one's values to the accumulator
+/// dtype (contiguous CPU tensors), before anything is written.
+pub(crate) fn prepare(
+    params: &[Arc<Embedding>],
+    grads: &[Option<&SparseGrad>],
+) -> Result<Vec<Option<Prepared>>> {
+    if grads.len() != params.len() {
+        return Err(Error::InvalidArgument(format!(
+            "got {} gradients for {} parameters",
+            grads.len(),
+            params.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(grads.len());
+    for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+        let Some(g) = g else {
+            out.push(None);
+            continue;
+        };
+        let want = (p.num_embeddings(), p.embedding_dim());
+        if g.shape() != want {
+            return Err(Error::Shape(format!(
+                "gradient {i} has shape {:?}, but its table has shape {want:?}",
+                g.shape()
+            )));
+        }
+        let acc = state::acc_dtype(p.dtype());
+        let values = g
+            .values()
+            .to_device(&candle_core::Device::Cpu)?
+            .to_dtype(acc)?
+            .contiguous()?;
+        let rows = g.indices().iter().map(|&r| r as usize).collect();
+        out.push(Some(Prepared { rows, values }));
+    }
+    Ok(out)
+}
+
+/// One step over every table: validate all gradients first ([`prepare`]), then for each table
+/// with a gradient count the step and, when the gradient has rows, call
+/// `update(table, prepared, state)`. A `None` gradient skips its table (no step counted).
+pub(crate) fn step_tables(
+    params: &[Arc<Embedding>],
+    states: &mut [ParamState],
+    grads: &[Option<&SparseGrad>],
+    mut update: impl FnMut(&Tensor, &Prepared, &mut ParamState) -> Result<()>,
+) -> Result<()> {
+    let prepared = prepare(params, grads)?;
+    for ((p, st), pg) in params.iter().zip(states.iter_mut()).zip(prepared) {
+        let Some(pg) = pg else { continue };
+        st.step += 1;
+        if pg.rows.is_empty() || p.embedding_dim() == 0 {
+            continue;
+        }
+        update(&p.weight(), &pg, st)?;
+    }
+    Ok(())
+}
+
+/// Row `row` of each optimizer-state slot, for one call of the per-row rule.
+pub(crate) struct SlotRows<'a, A> {
+    slots: &'a [RowsMut<A>],
+    row: usize,
+}
+
+impl<'a, A> SlotRows<'a, A> {
+    /// The row of each of the `N` slots (`N` must be the optimizer's slot count).
+    pub fn take<const N: usize>(self) -> [&'a mut [A]; N] {
+        assert_eq!(N, self.slots.len(), "optimizer slot count");
+        // SAFETY: the slots are distinct buffers and `self` is consumed, so each slot's row is
+        // handed out once; rows are unique per call (see `for_each_touched_row`).
+        std::array::from_fn(|i| unsafe { self.slots[i].row(self.row) })
+    }
+}
+
+/// Apply `rule(table_row, grad_row, state_rows)` to every row of a coalesced gradient, in
+/// parallel, under the table's write lock (a concurrent lookup sees each row before or after
+/// the step, never torn). Each slot's rows are `buf.len() / num_rows` wide (D for element-wise
+/// state, 1 for row-wise). Rows are independent, so the result does not depend on the thread
+/// count.
+pub(crate) fn for_each_touched_row<T: Float, A: AccElem>(
+    w: &Tensor,
+    pg: &Prepared,
+    slots: &mut [Slot],
+    rule: impl Fn(&mut [T], &[A], SlotRows<'_, A>) + Sync,
+) -> Result<()> {
+    let (num_rows, dim) = w.dims2()?;
+    let views: Vec<RowsMut<A>> = slots
+        .iter_mut()
+        .map(|s| {
+            let buf = A::slice_mut(&mut s.buf);
+            let width = buf.len().checked_div(num_rows).unwrap_or(0);
+            RowsMut::new(buf, width)
+        })
+        .collect();
+    let rows = &pg.rows;
+    storage::read::<A, Result<()>>(&pg.values, |gs| {
+        storage::write::<T, ()>(w, |ws| {
+            let table = RowsMut::new(ws, dim);
+            par_rows(rows.len(), dim, |k| {
+                // SAFETY: a coalesced gradient's rows are unique, so row `rows[k]` of the table
+                // and of each slot is touched by this `k` only.
+                let wrow = unsafe { table.row(rows[k]) };
+                let state = SlotRows {
+                    slots: &views,
+                    row: rows[k],
+                };
+                rule(wrow, &gs[k * dim..(k + 1) * dim], state);
+            });
+            Ok(())
+        })
+    })?
+}
+
+/// Run `f(k)` for every gradient row `k in 0..nnz`, in parallel chunks (each row is independent,
+/// so the result does not depend on the thread count).
+fn par_rows(nnz: usize, dim: usize, f: impl Fn(usize) + Sync) {
+    if nnz * dim < 1 << 14 {
+        (0..nnz).for_each(f);
+        return;
+    }
+    threads::install(|| {
+        let chunk = threads::chunk_len(nnz, 8);
+        (0..nnz.div_ceil(chunk)).into_par_iter().for_each(|c| {
+            for k in c * chunk..((c + 1) * chunk).min(nnz) {
+                f(k);
+            }
+        });
+    });
+}
