@@ -17,7 +17,7 @@ use crate::dtype::{check_float, Float};
 use crate::ids::{self, Id};
 use crate::kernels::cpu::gather;
 use crate::norm::{check_norm_type, renorm_rows, unique_sorted};
-use crate::{rng, storage, with_float, Error, Result};
+use crate::{hugepages, rng, storage, with_float, Error, Result};
 
 /// Options of an [`Embedding`] (PyTorch's constructor arguments).
 #[derive(Clone, Debug, PartialEq)]
@@ -128,8 +128,8 @@ impl Embedding {
             values[p * embedding_dim..(p + 1) * embedding_dim].fill(0.0);
         }
         let weight = Tensor::from_vec(values, (num_embeddings, embedding_dim), &Device::Cpu)?
-            .to_dtype(dtype)?
-            .to_device(device)?;
+            .to_dtype(dtype)?;
+        let weight = hugepages::table_copy(&weight)?.to_device(device)?;
         Self::build(weight, config)
     }
 
@@ -203,7 +203,7 @@ impl Embedding {
         }
         check_float(new.dtype())?;
         let old = self.weight();
-        let fresh = new.to_dtype(old.dtype())?.to_device(old.device())?.copy()?;
+        let fresh = hugepages::table_copy(&new.to_dtype(old.dtype())?.to_device(old.device())?)?;
         *self.weight.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
     }

@@ -11,6 +11,7 @@ pub mod device;
 pub mod dtype;
 pub mod embedding;
 mod error;
+pub mod hugepages;
 pub mod ids;
 pub mod io;
 pub mod kernels;

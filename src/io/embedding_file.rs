@@ -8,7 +8,7 @@ use candle_core::Device;
 use serde_json::{json, Value};
 
 use crate::io::safetensors;
-use crate::{Embedding, EmbeddingConfig, Error, Result};
+use crate::{hugepages, Embedding, EmbeddingConfig, Error, Result};
 
 const CONFIG_KEY: &str = "candle_embed.config";
 
@@ -47,7 +47,7 @@ impl Embedding {
                 ))
             })?,
         };
-        Embedding::from_pretrained(weight, config)
+        Embedding::from_pretrained(hugepages::table_copy(&weight)?, config)
     }
 }
 

@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::dtype::Float;
-use crate::{Error, Result};
+use crate::{hugepages, Error, Result};
 
 /// The state dtype of a table dtype (f64 for f64 tables, f32 otherwise).
 pub fn acc_dtype(d: DType) -> DType {
@@ -56,7 +56,10 @@ impl Buf {
                 .map_err(|_| Error::Memory(format!("cannot allocate {n} state elements")))?;
             if value == 0.0 {
                 v = vec![A::of_f64(0.0); n];
+                // Still untouched (calloc): the hint applies when the rows are first stepped.
+                hugepages::advise(v.as_ptr(), n * std::mem::size_of::<A>());
             } else {
+                hugepages::advise(v.as_ptr(), n * std::mem::size_of::<A>());
                 v.resize(n, A::of_f64(value));
             }
             Ok(A::wrap(v))

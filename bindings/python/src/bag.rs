@@ -16,7 +16,7 @@ use crate::arrays::{float_array, new_output, out_buffer, IdArray};
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
 use crate::sparse_grad::PySparseGrad;
-use crate::tables::{dtype_str, numpy_to_tensor, tensor_to_numpy};
+use crate::tables::{dtype_str, numpy_to_table, numpy_to_tensor, tensor_to_numpy};
 use crate::with_ids;
 
 /// Pooled lookups (see the stub `_native.pyi` for the Python-level documentation).
@@ -247,11 +247,7 @@ impl PyEmbeddingBag {
             freeze,
         )?;
         let device = parse_device(device).py()?;
-        let w = numpy_to_tensor(weight, "weight")?;
-        let w = w
-            .to_device(&device)
-            .map_err(candle_embed::Error::from)
-            .py()?;
+        let w = numpy_to_table(weight, &device)?;
         Ok(PyEmbeddingBag {
             inner: Arc::new(EmbeddingBag::from_pretrained(w, cfg).py()?),
         })

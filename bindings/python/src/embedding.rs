@@ -13,7 +13,7 @@ use crate::args;
 use crate::arrays::{new_output, out_buffer, IdArray};
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
-use crate::tables::{dtype_str, numpy_to_tensor, tensor_to_numpy};
+use crate::tables::{dtype_str, numpy_to_table, numpy_to_tensor, tensor_to_numpy};
 use crate::with_ids;
 
 /// An embedding table (see the stub `_native.pyi` for the Python-level documentation).
@@ -113,11 +113,7 @@ impl PyEmbedding {
         device: &str,
     ) -> PyResult<Self> {
         let device = parse_device(device).py()?;
-        let w = numpy_to_tensor(weight, "weight")?;
-        let w = w
-            .to_device(&device)
-            .map_err(candle_embed::Error::from)
-            .py()?;
+        let w = numpy_to_table(weight, &device)?;
         let cfg = config(padding_idx, max_norm, norm_type, scale_grad_by_freq, freeze);
         Ok(PyEmbedding {
             inner: Arc::new(Embedding::from_pretrained(w, cfg).py()?),

@@ -60,6 +60,20 @@ pub fn numpy_to_tensor(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Tensor> {
     }
 }
 
+/// A NumPy array copied into a new table on `device` (on the CPU, a large table lands in memory
+/// advised for huge pages: `candle_embed::hugepages`).
+pub fn numpy_to_table(obj: &Bound<'_, PyAny>, device: &Device) -> PyResult<Tensor> {
+    let t = numpy_to_tensor(obj, "weight")?;
+    let t = if device.is_cpu() {
+        candle_embed::hugepages::table_copy(&t).py()?
+    } else {
+        t.to_device(device)
+            .map_err(candle_embed::Error::from)
+            .py()?
+    };
+    Ok(t)
+}
+
 /// The user-facing dtype name of a tensor.
 pub fn dtype_str(t: &Tensor) -> &'static str {
     dtype_name(t.dtype())
