@@ -15,6 +15,7 @@ from collections.abc import Callable
 import candle_embed as ce
 import numpy as np
 from candle_embed import optim
+from peers import SETTLE_S
 
 try:  # optional peer
     import torch
@@ -30,6 +31,7 @@ def bench(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, floa
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for k in order:
+            time.sleep(SETTLE_S)  # let the previous peer's thread pool go idle (peers.py)
             t0 = time.perf_counter()
             cases[k]()
             times[k].append(time.perf_counter() - t0)

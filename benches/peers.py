@@ -3,7 +3,8 @@
 Method (see ``shared/reference/perf-baseline.md``): every peer of one configuration is timed in
 *interleaved, rotated rounds* (round ``r`` starts with peer ``r mod n``), so slow drifts of a
 shared machine hit every peer alike; each call is timed on its own and the figure reported is
-the **median** per call. Callables take the call counter ``i`` so that a benchmark can cycle its
+the **median** per call. Each peer's block of calls starts after a short pause (``SETTLE_S``) so
+that no peer pays for the previous one's spinning thread pool. Callables take the call counter ``i`` so that a benchmark can cycle its
 inputs through several batches (``batches[i % len(batches)]``) instead of re-reading one batch
 that sits in the cache.
 
@@ -32,6 +33,13 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 Peer = Callable[[int], object]
+
+# Pause before each peer's block of calls. torch's OpenMP workers busy-wait for a while after
+# every op; on a 2-core machine, whatever runs next in the same process shares the cores with
+# them (measured: SparseAdam step 4.4 ms right after a torch op, 2.0 ms after a 5 ms pause;
+# torch's own op was unaffected). Much longer pauses slow every peer down (idle cores clock
+# down, caches go cold), so the pause is short.
+SETTLE_S = 0.005
 
 
 def torch_or_none() -> ModuleType | None:
@@ -65,6 +73,7 @@ class Bench:
     rounds: int = 15
     per_round: int = 4
     warmup: int = 2
+    settle_s: float = SETTLE_S
     samples: dict[str, list[float]] = field(default_factory=dict)
 
     def run(self, peers: dict[str, Peer]) -> dict[str, float]:
@@ -84,6 +93,7 @@ class Bench:
                 for name in order:
                     fn = peers[name]
                     out = self.samples[name]
+                    time.sleep(self.settle_s)  # let the previous peer's pool go idle
                     for _ in range(self.per_round):
                         i = counters[name]
                         t0 = time.perf_counter()

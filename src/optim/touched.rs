@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use super::state::{self, AccElem, ParamState, Slot};
 use crate::dtype::Float;
 use crate::embedding::Embedding;
+use crate::kernels::cpu::prefetch::{prefetch_bytes, DISTANCE};
 use crate::kernels::cpu::rows::RowsMut;
 use crate::sparse::SparseGrad;
 use crate::{storage, threads, Error, Result};
@@ -121,6 +122,14 @@ pub(crate) fn for_each_touched_row<T: Float, A: AccElem>(
         storage::write::<T, ()>(w, |ws| {
             let table = RowsMut::new(ws, dim);
             par_rows(rows.len(), dim, |k| {
+                // The rows are scattered over a table far larger than the caches: ask for the
+                // ones `DISTANCE` steps ahead now, as the gather does.
+                if let Some(&ahead) = rows.get(k + DISTANCE) {
+                    prefetch_bytes(table.row_ptr(ahead), table.row_bytes());
+                    for s in &views {
+                        prefetch_bytes(s.row_ptr(ahead), s.row_bytes());
+                    }
+                }
                 // SAFETY: a coalesced gradient's rows are unique, so row `rows[k]` of the table
                 // and of each slot is touched by this `k` only.
                 let wrow = unsafe { table.row(rows[k]) };

@@ -1,7 +1,7 @@
 //! Sparse-gradient functions: `Embedding.backward`, `index_add`, `coalesce`,
 //! `SparseGrad.from_rows`. Translation only; the kernels are in `candle_embed::sparse`.
 
-use candle_core::DType;
+use candle_core::{DType, Device, Tensor};
 use candle_embed::dtype::Float;
 use candle_embed::ids::Id;
 use candle_embed::sparse::{self, CoalesceOptions};
@@ -212,13 +212,22 @@ impl PySparseGrad {
         values: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = args::size)] num_rows: usize,
     ) -> PyResult<PySparseGrad> {
-        let (u, arr, dim, rows) = coalesce_any(py, ids, values, Some(num_rows))?;
-        let t = crate::tables::numpy_to_tensor(&arr, "values")?;
-        let t = t
-            .reshape((u.len(), dim))
-            .map_err(|e| value_error(e.to_string()))?;
-        Ok(PySparseGrad::wrap(SparseGrad::from_coalesced_unchecked(
-            u, t, rows,
-        )))
+        let ids = IdArray::extract(ids, "ids")?;
+        // The summed rows go straight into the gradient's tensor (no NumPy round trip).
+        macro_rules! go {
+            ($T:ty) => {{
+                let (u, sums, dim, rows) = coalesce_as::<$T>(py, &ids, values, Some(num_rows))?;
+                let t = Tensor::from_vec(sums, (u.len(), dim), &Device::Cpu)
+                    .map_err(candle_embed::Error::from)
+                    .py()?;
+                SparseGrad::from_coalesced_unchecked(u, t, rows)
+            }};
+        }
+        let g = match float_kind(values, "values")? {
+            DType::F64 => go!(f64),
+            DType::F16 => go!(half::f16),
+            _ => go!(f32),
+        };
+        Ok(PySparseGrad::wrap(g))
     }
 }

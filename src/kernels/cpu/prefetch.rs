@@ -5,21 +5,27 @@
 /// How many ids ahead of the current one the gather prefetches.
 pub const DISTANCE: usize = 16;
 
-/// Hint the CPU to fetch `bytes` starting at `ptr` into the caches. A no-op off x86-64.
+/// Hint the CPU to fetch `row` into the caches.
 #[inline(always)]
 pub fn prefetch_row<T>(row: &[T]) {
+    prefetch_bytes(row.as_ptr(), std::mem::size_of_val(row));
+}
+
+/// Hint the CPU to fetch the `bytes` bytes from `ptr` into the caches, one request per 64-byte
+/// line. Never faults, whatever the address. A no-op off x86-64.
+#[inline(always)]
+pub fn prefetch_bytes<T>(ptr: *const T, bytes: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let bytes = std::mem::size_of_val(row);
-        let base = row.as_ptr() as *const i8;
+        let base = ptr as *const i8;
         let mut off = 0;
         while off < bytes {
-            // SAFETY: prefetch never faults; the address is inside `row` anyway.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(off)) };
+            // SAFETY: prefetch is a hint: it never faults and never dereferences in Rust's sense.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(off)) };
             off += 64;
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = row;
+    let _ = (ptr, bytes);
 }

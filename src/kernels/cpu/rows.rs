@@ -23,6 +23,19 @@ impl<T> RowsMut<T> {
         }
     }
 
+    /// Start of row `r`, for prefetching (no reference is made, so no aliasing is possible).
+    #[inline(always)]
+    pub fn row_ptr(&self, r: usize) -> *const T {
+        assert!(r < self.rows, "row {r} out of {}", self.rows);
+        self.ptr.wrapping_add(r * self.dim)
+    }
+
+    /// Bytes in a row.
+    #[inline(always)]
+    pub fn row_bytes(&self) -> usize {
+        self.dim * std::mem::size_of::<T>()
+    }
+
     /// Row `r` as a mutable slice.
     ///
     /// # Safety
