@@ -4,9 +4,9 @@ Method (see ``shared/reference/perf-baseline.md``): every peer of one configurat
 *interleaved, rotated rounds* (round ``r`` starts with peer ``r mod n``), so slow drifts of a
 shared machine hit every peer alike; each call is timed on its own and the figure reported is
 the **median** per call. Each peer's block of calls starts after a short pause (``SETTLE_S``) so
-that no peer pays for the previous one's spinning thread pool. Callables take the call counter ``i`` so that a benchmark can cycle its
-inputs through several batches (``batches[i % len(batches)]``) instead of re-reading one batch
-that sits in the cache.
+that no peer pays for the previous one's spinning thread pool. Callables take the call counter
+``i`` so that a benchmark can cycle its inputs through several batches
+(``batches[i % len(batches)]``) instead of re-reading one batch that sits in the cache.
 
 Typical use::
 
