@@ -1,7 +1,8 @@
 //! The crate's own rayon pool, resizable at run time (`set_num_threads`), so that kernels never
 //! depend on (or fight over) the global rayon pool that candle and the user may configure.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::{Error, Result};
 
@@ -58,4 +59,166 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 pub fn chunk_len(n: usize, min_chunk: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
     n.div_ceil(threads * 4).max(min_chunk).max(1)
+}
+
+/// Run `f(c)` for every chunk `c in 0..chunks` on the calling thread and up to `threads - 1`
+/// pool threads, all claiming chunks from one atomic counter, and return as soon as every chunk
+/// is done.
+///
+/// Unlike a rayon scope, this never waits for a pool thread that has not started yet: on a
+/// shared machine a sleeping worker can take milliseconds to be scheduled, and a scope would
+/// block the caller until it had run (even with nothing left to do). Here a late helper finds
+/// the counter exhausted and leaves without touching the caller's data. Each chunk runs exactly
+/// once, so results do not depend on which thread ran what. A panic in `f` (on any thread) is
+/// re-raised on the calling thread once every chunk has finished.
+pub fn run_chunks(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+    let helpers = get_num_threads().min(chunks).saturating_sub(1);
+    if helpers == 0 {
+        (0..chunks).for_each(f);
+        return;
+    }
+    // SAFETY (lifetime erasure): `f` is only dereferenced between claiming a chunk
+    // (`next < chunks`) and marking it done, and this function returns only after all `chunks`
+    // are marked done; after that, every claim fails, so no helper dereferences `f` once it
+    // may have gone away. A raw pointer, so nothing holds a dangling reference meanwhile.
+    let f: *const (dyn Fn(usize) + Sync + 'static) =
+        unsafe { std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), _>(f as *const _) };
+    let shared = Arc::new(Chunks {
+        next: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+        chunks,
+        f,
+        panic: Mutex::new(None),
+    });
+    let pool = pool();
+    for _ in 0..helpers {
+        let s = Arc::clone(&shared);
+        pool.spawn(move || s.drain());
+    }
+    shared.drain();
+    let mut spins = 0u32;
+    while shared.done.load(Ordering::Acquire) < chunks {
+        // Only chunks already running on a helper remain: short, unless it was preempted.
+        if spins < 1 << 12 {
+            std::hint::spin_loop();
+            spins += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    let panic = shared
+        .panic
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(p) = panic {
+        std::panic::resume_unwind(p);
+    }
+}
+
+struct Chunks {
+    next: AtomicUsize,
+    done: AtomicUsize,
+    chunks: usize,
+    f: *const (dyn Fn(usize) + Sync),
+    panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+}
+
+// SAFETY: `f` points to a `Sync` closure and is only called under the protocol of `run_chunks`.
+unsafe impl Send for Chunks {}
+unsafe impl Sync for Chunks {}
+
+impl Chunks {
+    fn drain(&self) {
+        loop {
+            let c = self.next.fetch_add(1, Ordering::Relaxed);
+            if c >= self.chunks {
+                return;
+            }
+            // SAFETY: chunk `c` is claimed and not yet done, so `run_chunks` is still waiting
+            // and the closure is alive (see there).
+            let f = unsafe { &*self.f };
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c))) {
+                *self.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+            }
+            self.done.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn run_chunks_runs_every_chunk_exactly_once() {
+        for chunks in [0usize, 1, 2, 7, 1000] {
+            let hits: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
+            run_chunks(chunks, &|c| {
+                hits[c].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        }
+    }
+
+    #[test]
+    fn run_chunks_reraises_a_panic_on_the_caller_and_the_pool_survives() {
+        let r = std::panic::catch_unwind(|| {
+            run_chunks(64, &|c| {
+                if c == 40 {
+                    panic!("chunk 40");
+                }
+            })
+        });
+        assert!(r.is_err());
+        let total = AtomicUsize::new(0);
+        run_chunks(64, &|c| {
+            total.fetch_add(c, Ordering::Relaxed);
+        });
+        assert_eq!(total.load(Ordering::Relaxed), 63 * 64 / 2);
+    }
+
+    /// With every pool thread busy, the caller does all the work and returns: it does not wait
+    /// for a helper to be scheduled (a rayon scope would block until the blockers ended).
+    #[test]
+    fn run_chunks_does_not_wait_for_busy_pool_threads() {
+        let release = Arc::new(AtomicBool::new(false));
+        let released_by_flag = Arc::new(AtomicUsize::new(0)); // sum of per-blocker outcomes
+        let p = pool();
+        for _ in 0..p.current_num_threads() {
+            let (release, by_flag) = (Arc::clone(&release), Arc::clone(&released_by_flag));
+            p.spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !release.load(Ordering::Acquire) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                // 1 = released by the flag, 2 = gave up at the deadline.
+                let how = if release.load(Ordering::Acquire) {
+                    1
+                } else {
+                    2
+                };
+                by_flag.fetch_add(how, Ordering::Release);
+            });
+        }
+        let sum = AtomicUsize::new(0);
+        run_chunks(100, &|c| {
+            sum.fetch_add(c, Ordering::Relaxed);
+        });
+        assert_eq!(sum.load(Ordering::Relaxed), 99 * 100 / 2);
+        // Returned while the blockers still held the pool: they end by the flag, not the deadline.
+        release.store(true, Ordering::Release);
+        let n = p.current_num_threads();
+        let mut seen = 0;
+        for _ in 0..30_000 {
+            seen = released_by_flag.load(Ordering::Acquire);
+            if seen >= n {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(seen, n, "every blocker is released by the flag");
+    }
 }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use candle_core::Tensor;
-use rayon::prelude::*;
 
 use super::state::{self, AccElem, ParamState, Slot};
 use crate::dtype::Float;
@@ -144,19 +143,16 @@ pub(crate) fn for_each_touched_row<T: Float, A: AccElem>(
     })?
 }
 
-/// Run `f(k)` for every gradient row `k in 0..nnz`, in parallel chunks (each row is independent,
-/// so the result does not depend on the thread count).
+/// Run `f(k)` for every gradient row `k in 0..nnz`, in chunks on the caller and the pool
+/// (`threads::run_chunks`; each row is independent, so the result does not depend on the
+/// thread count).
 fn par_rows(nnz: usize, dim: usize, f: impl Fn(usize) + Sync) {
     if nnz * dim < 1 << 14 {
         (0..nnz).for_each(f);
         return;
     }
-    threads::install(|| {
-        let chunk = threads::chunk_len(nnz, 8);
-        (0..nnz.div_ceil(chunk)).into_par_iter().for_each(|c| {
-            for k in c * chunk..((c + 1) * chunk).min(nnz) {
-                f(k);
-            }
-        });
+    let chunk = nnz.div_ceil(threads::get_num_threads() * 8).max(8);
+    threads::run_chunks(nnz.div_ceil(chunk), &|c| {
+        (c * chunk..((c + 1) * chunk).min(nnz)).for_each(&f);
     });
 }

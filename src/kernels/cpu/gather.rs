@@ -1,8 +1,6 @@
 //! Row gather: `out[k, :] = map(table[ids[k], :])`. One read of each row, one write of each
 //! output row, no zero-fill, no intermediate. Ids must be validated by the caller.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use super::prefetch::{prefetch_row, DISTANCE};
 use crate::ids::Id;
 use crate::threads;
@@ -19,7 +17,7 @@ struct SharedOut<D> {
     ptr: *mut D,
     len: usize,
 }
-// SAFETY: `split_rows` hands every row range to exactly one thread (atomic counter).
+// SAFETY: `split_rows` hands every row range to exactly one thread (`run_chunks`).
 unsafe impl<D: Send> Sync for SharedOut<D> {}
 
 impl<D> SharedOut<D> {
@@ -37,11 +35,10 @@ impl<D> SharedOut<D> {
 /// Run `serial(ids[a..b], out[a*dim..b*dim])` over chunks covering all rows.
 ///
 /// One thread, or little work: the calling thread does it all, with no pool round trip (on a
-/// loaded machine waking a pool thread can cost more than a whole lookup). Otherwise the calling
-/// thread works too (`in_place_scope`: it does not sleep while the pool runs the job) alongside
-/// `threads - 1` pool threads, all taking chunks from one atomic counter, so a thread that is
-/// scheduled late takes fewer chunks instead of delaying the end. Row copies do not depend on
-/// the split, so the result is the same for any thread count.
+/// loaded machine waking a pool thread can cost more than a whole lookup). Otherwise the caller
+/// and the pool's threads claim 64+-row chunks from one counter (`threads::run_chunks`), so a
+/// thread that is scheduled late takes fewer chunks, or none, instead of delaying the end. Row
+/// copies do not depend on the split, so the result is the same for any thread count.
 fn split_rows<I: Id, D: Send>(
     ids: &[I],
     out: &mut [D],
@@ -53,33 +50,21 @@ fn split_rows<I: Id, D: Send>(
         ids.len() * dim,
         "gather: out must hold ids.len() rows"
     );
-    let pool = threads::pool();
-    let nthreads = pool.current_num_threads();
+    let nthreads = threads::get_num_threads();
     if nthreads <= 1 || out.len() < PARALLEL_MIN_ELEMS {
         return serial(ids, out);
     }
     let n = ids.len();
     let chunk = n.div_ceil(nthreads * 8).max(CHUNK_ROWS_MIN);
-    let next = AtomicUsize::new(0);
     let shared = SharedOut {
         ptr: out.as_mut_ptr(),
         len: out.len(),
     };
-    let work = || loop {
-        let a = next.fetch_add(chunk, Ordering::Relaxed);
-        if a >= n {
-            break;
-        }
-        let b = (a + chunk).min(n);
-        // SAFETY: [a, b) comes from one fetch_add, so no other thread gets these rows.
+    threads::run_chunks(n.div_ceil(chunk), &|c| {
+        let (a, b) = (c * chunk, ((c + 1) * chunk).min(n));
+        // SAFETY: `run_chunks` runs each chunk index once, so no other thread gets these rows.
         let dst = unsafe { shared.rows(a * dim, b * dim) };
         serial(&ids[a..b], dst);
-    };
-    pool.in_place_scope(|s| {
-        for _ in 1..nthreads.min(n.div_ceil(chunk)) {
-            s.spawn(|_| work());
-        }
-        work();
     });
 }
 
