@@ -116,6 +116,40 @@ pub fn run_chunks(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
     }
 }
 
+/// Split `out` into consecutive chunks of `chunk` elements (the last may be shorter) and run
+/// `f(c, chunk_c)` for each, on the caller and the pool ([`run_chunks`]).
+pub fn for_each_chunk_mut<T: Send>(
+    out: &mut [T],
+    chunk: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let (len, chunk) = (out.len(), chunk.max(1));
+    let base = SendPtr(out.as_mut_ptr());
+    run_chunks(len.div_ceil(chunk), &|c| {
+        let (a, b) = (c * chunk, ((c + 1) * chunk).min(len));
+        // SAFETY: `run_chunks` runs each chunk index once, so the ranges handed out are
+        // disjoint, and all lie inside `out`, which outlives the call.
+        let part = unsafe { std::slice::from_raw_parts_mut(base.get().add(a), b - a) };
+        f(c, part);
+    });
+}
+
+/// Chunks of `n` items for [`run_chunks`]: about 8 per thread (a late thread leaves little to
+/// wait for), at least `min_chunk` items each.
+pub fn chunk_for(n: usize, min_chunk: usize) -> usize {
+    n.div_ceil(get_num_threads() * 8).max(min_chunk).max(1)
+}
+
+/// A raw pointer that may cross threads: the users above hand out disjoint ranges only.
+struct SendPtr<T>(*mut T);
+// SAFETY: see `for_each_chunk_mut`: every range derived from it goes to one thread.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
 struct Chunks {
     next: AtomicUsize,
     done: AtomicUsize,

@@ -177,12 +177,8 @@ pub fn sum_groups<T: Float>(
     if groups.order.len() * dim < 1 << 15 {
         return run(0, out);
     }
-    threads::install(|| {
-        let chunk = threads::chunk_len(groups.len(), 16);
-        out.par_chunks_mut(chunk * dim)
-            .enumerate()
-            .for_each(|(c, out)| run(c * chunk, out));
-    });
+    let chunk = threads::chunk_for(groups.len(), 16);
+    threads::for_each_chunk_mut(out, chunk * dim, |c, out| run(c * chunk, out));
 }
 
 /// Fast CPU coalesce of row gradients: validates `ids` against `num_rows` and the length of

@@ -63,12 +63,8 @@ pub fn bag_reduce<S: Float, D: Float, I: Id>(args: &BagArgs<'_, S, D, I>, out: &
     if work < PARALLEL_MIN_ELEMS {
         return run(0, out);
     }
-    threads::install(|| {
-        let chunk = threads::chunk_len(num_bags, 16);
-        out.par_chunks_mut(chunk * dim)
-            .enumerate()
-            .for_each(|(c, out)| run(c * chunk, out));
-    });
+    let chunk = threads::chunk_for(num_bags, 16);
+    threads::for_each_chunk_mut(out, chunk * dim, |c, out| run(c * chunk, out));
 }
 
 #[cfg(target_arch = "x86_64")]

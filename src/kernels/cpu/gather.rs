@@ -12,26 +12,6 @@ const PARALLEL_MIN_ELEMS: usize = 1 << 15;
 /// wait for, large enough that the per-chunk prefetch warm-up and the atomic are negligible.
 const CHUNK_ROWS_MIN: usize = 64;
 
-/// `out` as a raw pointer that threads write through at disjoint row ranges.
-struct SharedOut<D> {
-    ptr: *mut D,
-    len: usize,
-}
-// SAFETY: `split_rows` hands every row range to exactly one thread (`run_chunks`).
-unsafe impl<D: Send> Sync for SharedOut<D> {}
-
-impl<D> SharedOut<D> {
-    /// Elements `a..b` of the buffer.
-    ///
-    /// # Safety
-    /// No other live reference may overlap `a..b`, and the buffer must outlive the slice.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn rows(&self, a: usize, b: usize) -> &mut [D] {
-        assert!(a <= b && b <= self.len, "rows {a}..{b} out of {}", self.len);
-        std::slice::from_raw_parts_mut(self.ptr.add(a), b - a)
-    }
-}
-
 /// Run `serial(ids[a..b], out[a*dim..b*dim])` over chunks covering all rows.
 ///
 /// One thread, or little work: the calling thread does it all, with no pool round trip (on a
@@ -54,17 +34,10 @@ fn split_rows<I: Id, D: Send>(
     if nthreads <= 1 || out.len() < PARALLEL_MIN_ELEMS {
         return serial(ids, out);
     }
-    let n = ids.len();
-    let chunk = n.div_ceil(nthreads * 8).max(CHUNK_ROWS_MIN);
-    let shared = SharedOut {
-        ptr: out.as_mut_ptr(),
-        len: out.len(),
-    };
-    threads::run_chunks(n.div_ceil(chunk), &|c| {
-        let (a, b) = (c * chunk, ((c + 1) * chunk).min(n));
-        // SAFETY: `run_chunks` runs each chunk index once, so no other thread gets these rows.
-        let dst = unsafe { shared.rows(a * dim, b * dim) };
-        serial(&ids[a..b], dst);
+    let chunk = threads::chunk_for(ids.len(), CHUNK_ROWS_MIN);
+    threads::for_each_chunk_mut(out, chunk * dim, |c, dst| {
+        let a = c * chunk;
+        serial(&ids[a..a + dst.len() / dim], dst);
     });
 }
 

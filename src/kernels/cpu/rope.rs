@@ -14,8 +14,6 @@
 //! Arithmetic runs in `T::Acc` (f32 for f16/bf16/f32, f64 for f64); results do not depend on the
 //! thread count (no reductions).
 
-use rayon::prelude::*;
-
 use crate::dtype::Float;
 use crate::threads;
 
@@ -132,12 +130,10 @@ pub fn rope<T: Float>(
     if x.len() < PARALLEL_MIN_ELEMS {
         return run(x, out, 0);
     }
-    threads::install(|| {
-        let chunk = threads::chunk_len(rows, (4096 / d).max(1));
-        x.par_chunks(chunk * d)
-            .zip(out.par_chunks_mut(chunk * d))
-            .enumerate()
-            .for_each(|(i, (x, out))| run(x, out, i * chunk));
+    let chunk = threads::chunk_for(rows, (4096 / d).max(1));
+    threads::for_each_chunk_mut(out, chunk * d, |i, out| {
+        let a = i * chunk * d;
+        run(&x[a..a + out.len()], out, i * chunk)
     });
 }
 
