@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import candle_embed as ce
 import numpy as np
+from peers import SETTLE_S
 
 
 def np_sinusoidal(max_len: int, dim: int) -> np.ndarray:
@@ -39,6 +40,7 @@ def bench(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, floa
     times: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(rounds):
         for name, fn in cases.items():
+            time.sleep(SETTLE_S)  # let the previous peer's thread pool go idle (peers.py)
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import candle_embed as ce
 import numpy as np
+from peers import SETTLE_S
 
 
 def numpy_rotate_half(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
@@ -75,6 +76,7 @@ def main() -> None:
             f()  # warm-up
         for _ in range(args.rounds):
             for name, f in contenders.items():
+                time.sleep(SETTLE_S)  # let the previous peer's thread pool go idle (peers.py)
                 t0 = time.perf_counter()
                 f()
                 times[name].append(time.perf_counter() - t0)

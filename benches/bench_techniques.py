@@ -15,6 +15,7 @@ from typing import Any
 
 import candle_embed as ce
 import numpy as np
+from peers import SETTLE_S
 
 try:
     import torch
@@ -30,6 +31,7 @@ def bench(cases: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
         f()
     for r in range(rounds):
         for k in names[r % len(names) :] + names[: r % len(names)]:
+            time.sleep(SETTLE_S)  # let the previous peer's thread pool go idle (peers.py)
             t0 = time.perf_counter()
             cases[k]()
             times[k].append(time.perf_counter() - t0)
