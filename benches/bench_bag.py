@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import candle_embed as ce
 import numpy as np
-from peers import SETTLE_S
+from peers import settled
 
 try:
     import torch
@@ -24,10 +23,7 @@ except ImportError:  # torch is optional and never a dependency
 
 
 def timed(f: Callable[[], Any]) -> float:
-    time.sleep(SETTLE_S)  # let the previous peer's thread pool go idle (peers.py)
-    t = time.perf_counter()
-    f()
-    return (time.perf_counter() - t) * 1e3
+    return settled(f) * 1e3  # after an untimed call of f (peers.py)
 
 
 def run(vocab: int, dim: int, bags: int, per: int, dist: str, threads: int, rounds: int) -> None:

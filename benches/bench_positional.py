@@ -8,12 +8,11 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import time
 from collections.abc import Callable
 
 import candle_embed as ce
 import numpy as np
-from peers import SETTLE_S
+from peers import settled
 
 
 def np_sinusoidal(max_len: int, dim: int) -> np.ndarray:
@@ -40,10 +39,7 @@ def bench(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, floa
     times: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(rounds):
         for name, fn in cases.items():
-            time.sleep(SETTLE_S)  # let the previous peer's thread pool go idle (peers.py)
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(settled(fn))  # after an untimed call of fn (peers.py)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from typing import Any, Callable
 
 import candle_embed as ce
 import numpy as np
-from peers import SETTLE_S
+from peers import settled
 
 
 def numpy_rotate_half(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
@@ -76,10 +75,7 @@ def main() -> None:
             f()  # warm-up
         for _ in range(args.rounds):
             for name, f in contenders.items():
-                time.sleep(SETTLE_S)  # let the previous peer's thread pool go idle (peers.py)
-                t0 = time.perf_counter()
-                f()
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(settled(f))  # after an untimed call of f (peers.py)
         ours = statistics.median(times["ours (fresh output)"])
         print(f"\nthreads={threads} (numpy is single-threaded)")
         for name, ts in times.items():

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 
 import candle_embed as ce
 import numpy as np
 from candle_embed import optim
-from peers import SETTLE_S
+from peers import settled
 
 try:  # optional peer
     import torch
@@ -31,10 +30,7 @@ def bench(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, floa
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for k in order:
-            time.sleep(SETTLE_S)  # let the previous peer's thread pool go idle (peers.py)
-            t0 = time.perf_counter()
-            cases[k]()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(settled(cases[k]))  # after an untimed call (peers.py)
     return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 

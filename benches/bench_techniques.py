@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import candle_embed as ce
 import numpy as np
-from peers import SETTLE_S
+from peers import settled
 
 try:
     import torch
@@ -31,10 +30,7 @@ def bench(cases: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
         f()
     for r in range(rounds):
         for k in names[r % len(names) :] + names[: r % len(names)]:
-            time.sleep(SETTLE_S)  # let the previous peer's thread pool go idle (peers.py)
-            t0 = time.perf_counter()
-            cases[k]()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(settled(cases[k]))  # after an untimed call (peers.py)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -3,9 +3,9 @@
 Method (see ``shared/reference/perf-baseline.md``): every peer of one configuration is timed in
 *interleaved, rotated rounds* (round ``r`` starts with peer ``r mod n``), so slow drifts of a
 shared machine hit every peer alike; each call is timed on its own and the figure reported is
-the **median** per call. Each peer's block of calls starts after a short pause (``SETTLE_S``) so
-that no peer pays for the previous one's spinning thread pool. Callables take the call counter
-``i`` so that a benchmark can cycle its inputs through several batches
+the **median** per call. Each peer's block of calls starts with an untimed call (see
+``settled``), so that no peer pays for the previous one's spinning thread pool. Callables take
+the call counter ``i`` so that a benchmark can cycle its inputs through several batches
 (``batches[i % len(batches)]``) instead of re-reading one batch that sits in the cache.
 
 Typical use::
@@ -34,12 +34,22 @@ from types import ModuleType
 
 Peer = Callable[[int], object]
 
-# Pause before each peer's block of calls. torch's OpenMP workers busy-wait for a while after
-# every op; on a 2-core machine, whatever runs next in the same process shares the cores with
-# them (measured: SparseAdam step 4.4 ms right after a torch op, 2.0 ms after a 5 ms pause;
-# torch's own op was unaffected). Much longer pauses slow every peer down (idle cores clock
-# down, caches go cold), so the pause is short.
-SETTLE_S = 0.005
+
+def settled(f: Callable[[], object]) -> float:
+    """Seconds taken by one call of ``f``, run right after an untimed call of ``f``.
+
+    The untimed call absorbs what switching from another peer costs: torch's OpenMP workers
+    busy-wait for a while after every op, so on a 2-core machine whatever runs next shares the
+    cores with them (measured: SparseAdam step 4.4 ms right after a torch op, 2.0 ms in steady
+    state), and after the previous peer the caches and TLB hold its data. Sleeping instead is
+    worse: an idle vCPU comes back slow (every peer measured 1.5-2.5x slower after 5-20 ms idle).
+    """
+    f()
+    t0 = time.perf_counter()
+    res = f()
+    t1 = time.perf_counter()
+    del res
+    return t1 - t0
 
 
 def torch_or_none() -> ModuleType | None:
@@ -73,7 +83,6 @@ class Bench:
     rounds: int = 15
     per_round: int = 4
     warmup: int = 2
-    settle_s: float = SETTLE_S
     samples: dict[str, list[float]] = field(default_factory=dict)
 
     def run(self, peers: dict[str, Peer]) -> dict[str, float]:
@@ -93,7 +102,8 @@ class Bench:
                 for name in order:
                     fn = peers[name]
                     out = self.samples[name]
-                    time.sleep(self.settle_s)  # let the previous peer's pool go idle
+                    fn(counters[name])  # untimed: absorbs the switch from the last peer
+                    counters[name] += 1
                     for _ in range(self.per_round):
                         i = counters[name]
                         t0 = time.perf_counter()
