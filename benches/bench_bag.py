@@ -26,7 +26,16 @@ def timed(f: Callable[[], Any]) -> float:
     return settled(f) * 1e3  # after an untimed call of f (peers.py)
 
 
-def run(vocab: int, dim: int, bags: int, per: int, dist: str, threads: int, rounds: int) -> None:
+def run(
+    vocab: int,
+    dim: int,
+    bags: int,
+    per: int,
+    dist: str,
+    threads: int,
+    rounds: int,
+    with_numpy: bool = True,
+) -> None:
     rng = np.random.default_rng(0)
     w = rng.standard_normal((vocab, dim), dtype=np.float32)
     n = bags * per
@@ -42,9 +51,10 @@ def run(vocab: int, dim: int, bags: int, per: int, dist: str, threads: int, roun
     for mode in ("sum", "mean"):
         bag = ce.EmbeddingBag.from_pretrained(w, mode=mode)
         contenders[f"ours {mode}"] = lambda bag=bag: bag(ids, offsets, out=out)
-    contenders["numpy reduceat(take) sum"] = lambda: np.add.reduceat(
-        np.take(w, ids, axis=0), offsets, axis=0
-    )
+    if with_numpy:
+        contenders["numpy reduceat(take) sum"] = lambda: np.add.reduceat(
+            np.take(w, ids, axis=0), offsets, axis=0
+        )
     if torch is not None:
         torch.set_num_threads(threads)
         tw, ti, to = torch.from_numpy(w), torch.from_numpy(ids), torch.from_numpy(offsets)
@@ -78,10 +88,16 @@ def main() -> None:
     p.add_argument("--per", type=int, default=32)
     p.add_argument("--dist", choices=["uniform", "zipf"], nargs="+", default=["uniform", "zipf"])
     p.add_argument("--rounds", type=int, default=15)
+    p.add_argument(
+        "--no-numpy",
+        action="store_true",
+        help="leave NumPy out: on a VM that returns freed memory to the host, its 67 MB "
+        "temporaries per call slow the peers timed after it down 1.5-2.5x",
+    )
     a = p.parse_args()
     for dist in a.dist:
         for t in a.threads:
-            run(a.vocab, a.dim, a.bags, a.per, dist, t, a.rounds)
+            run(a.vocab, a.dim, a.bags, a.per, dist, t, a.rounds, not a.no_numpy)
 
 
 if __name__ == "__main__":
