@@ -295,6 +295,11 @@ class EmbeddingBag:
     def dtype(self) -> str: ...
     @property
     def device(self) -> str: ...
+    def save(self, path: str | PathLike[str]) -> None:
+        """Save table and bag config to a safetensors file (atomically)."""
+    @classmethod
+    def load(cls, path: str | PathLike[str], *, device: str = "cpu") -> EmbeddingBag:
+        """Load a bag saved by ``save`` (an ``Embedding.save`` file loads with mode="mean")."""
 
 # --- rotary ---
 

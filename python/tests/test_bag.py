@@ -427,3 +427,57 @@ def test_large_random_against_reference() -> None:
         )
         want = ref_forward(w, ids, off, mode=mode, padding_idx=pad, include_last=inc)
         np.testing.assert_allclose(bag(ids, off), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_save_load_round_trip(mode: str, tmp_path: Any) -> None:
+    w = table(12, 5)
+    bag = ce.EmbeddingBag.from_pretrained(
+        w, mode=mode, padding_idx=2, max_norm=3.0, norm_type=1.0, include_last_offset=True
+    )
+    path = tmp_path / "bag.safetensors"
+    bag.save(path)
+    back = ce.EmbeddingBag.load(path)
+    np.testing.assert_array_equal(back.weight, bag.weight)
+    assert (back.mode, back.padding_idx, back.max_norm, back.norm_type) == (mode, 2, 3.0, 1.0)
+    assert back.include_last_offset and back.dtype == bag.dtype
+    ids, offsets = np.array([1, 2, 5, 7, 7]), np.array([0, 2, 5])
+    got = back(ids, offsets)  # max_norm renormalises the looked-up rows in place, first
+    want = ref_forward(
+        np.asarray(back.weight, np.float64),
+        ids,
+        offsets,
+        mode=mode,
+        padding_idx=2,
+        include_last=True,
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert [p.name for p in tmp_path.iterdir()] == ["bag.safetensors"]  # no temp file left
+
+
+def test_save_load_across_embedding_and_bag(tmp_path: Any) -> None:
+    emb = ce.Embedding(9, 4, padding_idx=1, seed=3)
+    emb.save(tmp_path / "e.safetensors")
+    bag = ce.EmbeddingBag.load(tmp_path / "e.safetensors")
+    assert bag.mode == "mean" and bag.padding_idx == 1 and not bag.include_last_offset
+    np.testing.assert_array_equal(bag.weight, emb.weight)
+    ce.EmbeddingBag(9, 4, mode="max", seed=1).save(tmp_path / "b.safetensors")
+    assert ce.Embedding.load(tmp_path / "b.safetensors").weight.shape == (9, 4)
+
+
+def test_load_rejects_bad_bag_metadata(tmp_path: Any) -> None:
+    ce.EmbeddingBag(4, 3, seed=0).save(tmp_path / "b.safetensors")
+    data = (tmp_path / "b.safetensors").read_bytes()
+    old = b'\\"mode\\":\\"mean\\"'  # JSON inside the JSON header: quotes are escaped
+    for new in [b'\\"mode\\":\\"mode\\"', b'\\"mode\\":12345678']:
+        assert old in data and len(new) == len(old)
+        bad = data.replace(old, new)
+        (tmp_path / "bad.safetensors").write_bytes(bad)
+        with pytest.raises(ValueError) as info:
+            ce.EmbeddingBag.load(tmp_path / "bad.safetensors")
+        assert isinstance(info.value, ce.CandleEmbedError)
+    (tmp_path / "trunc.safetensors").write_bytes(data[:-5])
+    with pytest.raises(ValueError):
+        ce.EmbeddingBag.load(tmp_path / "trunc.safetensors")
+    with pytest.raises(FileNotFoundError):
+        ce.EmbeddingBag.load(tmp_path / "missing.safetensors")

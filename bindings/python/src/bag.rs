@@ -383,6 +383,28 @@ impl PyEmbeddingBag {
         device_name(&self.inner.embedding().device())
     }
 
+    /// Save table and bag config to a safetensors file (atomic).
+    fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        let inner = self.inner.clone();
+        without_gil(py, move || inner.save(&path))
+    }
+
+    /// Load a bag saved by `save` (an `Embedding.save` file loads with `mode="mean"`).
+    #[classmethod]
+    #[pyo3(signature = (path, *, device="cpu"))]
+    fn load(
+        _cls: &Bound<'_, pyo3::types::PyType>,
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        device: &str,
+    ) -> PyResult<Self> {
+        let device = parse_device(device).py()?;
+        let inner = without_gil(py, move || EmbeddingBag::load(&path, &device))?;
+        Ok(PyEmbeddingBag {
+            inner: Arc::new(inner),
+        })
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "EmbeddingBag({}, {}, mode='{}', dtype='{}', device='{}'{})",
