@@ -129,7 +129,7 @@ impl Embedding {
         }
         let weight = Tensor::from_vec(values, (num_embeddings, embedding_dim), &Device::Cpu)?
             .to_dtype(dtype)?;
-        let weight = hugepages::table_copy(&weight)?.to_device(device)?;
+        let weight = hugepages::into_table(weight)?.to_device(device)?;
         Self::build(weight, config)
     }
 

@@ -54,6 +54,17 @@ pub fn table_copy(t: &Tensor) -> Result<Tensor> {
     with_float!(t.dtype(), T => copy_advised::<T>(&t))
 }
 
+/// `t` as a table: a large CPU tensor is moved into memory advised for huge pages (one copy);
+/// anything else is returned as it is (made contiguous if needed). For fresh tensors nobody
+/// else holds; use [`table_copy`] when the table must not share the caller's storage.
+pub fn into_table(t: Tensor) -> Result<Tensor> {
+    let bytes = t.elem_count() * t.dtype().size_in_bytes();
+    if !t.device().is_cpu() || bytes < MIN_BYTES || !cfg!(target_os = "linux") {
+        return Ok(t.contiguous()?);
+    }
+    table_copy(&t)
+}
+
 fn copy_advised<T: Float>(t: &Tensor) -> Result<Tensor> {
     let mut v = try_alloc_uninit::<T>(t.elem_count())?;
     advise(v.as_ptr(), v.len() * std::mem::size_of::<T>());
@@ -80,6 +91,23 @@ mod tests {
             })
             .unwrap();
             assert_eq!(t.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0], -7.0);
+        }
+    }
+
+    #[test]
+    fn into_table_keeps_a_small_tensor_and_moves_a_large_one() {
+        for (rows, shared) in [(3usize, true), (MIN_BYTES / (4 * 64) + 5, false)] {
+            let v: Vec<f32> = (0..rows * 64).map(|i| i as f32).collect();
+            let t = Tensor::from_vec(v.clone(), (rows, 64), &Device::Cpu).unwrap();
+            let table = into_table(t.clone()).unwrap();
+            assert_eq!(table.flatten_all().unwrap().to_vec1::<f32>().unwrap(), v);
+            storage::write::<f32, ()>(&t, |s| {
+                s[0] = 99.0;
+                Ok(())
+            })
+            .unwrap();
+            let first = table.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0];
+            assert_eq!(first == 99.0, shared, "rows {rows}");
         }
     }
 

@@ -101,7 +101,7 @@ fn save_table(path: &Path, emb: &Embedding, config: Map<String, Value>) -> Resul
     safetensors::save(path, &[("weight", &emb.weight())], meta)
 }
 
-/// The `weight` tensor (copied into a fresh table, see `hugepages`) and the config object
+/// The `weight` tensor (as a table, see `hugepages::into_table`) and the config object
 /// (empty when the file has none).
 fn load_table(path: &Path, device: &Device) -> Result<(Tensor, Map<String, Value>)> {
     let (mut tensors, meta) = safetensors::load(path, device)?;
@@ -116,7 +116,7 @@ fn load_table(path: &Path, device: &Device) -> Result<(Tensor, Map<String, Value
             Err(e) => return Err(bad_meta(path, e.to_string())),
         },
     };
-    Ok((hugepages::table_copy(&weight)?, obj))
+    Ok((hugepages::into_table(weight)?, obj))
 }
 
 fn bad_meta(path: &Path, msg: String) -> Error {

@@ -65,7 +65,7 @@ pub fn numpy_to_tensor(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Tensor> {
 pub fn numpy_to_table(obj: &Bound<'_, PyAny>, device: &Device) -> PyResult<Tensor> {
     let t = numpy_to_tensor(obj, "weight")?;
     let t = if device.is_cpu() {
-        candle_embed::hugepages::table_copy(&t).py()?
+        candle_embed::hugepages::into_table(t).py()?
     } else {
         t.to_device(device)
             .map_err(candle_embed::Error::from)
