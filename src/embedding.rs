@@ -13,10 +13,12 @@ use std::sync::RwLock;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::alloc::{check_table_size, try_alloc, try_alloc_uninit};
 use crate::dtype::{check_float, Float};
 use crate::ids::{self, Id};
 use crate::kernels::cpu::gather;
-use crate::norm::{check_norm_type, renorm_rows, unique_sorted};
+use crate::norm::{check_norm_type, renorm_rows};
+use crate::sparse::coalesce::unique_ids;
 use crate::{hugepages, rng, storage, with_float, Error, Result};
 
 /// Options of an [`Embedding`] (PyTorch's constructor arguments).
@@ -68,19 +70,6 @@ pub fn resolve_padding_idx(
             }
         }
     }
-}
-
-/// Check that a `rows x dim` table of `dtype` can exist: `rows * dim * size` fits in `isize`.
-pub fn check_table_size(rows: usize, dim: usize, dtype: DType) -> Result<usize> {
-    rows.checked_mul(dim)
-        .and_then(|n| n.checked_mul(dtype.size_in_bytes()).map(|b| (n, b)))
-        .filter(|&(_, b)| b <= isize::MAX as usize)
-        .map(|(n, _)| n)
-        .ok_or_else(|| {
-            Error::Memory(format!(
-                "a {rows} x {dim} {dtype:?} table does not fit in memory"
-            ))
-        })
 }
 
 /// An embedding table. Cheap to share across threads: every method takes `&self`.
@@ -243,7 +232,7 @@ impl Embedding {
             return Ok(());
         };
         let w = self.weight();
-        let rows = unique_sorted(ids.iter().map(|i| i.index()));
+        let rows = unique_ids(ids, self.num_embeddings)?;
         let (dim, p) = (self.embedding_dim, self.config.norm_type);
         if w.device().is_cpu() {
             with_float!(w.dtype(), T => storage::write::<T, ()>(&w, |t| {
@@ -371,25 +360,4 @@ impl Module for Embedding {
     fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
         self.lookup_tensor(ids).map_err(candle_core::Error::wrap)
     }
-}
-
-/// Allocate a zero-initialised vector, reporting failure instead of aborting.
-pub fn try_alloc<T: Default + Clone>(n: usize) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|_| Error::Memory(format!("cannot allocate {n} elements")))?;
-    v.resize(n, T::default());
-    Ok(v)
-}
-
-/// Allocate a vector whose contents the caller overwrites completely, without a zero-fill
-/// (a lookup must cost one read and one write of the rows, nothing more).
-pub fn try_alloc_uninit<T: Float>(n: usize) -> Result<Vec<T>> {
-    let mut v: Vec<T> = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|_| Error::Memory(format!("cannot allocate {n} elements")))?;
-    // SAFETY: T is a plain float type (no drop, every bit pattern valid); the caller overwrites
-    // all `n` elements before reading any.
-    unsafe { v.set_len(n) };
-    Ok(v)
 }

@@ -67,14 +67,13 @@ impl Error {
     }
 }
 
-/// Shorthand for returning `Error::InvalidArgument` with a formatted message.
-#[macro_export]
+/// Shorthand for returning `Error::InvalidArgument` with a formatted message (crate-internal).
 macro_rules! bail_invalid {
     ($($arg:tt)*) => { return Err($crate::Error::InvalidArgument(format!($($arg)*))) };
 }
 
-/// Shorthand for returning `Error::Shape` with a formatted message.
-#[macro_export]
+/// Shorthand for returning `Error::Shape` with a formatted message (crate-internal).
 macro_rules! bail_shape {
     ($($arg:tt)*) => { return Err($crate::Error::Shape(format!($($arg)*))) };
 }
+pub(crate) use {bail_invalid, bail_shape};

@@ -10,8 +10,8 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use super::common::PAR_MIN;
+use crate::alloc::{check_table_size, try_alloc_uninit};
 use crate::dtype::{check_float, Float};
-use crate::embedding::{check_table_size, try_alloc_uninit};
 use crate::{threads, Error, Result};
 
 fn pow2_slopes(n: usize) -> Vec<f64> {

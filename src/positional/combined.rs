@@ -18,19 +18,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor};
-use rayon::prelude::*;
 
-use super::common::coalesce_rows;
 use super::sinusoidal::{SinusoidalConfig, SinusoidalLayout, SinusoidalPositionalEncoding};
+use crate::alloc::{checked_elems, try_alloc_uninit};
 use crate::dtype::{check_float, Float};
-use crate::embedding::try_alloc_uninit;
 use crate::ids::{self, Id};
-use crate::kernels::cpu::rows::RowsMut;
+use crate::norm::layer_norm::{LayerNorm, Saved};
 use crate::rng::{self, Rng};
-use crate::{storage, threads, with_float, Embedding, EmbeddingConfig, Error, Result, SparseGrad};
-
-/// Tokens per work unit (fixed, so reductions are thread-count independent).
-const TOKENS_PER_CHUNK: usize = 64;
+use crate::sparse::coalesce::{coalesce_to_grad, CoalesceOptions};
+use crate::{storage, with_float, Embedding, EmbeddingConfig, Error, Result, SparseGrad};
 
 /// How positions are encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,8 +80,8 @@ struct Cache {
     ids: Vec<usize>,
     pids: Vec<usize>,
     tts: Vec<usize>,
-    xhat: Vec<f64>,
-    rstd: Vec<f64>,
+    /// The LayerNorm's `x̂` and `rstd`.
+    saved: Saved,
     /// Seed of this call's dropout mask (None: no dropout applied).
     mask_seed: Option<u64>,
 }
@@ -118,13 +114,29 @@ pub struct TransformerEmbeddings {
     cache: Mutex<Option<Cache>>,
 }
 
-/// Keep-mask scale of one element: `1/(1-p)` kept, 0 dropped (all zero at p = 1).
-#[inline]
-fn mask_row(seed: u64, n: usize, p: f64, out: &mut [f64]) {
-    let mut r = Rng::new(seed, n as u64);
-    let keep = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
-    for m in out.iter_mut() {
-        *m = if r.uniform() >= p { keep } else { 0.0 };
+/// The dropout keep-mask of one token, element by element: `1/(1-p)` kept, 0 dropped (all zero
+/// at p = 1); a pure function of `(seed, token)`, so the backward regenerates the forward's.
+struct Mask {
+    rng: Rng,
+    p: f64,
+    keep: f64,
+}
+
+impl Mask {
+    fn new(seed: u64, token: usize, p: f64) -> Self {
+        Mask {
+            rng: Rng::new(seed, token as u64),
+            p,
+            keep: if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 },
+        }
+    }
+    #[inline]
+    fn next(&mut self) -> f64 {
+        if self.rng.uniform() >= self.p {
+            self.keep
+        } else {
+            0.0
+        }
     }
 }
 
@@ -349,10 +361,18 @@ impl TransformerEmbeddings {
         Ok((tok, pids, tts))
     }
 
+    /// The LayerNorm's parameters as f64.
+    fn layer_norm(&self) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            gamma: self.layer_norm_weight().to_dtype(DType::F64)?.to_vec1()?,
+            beta: self.layer_norm_bias().to_dtype(DType::F64)?.to_vec1()?,
+            eps: self.config.layer_norm_eps,
+        })
+    }
+
     /// Forward on CPU tables: returns `(..., T, D)` elements of the tables' dtype `T` and caches
     /// what [`backward`](Self::backward) needs. `position_ids` may be of ids' shape or `(T,)`.
     /// Nothing is cached and no state changes when an input is rejected.
-    #[allow(clippy::needless_range_loop)]
     pub fn forward<I: Id, T: Float>(
         &self,
         ids: &[I],
@@ -369,7 +389,6 @@ impl TransformerEmbeddings {
         let (tok, pids, tts) = self.resolve_ids(ids, shape, token_type_ids, position_ids)?;
         let n = tok.len();
         let d = self.dim;
-        let eps = self.config.layer_norm_eps;
         let p = self.config.dropout;
         let mask_seed = (self.training() && p > 0.0).then(|| {
             let mut s = self
@@ -377,57 +396,40 @@ impl TransformerEmbeddings {
                 .wrapping_add(self.calls.fetch_add(1, Ordering::Relaxed));
             rng::splitmix64(&mut s)
         });
-        let gamma: Vec<f64> = self.layer_norm_weight().to_dtype(DType::F64)?.to_vec1()?;
-        let beta: Vec<f64> = self.layer_norm_bias().to_dtype(DType::F64)?.to_vec1()?;
-        let mut out = try_alloc_uninit::<T>(n * d)?;
-        let mut xhat = vec![0.0f64; n * d];
-        let mut rstd = vec![0.0f64; n];
+        let ln = self.layer_norm()?;
+        let mut out = try_alloc_uninit::<T>(checked_elems(&[n, d], std::mem::size_of::<T>())?)?;
         let (wt, wp, ws) = (
             self.token.weight(),
             self.position.weight(),
             self.segment.weight(),
         );
-        storage::read::<T, Result<()>>(&wt, |tt_tab| {
-            storage::read::<T, Result<()>>(&wp, |pt_tab| {
-                storage::read::<T, ()>(&ws, |st_tab| {
-                    let chunk = TOKENS_PER_CHUNK * d.max(1);
-                    let work = |(c, ((oc, xc), rc)): ChunkOut<'_, T>| {
-                        let mut e = vec![0.0f64; d];
-                        let mut m = vec![0.0f64; d];
-                        for (k, r) in rc.iter_mut().enumerate() {
-                            let tokn = c * TOKENS_PER_CHUNK + k;
-                            let (a, b, s) = (tok[tokn] * d, pids[tokn] * d, tts[tokn] * d);
-                            for j in 0..d {
-                                e[j] = tt_tab[a + j].as_f64()
-                                    + pt_tab[b + j].as_f64()
-                                    + st_tab[s + j].as_f64();
+        let saved = storage::read::<T, Result<Saved>>(&wt, |tt_tab| {
+            storage::read::<T, Result<Saved>>(&wp, |pt_tab| {
+                storage::read::<T, Result<Saved>>(&ws, |st_tab| {
+                    // e = tok[ids[n]] + pos[position_ids[n]] + seg[token_type_ids[n]]
+                    let input = |r: usize, e: &mut [f64]| {
+                        let (a, b, s) = (tok[r] * d, pids[r] * d, tts[r] * d);
+                        for (j, e) in e.iter_mut().enumerate() {
+                            *e = tt_tab[a + j].as_f64()
+                                + pt_tab[b + j].as_f64()
+                                + st_tab[s + j].as_f64();
+                        }
+                    };
+                    let output = |r: usize, y: &[f64], o: &mut [T]| match mask_seed {
+                        Some(seed) => {
+                            let mut mask = Mask::new(seed, r, p);
+                            for (o, &y) in o.iter_mut().zip(y) {
+                                *o = T::of_f64(y * mask.next());
                             }
-                            let mean = e.iter().sum::<f64>() / d as f64;
-                            let var =
-                                e.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / d as f64;
-                            let rs = 1.0 / (var + eps).sqrt();
-                            *r = rs;
-                            if let Some(seed) = mask_seed {
-                                mask_row(seed, tokn, p, &mut m);
-                            }
-                            let xrow = &mut xc[k * d..(k + 1) * d];
-                            let orow = &mut oc[k * d..(k + 1) * d];
-                            for j in 0..d {
-                                let xh = (e[j] - mean) * rs;
-                                xrow[j] = xh;
-                                let y = xh * gamma[j] + beta[j];
-                                orow[j] = T::of_f64(if mask_seed.is_some() { y * m[j] } else { y });
+                        }
+                        None => {
+                            for (o, &y) in o.iter_mut().zip(y) {
+                                *o = T::of_f64(y);
                             }
                         }
                     };
-                    threads::install(|| {
-                        out.par_chunks_mut(chunk)
-                            .zip(xhat.par_chunks_mut(chunk))
-                            .zip(rstd.par_chunks_mut(TOKENS_PER_CHUNK))
-                            .enumerate()
-                            .for_each(work)
-                    });
-                })
+                    ln.forward(n, &mut out, input, output)
+                })?
             })?
         })??;
         *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cache {
@@ -435,8 +437,7 @@ impl TransformerEmbeddings {
             ids: tok,
             pids,
             tts,
-            xhat,
-            rstd,
+            saved,
             mask_seed,
         });
         Ok(out)
@@ -457,7 +458,6 @@ impl TransformerEmbeddings {
     /// Backward of the **last** forward call: `grad` of that call's output shape `(..., T, D)`.
     /// The cache stays (a second backward with another `grad` is allowed); a new forward
     /// replaces it. Without a prior forward this is an `InvalidArgument` error.
-    #[allow(clippy::needless_range_loop)]
     pub fn backward<T: Float>(
         &self,
         grad: &[T],
@@ -475,101 +475,48 @@ impl TransformerEmbeddings {
                 "grad has shape {shape:?}, the last forward's output has shape {want:?}"
             )));
         }
-        let n = c.ids.len();
         let p = self.config.dropout;
-        let gamma: Vec<f64> = self.layer_norm_weight().to_dtype(DType::F64)?.to_vec1()?;
-        let mut de = vec![0.0f64; n * d];
-        let nchunks = n.div_ceil(TOKENS_PER_CHUNK);
-        let mut partial = vec![0.0f64; nchunks * 2 * d];
-        if d > 0 && n > 0 {
-            let view = RowsMut::new(&mut partial, 2 * d);
-            let chunk = TOKENS_PER_CHUNK * d;
-            threads::install(|| {
-                de.par_chunks_mut(chunk).enumerate().for_each(|(ci, dc)| {
-                    // SAFETY: chunk ci writes only partial row ci.
-                    let acc = unsafe { view.row(ci) };
-                    let (dgam, dbet) = acc.split_at_mut(d);
-                    let mut g = vec![0.0f64; d];
-                    for (k, derow) in dc.chunks_mut(d).enumerate() {
-                        let tokn = ci * TOKENS_PER_CHUNK + k;
-                        for j in 0..d {
-                            g[j] = grad[tokn * d + j].as_f64();
-                        }
-                        if let Some(seed) = c.mask_seed {
-                            let mut m = vec![0.0f64; d];
-                            mask_row(seed, tokn, p, &mut m);
-                            g.iter_mut().zip(&m).for_each(|(a, b)| *a *= b);
-                        }
-                        let xh = &c.xhat[tokn * d..(tokn + 1) * d];
-                        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-                        for j in 0..d {
-                            dgam[j] += g[j] * xh[j];
-                            dbet[j] += g[j];
-                            let dx = g[j] * gamma[j];
-                            s1 += dx;
-                            s2 += dx * xh[j];
-                        }
-                        let (m1, m2) = (s1 / d as f64, s2 / d as f64);
-                        let rs = c.rstd[tokn];
-                        for j in 0..d {
-                            derow[j] = rs * (g[j] * gamma[j] - m1 - xh[j] * m2);
-                        }
+        // g = grad · dropout mask (the forward's, regenerated from its seed).
+        let upstream = |r: usize, g: &mut [f64]| {
+            let src = &grad[r * d..(r + 1) * d];
+            match c.mask_seed {
+                Some(seed) => {
+                    let mut mask = Mask::new(seed, r, p);
+                    for (g, &v) in g.iter_mut().zip(src) {
+                        *g = v.as_f64() * mask.next();
                     }
-                })
-            });
-        }
-        let mut dgamma = vec![0.0f64; d];
-        let mut dbeta = vec![0.0f64; d];
-        for ci in 0..nchunks {
-            let row = &partial[ci * 2 * d..(ci + 1) * 2 * d];
-            for j in 0..d {
-                dgamma[j] += row[j];
-                dbeta[j] += row[d + j];
+                }
+                None => {
+                    for (g, &v) in g.iter_mut().zip(src) {
+                        *g = v.as_f64();
+                    }
+                }
             }
-        }
+        };
+        let grads = self.layer_norm()?.backward(&c.saved, upstream)?;
+        let de = &grads.de;
         let dev = self.token.device();
         let dt = self.dtype();
-        let cast = |s: SparseGrad| -> Result<SparseGrad> {
-            let v = s.values().to_dtype(dt)?;
-            Ok(SparseGrad::from_coalesced_unchecked(
-                s.indices().to_vec(),
-                v,
-                s.num_rows(),
-            ))
+        // de scattered to each table's rows, coalesced; the token padding row gets none.
+        let scatter = |ids: &[usize], table: &Embedding, skip: Option<usize>| {
+            let opts = CoalesceOptions {
+                skip,
+                scale_by_count: false,
+            };
+            coalesce_to_grad(ids, de, d, table.num_embeddings(), opts)?.to(dt, &dev)
         };
-        let token = cast(coalesce_rows(
-            &c.ids,
-            &de,
-            d,
-            self.token.num_embeddings(),
-            self.token.padding_idx(),
-            &dev,
-        )?)?;
+        let token = scatter(&c.ids, &self.token, self.token.padding_idx())?;
         let position = match self.config.position {
-            PositionKind::Learned => Some(cast(coalesce_rows(
-                &c.pids,
-                &de,
-                d,
-                self.position.num_embeddings(),
-                None,
-                &dev,
-            )?)?),
+            PositionKind::Learned => Some(scatter(&c.pids, &self.position, None)?),
             PositionKind::Sinusoidal => None,
         };
-        let segment = cast(coalesce_rows(
-            &c.tts,
-            &de,
-            d,
-            self.segment.num_embeddings(),
-            None,
-            &dev,
-        )?)?;
+        let segment = scatter(&c.tts, &self.segment, None)?;
         Ok(TransformerEmbeddingsGrads {
             token,
             position,
             segment,
-            layer_norm_weight: Tensor::from_vec(dgamma, d, &dev)?.to_dtype(dt)?,
-            layer_norm_bias: Tensor::from_vec(dbeta, d, &dev)?.to_dtype(dt)?,
+            layer_norm_weight: Tensor::from_vec(grads.dgamma, d, &dev)?.to_dtype(dt)?,
+            layer_norm_bias: Tensor::from_vec(grads.dbeta, d, &dev)?.to_dtype(dt)?,
         })
     }
 }
@@ -606,6 +553,3 @@ pub fn position_ids_from_padding<I: Id>(
     }
     Ok(out)
 }
-
-/// One chunk of the forward's outputs: (chunk index, ((output, normalised x), 1/std per token)).
-type ChunkOut<'a, T> = (usize, ((&'a mut [T], &'a mut [f64]), &'a mut [f64]));

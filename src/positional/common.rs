@@ -1,16 +1,15 @@
 //! Shared pieces of the positional encodings: position-span checks, the broadcast add of table
-//! rows onto `(..., T, dim)` inputs, a deterministic sum over leading dims, and a simple
-//! coalesce (sort + per-row ordered sum) that turns scattered gradient rows into a `SparseGrad`.
+//! rows onto `(..., T, dim)` inputs, and a deterministic sum over leading dims. (Gradient rows
+//! scattered to table rows are coalesced by the crate's grouping primitive,
+//! [`crate::sparse::coalesce`].)
 //!
 //! Every reduction here sums in a fixed order (never split by thread), so results are
 //! bit-identical for any thread count.
 
-use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::dtype::Float;
-use crate::sparse::coalesce::{self, CoalesceOptions};
-use crate::{threads, Error, Result, SparseGrad};
+use crate::{threads, Error, Result};
 
 /// Work (in elements) below which a kernel runs on the calling thread.
 pub const PAR_MIN: usize = 1 << 15;
@@ -113,27 +112,4 @@ pub fn sum_leading<T: Float>(g: &[T], lead: usize, rows: usize, dim: usize) -> V
         threads::install(|| out.par_chunks_mut(dim).enumerate().for_each(one_row));
     }
     out
-}
-
-/// Coalesce gradient rows scattered to table rows: `grad[ids[n]] += rows[n]` as a `SparseGrad`
-/// over a `(num_rows, dim)` table, on `device`. Rows whose id equals `skip` (a padding row) get
-/// no gradient. The crate's shared coalesce kernel (`sparse::coalesce`): deterministic, each
-/// output row summed in ascending `n`.
-pub fn coalesce_rows<T: Float>(
-    ids: &[usize],
-    rows: &[T],
-    dim: usize,
-    num_rows: usize,
-    skip: Option<usize>,
-    device: &Device,
-) -> Result<SparseGrad> {
-    let opts = CoalesceOptions {
-        skip,
-        scale_by_count: false,
-    };
-    let (indices, values) = coalesce::coalesce_rows(ids, rows, dim, num_rows, opts)?;
-    let values = Tensor::from_vec(values, (indices.len(), dim), &Device::Cpu)?.to_device(device)?;
-    Ok(SparseGrad::from_coalesced_unchecked(
-        indices, values, num_rows,
-    ))
 }

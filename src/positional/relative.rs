@@ -20,8 +20,8 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use super::common::PAR_MIN;
+use crate::alloc::{check_table_size, try_alloc_uninit};
 use crate::dtype::Float;
-use crate::embedding::{check_table_size, try_alloc_uninit};
 use crate::ids::Id;
 use crate::{storage, threads, Embedding, EmbeddingConfig, Error, Result, SparseGrad};
 

@@ -568,7 +568,7 @@ struct RopeOp {
 
 impl RopeOp {
     fn run<T: RopeFloat>(&self, x: &[T]) -> Result<Vec<T>> {
-        let mut out = crate::embedding::try_alloc_uninit::<T>(x.len())?;
+        let mut out = crate::alloc::try_alloc_uninit::<T>(x.len())?;
         let (cos, sin) = T::tables(&self.tables);
         rope::check(x.len(), out.len(), &self.shape, cos.len()).map_err(Error::invalid)?;
         rope::rope(x, &mut out, &self.shape, cos, sin, self.transpose);

@@ -18,8 +18,8 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use super::common::{add_rows, check_span, split_seq_shape, PAR_MIN};
+use crate::alloc::{check_table_size, try_alloc_uninit};
 use crate::dtype::{check_float, Float};
-use crate::embedding::{check_table_size, try_alloc_uninit};
 use crate::{storage, threads, with_float, Error, Result};
 
 /// Rows per rotation block of the fast table kernel.

@@ -12,8 +12,8 @@
 use candle_core::Tensor;
 use rayon::prelude::*;
 
+use crate::alloc::try_alloc_uninit;
 use crate::dtype::Float;
-use crate::embedding::try_alloc_uninit;
 use crate::ids::{self, Id};
 use crate::kernels::cpu::rows::RowsMut;
 use crate::sparse::coalesce::{bucket_positions, split_at_offsets};
@@ -61,10 +61,9 @@ pub fn index_add_into<I: Id, T: Float>(
         }
         return Ok(());
     }
+    let (mut pos, offsets) = bucket_positions(ids, rows, None)?;
     let view = RowsMut::new(dst, dim);
     threads::install(|| {
-        let (pos, offsets) = bucket_positions(ids, rows, None);
-        let mut pos = pos;
         split_at_offsets(&mut pos, &offsets)
             .into_par_iter()
             .with_min_len(64)

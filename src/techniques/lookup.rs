@@ -206,7 +206,7 @@ impl Embedding {
             )));
         }
         self.validate_ids(ids)?;
-        let mut out = crate::embedding::try_alloc_uninit::<G>(grad.len())?;
+        let mut out = crate::alloc::try_alloc_uninit::<G>(grad.len())?;
         if t.is_identity() || dim == 0 {
             out.copy_from_slice(grad);
             return Ok(out);
