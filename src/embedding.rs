@@ -13,8 +13,9 @@ use std::sync::RwLock;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::alloc::{check_table_size, try_alloc, try_alloc_uninit};
+use crate::alloc::{check_table_size, try_alloc, try_alloc_uninit, try_collect};
 use crate::dtype::{check_float, Float};
+use crate::ids::index_tensor;
 use crate::ids::{self, Id};
 use crate::kernels::cpu::gather;
 use crate::norm::{check_norm_type, renorm_rows};
@@ -123,20 +124,30 @@ impl Embedding {
     }
 
     /// Wrap an existing `(V, D)` table (PyTorch's `from_pretrained`: the padding row is kept).
-    /// The tensor's storage is shared, as PyTorch shares the given tensor.
+    ///
+    /// Placement is the core's policy ([`hugepages::into_table`]): a CPU table of at least
+    /// [`hugepages::MIN_BYTES`] is moved once into memory advised for huge pages (a copy: the
+    /// embedding no longer shares the caller's storage); a smaller or non-CPU table is used as
+    /// it is (made contiguous), sharing its storage as PyTorch shares the given tensor.
     pub fn from_pretrained(weight: Tensor, config: EmbeddingConfig) -> Result<Self> {
+        Self::check_weight(&weight)?;
+        Self::build(hugepages::into_table(weight)?, config)
+    }
+
+    /// A weight must be a 2-D float tensor.
+    fn check_weight(weight: &Tensor) -> Result<()> {
         if weight.rank() != 2 {
             return Err(Error::shape(format!(
                 "weight must be 2-D (num_embeddings, embedding_dim), got shape {:?}",
                 weight.dims()
             )));
         }
-        check_float(weight.dtype())?;
-        Self::build(weight.contiguous()?, config)
+        check_float(weight.dtype())
     }
 
     /// Like `candle_nn::embedding`: the table `weight` of shape `(V, D)` from a `VarBuilder`,
-    /// initialised N(0, 1) when the builder creates it.
+    /// initialised N(0, 1) when the builder creates it. The builder's tensor is shared whatever
+    /// its size (no huge-page move), so candle optimizers on its `VarMap` update this table.
     pub fn from_var_builder(
         vb: VarBuilder,
         num_embeddings: usize,
@@ -151,7 +162,8 @@ impl Embedding {
                 stdev: 1.0,
             },
         )?;
-        Self::from_pretrained(weight, config)
+        Self::check_weight(&weight)?;
+        Self::build(weight.contiguous()?, config)
     }
 
     fn build(weight: Tensor, config: EmbeddingConfig) -> Result<Self> {
@@ -246,8 +258,7 @@ impl Embedding {
 
     /// `max_norm` with candle ops (non-CPU devices): `W[rows] += (scale - 1) * W[rows]`.
     fn renorm_portable(&self, w: &Tensor, rows: &[usize], max_norm: f64) -> Result<()> {
-        let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        let idx = Tensor::from_vec(idx, rows.len(), w.device())?;
+        let idx = index_tensor(rows, self.num_embeddings, w.device())?;
         let sel = w.index_select(&idx, 0)?.to_dtype(DType::F64)?;
         let p = self.config.norm_type;
         let norms = if p == f64::INFINITY {
@@ -281,9 +292,7 @@ impl Embedding {
         let w = self.weight();
         if !w.device().is_cpu() {
             let rows = self.lookup_portable(ids, &[ids.len()])?;
-            let rows = rows.to_dtype(D::DT)?.flatten_all()?.to_vec1::<D>()?;
-            out.copy_from_slice(&rows);
-            return Ok(());
+            return storage::copy_into(&rows, out);
         }
         with_float!(w.dtype(), S => storage::read::<S, ()>(&w, |t| {
             if S::DT == D::DT {
@@ -316,14 +325,7 @@ impl Embedding {
         self.validate_ids(ids)?;
         self.apply_max_norm(ids)?;
         let w = self.weight();
-        // candle's u32 ids treat u32::MAX as "skip": use i64 for tables that large.
-        let idx = if self.num_embeddings < u32::MAX as usize {
-            let v: Vec<u32> = ids.iter().map(|i| i.index() as u32).collect();
-            Tensor::from_vec(v, ids.len(), w.device())?
-        } else {
-            let v: Vec<i64> = ids.iter().map(|i| i.index() as i64).collect();
-            Tensor::from_vec(v, ids.len(), w.device())?
-        };
+        let idx = index_tensor(ids, self.num_embeddings, w.device())?;
         let mut out_shape = shape.to_vec();
         out_shape.push(self.embedding_dim);
         Ok(w.index_select(&idx, 0)?.reshape(out_shape)?)
@@ -335,10 +337,10 @@ impl Embedding {
         let shape = ids.dims().to_vec();
         let flat = ids.flatten_all()?;
         let ids_vec: Vec<i64> = match flat.dtype() {
-            DType::U8 => flat.to_vec1::<u8>()?.into_iter().map(i64::from).collect(),
-            DType::U32 => flat.to_vec1::<u32>()?.into_iter().map(i64::from).collect(),
-            DType::I16 => flat.to_vec1::<i16>()?.into_iter().map(i64::from).collect(),
-            DType::I32 => flat.to_vec1::<i32>()?.into_iter().map(i64::from).collect(),
+            DType::U8 => try_collect(flat.to_vec1::<u8>()?.into_iter().map(i64::from))?,
+            DType::U32 => try_collect(flat.to_vec1::<u32>()?.into_iter().map(i64::from))?,
+            DType::I16 => try_collect(flat.to_vec1::<i16>()?.into_iter().map(i64::from))?,
+            DType::I32 => try_collect(flat.to_vec1::<i32>()?.into_iter().map(i64::from))?,
             DType::I64 => flat.to_vec1::<i64>()?,
             other => return Err(Error::dtype(format!("ids must be integers, got {other:?}"))),
         };

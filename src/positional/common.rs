@@ -6,8 +6,10 @@
 //! Every reduction here sums in a fixed order (never split by thread), so results are
 //! bit-identical for any thread count.
 
+use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
+use crate::alloc::{checked_elems, try_filled};
 use crate::dtype::Float;
 use crate::{threads, Error, Result};
 
@@ -87,9 +89,15 @@ pub fn add_rows<T: Float>(x: &[T], rows: &[T], out: &mut [T]) {
     }
 }
 
+/// `0, 1, .., n - 1` as an f64 tensor of shape `(n,)` on `device`: exact below 2^53, far past
+/// any length that can be allocated (a `u32` range would wrap past 2^32).
+pub fn arange_f64(n: usize, device: &Device) -> Result<Tensor> {
+    Ok(Tensor::arange(0f64, n as f64, device)?)
+}
+
 /// Sum a `(lead, rows, dim)` buffer over `lead`, in f64, in index order: `(rows, dim)`.
-pub fn sum_leading<T: Float>(g: &[T], lead: usize, rows: usize, dim: usize) -> Vec<T> {
-    let mut out = vec![T::of_f64(0.0); rows * dim];
+pub fn sum_leading<T: Float>(g: &[T], lead: usize, rows: usize, dim: usize) -> Result<Vec<T>> {
+    let mut out = try_filled(checked_elems(&[rows, dim], 8)?, T::of_f64(0.0))?;
     let slab = rows * dim;
     let one_row = |(r, o): (usize, &mut [T])| {
         let mut acc = vec![0.0f64; dim];
@@ -104,12 +112,12 @@ pub fn sum_leading<T: Float>(g: &[T], lead: usize, rows: usize, dim: usize) -> V
         }
     };
     if dim == 0 {
-        return out;
+        return Ok(out);
     }
     if g.len() < PAR_MIN {
         out.chunks_mut(dim).enumerate().for_each(one_row);
     } else {
         threads::install(|| out.par_chunks_mut(dim).enumerate().for_each(one_row));
     }
-    out
+    Ok(out)
 }

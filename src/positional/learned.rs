@@ -10,6 +10,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 
 use super::common::{add_rows, check_span, split_seq_shape, sum_leading};
+use crate::alloc::try_collect;
 use crate::dtype::Float;
 use crate::{storage, Embedding, EmbeddingConfig, Error, Result, SparseGrad};
 
@@ -107,11 +108,11 @@ impl LearnedPositionalEmbedding {
         if grad.len() != lead * t * dim {
             return Err(Error::shape("grad and shape disagree in size"));
         }
-        let values = sum_leading(grad, lead, t, dim);
+        let values = sum_leading(grad, lead, t, dim)?;
         let values = Tensor::from_vec(values, (t, dim), &Device::Cpu)?
             .to_dtype(self.embedding.dtype())?
             .to_device(&self.embedding.device())?;
-        let indices = (off..off + t).map(|p| p as i64).collect();
+        let indices = try_collect((off..off + t).map(|p| p as i64))?;
         SparseGrad::new(indices, values, self.max_len())
     }
 }

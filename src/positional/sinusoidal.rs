@@ -17,8 +17,8 @@
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
-use super::common::{add_rows, check_span, split_seq_shape, PAR_MIN};
-use crate::alloc::{check_table_size, try_alloc_uninit};
+use super::common::{add_rows, arange_f64, check_span, split_seq_shape, PAR_MIN};
+use crate::alloc::{check_table_size, try_alloc_uninit, try_collect, try_filled};
 use crate::dtype::{check_float, Float};
 use crate::{storage, threads, with_float, Error, Result};
 
@@ -86,10 +86,8 @@ fn check_args(dim: usize, base: f64) -> Result<()> {
 }
 
 /// The frequencies `ω_i = base^(-2i/dim)`, `i < dim/2`, in f64.
-pub fn frequencies(dim: usize, base: f64) -> Vec<f64> {
-    (0..dim / 2)
-        .map(|i| base.powf(-((2 * i) as f64) / dim as f64))
-        .collect()
+pub fn frequencies(dim: usize, base: f64) -> Result<Vec<f64>> {
+    try_collect((0..dim / 2).map(|i| base.powf(-((2 * i) as f64) / dim as f64)))
 }
 
 /// The `(max_len, dim)` table, row-major, computed in f64 and cast to `T` (fast path).
@@ -103,10 +101,10 @@ pub fn sinusoidal_table<T: Float>(
     check_args(dim, base)?;
     check_table_size(max_len, dim, T::DT)?;
     let half = dim / 2;
-    let w = frequencies(dim, base);
+    let w = frequencies(dim, base)?;
     // sin/cos(k·ω_i) for k < BLOCK.
     let kb = BLOCK.min(max_len.max(1));
-    let mut rot = vec![(0.0f64, 0.0f64); kb * half];
+    let mut rot = try_filled(kb * half, (0.0f64, 0.0f64))?;
     for k in 0..kb {
         for i in 0..half {
             rot[k * half + i] = (k as f64 * w[i]).sin_cos();
@@ -161,11 +159,10 @@ pub fn sinusoidal_table_portable(
 ) -> Result<Tensor> {
     check_args(dim, base)?;
     check_float(dtype)?;
+    check_table_size(max_len, dim, DType::F64)?;
     let half = dim / 2;
-    let pos = Tensor::arange(0u32, max_len as u32, device)?
-        .to_dtype(DType::F64)?
-        .reshape((max_len, 1))?;
-    let w = Tensor::from_vec(frequencies(dim, base), (1, half), device)?;
+    let pos = arange_f64(max_len, device)?.reshape((max_len, 1))?;
+    let w = Tensor::from_vec(frequencies(dim, base)?, (1, half), device)?;
     let ang = pos.broadcast_mul(&w)?;
     let (s, c) = (ang.sin()?, ang.cos()?);
     let t = match layout {

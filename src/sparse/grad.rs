@@ -6,6 +6,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::ids::index_tensor;
 use crate::{alloc, bail_shape, Error, Result};
 
 /// A coalesced row-sparse gradient.
@@ -100,14 +101,7 @@ impl SparseGrad {
         if self.indices.is_empty() {
             return Ok(dense);
         }
-        let dev = self.values.device();
-        // candle's u32 ids reserve u32::MAX: i64 ids for tables that large.
-        let idx = if self.num_rows < u32::MAX as usize {
-            let v = alloc::try_collect(self.indices.iter().map(|&i| i as u32))?;
-            Tensor::from_vec(v, self.indices.len(), dev)?
-        } else {
-            Tensor::from_slice(&self.indices, self.indices.len(), dev)?
-        };
+        let idx = index_tensor(&self.indices, self.num_rows, self.values.device())?;
         Ok(dense.index_add(&idx, &self.values, 0)?)
     }
 

@@ -120,19 +120,6 @@ pub fn index_add_to<I: Id, T: Float>(
 pub fn index_add_portable<I: Id>(dst: &Tensor, ids: &[I], src: &Tensor) -> Result<Tensor> {
     let rows = dst.dims().first().copied().unwrap_or(0);
     ids::validate(ids, rows, "index", "the destination")?;
-    let dev = dst.device();
-    let idx = if rows < u32::MAX as usize {
-        Tensor::from_vec(
-            ids.iter().map(|i| i.index() as u32).collect::<Vec<_>>(),
-            ids.len(),
-            dev,
-        )?
-    } else {
-        Tensor::from_vec(
-            ids.iter().map(|i| i.index() as i64).collect::<Vec<_>>(),
-            ids.len(),
-            dev,
-        )?
-    };
+    let idx = ids::index_tensor(ids, rows, dst.device())?;
     Ok(dst.index_add(&idx, src, 0)?)
 }

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use crate::alloc::{try_alloc_uninit, try_collect};
 use crate::dtype::Float;
-use crate::ids::Id;
+use crate::ids::{index_tensor, Id};
 use crate::kernels::cpu::gather::gather_rows;
 use crate::kernels::cpu::prefetch::{prefetch_row, DISTANCE};
 use crate::sparse::coalesce::{group, round_f64, sum_groups, sum_groups_portable, F64Rows, Groups};
@@ -192,8 +192,7 @@ impl Embedding {
         if !self.attend_fast::<T>() {
             let xt = Tensor::from_slice(x, (n, dim), &self.device())?;
             let y = self.attend_portable(&xt, targets)?;
-            out.copy_from_slice(&y.to_dtype(T::DT)?.flatten_all()?.to_vec1::<T>()?);
-            return Ok(());
+            return storage::copy_into(&y, out);
         }
         let w = self.weight();
         storage::read::<T, Result<()>>(&w, |table| {
@@ -227,15 +226,14 @@ impl Embedding {
         let x = x.to_device(w.device())?;
         Ok(match targets {
             Targets::All => x.matmul(&w.t()?)?,
-            Targets::Shared(ids) => {
-                x.matmul(&w.index_select(&id_tensor(ids, w.device())?, 0)?.t()?)?
-            }
+            Targets::Shared(ids) => x.matmul(
+                &w.index_select(&index_tensor(ids, self.num_embeddings(), w.device())?, 0)?
+                    .t()?,
+            )?,
             Targets::PerRow(ids, k) => {
-                let sel = w.index_select(&id_tensor(ids, w.device())?, 0)?.reshape((
-                    n,
-                    k,
-                    self.embedding_dim(),
-                ))?;
+                let sel = w
+                    .index_select(&index_tensor(ids, self.num_embeddings(), w.device())?, 0)?
+                    .reshape((n, k, self.embedding_dim()))?;
                 sel.matmul(&x.unsqueeze(2)?)?.squeeze(2)?
             }
         })
@@ -264,7 +262,7 @@ impl Embedding {
             let xt = Tensor::from_slice(x, (n, dim), &dev)?;
             let gt = Tensor::from_slice(grad_logits, (n, cols), &dev)?;
             let (gx, gw) = self.attend_backward_portable(&xt, &gt, targets)?;
-            grad_x.copy_from_slice(&gx.to_dtype(T::DT)?.flatten_all()?.to_vec1::<T>()?);
+            storage::copy_into(&gx, grad_x)?;
             return Ok(gw);
         }
         let v = self.num_embeddings();
@@ -355,7 +353,7 @@ impl Embedding {
             }
             Targets::Shared(ids) => {
                 let g = g.reshape((n, ids.len()))?;
-                let sel = w.index_select(&id_tensor(ids, &dev)?, 0)?;
+                let sel = w.index_select(&index_tensor(ids, v, &dev)?, 0)?;
                 let gx = g.matmul(&sel)?;
                 let contrib = g.t()?.matmul(&x)?;
                 (gx, coalesce(ids, &contrib)?)
@@ -363,7 +361,7 @@ impl Embedding {
             Targets::PerRow(ids, k) => {
                 let g = g.reshape((n, k))?;
                 let sel = w
-                    .index_select(&id_tensor(ids, &dev)?, 0)?
+                    .index_select(&index_tensor(ids, v, &dev)?, 0)?
                     .reshape((n, k, dim))?;
                 let gx = g.unsqueeze(1)?.matmul(&sel)?.squeeze(1)?;
                 let contrib = x
@@ -386,11 +384,6 @@ fn sum_rows_f64<T: Float>(
     let mut vals = try_alloc_uninit::<T>(groups.len() * dim)?;
     sum_groups(groups, dim, &F64Rows(add), &mut vals, round_f64::<T>);
     Ok(vals)
-}
-
-fn id_tensor<I: Id>(ids: &[I], dev: &Device) -> Result<Tensor> {
-    let v = try_collect(ids.iter().map(|i| i.index() as i64))?;
-    Ok(Tensor::from_vec(v, ids.len(), dev)?)
 }
 
 /// `out[b, j] = x[b] . table[ids[b, j]]`, parallel over rows of `x`, prefetching table rows.

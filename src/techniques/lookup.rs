@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use super::dropout::WordDropout;
 use super::normalize;
+use crate::alloc::try_collect;
 use crate::dtype::Float;
 use crate::ids::Id;
 use crate::kernels::cpu::prefetch::{prefetch_row, DISTANCE};
@@ -147,9 +148,7 @@ impl Embedding {
         let w = self.weight();
         if !w.device().is_cpu() {
             let rows = self.lookup_transformed_portable(ids, &[ids.len()], t)?;
-            let rows = rows.to_dtype(D::DT)?.flatten_all()?.to_vec1::<D>()?;
-            out.copy_from_slice(&rows);
-            return Ok(());
+            return storage::copy_into(&rows, out);
         }
         self.apply_max_norm(ids)?;
         let w = self.weight();
@@ -177,7 +176,7 @@ impl Embedding {
         let flat = rows
             .reshape((n, self.embedding_dim()))?
             .to_dtype(DType::F64)?;
-        let mask: Vec<f64> = ids.iter().map(|i| t.mask_scale(i.index())).collect();
+        let mask = try_collect(ids.iter().map(|i| t.mask_scale(i.index())))?;
         let mut scale = Tensor::from_vec(mask, (n, 1), flat.device())?;
         if t.normalize {
             let norms = flat.sqr()?.sum_keepdim(1)?.sqrt()?;
