@@ -75,6 +75,11 @@ pub(crate) fn buckets(n: usize, num_rows: usize) -> (usize, u32) {
     let nb = (n / 8).next_power_of_two().clamp(1, 1 << 16);
     let bits = usize::BITS - num_rows.saturating_sub(1).leading_zeros();
     let shift = bits.saturating_sub(nb.trailing_zeros());
+    if shift >= usize::BITS {
+        // One bucket over ids of all 64 bits: `id >> 64` does not exist; two buckets split by
+        // the top bit instead (the grouping does not depend on the bucket count).
+        return (2, usize::BITS - 1);
+    }
     (nb, shift)
 }
 
