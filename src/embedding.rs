@@ -209,9 +209,11 @@ impl Embedding {
         Ok(())
     }
 
+    /// Rows of the table (`V`).
     pub fn num_embeddings(&self) -> usize {
         self.num_embeddings
     }
+    /// Columns of the table (`D`).
     pub fn embedding_dim(&self) -> usize {
         self.embedding_dim
     }
@@ -219,15 +221,19 @@ impl Embedding {
     pub fn padding_idx(&self) -> Option<usize> {
         self.padding_idx
     }
+    /// The options the table was built with.
     pub fn config(&self) -> &EmbeddingConfig {
         &self.config
     }
+    /// The table's element type.
     pub fn dtype(&self) -> DType {
         self.weight().dtype()
     }
+    /// The device the table lives on.
     pub fn device(&self) -> Device {
         self.weight().device().clone()
     }
+    /// Whether optimizers refuse to update this table (`freeze`).
     pub fn is_frozen(&self) -> bool {
         self.config.freeze
     }

@@ -6,6 +6,8 @@
 //! straight into the caller's buffer). Ids are validated before any kernel runs, so an
 //! out-of-range id is an [`Error::IndexOutOfRange`] on every backend.
 
+#![deny(missing_docs)]
+
 pub mod alloc;
 pub mod bag;
 pub mod device;

@@ -35,6 +35,7 @@ impl Rng {
     }
 
     #[inline]
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let r = (self.s[0].wrapping_add(self.s[3]))
             .rotate_left(23)

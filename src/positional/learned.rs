@@ -49,9 +49,11 @@ impl LearnedPositionalEmbedding {
     pub fn embedding(&self) -> &Arc<Embedding> {
         &self.embedding
     }
+    /// Number of positions (rows of the table).
     pub fn max_len(&self) -> usize {
         self.embedding.num_embeddings()
     }
+    /// The encoding size (columns of the table).
     pub fn dim(&self) -> usize {
         self.embedding.embedding_dim()
     }

@@ -28,8 +28,11 @@ use crate::{storage, threads, Embedding, EmbeddingConfig, Error, Result, SparseG
 /// Bucketing options (T5 defaults: 32 buckets, max distance 128, bidirectional).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BucketConfig {
+    /// Buckets in all (split between the two directions when bidirectional).
     pub num_buckets: usize,
+    /// Distances from here on share the last bucket of their direction.
     pub max_distance: usize,
+    /// Separate buckets for keys before and after the query (encoders).
     pub bidirectional: bool,
 }
 
@@ -175,12 +178,15 @@ impl RelativePositionBias {
         })
     }
 
+    /// The `(num_buckets, H)` table (shared).
     pub fn embedding(&self) -> &Arc<Embedding> {
         &self.embedding
     }
+    /// Attention heads `H`.
     pub fn num_heads(&self) -> usize {
         self.num_heads
     }
+    /// The bucketing options.
     pub fn config(&self) -> &BucketConfig {
         &self.cfg
     }

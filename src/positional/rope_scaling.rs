@@ -34,33 +34,56 @@ pub enum RopeScaling {
     #[default]
     Default,
     /// Position interpolation: every frequency divided by `factor`.
-    Linear { factor: f64 },
+    Linear {
+        /// The context extension factor.
+        factor: f64,
+    },
     /// Dynamic NTK: the base grows with the sequence once it passes `max_position_embeddings`.
-    Dynamic { factor: f64 },
+    Dynamic {
+        /// The context extension factor.
+        factor: f64,
+    },
     /// YaRN.
     Yarn {
+        /// The context extension factor.
         factor: f64,
+        /// Rotations per wavelength above which frequencies are kept (32).
         beta_fast: f64,
+        /// Rotations per wavelength below which frequencies are interpolated (1).
         beta_slow: f64,
+        /// DeepSeek-style attention factor numerator.
         mscale: Option<f64>,
+        /// DeepSeek-style attention factor denominator.
         mscale_all_dim: Option<f64>,
+        /// Overrides the computed attention (cos/sin) factor.
         attention_factor: Option<f64>,
+        /// Round the correction range to whole dims (transformers' default).
         truncate: bool,
+        /// The pre-training context length (default: `max_position_embeddings`).
         original_max_position_embeddings: Option<usize>,
     },
     /// LongRoPE (Phi-3): per-frequency factors, short below the original length, long above.
     LongRope {
+        /// Per-frequency factors up to the original length (`rotary_dim / 2`).
         short_factor: Vec<f64>,
+        /// Per-frequency factors past the original length (`rotary_dim / 2`).
         long_factor: Vec<f64>,
+        /// The context extension factor (default: `max_position_embeddings / original`).
         factor: Option<f64>,
+        /// Overrides the computed attention (cos/sin) factor.
         attention_factor: Option<f64>,
+        /// The pre-training context length (default: `max_position_embeddings`).
         original_max_position_embeddings: Option<usize>,
     },
     /// Llama 3.1.
     Llama3 {
+        /// The context extension factor.
         factor: f64,
+        /// Wavelengths longer than `orig / low_freq_factor` are divided by `factor`.
         low_freq_factor: f64,
+        /// Wavelengths shorter than `orig / high_freq_factor` are kept.
         high_freq_factor: f64,
+        /// The pre-training context length (default: `max_position_embeddings`).
         original_max_position_embeddings: Option<usize>,
     },
 }
@@ -69,8 +92,11 @@ pub enum RopeScaling {
 /// constructor's `base` (`rope_theta`) and `partial_rotary_factor`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RopeParameters {
+    /// The scaling type and its parameters.
     pub scaling: RopeScaling,
+    /// Overrides the constructor's `base`.
     pub rope_theta: Option<f64>,
+    /// Overrides the constructor's `partial_rotary_factor`.
     pub partial_rotary_factor: Option<f64>,
 }
 

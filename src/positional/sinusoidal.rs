@@ -45,6 +45,7 @@ impl SinusoidalLayout {
             ))),
         }
     }
+    /// The layout's name, as `parse` takes it.
     pub fn name(self) -> &'static str {
         match self {
             Self::Interleaved => "interleaved",
@@ -56,8 +57,11 @@ impl SinusoidalLayout {
 /// Options of a [`SinusoidalPositionalEncoding`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SinusoidalConfig {
+    /// Rows of the table: positions `0..max_len`.
     pub max_len: usize,
+    /// The frequency base (10000 in the paper).
     pub base: f64,
+    /// Where the cosines go.
     pub layout: SinusoidalLayout,
 }
 
@@ -206,9 +210,11 @@ impl SinusoidalPositionalEncoding {
     pub fn table(&self) -> &Tensor {
         &self.table
     }
+    /// The encoding size `d`.
     pub fn dim(&self) -> usize {
         self.dim
     }
+    /// The options the table was built with.
     pub fn config(&self) -> &SinusoidalConfig {
         &self.config
     }

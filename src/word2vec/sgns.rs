@@ -32,13 +32,21 @@ const LCG_MOD: u64 = (1 << 48) - 1;
 /// Training hyper-parameters (gensim's names).
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
+    /// Dimension of the word vectors.
     pub vector_size: usize,
+    /// Maximum distance between a word and its context (shrunk at random).
     pub window: usize,
+    /// Noise words drawn per (word, context) pair.
     pub negative: usize,
+    /// Passes over the corpus.
     pub epochs: usize,
+    /// Initial learning rate.
     pub alpha: f32,
+    /// Final learning rate (decayed linearly).
     pub min_alpha: f32,
+    /// Seed of every random draw.
     pub seed: u64,
+    /// Training threads (1: bit-identical for a seed).
     pub workers: usize,
 }
 
@@ -58,6 +66,8 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Check every parameter: positive sizes, `workers <= 1024`, `alpha > 0` finite and
+    /// `0 <= min_alpha <= alpha`.
     pub fn validate(&self) -> Result<()> {
         let pos = [
             ("vector_size", self.vector_size),
@@ -95,6 +105,7 @@ impl TrainConfig {
 
 /// The result of [`train`]: the input vectors (`syn0`, `(V, D)` row-major) and statistics.
 pub struct Trained {
+    /// The input vectors, `(V, vector_size)` row-major.
     pub vectors: Vec<f32>,
     /// Words actually trained on (after dropping rare words and subsampling), all epochs.
     pub effective_words: u64,

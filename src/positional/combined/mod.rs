@@ -44,6 +44,7 @@ pub enum PositionKind {
 }
 
 impl PositionKind {
+    /// `"learned"` (or `"absolute"`) or `"sinusoidal"`.
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "learned" | "absolute" => Ok(Self::Learned),
@@ -58,11 +59,17 @@ impl PositionKind {
 /// Options (transformers' `BertConfig` defaults).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TransformerEmbeddingsConfig {
+    /// Rows of the position table (BERT: 512).
     pub max_positions: usize,
+    /// Rows of the segment (token type) table (BERT: 2).
     pub type_vocab_size: usize,
+    /// Learned or fixed sinusoidal positions.
     pub position: PositionKind,
+    /// Token row zeroed at init that receives no gradient.
     pub padding_idx: Option<i64>,
+    /// Added to the LayerNorm's variance (BERT: 1e-12).
     pub layer_norm_eps: f64,
+    /// Dropout probability after the LayerNorm, in `[0, 1]` (training mode only).
     pub dropout: f64,
 }
 
@@ -95,12 +102,15 @@ struct Cache {
 /// Gradients of one backward.
 #[derive(Debug)]
 pub struct TransformerEmbeddingsGrads {
+    /// The token table's gradient.
     pub token: SparseGrad,
-    /// None for a sinusoidal (fixed) position table.
+    /// The position table's gradient; None for a sinusoidal (fixed) position table.
     pub position: Option<SparseGrad>,
+    /// The segment table's gradient.
     pub segment: SparseGrad,
-    /// `(D,)` dense gradients of the LayerNorm weight and bias.
+    /// The `(D,)` dense gradient of the LayerNorm weight `γ`.
     pub layer_norm_weight: Tensor,
+    /// The `(D,)` dense gradient of the LayerNorm bias `β`.
     pub layer_norm_bias: Tensor,
 }
 
@@ -205,21 +215,27 @@ impl TransformerEmbeddings {
         })
     }
 
+    /// The token table (shared: optimizers update it in place).
     pub fn token(&self) -> &Arc<Embedding> {
         &self.token
     }
+    /// The position table (frozen for sinusoidal positions).
     pub fn position(&self) -> &Arc<Embedding> {
         &self.position
     }
+    /// The segment (token type) table.
     pub fn segment(&self) -> &Arc<Embedding> {
         &self.segment
     }
+    /// The options this block was built with.
     pub fn config(&self) -> &TransformerEmbeddingsConfig {
         &self.config
     }
+    /// The hidden size `D`.
     pub fn dim(&self) -> usize {
         self.dim
     }
+    /// The tables' element type.
     pub fn dtype(&self) -> DType {
         self.token.dtype()
     }
@@ -227,6 +243,7 @@ impl TransformerEmbeddings {
     pub fn training(&self) -> bool {
         self.training.load(Ordering::Relaxed)
     }
+    /// Switch training mode (dropout) on or off.
     pub fn set_training(&self, on: bool) {
         self.training.store(on, Ordering::Relaxed)
     }
@@ -260,9 +277,11 @@ impl TransformerEmbeddings {
         *slot.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
     }
+    /// Replace `γ` (shape `(D,)`, converted to the tables' dtype and device).
     pub fn set_layer_norm_weight(&self, v: &Tensor) -> Result<()> {
         self.set_param(&self.ln_weight, v, "layer_norm_weight")
     }
+    /// Replace `β` (shape `(D,)`, converted to the tables' dtype and device).
     pub fn set_layer_norm_bias(&self, v: &Tensor) -> Result<()> {
         self.set_param(&self.ln_bias, v, "layer_norm_bias")
     }

@@ -41,9 +41,13 @@ use crate::{bail_invalid, bail_shape, Error, Result};
 pub struct RotaryConfig {
     /// `rope_theta`.
     pub base: f64,
+    /// The context length the scaling rules refer to.
     pub max_position_embeddings: usize,
+    /// Fraction of `head_dim` that is rotated, in `(0, 1]`.
     pub partial_rotary_factor: f64,
+    /// `Half` (GPT-NeoX, Llama) or `Interleaved` (GPT-J) pairs.
     pub layout: RopeLayout,
+    /// The Hugging Face scaling type.
     pub scaling: RopeScaling,
 }
 
@@ -152,12 +156,15 @@ impl RotaryEmbedding {
         })
     }
 
+    /// The last dimension of `x`.
     pub fn head_dim(&self) -> usize {
         self.head_dim
     }
+    /// `int(head_dim * partial_rotary_factor)`: the rotated dims.
     pub fn rotary_dim(&self) -> usize {
         self.rotary_dim
     }
+    /// The options this embedding was built with.
     pub fn config(&self) -> &RotaryConfig {
         &self.config
     }

@@ -12,12 +12,18 @@ pub const MAX_POSITION: usize = 1 << 53;
 /// per leading batch index (`(B, T)`, row-major).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Positions {
+    /// `offset..offset + T` for every row.
     Range {
+        /// The first position.
         offset: usize,
     },
+    /// One `(T,)` list for every row.
     Shared(Vec<usize>),
+    /// One `(T,)` list per leading batch index.
     PerBatch {
+        /// The leading dimension `B` of `x`.
         batches: usize,
+        /// `(B, T)` positions, row-major.
         positions: Vec<usize>,
     },
 }

@@ -14,17 +14,25 @@ use crate::{bail_shape, threads, Error, Result};
 /// computed in f64 and kept in f32 too.
 #[derive(Debug)]
 pub struct RopeTables {
+    /// Table batches: 1, or `B` for per-batch positions.
     pub batches: usize,
+    /// Time steps `T`.
     pub seq_len: usize,
+    /// `rotary_dim / 2`: frequencies per position.
     pub half: usize,
+    /// cos, `(batches, T, half)`, f64.
     pub cos64: Vec<f64>,
+    /// sin, `(batches, T, half)`, f64.
     pub sin64: Vec<f64>,
+    /// cos rounded to f32 (the table of f32, f16 and bf16 inputs).
     pub cos32: Vec<f32>,
+    /// sin rounded to f32.
     pub sin32: Vec<f32>,
 }
 
 /// Element types the kernel runs on, with the table precision each uses.
 pub trait RopeFloat: Float {
+    /// `(cos, sin)` in the precision the kernel computes in for this type.
     fn tables(t: &RopeTables) -> (&[Self::Acc], &[Self::Acc]);
 }
 impl RopeFloat for f32 {
