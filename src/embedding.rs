@@ -13,7 +13,7 @@ use std::sync::RwLock;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::alloc::{check_table_size, try_alloc, try_alloc_uninit, try_collect};
+use crate::alloc::{check_table_size, checked_elems, try_alloc, try_alloc_uninit, try_collect};
 use crate::dtype::{check_float, Float};
 use crate::ids::index_tensor;
 use crate::ids::{self, Id};
@@ -243,6 +243,19 @@ impl Embedding {
         ids::validate(ids, self.num_embeddings, "index", "an embedding table")
     }
 
+    /// Check that an array of `len` elements holds one row of `D` per id (`n_ids` ids); the
+    /// product is checked, never wrapped.
+    pub fn check_rows(&self, n_ids: usize, len: usize, what: &str) -> Result<()> {
+        let dim = self.embedding_dim;
+        if Some(len) != n_ids.checked_mul(dim) {
+            return Err(Error::shape(format!(
+                "{what} has {len} elements, expected {} ({n_ids} ids x {dim})",
+                n_ids.saturating_mul(dim)
+            )));
+        }
+        Ok(())
+    }
+
     /// Apply `max_norm` to the rows `ids` would look up (no-op without `max_norm`).
     /// Ids must already be validated.
     pub fn apply_max_norm<I: Id>(&self, ids: &[I]) -> Result<()> {
@@ -285,14 +298,7 @@ impl Embedding {
     /// (`ids.len() * embedding_dim` elements of `D`: the table's dtype, or f32 for a bf16/f16 table).
     pub fn lookup_into<I: Id, D: Float>(&self, ids: &[I], out: &mut [D]) -> Result<()> {
         let dim = self.embedding_dim;
-        if out.len() != ids.len() * dim {
-            return Err(Error::shape(format!(
-                "out has {} elements, expected {} ({} ids x {dim})",
-                out.len(),
-                ids.len() * dim,
-                ids.len()
-            )));
-        }
+        self.check_rows(ids.len(), out.len(), "out")?;
         self.validate_ids(ids)?;
         self.apply_max_norm(ids)?;
         let w = self.weight();
@@ -313,7 +319,7 @@ impl Embedding {
 
     /// CPU fast path returning a new `(ids.len(), D)` vector of the table's dtype.
     pub fn lookup_vec<I: Id, T: Float>(&self, ids: &[I]) -> Result<Vec<T>> {
-        let n = ids.len() * self.embedding_dim;
+        let n = checked_elems(&[ids.len(), self.embedding_dim], std::mem::size_of::<T>())?;
         let mut out = try_alloc_uninit::<T>(n)?;
         self.lookup_into(ids, &mut out)?;
         Ok(out)

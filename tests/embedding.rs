@@ -5,6 +5,9 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_embed::{Embedding, EmbeddingConfig, Error};
 use candle_nn::{VarBuilder, VarMap};
 
+mod common;
+use common::Host;
+
 fn table(v: usize, d: usize) -> Embedding {
     Embedding::new(
         v,
@@ -120,12 +123,7 @@ fn var_builder_constructor_creates_a_normal_table() {
     let emb =
         Embedding::from_var_builder(vb.pp("tok"), 500, 32, EmbeddingConfig::default()).unwrap();
     assert_eq!((emb.num_embeddings(), emb.embedding_dim()), (500, 32));
-    let w = emb
-        .weight()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let w = emb.weight().vec1::<f32>();
     let mean = w.iter().map(|&x| x as f64).sum::<f64>() / w.len() as f64;
     let var = w.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / w.len() as f64;
     assert!(
@@ -188,18 +186,7 @@ fn save_and_load_keep_table_and_config() {
     let back = Embedding::load(&path, &Device::Cpu).unwrap();
     assert_eq!(back.config(), &cfg);
     assert_eq!(back.dtype(), DType::F16);
-    let (a, b) = (
-        emb.weight()
-            .to_dtype(DType::F32)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap(),
-        back.weight()
-            .to_dtype(DType::F32)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap(),
-    );
+    let (a, b) = (emb.weight().vec2::<f32>(), back.weight().vec2::<f32>());
     assert_eq!(a, b);
     std::fs::write(
         dir.join("bad.safetensors"),

@@ -14,6 +14,9 @@ use candle_embed::{
 };
 use proptest::prelude::*;
 
+mod common;
+use common::Host;
+
 /// Rows of `(id -> f64 gradient row)`, ids ascending: a reference coalesced gradient.
 type Reference = BTreeMap<i64, Vec<f64>>;
 
@@ -34,14 +37,7 @@ fn table(v: usize, d: usize, dtype: DType, seed: u64) -> Tensor {
 fn assert_matches(got: &SparseGrad, want: &Reference, tol: f64) {
     let ids: Vec<i64> = want.keys().copied().collect();
     assert_eq!(got.indices(), ids.as_slice());
-    let vals: Vec<f64> = got
-        .values()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let vals: Vec<f64> = got.values().vec1();
     let d = got.dim();
     for (k, row) in want.values().enumerate() {
         for (c, &w) in row.iter().enumerate() {
@@ -115,7 +111,7 @@ fn bag_reference(
 
 fn check_bag(v: usize, d: usize, ids: &[i64], nbags: usize, mode: BagMode, pad: Option<i64>) {
     let w = table(v, d, DType::F64, 5);
-    let wv: Vec<f64> = w.flatten_all().unwrap().to_vec1().unwrap();
+    let wv: Vec<f64> = w.vec1();
     let off = offsets(ids.len(), nbags, ids.len() as u64);
     let mut bounds: Vec<usize> = off.iter().map(|&o| o as usize).collect();
     bounds.push(ids.len());
@@ -139,7 +135,7 @@ fn check_bag(v: usize, d: usize, ids: &[i64], nbags: usize, mode: BagMode, pad: 
 fn check_attend(v: usize, d: usize, n: usize, k: usize, per_row: bool, ids: &[u32]) {
     let emb =
         Embedding::from_pretrained(table(v, d, DType::F64, 3), EmbeddingConfig::default()).unwrap();
-    let w: Vec<f64> = emb.weight().flatten_all().unwrap().to_vec1().unwrap();
+    let w: Vec<f64> = emb.weight().vec1();
     let x = values(n * d, 21);
     let g = values(n * k, 23);
     let id = |b: usize, j: usize| (if per_row { ids[b * k + j] } else { ids[j] }) as usize;
@@ -178,7 +174,7 @@ fn check_attend(v: usize, d: usize, n: usize, k: usize, per_row: bool, ids: &[u3
 /// `m / (norm + 1e-7)`, once, whatever its multiplicity; other rows stay.
 fn check_max_norm(v: usize, d: usize, ids: &[u32], m: f64) {
     let w0 = table(v, d, DType::F64, 7);
-    let mut want: Vec<f64> = w0.flatten_all().unwrap().to_vec1().unwrap();
+    let mut want: Vec<f64> = w0.vec1();
     let mut seen = vec![false; v];
     for &i in ids {
         let i = i as usize;
@@ -197,7 +193,7 @@ fn check_max_norm(v: usize, d: usize, ids: &[u32], m: f64) {
     };
     let emb = Embedding::from_pretrained(w0.copy().unwrap(), cfg).unwrap();
     let _: Vec<f64> = emb.lookup_vec(ids).unwrap();
-    let got: Vec<f64> = emb.weight().flatten_all().unwrap().to_vec1().unwrap();
+    let got: Vec<f64> = emb.weight().vec1();
     for (a, b) in got.iter().zip(&want) {
         assert!((a - b).abs() <= 1e-14 * (1.0 + b.abs()), "{a} vs {b}");
     }

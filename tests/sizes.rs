@@ -161,38 +161,31 @@ fn position_ids_past_i64_are_invalid_not_wrapped() {
     );
 }
 
-fn corpus() -> (Corpus, Vocab) {
+/// Train on a tiny corpus with `cfg` (one worker).
+fn train(cfg: TrainConfig) -> Result<Vec<f32>> {
     let mut corpus = Corpus::new();
     corpus.push_sentence("a b c d e f a b c d e f".split(' '));
     corpus.push_sentence("b c d a e f".split(' '));
     let vocab = Vocab::build(&corpus, 1, 1e-3, 0.75).unwrap();
-    (corpus, vocab)
+    let cfg = TrainConfig { workers: 1, ..cfg };
+    word2vec::train(&corpus, &vocab, &cfg, &mut |_, _| true).map(|t| t.vectors)
 }
 
 #[test]
-fn word2vec_epochs_that_overflow_are_invalid_not_wrapped() {
-    // Word2Vec(..., epochs=2**62): jobs x epochs and words x epochs overflow 64 bits.
-    let (corpus, vocab) = corpus();
-    let cfg = TrainConfig {
+fn word2vec_sizes_that_cannot_exist_or_overflow_are_typed_errors() {
+    // Word2Vec(..., epochs=2**62): jobs x epochs and words x epochs overflow 64 bits (they
+    // wrapped to zero jobs: an untrained table).
+    let epochs = TrainConfig {
         epochs: HUGE,
         vector_size: 4,
-        workers: 1,
         ..Default::default()
     };
-    let r = word2vec::train(&corpus, &vocab, &cfg, &mut |_, _| true);
-    assert!(is_invalid(r.map(|t| t.vectors)));
-}
-
-#[test]
-fn word2vec_tables_that_cannot_exist_are_memory_errors() {
+    assert!(is_invalid(train(epochs)));
     // Word2Vec(..., vector_size=2**62)
-    let (corpus, vocab) = corpus();
-    let cfg = TrainConfig {
+    let vector_size = TrainConfig {
         vector_size: HUGE,
-        workers: 1,
         ..Default::default()
     };
-    let r = word2vec::train(&corpus, &vocab, &cfg, &mut |_, _| true);
-    assert!(is_memory(r.map(|t| t.vectors)));
+    assert!(is_memory(train(vector_size)));
     assert!(is_memory(word2vec::sgns::init_vectors(3, HUGE, 0)));
 }

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::alloc::{checked_elems, try_filled};
 use crate::dtype::Float;
-use crate::{threads, Error, Result};
+use crate::{storage, threads, Error, Result};
 
 /// Work (in elements) below which a kernel runs on the calling thread.
 pub const PAR_MIN: usize = 1 << 15;
@@ -87,6 +87,51 @@ pub fn add_rows<T: Float>(x: &[T], rows: &[T], out: &mut [T]) {
                 .for_each(|(xc, oc)| xc.chunks(block).zip(oc.chunks_mut(block)).for_each(body))
         });
     }
+}
+
+/// The fast path of every position table: `out = x + table[offset..offset+T]` for `x` of
+/// `shape` `(..., T, dim)`, after every check (shape, span within the table's `(max_len, dim)`,
+/// sizes, a CPU table of element type `T`). `container` names the table in errors.
+pub fn add_table_rows<T: Float>(
+    table: &Tensor,
+    x: &[T],
+    shape: &[usize],
+    offset: i64,
+    out: &mut [T],
+    container: &'static str,
+) -> Result<()> {
+    let (max_len, dim) = table.dims2()?;
+    let (_, t) = split_seq_shape(shape, dim, "x")?;
+    let off = check_span(offset, t, max_len, container)?;
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if x.len() != out.len() || Some(x.len()) != n {
+        return Err(Error::shape("x, out and shape disagree in size"));
+    }
+    if table.dtype() != T::DT || !table.device().is_cpu() {
+        return Err(Error::dtype(format!(
+            "add_into needs a CPU {:?} table, this one is {:?}",
+            T::DT,
+            table.dtype()
+        )));
+    }
+    storage::read::<T, ()>(table, |tab| {
+        add_rows(x, &tab[off * dim..(off + t) * dim], out)
+    })
+}
+
+/// The portable path of every position table: `x + table.narrow(0, offset, T)` with candle ops
+/// on the table's device, in `x`'s dtype.
+pub fn add_table_rows_portable(
+    table: &Tensor,
+    x: &Tensor,
+    offset: i64,
+    container: &'static str,
+) -> Result<Tensor> {
+    let (max_len, dim) = table.dims2()?;
+    let (_, t) = split_seq_shape(x.dims(), dim, "x")?;
+    let off = check_span(offset, t, max_len, container)?;
+    let rows = table.narrow(0, off, t)?.to_dtype(x.dtype())?;
+    Ok(x.broadcast_add(&rows)?)
 }
 
 /// `0, 1, .., n - 1` as an f64 tensor of shape `(n,)` on `device`: exact below 2^53, far past

@@ -17,10 +17,10 @@
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
-use super::common::{add_rows, arange_f64, check_span, split_seq_shape, PAR_MIN};
+use super::common::{add_table_rows, add_table_rows_portable, arange_f64, PAR_MIN};
 use crate::alloc::{check_table_size, try_alloc_uninit, try_collect, try_filled};
 use crate::dtype::{check_float, Float};
-use crate::{storage, threads, with_float, Error, Result};
+use crate::{threads, with_float, Error, Result};
 
 /// Rows per rotation block of the fast table kernel.
 pub const BLOCK: usize = 32;
@@ -228,30 +228,13 @@ impl SinusoidalPositionalEncoding {
         offset: i64,
         out: &mut [T],
     ) -> Result<()> {
-        let (_, t) = split_seq_shape(shape, self.dim, "x")?;
-        let off = check_span(offset, t, self.config.max_len, "a sinusoidal table")?;
-        if x.len() != out.len() || x.len() != shape.iter().product::<usize>() {
-            return Err(Error::shape("x, out and shape disagree in size"));
-        }
-        if self.table.dtype() != T::DT || !self.table.device().is_cpu() {
-            return Err(Error::dtype(format!(
-                "add_into needs a CPU {:?} table, this one is {:?}",
-                T::DT,
-                self.table.dtype()
-            )));
-        }
-        storage::read::<T, ()>(&self.table, |tab| {
-            add_rows(x, &tab[off * self.dim..(off + t) * self.dim], out)
-        })
+        add_table_rows(&self.table, x, shape, offset, out, "a sinusoidal table")
     }
 
     /// `x + table[offset..offset+T]` for a tensor `x` of shape `(..., T, dim)` on the table's
     /// device (portable path: `narrow` + `broadcast_add`), result in `x`'s dtype.
     pub fn forward(&self, x: &Tensor, offset: i64) -> Result<Tensor> {
-        let (_, t) = split_seq_shape(x.dims(), self.dim, "x")?;
-        let off = check_span(offset, t, self.config.max_len, "a sinusoidal table")?;
-        let rows = self.table.narrow(0, off, t)?.to_dtype(x.dtype())?;
-        Ok(x.broadcast_add(&rows)?)
+        add_table_rows_portable(&self.table, x, offset, "a sinusoidal table")
     }
 }
 

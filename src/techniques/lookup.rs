@@ -12,13 +12,11 @@ use rayon::prelude::*;
 
 use super::dropout::WordDropout;
 use super::normalize;
-use crate::alloc::try_collect;
+use crate::alloc::{try_alloc_uninit, try_collect};
 use crate::dtype::Float;
 use crate::ids::Id;
 use crate::kernels::cpu::prefetch::{prefetch_row, DISTANCE};
-use crate::{
-    bail_invalid, rng, storage, threads, with_float, Embedding, Error, Result, SparseGrad,
-};
+use crate::{bail_invalid, rng, storage, threads, with_float, Embedding, Result, SparseGrad};
 
 /// Below this many output elements the pool's dispatch costs more than it saves.
 const PARALLEL_MIN_ELEMS: usize = 1 << 15;
@@ -136,14 +134,7 @@ impl Embedding {
             return self.lookup_into(ids, out);
         }
         let dim = self.embedding_dim();
-        if out.len() != ids.len() * dim {
-            return Err(Error::Shape(format!(
-                "out has {} elements, expected {} ({} ids x {dim})",
-                out.len(),
-                ids.len() * dim,
-                ids.len()
-            )));
-        }
+        self.check_rows(ids.len(), out.len(), "out")?;
         self.validate_ids(ids)?;
         let w = self.weight();
         if !w.device().is_cpu() {
@@ -196,16 +187,9 @@ impl Embedding {
         t: &RowTransform,
     ) -> Result<Vec<G>> {
         let dim = self.embedding_dim();
-        if grad.len() != ids.len() * dim {
-            return Err(Error::Shape(format!(
-                "grad_output has {} elements, expected {} ({} ids x {dim})",
-                grad.len(),
-                ids.len() * dim,
-                ids.len()
-            )));
-        }
+        self.check_rows(ids.len(), grad.len(), "grad_output")?;
         self.validate_ids(ids)?;
-        let mut out = crate::alloc::try_alloc_uninit::<G>(grad.len())?;
+        let mut out = try_alloc_uninit::<G>(grad.len())?;
         if t.is_identity() || dim == 0 {
             out.copy_from_slice(grad);
             return Ok(out);
