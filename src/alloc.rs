@@ -39,10 +39,57 @@ pub fn try_filled<T: Clone>(n: usize, value: T) -> Result<Vec<T>> {
     Ok(v)
 }
 
-/// A zero-initialised (`T::default()`) vector of `n` elements, reporting failure instead of
-/// aborting.
-pub fn try_alloc<T: Default + Clone>(n: usize) -> Result<Vec<T>> {
-    try_filled(n, T::default())
+/// Plain numbers whose all-zero bytes are the value zero, so a zeroed buffer of them can come
+/// straight from the allocator (`calloc`: fresh pages are zero already, no write pass).
+///
+/// # Safety
+/// Implement only for types for which every all-zero bit pattern is a valid value.
+pub unsafe trait Zeroed: Copy {}
+
+macro_rules! zeroed {
+    ($($t:ty),*) => {$(
+        // SAFETY: a primitive number: all-zero bytes are its zero.
+        unsafe impl Zeroed for $t {}
+    )*};
+}
+zeroed!(
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    isize,
+    f32,
+    f64,
+    half::f16,
+    half::bf16
+);
+
+/// A vector of `n` zeros, reporting failure instead of aborting: a fallible `vec![0; n]`,
+/// allocated zeroed as `vec!` does (no separate zero-fill pass).
+pub fn try_alloc<T: Zeroed>(n: usize) -> Result<Vec<T>> {
+    if n == 0 || std::mem::size_of::<T>() == 0 {
+        return try_filled(n, zero::<T>());
+    }
+    let layout = std::alloc::Layout::array::<T>(n).map_err(|_| refused::<T>(n))?;
+    // SAFETY: the layout has a non-zero size (n > 0, T is not zero-sized).
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return Err(refused::<T>(n));
+    }
+    // SAFETY: `ptr` comes from the global allocator with the layout of a `Vec<T>` of capacity
+    // `n` (`Layout::array`), and its `n` elements are all-zero bytes, valid `T`s (`Zeroed`).
+    Ok(unsafe { Vec::from_raw_parts(ptr, n, n) })
+}
+
+/// The zero of a [`Zeroed`] type.
+fn zero<T: Zeroed>() -> T {
+    // SAFETY: all-zero bytes are a valid `T` (the `Zeroed` contract).
+    unsafe { std::mem::zeroed() }
 }
 
 /// A vector of `n` floats whose contents the caller overwrites completely, without a zero-fill
