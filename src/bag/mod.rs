@@ -13,7 +13,8 @@
 //!
 //! Backward: `d W[i] = sum_{k: ids[k] = i} s_k * g[bag(k)]` with `s_k = w_k` (sum), `1/count`
 //! (mean); for max each column's gradient goes to that column's argmax (first occurrence),
-//! recomputed from the current table. Returned coalesced ([`SparseGrad`](crate::SparseGrad)). Padding rows get none.
+//! recomputed from the current table. Returned coalesced
+//! ([`SparseGrad`](crate::SparseGrad)); padding rows get none.
 //!
 //! Two paths: [`EmbeddingBag::forward_into`] (CPU kernel `kernels::cpu::bag`) and
 //! [`EmbeddingBag::forward_portable`] (candle `index_select` + `index_add`, any device).
