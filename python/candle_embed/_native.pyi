@@ -190,13 +190,85 @@ class _SparseOptimizer:
     """Native half of ``candle_embed.optim`` (use the classes there)."""
 
     def __new__(
-        cls, kind: str, tables: list[Embedding], hyper: dict[str, float]
+        cls,
+        tables: list[Embedding],
+        config: SGDConfig | AdagradConfig | RowWiseAdagradConfig | SparseAdamConfig,
     ) -> _SparseOptimizer: ...
     def step(self, grads: list[SparseGrad | None]) -> None: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
     @property
     def kind(self) -> str: ...
+
+# Optimizer configs: calling a class with no argument gives the Rust config's `Default` (the one
+# home of the defaults that candle_embed.optim's signatures show).
+
+@final
+class SGDConfig:
+    """Hyper-parameters of ``optim.SGD`` (the core's ``SgdConfig``)."""
+
+    def __new__(
+        cls, *, lr: float = ..., momentum: float = ..., weight_decay: float = ...
+    ) -> SGDConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def momentum(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    def as_dict(self) -> dict[str, Any]:
+        """The hyper-parameters as a dict, by keyword."""
+
+@final
+class AdagradConfig:
+    """Hyper-parameters of ``optim.Adagrad`` (the core's ``AdagradConfig``)."""
+
+    def __new__(
+        cls,
+        *,
+        lr: float = ...,
+        lr_decay: float = ...,
+        initial_accumulator_value: float = ...,
+        eps: float = ...,
+    ) -> AdagradConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def lr_decay(self) -> float: ...
+    @property
+    def initial_accumulator_value(self) -> float: ...
+    @property
+    def eps(self) -> float: ...
+    def as_dict(self) -> dict[str, Any]:
+        """The hyper-parameters as a dict, by keyword."""
+
+@final
+class RowWiseAdagradConfig:
+    """Hyper-parameters of ``optim.RowWiseAdagrad`` (the core's ``RowWiseAdagradConfig``)."""
+
+    def __new__(cls, *, lr: float = ..., eps: float = ...) -> RowWiseAdagradConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def eps(self) -> float: ...
+    def as_dict(self) -> dict[str, Any]:
+        """The hyper-parameters as a dict, by keyword."""
+
+@final
+class SparseAdamConfig:
+    """Hyper-parameters of ``optim.SparseAdam`` (the core's ``SparseAdamConfig``)."""
+
+    def __new__(
+        cls, *, lr: float = ..., betas: tuple[float, float] = ..., eps: float = ...
+    ) -> SparseAdamConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def betas(self) -> tuple[float, float]: ...
+    @property
+    def eps(self) -> float: ...
+    def as_dict(self) -> dict[str, Any]:
+        """The hyper-parameters as a dict, by keyword."""
 
 # --- EmbeddingBag ---
 

@@ -1,22 +1,30 @@
 """Sparse optimizers: update only the rows present in a ``SparseGrad``, in place, on many threads.
 
-``params`` is a table or a list of them. A *table* is an ``Embedding`` or any object with a
-``sparse_parameters()`` method returning a list of ``Embedding`` (how composite tables such as
-positional embeddings or ``TransformerEmbeddings`` take part). ``grads`` in ``step`` is a
-``SparseGrad`` (one table) or a list with one ``SparseGrad`` (or ``None``: skip) per table, in
-the order of the flattened ``params``.
+``params`` is a table or a list of them. A *table* is an ``Embedding``, or any object of yours
+with a ``sparse_parameters()`` method returning a list of ``Embedding`` (its tables join in that
+order). The composite modules of this package do not have that method; they expose their
+tables as ``Embedding`` properties instead: ``LearnedPositionalEmbedding.embedding``,
+``RelativePositionBias.embedding`` and ``TransformerEmbeddings.token`` / ``.position`` /
+``.segment``, whose ``backward`` returns their ``SparseGrad`` values. ``grads`` in ``step``
+is a ``SparseGrad`` (one table) or a list with one ``SparseGrad`` (or ``None``: skip) per table,
+in the order of the flattened ``params``.
 
 A step holds each table's write lock while it updates it, so a lookup running in another thread
 sees every row either before or after the step, never half-updated. A failed step (wrong
 gradient shape, wrong count) raises before any row changes: tables and state stay as they were.
 Frozen tables (``Embedding.from_pretrained(..., freeze=True)``) are refused.
+
+Every default shown in the signatures below is read from the native config classes
+(``_native.SGDConfig()`` and so on), which take theirs from the Rust config structs'
+``Default``: that is the one place defaults are written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Union
 
+from candle_embed import _native
 from candle_embed._native import Embedding, SparseGrad, _SparseOptimizer
 
 __all__ = ["SGD", "Adagrad", "RowWiseAdagrad", "SparseAdam", "SparseOptimizer"]
@@ -58,15 +66,27 @@ def _grads(grads: Any, n: int) -> list[SparseGrad | None]:
     return flat
 
 
+_Config = Union[
+    _native.SGDConfig,
+    _native.AdagradConfig,
+    _native.RowWiseAdagradConfig,
+    _native.SparseAdamConfig,
+]
+
+# The defaults of every signature below (the Rust configs' `Default`).
+_SGD = _native.SGDConfig()
+_ADAGRAD = _native.AdagradConfig()
+_ROWWISE = _native.RowWiseAdagradConfig()
+_ADAM = _native.SparseAdamConfig()
+
+
 class SparseOptimizer:
     """Common base: ``step(grads)``, ``state_dict()``, ``load_state_dict(state)``."""
 
-    _kind = ""
-
-    def __init__(self, params: Any, hyper: dict[str, float]) -> None:
+    def __init__(self, params: Any, config: _Config) -> None:
         self._params = _tables(params)
-        self._native = _SparseOptimizer(self._kind, self._params, hyper)
-        self.defaults = dict(hyper)
+        self._native = _SparseOptimizer(self._params, config)
+        self.defaults: dict[str, Any] = config.as_dict()
 
     @property
     def params(self) -> list[Embedding]:
@@ -94,63 +114,58 @@ class SGD(SparseOptimizer):
     """``w[idx] -= lr * d``, ``d = g + weight_decay * w[idx]`` (touched rows only), with a
     per-row momentum buffer ``buf[idx] = momentum * buf[idx] + d`` when ``momentum > 0``."""
 
-    _kind = "SGD"
-
     def __init__(
-        self, params: Any, lr: float, *, momentum: float = 0.0, weight_decay: float = 0.0
+        self,
+        params: Any,
+        lr: float,
+        *,
+        momentum: float = _SGD.momentum,
+        weight_decay: float = _SGD.weight_decay,
     ) -> None:
-        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+        config = _native.SGDConfig(lr=lr, momentum=momentum, weight_decay=weight_decay)
+        super().__init__(params, config)
 
 
 class Adagrad(SparseOptimizer):
     """PyTorch's sparse Adagrad: ``sum[idx] += g**2``,
     ``w[idx] -= lr / (1 + (t-1) * lr_decay) * g / (sqrt(sum[idx]) + eps)``."""
 
-    _kind = "Adagrad"
-
     def __init__(
         self,
         params: Any,
-        lr: float = 0.01,
+        lr: float = _ADAGRAD.lr,
         *,
-        lr_decay: float = 0.0,
-        initial_accumulator_value: float = 0.0,
-        eps: float = 1e-10,
+        lr_decay: float = _ADAGRAD.lr_decay,
+        initial_accumulator_value: float = _ADAGRAD.initial_accumulator_value,
+        eps: float = _ADAGRAD.eps,
     ) -> None:
-        super().__init__(
-            params,
-            {
-                "lr": lr,
-                "lr_decay": lr_decay,
-                "initial_accumulator_value": initial_accumulator_value,
-                "eps": eps,
-            },
+        config = _native.AdagradConfig(
+            lr=lr,
+            lr_decay=lr_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
         )
+        super().__init__(params, config)
 
 
 class RowWiseAdagrad(SparseOptimizer):
     """FBGEMM's row-wise Adagrad: one accumulator per row, ``acc[r] += mean(g[r]**2)``,
     ``w[r] -= lr * g[r] / (sqrt(acc[r]) + eps)``."""
 
-    _kind = "RowWiseAdagrad"
-
-    def __init__(self, params: Any, lr: float = 0.01, *, eps: float = 1e-10) -> None:
-        super().__init__(params, {"lr": lr, "eps": eps})
+    def __init__(self, params: Any, lr: float = _ROWWISE.lr, *, eps: float = _ROWWISE.eps) -> None:
+        super().__init__(params, _native.RowWiseAdagradConfig(lr=lr, eps=eps))
 
 
 class SparseAdam(SparseOptimizer):
     """PyTorch's SparseAdam: lazy moments (untouched rows keep stale moments), bias correction
     from the table's global step count."""
 
-    _kind = "SparseAdam"
-
     def __init__(
         self,
         params: Any,
-        lr: float = 1e-3,
+        lr: float = _ADAM.lr,
         *,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
+        betas: tuple[float, float] = _ADAM.betas,
+        eps: float = _ADAM.eps,
     ) -> None:
-        b1, b2 = betas
-        super().__init__(params, {"lr": lr, "beta1": b1, "beta2": b2, "eps": eps})
+        super().__init__(params, _native.SparseAdamConfig(lr=lr, betas=betas, eps=eps))

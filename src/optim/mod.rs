@@ -15,10 +15,17 @@
 //!
 //! Every check (frozen table, CPU device, gradient count and shapes, state shapes) happens
 //! before the first row is written, so a failed step leaves tables and state unchanged.
+//!
+//! Layout: each optimizer is one file holding its config (whose `Default` is the one home of
+//! its defaults) and its [`Rule`]: the per-row update and the state it keeps. Everything else
+//! is shared: [`Optimizer`] (construction, `step`, state dicts), `touched` (the parallel walk
+//! over a gradient's rows) and `state` (buffers and [`StateDict`]).
 
 pub mod adagrad;
 pub mod adam;
+mod optimizer;
 pub mod rowwise_adagrad;
+mod rule;
 pub mod sgd;
 mod state;
 mod touched;
@@ -27,13 +34,16 @@ use std::sync::Arc;
 
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{SparseAdam, SparseAdamConfig};
+pub use optimizer::Optimizer;
 pub use rowwise_adagrad::{RowWiseAdagrad, RowWiseAdagradConfig};
+pub use rule::{Layout, Rule, SlotSpec};
 pub use sgd::{Sgd, SgdConfig};
-pub use state::{Buf, StateDict};
+pub use state::{AccElem, Buf, StateDict};
+pub use touched::SlotRows;
 
 use crate::embedding::Embedding;
 use crate::sparse::SparseGrad;
-use crate::{Error, Result};
+use crate::Result;
 
 /// What every sparse optimizer offers.
 pub trait SparseOptimizer: Send {
@@ -45,29 +55,4 @@ pub trait SparseOptimizer: Send {
     fn state_dict(&self) -> Result<StateDict>;
     /// Replace the state with `state` (validated completely first).
     fn load_state_dict(&mut self, state: &StateDict) -> Result<()>;
-}
-
-/// Refuse frozen or non-CPU tables (at construction).
-pub(crate) fn check_params(params: &[Arc<Embedding>]) -> Result<()> {
-    for (i, p) in params.iter().enumerate() {
-        if p.is_frozen() {
-            return Err(Error::InvalidArgument(format!(
-                "parameter {i} is a frozen table (from_pretrained(freeze=True)) and cannot be optimized"
-            )));
-        }
-        if !p.device().is_cpu() {
-            return Err(Error::UnsupportedDevice {
-                device: format!("{:?}", p.device()),
-                reason: "sparse optimizers run on CPU tables".into(),
-            });
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn check_hyper(name: &str, v: f64, ok: bool) -> Result<()> {
-    if !v.is_finite() || !ok {
-        return Err(Error::InvalidArgument(format!("invalid {name}: {v}")));
-    }
-    Ok(())
 }

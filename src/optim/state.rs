@@ -3,48 +3,48 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use super::rule::{Layout, SlotSpec};
 use crate::dtype::Float;
 use crate::{hugepages, Error, Result};
 
 /// The state dtype of a table dtype (f64 for f64 tables, f32 otherwise).
-pub fn acc_dtype(d: DType) -> DType {
+pub(crate) fn acc_dtype(d: DType) -> DType {
     crate::sparse::coalesce::acc_dtype(d)
 }
 
 /// A state buffer in the accumulator dtype.
 #[derive(Clone, Debug)]
 pub enum Buf {
+    /// State of f32, f16 and bf16 tables.
     F32(Vec<f32>),
+    /// State of f64 tables.
     F64(Vec<f64>),
 }
 
-/// f32 / f64: the element types of state buffers.
+/// f32 / f64: the element types of state buffers (a table's accumulator type).
 pub trait AccElem: Float {
+    /// The elements of `b` (panics if `b` holds the other type: a bug, never user input).
     fn slice_mut(b: &mut Buf) -> &mut [Self];
+    /// `v` as a buffer.
     fn wrap(v: Vec<Self>) -> Buf;
 }
-impl AccElem for f32 {
-    fn slice_mut(b: &mut Buf) -> &mut [f32] {
-        match b {
-            Buf::F32(v) => v,
-            Buf::F64(_) => panic!("state buffer is f64, expected f32"),
+macro_rules! acc_elem {
+    ($t:ty, $variant:ident) => {
+        impl AccElem for $t {
+            fn slice_mut(b: &mut Buf) -> &mut [$t] {
+                match b {
+                    Buf::$variant(v) => v,
+                    _ => panic!(concat!("state buffer is not ", stringify!($t))),
+                }
+            }
+            fn wrap(v: Vec<$t>) -> Buf {
+                Buf::$variant(v)
+            }
         }
-    }
-    fn wrap(v: Vec<f32>) -> Buf {
-        Buf::F32(v)
-    }
+    };
 }
-impl AccElem for f64 {
-    fn slice_mut(b: &mut Buf) -> &mut [f64] {
-        match b {
-            Buf::F64(v) => v,
-            Buf::F32(_) => panic!("state buffer is f32, expected f64"),
-        }
-    }
-    fn wrap(v: Vec<f64>) -> Buf {
-        Buf::F64(v)
-    }
-}
+acc_elem!(f32, F32);
+acc_elem!(f64, F64);
 
 impl Buf {
     /// `n` elements equal to `value`, in `dtype` (F32 or F64). Zeros come from `calloc`, so
@@ -93,7 +93,7 @@ impl Buf {
 
 /// One named buffer of a table's state.
 #[derive(Clone, Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     pub name: &'static str,
     pub shape: Vec<usize>,
     pub buf: Buf,
@@ -101,22 +101,49 @@ pub struct Slot {
 
 /// The state of one table: its step count and named buffers.
 #[derive(Clone, Debug, Default)]
-pub struct ParamState {
+pub(crate) struct ParamState {
     pub step: u64,
     pub slots: Vec<Slot>,
+}
+
+impl ParamState {
+    /// The fresh state of a `(rows, dim)` table of dtype `table`: step 0, each buffer of
+    /// `specs` filled with its initial value in the accumulator dtype.
+    pub fn new(rows: usize, dim: usize, table: DType, specs: &[SlotSpec]) -> Result<Self> {
+        let acc = acc_dtype(table);
+        let slots = specs
+            .iter()
+            .map(|spec| {
+                let shape = match spec.layout {
+                    Layout::PerElement => vec![rows, dim],
+                    Layout::PerRow => vec![rows],
+                };
+                let n = shape.iter().product();
+                Ok(Slot {
+                    name: spec.name,
+                    shape,
+                    buf: Buf::filled(acc, n, spec.init)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ParamState { step: 0, slots })
+    }
 }
 
 /// A snapshot of an optimizer's state: `kind` names the optimizer; `steps[i]` and
 /// `buffers[i]` (name -> tensor) belong to table `i`.
 #[derive(Clone, Debug)]
 pub struct StateDict {
+    /// The optimizer's name ("SGD", "Adagrad", ...).
     pub kind: String,
+    /// Each table's step count.
     pub steps: Vec<u64>,
+    /// Each table's buffers by name (CPU tensors in the accumulator dtype).
     pub buffers: Vec<Vec<(String, Tensor)>>,
 }
 
 /// Copy every table's state into a [`StateDict`].
-pub fn save(kind: &str, states: &[ParamState]) -> Result<StateDict> {
+pub(crate) fn save(kind: &str, states: &[ParamState]) -> Result<StateDict> {
     let mut buffers = Vec::with_capacity(states.len());
     for s in states {
         let mut b = Vec::with_capacity(s.slots.len());
@@ -133,7 +160,7 @@ pub fn save(kind: &str, states: &[ParamState]) -> Result<StateDict> {
 }
 
 /// Replace `states` by `dict`, after checking kind, table count, names and shapes of all of it.
-pub fn load(kind: &str, states: &mut [ParamState], dict: &StateDict) -> Result<()> {
+pub(crate) fn load(kind: &str, states: &mut [ParamState], dict: &StateDict) -> Result<()> {
     if dict.kind != kind {
         return Err(Error::InvalidArgument(format!(
             "state is for a {} optimizer, this is {kind}",
@@ -189,36 +216,4 @@ pub fn load(kind: &str, states: &mut [ParamState], dict: &StateDict) -> Result<(
     }
     states.clone_from_slice(&fresh);
     Ok(())
-}
-
-/// Call `$body` with `$T` the table's element type and `$A` its accumulator type.
-#[macro_export]
-macro_rules! with_table {
-    ($dtype:expr, $T:ident, $A:ident => $body:expr) => {
-        match $dtype {
-            candle_core::DType::F32 => {
-                type $T = f32;
-                type $A = f32;
-                $body
-            }
-            candle_core::DType::F64 => {
-                type $T = f64;
-                type $A = f64;
-                $body
-            }
-            candle_core::DType::F16 => {
-                type $T = half::f16;
-                type $A = f32;
-                $body
-            }
-            candle_core::DType::BF16 => {
-                type $T = half::bf16;
-                type $A = f32;
-                $body
-            }
-            other => Err($crate::Error::DType(format!(
-                "unsupported table dtype {other:?}"
-            ))),
-        }
-    };
 }

@@ -80,14 +80,16 @@ pub(crate) fn step_tables(
     Ok(())
 }
 
-/// Row `row` of each optimizer-state slot, for one call of the per-row rule.
-pub(crate) struct SlotRows<'a, A> {
+/// The current row of each state buffer of a table, for one call of a rule's `update_row`
+/// (a `PerRow` buffer gives a one-element row).
+pub struct SlotRows<'a, A> {
     slots: &'a [RowsMut<A>],
     row: usize,
 }
 
 impl<'a, A> SlotRows<'a, A> {
-    /// The row of each of the `N` slots (`N` must be the optimizer's slot count).
+    /// The row of each of the `N` buffers, in the order of the rule's `slots()` (`N` must be
+    /// their count: a mismatch is a bug in the rule and panics).
     pub fn take<const N: usize>(self) -> [&'a mut [A]; N] {
         assert_eq!(N, self.slots.len(), "optimizer slot count");
         // SAFETY: the slots are distinct buffers and `self` is consumed, so each slot's row is

@@ -1,0 +1,68 @@
+//! Optimizer state dicts between Python and the core: `{"kind": str, "step": [int per table],
+//! "state": [{name: ndarray} per table]}` <-> `candle_embed::optim::StateDict` (copies).
+
+use candle_embed::optim::StateDict;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::errors::{type_error, value_error};
+use crate::tables::{numpy_to_tensor, tensor_to_numpy};
+
+/// A copy of `sd` as a Python dict.
+pub fn to_py<'py>(py: Python<'py>, sd: &StateDict) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("kind", &sd.kind)?;
+    d.set_item("step", sd.steps.clone())?;
+    let state = PyList::empty(py);
+    for bufs in &sd.buffers {
+        let b = PyDict::new(py);
+        for (name, t) in bufs {
+            b.set_item(name, tensor_to_numpy(py, t)?)?;
+        }
+        state.append(b)?;
+    }
+    d.set_item("state", state)?;
+    Ok(d)
+}
+
+/// Read a state dict given by Python (its values are checked by the core's `load_state_dict`).
+pub fn from_py(state: &Bound<'_, PyAny>) -> PyResult<StateDict> {
+    let state = state
+        .cast::<PyDict>()
+        .map_err(|_| type_error("a state dict must be a dict"))?;
+    let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
+        state
+            .get_item(k)?
+            .ok_or_else(|| value_error(format!("state_dict lacks '{k}'")))
+    };
+    let kind: String = get("kind")?
+        .extract()
+        .map_err(|_| type_error("state_dict['kind'] must be a str"))?;
+    let steps: Vec<u64> = get("step")?
+        .extract()
+        .map_err(|_| type_error("state_dict['step'] must be a list of non-negative ints"))?;
+    let tables = get("state")?;
+    let tables = tables
+        .try_iter()
+        .map_err(|_| type_error("state_dict['state'] must be a list of dicts"))?;
+    let mut buffers = Vec::new();
+    for (i, item) in tables.enumerate() {
+        let item = item?;
+        let b = item
+            .cast::<PyDict>()
+            .map_err(|_| type_error(format!("state_dict['state'][{i}] must be a dict")))?;
+        let mut bufs = Vec::new();
+        for (k, v) in b.iter() {
+            let name: String = k
+                .extract()
+                .map_err(|_| type_error(format!("state_dict['state'][{i}] keys must be str")))?;
+            bufs.push((name.clone(), numpy_to_tensor(&v, &name)?));
+        }
+        buffers.push(bufs);
+    }
+    Ok(StateDict {
+        kind,
+        steps,
+        buffers,
+    })
+}
