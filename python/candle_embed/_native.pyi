@@ -192,7 +192,7 @@ class _SparseOptimizer:
     def __new__(
         cls,
         tables: list[Embedding],
-        config: SGDConfig | AdagradConfig | RowWiseAdagradConfig | SparseAdamConfig,
+        config: SGDConfig | AdagradConfig | RowWiseAdagradConfig | SparseAdamConfig | AdamWConfig,
     ) -> _SparseOptimizer: ...
     def step(self, grads: list[SparseGrad | None]) -> None: ...
     def state_dict(self) -> dict[str, Any]: ...
@@ -208,14 +208,33 @@ class SGDConfig:
     """Hyper-parameters of ``optim.SGD`` (the core's ``SgdConfig``)."""
 
     def __new__(
-        cls, *, lr: float = ..., momentum: float = ..., weight_decay: float = ...
+        cls,
+        *,
+        lr: float = ...,
+        momentum: float = ...,
+        dampening: float = ...,
+        nesterov: bool = ...,
+        weight_decay: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
     ) -> SGDConfig: ...
     @property
     def lr(self) -> float: ...
     @property
     def momentum(self) -> float: ...
     @property
+    def dampening(self) -> float: ...
+    @property
+    def nesterov(self) -> bool: ...
+    @property
     def weight_decay(self) -> float: ...
+    @property
+    def maximize(self) -> bool: ...
+    @property
+    def stochastic_rounding(self) -> bool: ...
+    @property
+    def seed(self) -> int: ...
     def as_dict(self) -> dict[str, Any]:
         """The hyper-parameters as a dict, by keyword."""
 
@@ -228,17 +247,29 @@ class AdagradConfig:
         *,
         lr: float = ...,
         lr_decay: float = ...,
+        weight_decay: float = ...,
         initial_accumulator_value: float = ...,
         eps: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
     ) -> AdagradConfig: ...
     @property
     def lr(self) -> float: ...
     @property
     def lr_decay(self) -> float: ...
     @property
+    def weight_decay(self) -> float: ...
+    @property
     def initial_accumulator_value(self) -> float: ...
     @property
     def eps(self) -> float: ...
+    @property
+    def maximize(self) -> bool: ...
+    @property
+    def stochastic_rounding(self) -> bool: ...
+    @property
+    def seed(self) -> int: ...
     def as_dict(self) -> dict[str, Any]:
         """The hyper-parameters as a dict, by keyword."""
 
@@ -246,11 +277,25 @@ class AdagradConfig:
 class RowWiseAdagradConfig:
     """Hyper-parameters of ``optim.RowWiseAdagrad`` (the core's ``RowWiseAdagradConfig``)."""
 
-    def __new__(cls, *, lr: float = ..., eps: float = ...) -> RowWiseAdagradConfig: ...
+    def __new__(
+        cls,
+        *,
+        lr: float = ...,
+        eps: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
+    ) -> RowWiseAdagradConfig: ...
     @property
     def lr(self) -> float: ...
     @property
     def eps(self) -> float: ...
+    @property
+    def maximize(self) -> bool: ...
+    @property
+    def stochastic_rounding(self) -> bool: ...
+    @property
+    def seed(self) -> int: ...
     def as_dict(self) -> dict[str, Any]:
         """The hyper-parameters as a dict, by keyword."""
 
@@ -259,7 +304,14 @@ class SparseAdamConfig:
     """Hyper-parameters of ``optim.SparseAdam`` (the core's ``SparseAdamConfig``)."""
 
     def __new__(
-        cls, *, lr: float = ..., betas: tuple[float, float] = ..., eps: float = ...
+        cls,
+        *,
+        lr: float = ...,
+        betas: tuple[float, float] = ...,
+        eps: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
     ) -> SparseAdamConfig: ...
     @property
     def lr(self) -> float: ...
@@ -267,6 +319,44 @@ class SparseAdamConfig:
     def betas(self) -> tuple[float, float]: ...
     @property
     def eps(self) -> float: ...
+    @property
+    def maximize(self) -> bool: ...
+    @property
+    def stochastic_rounding(self) -> bool: ...
+    @property
+    def seed(self) -> int: ...
+    def as_dict(self) -> dict[str, Any]:
+        """The hyper-parameters as a dict, by keyword."""
+
+@final
+class AdamWConfig:
+    """Hyper-parameters of ``optim.AdamW`` (the core's ``AdamWConfig``)."""
+
+    def __new__(
+        cls,
+        *,
+        lr: float = ...,
+        betas: tuple[float, float] = ...,
+        eps: float = ...,
+        weight_decay: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
+    ) -> AdamWConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def betas(self) -> tuple[float, float]: ...
+    @property
+    def eps(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def maximize(self) -> bool: ...
+    @property
+    def stochastic_rounding(self) -> bool: ...
+    @property
+    def seed(self) -> int: ...
     def as_dict(self) -> dict[str, Any]:
         """The hyper-parameters as a dict, by keyword."""
 

@@ -27,7 +27,7 @@ from typing import Any, Union
 from candle_embed import _native
 from candle_embed._native import Embedding, SparseGrad, _SparseOptimizer
 
-__all__ = ["SGD", "Adagrad", "RowWiseAdagrad", "SparseAdam", "SparseOptimizer"]
+__all__ = ["SGD", "Adagrad", "AdamW", "RowWiseAdagrad", "SparseAdam", "SparseOptimizer"]
 
 
 def _tables(params: Any) -> list[Embedding]:
@@ -71,6 +71,7 @@ _Config = Union[
     _native.AdagradConfig,
     _native.RowWiseAdagradConfig,
     _native.SparseAdamConfig,
+    _native.AdamWConfig,
 ]
 
 # The defaults of every signature below (the Rust configs' `Default`).
@@ -78,10 +79,19 @@ _SGD = _native.SGDConfig()
 _ADAGRAD = _native.AdagradConfig()
 _ROWWISE = _native.RowWiseAdagradConfig()
 _ADAM = _native.SparseAdamConfig()
+_ADAMW = _native.AdamWConfig()
 
 
 class SparseOptimizer:
-    """Common base: ``step(grads)``, ``state_dict()``, ``load_state_dict(state)``."""
+    """Common base: ``step(grads)``, ``state_dict()``, ``load_state_dict(state)``.
+
+    Every optimizer also takes ``maximize`` (ascend: the gradient is negated before the rule,
+    as PyTorch does), ``stochastic_rounding`` (float16/bfloat16 tables: each updated element,
+    computed in float32, is rounded to the table dtype stochastically, FBGEMM's rule, so that
+    updates smaller than the dtype's spacing still move the row on average; float32/float64
+    tables are unaffected) and ``seed`` (the rounding's random bits derive from it, the
+    table's index, its step count and the row: a run is reproducible for any thread count).
+    """
 
     def __init__(self, params: Any, config: _Config) -> None:
         self._params = _tables(params)
@@ -111,8 +121,10 @@ class SparseOptimizer:
 
 
 class SGD(SparseOptimizer):
-    """``w[idx] -= lr * d``, ``d = g + weight_decay * w[idx]`` (touched rows only), with a
-    per-row momentum buffer ``buf[idx] = momentum * buf[idx] + d`` when ``momentum > 0``."""
+    """PyTorch's SGD on the touched rows: ``g' = g + weight_decay * w[idx]``; with momentum,
+    ``buf[idx] = momentum * buf[idx] + (1 - dampening) * g'`` (``buf = g'`` on the table's
+    first step), ``d = g' + momentum * buf[idx]`` (nesterov) or ``d = buf[idx]``;
+    ``w[idx] -= lr * d``. Each row's buffer decays only on steps that touch it."""
 
     def __init__(
         self,
@@ -120,15 +132,30 @@ class SGD(SparseOptimizer):
         lr: float,
         *,
         momentum: float = _SGD.momentum,
+        dampening: float = _SGD.dampening,
+        nesterov: bool = _SGD.nesterov,
         weight_decay: float = _SGD.weight_decay,
+        maximize: bool = _SGD.maximize,
+        stochastic_rounding: bool = _SGD.stochastic_rounding,
+        seed: int = _SGD.seed,
     ) -> None:
-        config = _native.SGDConfig(lr=lr, momentum=momentum, weight_decay=weight_decay)
+        config = _native.SGDConfig(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            maximize=maximize,
+            stochastic_rounding=stochastic_rounding,
+            seed=seed,
+        )
         super().__init__(params, config)
 
 
 class Adagrad(SparseOptimizer):
-    """PyTorch's sparse Adagrad: ``sum[idx] += g**2``,
-    ``w[idx] -= lr / (1 + (t-1) * lr_decay) * g / (sqrt(sum[idx]) + eps)``."""
+    """PyTorch's Adagrad on the touched rows: ``g' = g + weight_decay * w[idx]``,
+    ``sum[idx] += g'**2``, ``w[idx] -= lr / (1 + (t-1) * lr_decay) * g' / (sqrt(sum[idx]) + eps)``
+    (``sum`` starts at ``initial_accumulator_value``)."""
 
     def __init__(
         self,
@@ -136,14 +163,22 @@ class Adagrad(SparseOptimizer):
         lr: float = _ADAGRAD.lr,
         *,
         lr_decay: float = _ADAGRAD.lr_decay,
+        weight_decay: float = _ADAGRAD.weight_decay,
         initial_accumulator_value: float = _ADAGRAD.initial_accumulator_value,
         eps: float = _ADAGRAD.eps,
+        maximize: bool = _ADAGRAD.maximize,
+        stochastic_rounding: bool = _ADAGRAD.stochastic_rounding,
+        seed: int = _ADAGRAD.seed,
     ) -> None:
         config = _native.AdagradConfig(
             lr=lr,
             lr_decay=lr_decay,
+            weight_decay=weight_decay,
             initial_accumulator_value=initial_accumulator_value,
             eps=eps,
+            maximize=maximize,
+            stochastic_rounding=stochastic_rounding,
+            seed=seed,
         )
         super().__init__(params, config)
 
@@ -152,8 +187,24 @@ class RowWiseAdagrad(SparseOptimizer):
     """FBGEMM's row-wise Adagrad: one accumulator per row, ``acc[r] += mean(g[r]**2)``,
     ``w[r] -= lr * g[r] / (sqrt(acc[r]) + eps)``."""
 
-    def __init__(self, params: Any, lr: float = _ROWWISE.lr, *, eps: float = _ROWWISE.eps) -> None:
-        super().__init__(params, _native.RowWiseAdagradConfig(lr=lr, eps=eps))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = _ROWWISE.lr,
+        *,
+        eps: float = _ROWWISE.eps,
+        maximize: bool = _ROWWISE.maximize,
+        stochastic_rounding: bool = _ROWWISE.stochastic_rounding,
+        seed: int = _ROWWISE.seed,
+    ) -> None:
+        config = _native.RowWiseAdagradConfig(
+            lr=lr,
+            eps=eps,
+            maximize=maximize,
+            stochastic_rounding=stochastic_rounding,
+            seed=seed,
+        )
+        super().__init__(params, config)
 
 
 class SparseAdam(SparseOptimizer):
@@ -167,5 +218,48 @@ class SparseAdam(SparseOptimizer):
         *,
         betas: tuple[float, float] = _ADAM.betas,
         eps: float = _ADAM.eps,
+        maximize: bool = _ADAM.maximize,
+        stochastic_rounding: bool = _ADAM.stochastic_rounding,
+        seed: int = _ADAM.seed,
     ) -> None:
-        super().__init__(params, _native.SparseAdamConfig(lr=lr, betas=betas, eps=eps))
+        config = _native.SparseAdamConfig(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            maximize=maximize,
+            stochastic_rounding=stochastic_rounding,
+            seed=seed,
+        )
+        super().__init__(params, config)
+
+
+class AdamW(SparseOptimizer):
+    """Sparse AdamW (decoupled weight decay), exact for rows touched rarely: a row touched
+    ``k`` steps after its last touch is first multiplied by ``(1 - lr * weight_decay)**k``, the
+    decay dense AdamW would have applied over those steps; then PyTorch's AdamW update on the
+    touched rows (``denom = sqrt(v) / sqrt(1 - beta2**t) + eps``, ``w -= lr / (1 - beta1**t) *
+    m / denom``). Moments follow SparseAdam's lazy rule (untouched rows keep stale moments).
+    State: ``exp_avg``, ``exp_avg_sq`` and ``last_step`` (int64 per row, 0: never touched)."""
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = _ADAMW.lr,
+        *,
+        betas: tuple[float, float] = _ADAMW.betas,
+        eps: float = _ADAMW.eps,
+        weight_decay: float = _ADAMW.weight_decay,
+        maximize: bool = _ADAMW.maximize,
+        stochastic_rounding: bool = _ADAMW.stochastic_rounding,
+        seed: int = _ADAMW.seed,
+    ) -> None:
+        config = _native.AdamWConfig(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            maximize=maximize,
+            stochastic_rounding=stochastic_rounding,
+            seed=seed,
+        )
+        super().__init__(params, config)

@@ -6,12 +6,13 @@
 //! w[idx] -= lr·sqrt(1-β2^t)/(1-β1^t) · m[idx] / (sqrt(v[idx]) + eps)
 //! ```
 //!
-//! Moments of untouched rows stay stale ("lazy Adam").
+//! Moments of untouched rows stay stale ("lazy Adam"). `g` is the gradient, negated first
+//! under `maximize` (PyTorch's `maximize`).
 
-use super::rule::{check_hyper, Layout, Rule, SlotSpec};
+use super::rule::{check_hyper, Layout, Rule, SlotSpec, StepOptions};
 use super::state::AccElem;
 use super::touched::SlotRows;
-use super::Optimizer;
+use super::{Optimizer, WeightRow};
 use crate::dtype::Float;
 use crate::Result;
 
@@ -24,6 +25,8 @@ pub struct SparseAdamConfig {
     pub betas: (f64, f64),
     /// Added to the denominator (>= 0).
     pub eps: f64,
+    /// `maximize`, stochastic rounding and its seed.
+    pub options: StepOptions,
 }
 
 impl Default for SparseAdamConfig {
@@ -32,6 +35,7 @@ impl Default for SparseAdamConfig {
             lr: 1e-3,
             betas: (0.9, 0.999),
             eps: 1e-8,
+            options: StepOptions::default(),
         }
     }
 }
@@ -73,6 +77,10 @@ impl Rule for SparseAdamConfig {
         check_hyper("eps", self.eps, self.eps >= 0.0)
     }
 
+    fn options(&self) -> &StepOptions {
+        &self.options
+    }
+
     fn slots(&self) -> Vec<SlotSpec> {
         moment_slots()
     }
@@ -92,7 +100,7 @@ impl Rule for SparseAdamConfig {
 
     fn update_row<T: Float, A: AccElem>(
         k: &SparseAdamStep<A>,
-        w: &mut [T],
+        w: &mut WeightRow<'_, T>,
         g: &[A],
         state: SlotRows<'_, A>,
     ) {
@@ -103,9 +111,9 @@ impl Rule for SparseAdamConfig {
             let v_new = v[j] + (gj * gj - v[j]) * k.one_minus_beta2;
             m[j] = m_new;
             v[j] = v_new;
-            let wj = A::of_f64(w[j].as_f64());
+            let wj: A = w.get(j);
             let upd = k.step_size * (m_new / (v_new.sqrt() + k.eps));
-            w[j] = T::of_f64((wj - upd).as_f64());
+            w.set(j, wj - upd);
         }
     }
 }

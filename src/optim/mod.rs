@@ -1,12 +1,18 @@
 //! Sparse optimizers: update only the rows present in a [`SparseGrad`], in place, on many
 //! threads. Untouched rows (and their optimizer state) stay bit-identical.
 //!
-//! Rules (see each module): [`Sgd`] (momentum, lazy weight decay), [`Adagrad`] (PyTorch's
-//! sparse rule), [`RowWiseAdagrad`] (FBGEMM: one accumulator per row), [`SparseAdam`]
-//! (PyTorch's: a global step count, moments of untouched rows left stale).
+//! Rules (see each module): [`Sgd`] (momentum, dampening, Nesterov, lazy weight decay),
+//! [`Adagrad`] (PyTorch's rule, lazy weight decay), [`RowWiseAdagrad`] (FBGEMM: one
+//! accumulator per row), [`SparseAdam`] (PyTorch's: a global step count, moments of untouched
+//! rows left stale), [`AdamW`] (decoupled weight decay made exact for skipped steps:
+//! `w *= (1 - lr·weight_decay)^k` when a row is touched `k` steps after its last touch).
+//!
+//! Every optimizer takes [`StepOptions`]: `maximize` (the gradient is negated before the
+//! rule, as PyTorch does) and `stochastic_rounding` with its `seed` (see [`rounding`]).
 //!
 //! Math runs in the table's accumulator type (f64 for f64 tables, f32 otherwise) and so does
-//! the state, so f16/bf16 tables keep f32 moments.
+//! the state, so f16/bf16 tables keep f32 moments; each updated element is rounded once, when
+//! it is stored back into the table.
 //!
 //! Locking: a step writes each table through `storage::write` (candle's storage write lock);
 //! lookups read through `storage::read` (its read lock). A step and a concurrent lookup thus
@@ -23,7 +29,9 @@
 
 pub mod adagrad;
 pub mod adam;
+pub mod adamw;
 mod optimizer;
+pub mod rounding;
 pub mod rowwise_adagrad;
 mod rule;
 pub mod sgd;
@@ -34,9 +42,11 @@ use std::sync::Arc;
 
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{SparseAdam, SparseAdamConfig};
+pub use adamw::{AdamW, AdamWConfig};
 pub use optimizer::Optimizer;
+pub use rounding::WeightRow;
 pub use rowwise_adagrad::{RowWiseAdagrad, RowWiseAdagradConfig};
-pub use rule::{Layout, Rule, SlotSpec};
+pub use rule::{Layout, Rule, SlotSpec, StepOptions};
 pub use sgd::{Sgd, SgdConfig};
 pub use state::{AccElem, Buf, StateDict};
 pub use touched::SlotRows;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::rounding;
 use super::rule::Rule;
 use super::state::{self, ParamState, StateDict};
 use super::touched::{for_each_touched_row, step_tables};
@@ -92,15 +93,25 @@ impl<R: Rule> Optimizer<R> {
 impl<R: Rule> SparseOptimizer for Optimizer<R> {
     fn step(&mut self, grads: &[Option<&SparseGrad>]) -> Result<()> {
         let c = self.config;
-        step_tables(&self.params, &mut self.states, grads, |w, pg, st| {
-            let dim = w.dims2()?.1;
-            with_table!(w.dtype(), T, A => {
-                let k = c.at_step::<A>(st.step, dim);
-                for_each_touched_row::<T, A>(w, pg, &mut st.slots, |row, g, slots| {
-                    R::update_row::<T, A>(&k, row, g, slots)
+        let o = *c.options();
+        step_tables(
+            &self.params,
+            &mut self.states,
+            grads,
+            o.maximize,
+            |i, w, pg, st| {
+                let dim = w.dims2()?.1;
+                let key = o
+                    .stochastic_rounding
+                    .then(|| rounding::step_key(o.seed, i, st.step));
+                with_table!(w.dtype(), T, A => {
+                    let k = c.at_step::<A>(st.step, dim);
+                    for_each_touched_row::<T, A>(w, pg, &mut st.slots, key, |row, g, slots| {
+                        R::update_row::<T, A>(&k, row, g, slots)
+                    })
                 })
-            })
-        })
+            },
+        )
     }
     fn params(&self) -> &[Arc<Embedding>] {
         &self.params

@@ -4,15 +4,16 @@
 //! acc[r] += mean_j(g[r, j]²);   w[r, :] -= lr · g[r, :] / (sqrt(acc[r]) + eps)
 //! ```
 //!
-//! The state is `(num_embeddings,)`: D times smaller than element-wise Adagrad's.
+//! The state is `(num_embeddings,)`: D times smaller than element-wise Adagrad's. `g` is the
+//! gradient, negated first under `maximize`.
 
 // `x = x + y`: the generic `Float` element types do not promise `AddAssign`.
 #![allow(clippy::assign_op_pattern)]
 
-use super::rule::{check_hyper, Layout, Rule, SlotSpec};
+use super::rule::{check_hyper, Layout, Rule, SlotSpec, StepOptions};
 use super::state::AccElem;
 use super::touched::SlotRows;
-use super::Optimizer;
+use super::{Optimizer, WeightRow};
 use crate::dtype::Float;
 use crate::Result;
 
@@ -23,6 +24,8 @@ pub struct RowWiseAdagradConfig {
     pub lr: f64,
     /// Added to the denominator (>= 0).
     pub eps: f64,
+    /// `maximize`, stochastic rounding and its seed.
+    pub options: StepOptions,
 }
 
 impl Default for RowWiseAdagradConfig {
@@ -30,6 +33,7 @@ impl Default for RowWiseAdagradConfig {
         RowWiseAdagradConfig {
             lr: 0.01,
             eps: 1e-10,
+            options: StepOptions::default(),
         }
     }
 }
@@ -53,6 +57,10 @@ impl Rule for RowWiseAdagradConfig {
         check_hyper("eps", self.eps, self.eps >= 0.0)
     }
 
+    fn options(&self) -> &StepOptions {
+        &self.options
+    }
+
     fn slots(&self) -> Vec<SlotSpec> {
         vec![SlotSpec {
             name: "sum",
@@ -71,7 +79,7 @@ impl Rule for RowWiseAdagradConfig {
 
     fn update_row<T: Float, A: AccElem>(
         k: &RowWiseAdagradStep<A>,
-        w: &mut [T],
+        w: &mut WeightRow<'_, T>,
         g: &[A],
         state: SlotRows<'_, A>,
     ) {
@@ -83,9 +91,9 @@ impl Rule for RowWiseAdagradConfig {
         }
         *acc = *acc + sq * k.inv_dim;
         let mult = k.lr / (acc.sqrt() + k.eps);
-        for (wj, &gj) in w.iter_mut().zip(g) {
-            let x = A::of_f64(wj.as_f64());
-            *wj = T::of_f64((x - mult * gj).as_f64());
+        for (j, &gj) in g.iter().enumerate() {
+            let x: A = w.get(j);
+            w.set(j, x - mult * gj);
         }
     }
 }

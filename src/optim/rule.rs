@@ -5,10 +5,25 @@
 
 use std::fmt::Debug;
 
+use super::rounding::WeightRow;
 use super::state::AccElem;
 use super::touched::SlotRows;
 use crate::dtype::Float;
 use crate::Result;
+
+/// Options every optimizer takes (a field `options` of each config).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepOptions {
+    /// Ascend instead of descend: the gradient is negated before the rule sees it (PyTorch's
+    /// `maximize`, applied as PyTorch applies it: before weight decay and momentum).
+    pub maximize: bool,
+    /// Round each updated f16/bf16 element to the table dtype stochastically (FBGEMM's rule,
+    /// see `rounding`) instead of to nearest. f32 and f64 tables are unaffected.
+    pub stochastic_rounding: bool,
+    /// Seed of the rounding's random bits (with the table's index, its step count and the
+    /// row, so a run is reproducible for any thread count).
+    pub seed: u64,
+}
 
 /// How one state buffer of a table is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,10 +32,13 @@ pub enum Layout {
     PerElement,
     /// One value per row: shape `(num_embeddings,)`.
     PerRow,
+    /// One step count per row (`u64`; `int64` in state dicts), shape `(num_embeddings,)`:
+    /// the last step that touched the row (0: never). `init` is ignored (always 0).
+    LastStep,
 }
 
 /// One named state buffer of a table, in the accumulator dtype (f64 for f64 tables, f32
-/// otherwise), every element starting at `init`.
+/// otherwise) unless it is a [`Layout::LastStep`], every element starting at `init`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SlotSpec {
     /// The buffer's key in state dicts (PyTorch's name where PyTorch has the buffer).
@@ -45,6 +63,9 @@ pub trait Rule: Copy + Default + Debug + Send + Sync + 'static {
     /// Refuse out-of-range hyper-parameters (`Error::InvalidArgument`).
     fn check(&self) -> Result<()>;
 
+    /// The options shared by every optimizer.
+    fn options(&self) -> &StepOptions;
+
     /// The state buffers of each table, in the order `update_row` takes them.
     fn slots(&self) -> Vec<SlotSpec>;
 
@@ -52,11 +73,12 @@ pub trait Rule: Copy + Default + Debug + Send + Sync + 'static {
     /// `dim` columns.
     fn at_step<A: AccElem>(&self, t: u64, dim: usize) -> Self::Step<A>;
 
-    /// Update one touched row: `w` is the table row, `g` its (coalesced) gradient row in the
-    /// accumulator type, `state` the row of each slot.
+    /// Update one touched row: `w` is the table row (read and written in the accumulator
+    /// type), `g` its coalesced gradient row (already negated under `maximize`), `state` the
+    /// row of each slot.
     fn update_row<T: Float, A: AccElem>(
         k: &Self::Step<A>,
-        w: &mut [T],
+        w: &mut WeightRow<'_, T>,
         g: &[A],
         state: SlotRows<'_, A>,
     );

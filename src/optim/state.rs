@@ -19,6 +19,8 @@ pub enum Buf {
     F32(Vec<f32>),
     /// State of f64 tables.
     F64(Vec<f64>),
+    /// Per-row step counts ([`Layout::LastStep`]).
+    U64(Vec<u64>),
 }
 
 /// f32 / f64: the element types of state buffers (a table's accumulator type).
@@ -46,40 +48,59 @@ macro_rules! acc_elem {
 acc_elem!(f32, F32);
 acc_elem!(f64, F64);
 
+/// `n` copies of `value`, failing with `Error::Memory` instead of aborting. Zeros come from
+/// `calloc`, so an untouched page of a huge buffer costs nothing.
+fn alloc_filled<E: Copy + Default + PartialEq>(n: usize, value: E) -> Result<Vec<E>> {
+    let mut v: Vec<E> = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::Memory(format!("cannot allocate {n} state elements")))?;
+    if value == E::default() {
+        v = vec![value; n];
+        // Still untouched (calloc): the hint applies when the rows are first stepped.
+        hugepages::advise(v.as_ptr(), std::mem::size_of_val(v.as_slice()));
+    } else {
+        hugepages::advise(v.as_ptr(), n * std::mem::size_of::<E>());
+        v.resize(n, value);
+    }
+    Ok(v)
+}
+
 impl Buf {
-    /// `n` elements equal to `value`, in `dtype` (F32 or F64). Zeros come from `calloc`, so
-    /// an untouched page of a huge buffer costs nothing.
+    /// `n` elements equal to `value`, in `dtype` (F32 or F64).
     pub fn filled(dtype: DType, n: usize, value: f64) -> Result<Buf> {
-        fn make<A: AccElem>(n: usize, value: f64) -> Result<Buf> {
-            let mut v: Vec<A> = Vec::new();
-            v.try_reserve_exact(n)
-                .map_err(|_| Error::Memory(format!("cannot allocate {n} state elements")))?;
-            if value == 0.0 {
-                v = vec![A::of_f64(0.0); n];
-                // Still untouched (calloc): the hint applies when the rows are first stepped.
-                hugepages::advise(v.as_ptr(), n * std::mem::size_of::<A>());
-            } else {
-                hugepages::advise(v.as_ptr(), n * std::mem::size_of::<A>());
-                v.resize(n, A::of_f64(value));
-            }
-            Ok(A::wrap(v))
-        }
-        if dtype == DType::F64 {
-            make::<f64>(n, value)
+        Ok(if dtype == DType::F64 {
+            Buf::F64(alloc_filled(n, value)?)
         } else {
-            make::<f32>(n, value)
+            Buf::F32(alloc_filled(n, value as f32)?)
+        })
+    }
+    /// `n` step counts, all 0.
+    pub fn steps(n: usize) -> Result<Buf> {
+        Ok(Buf::U64(alloc_filled(n, 0u64)?))
+    }
+    /// The step counts of a [`Buf::U64`] (panics otherwise: a bug, never user input).
+    pub fn steps_mut(&mut self) -> &mut [u64] {
+        match self {
+            Buf::U64(v) => v,
+            _ => panic!("state buffer does not hold step counts"),
         }
     }
     fn len(&self) -> usize {
         match self {
             Buf::F32(v) => v.len(),
             Buf::F64(v) => v.len(),
+            Buf::U64(v) => v.len(),
         }
     }
+    /// A CPU tensor copy (step counts as i64: candle has no u64, and counts stay below 2^53).
     fn to_tensor(&self, shape: &[usize]) -> Result<Tensor> {
         Ok(match self {
             Buf::F32(v) => Tensor::from_slice(v, shape, &Device::Cpu)?,
             Buf::F64(v) => Tensor::from_slice(v, shape, &Device::Cpu)?,
+            Buf::U64(v) => {
+                let v: Vec<i64> = v.iter().map(|&x| x as i64).collect();
+                Tensor::from_vec(v, shape, &Device::Cpu)?
+            }
         })
     }
     fn from_tensor(t: &Tensor, like: &Buf) -> Result<Buf> {
@@ -87,6 +108,10 @@ impl Buf {
         Ok(match like {
             Buf::F32(_) => Buf::F32(t.to_dtype(DType::F32)?.to_vec1()?),
             Buf::F64(_) => Buf::F64(t.to_dtype(DType::F64)?.to_vec1()?),
+            Buf::U64(_) => {
+                let v: Vec<i64> = t.to_dtype(DType::I64)?.to_vec1()?;
+                Buf::U64(v.into_iter().map(|x| x as u64).collect())
+            }
         })
     }
 }
@@ -95,6 +120,7 @@ impl Buf {
 #[derive(Clone, Debug)]
 pub(crate) struct Slot {
     pub name: &'static str,
+    pub layout: Layout,
     pub shape: Vec<usize>,
     pub buf: Buf,
 }
@@ -114,15 +140,18 @@ impl ParamState {
         let slots = specs
             .iter()
             .map(|spec| {
-                let shape = match spec.layout {
-                    Layout::PerElement => vec![rows, dim],
-                    Layout::PerRow => vec![rows],
+                let (shape, buf) = match spec.layout {
+                    Layout::PerElement => {
+                        (vec![rows, dim], Buf::filled(acc, rows * dim, spec.init)?)
+                    }
+                    Layout::PerRow => (vec![rows], Buf::filled(acc, rows, spec.init)?),
+                    Layout::LastStep => (vec![rows], Buf::steps(rows)?),
                 };
-                let n = shape.iter().product();
                 Ok(Slot {
                     name: spec.name,
+                    layout: spec.layout,
                     shape,
-                    buf: Buf::filled(acc, n, spec.init)?,
+                    buf,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -200,11 +229,21 @@ pub(crate) fn load(kind: &str, states: &mut [ParamState], dict: &StateDict) -> R
                     slot.shape
                 )));
             }
-            crate::dtype::check_float(t.dtype())?;
+            if slot.layout == Layout::LastStep {
+                if t.dtype().is_float() {
+                    return Err(Error::DType(format!(
+                        "state buffer '{}' holds step counts: an integer array is needed",
+                        slot.name
+                    )));
+                }
+            } else {
+                crate::dtype::check_float(t.dtype())?;
+            }
             let buf = Buf::from_tensor(t, &slot.buf)?;
             debug_assert_eq!(buf.len(), slot.buf.len());
             slots.push(Slot {
                 name: slot.name,
+                layout: slot.layout,
                 shape: slot.shape.clone(),
                 buf,
             });

@@ -16,7 +16,9 @@ use crate::embedding::PyEmbedding;
 use crate::errors::type_error;
 use crate::gil::without_gil;
 use crate::sparse_grad::PySparseGrad;
-use config::{PyAdagradConfig, PyRowWiseAdagradConfig, PySgdConfig, PySparseAdamConfig};
+use config::{
+    PyAdagradConfig, PyAdamWConfig, PyRowWiseAdagradConfig, PySgdConfig, PySparseAdamConfig,
+};
 
 #[pyclass(frozen, name = "_SparseOptimizer", module = "candle_embed._native")]
 pub struct PySparseOptimizer {
@@ -37,7 +39,7 @@ fn build<R: Rule>(
 #[pymethods]
 impl PySparseOptimizer {
     /// `_SparseOptimizer(tables, config)`: `config` is an `SGDConfig`, `AdagradConfig`,
-    /// `RowWiseAdagradConfig` or `SparseAdamConfig`.
+    /// `RowWiseAdagradConfig`, `SparseAdamConfig` or `AdamWConfig`.
     #[new]
     fn new(
         py: Python<'_>,
@@ -52,6 +54,8 @@ impl PySparseOptimizer {
         } else if let Ok(c) = config.cast::<PyRowWiseAdagradConfig>() {
             build(py, params, c.get().0)?
         } else if let Ok(c) = config.cast::<PySparseAdamConfig>() {
+            build(py, params, c.get().0)?
+        } else if let Ok(c) = config.cast::<PyAdamWConfig>() {
             build(py, params, c.get().0)?
         } else {
             return Err(type_error(

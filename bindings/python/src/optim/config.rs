@@ -2,11 +2,14 @@
 //! config struct. A class called with no argument is the core's `Default`, the one home of
 //! every default: `candle_embed.optim` reads its signatures' defaults from these objects.
 
-use candle_embed::optim::{AdagradConfig, RowWiseAdagradConfig, SgdConfig, SparseAdamConfig};
+use candle_embed::optim::{
+    AdagradConfig, AdamWConfig, RowWiseAdagradConfig, SgdConfig, SparseAdamConfig,
+};
 use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBool, PyDict};
 
+use crate::args::unsigned;
 use crate::errors::{type_error, value_error};
 
 /// The name of `obj`'s type, for messages.
@@ -48,6 +51,19 @@ pub fn real_pair(obj: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
     }
 }
 
+/// A `bool` (or NumPy bool); anything else is a `TypeError` (`0` / `1` are not flags).
+pub fn flag(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if obj.is_instance_of::<PyBool>() || matches!(type_name(obj).as_str(), "bool" | "bool_") {
+        return obj
+            .extract()
+            .map_err(|_| type_error(format!("expected a bool, got {}", type_name(obj))));
+    }
+    Err(type_error(format!(
+        "expected a bool, got {}",
+        type_name(obj)
+    )))
+}
+
 /// `Name = "PyName" of CoreConfig { field: Type [reader] = core.path, ... }`: a frozen pyclass
 /// wrapping `CoreConfig`, its keyword-only constructor (each default read from
 /// `CoreConfig::default()`), a getter per field, `as_dict()` and `__repr__`.
@@ -62,6 +78,8 @@ macro_rules! config_class {
 
         #[pymethods]
         impl $py {
+            // One keyword per hyper-parameter: the Python signature.
+            #[allow(clippy::too_many_arguments)]
             #[new]
             #[pyo3(signature = (*, $($field = <$core as Default>::default().$($path).+),*))]
             fn new($(#[pyo3(from_py_with = $read)] $field: $ty),*) -> Self {
@@ -100,7 +118,12 @@ config_class! {
     PySgdConfig = "SGDConfig" of SgdConfig {
         lr: f64 [real] = lr,
         momentum: f64 [real] = momentum,
+        dampening: f64 [real] = dampening,
+        nesterov: bool [flag] = nesterov,
         weight_decay: f64 [real] = weight_decay,
+        maximize: bool [flag] = options.maximize,
+        stochastic_rounding: bool [flag] = options.stochastic_rounding,
+        seed: u64 [unsigned] = options.seed,
     }
 }
 
@@ -109,8 +132,12 @@ config_class! {
     PyAdagradConfig = "AdagradConfig" of AdagradConfig {
         lr: f64 [real] = lr,
         lr_decay: f64 [real] = lr_decay,
+        weight_decay: f64 [real] = weight_decay,
         initial_accumulator_value: f64 [real] = initial_accumulator_value,
         eps: f64 [real] = eps,
+        maximize: bool [flag] = options.maximize,
+        stochastic_rounding: bool [flag] = options.stochastic_rounding,
+        seed: u64 [unsigned] = options.seed,
     }
 }
 
@@ -119,6 +146,9 @@ config_class! {
     PyRowWiseAdagradConfig = "RowWiseAdagradConfig" of RowWiseAdagradConfig {
         lr: f64 [real] = lr,
         eps: f64 [real] = eps,
+        maximize: bool [flag] = options.maximize,
+        stochastic_rounding: bool [flag] = options.stochastic_rounding,
+        seed: u64 [unsigned] = options.seed,
     }
 }
 
@@ -128,6 +158,22 @@ config_class! {
         lr: f64 [real] = lr,
         betas: (f64, f64) [real_pair] = betas,
         eps: f64 [real] = eps,
+        maximize: bool [flag] = options.maximize,
+        stochastic_rounding: bool [flag] = options.stochastic_rounding,
+        seed: u64 [unsigned] = options.seed,
+    }
+}
+
+config_class! {
+    /// Hyper-parameters of `optim.AdamW` (the core's `AdamWConfig`).
+    PyAdamWConfig = "AdamWConfig" of AdamWConfig {
+        lr: f64 [real] = lr,
+        betas: (f64, f64) [real_pair] = betas,
+        eps: f64 [real] = eps,
+        weight_decay: f64 [real] = weight_decay,
+        maximize: bool [flag] = options.maximize,
+        stochastic_rounding: bool [flag] = options.stochastic_rounding,
+        seed: u64 [unsigned] = options.seed,
     }
 }
 
@@ -137,5 +183,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyAdagradConfig>()?;
     m.add_class::<PyRowWiseAdagradConfig>()?;
     m.add_class::<PySparseAdamConfig>()?;
+    m.add_class::<PyAdamWConfig>()?;
     Ok(())
 }
