@@ -199,3 +199,70 @@ fn adamw_state_records_the_last_step_of_each_row() {
     assert_eq!(last.1.to_vec1::<i64>().unwrap(), vec![0, 1, 0, 0, 2, 0]);
     opt.load_state_dict(&sd).unwrap();
 }
+
+/// `sd` with buffer `name` of table 0 replaced by `t`.
+fn with_buffer(
+    sd: &candle_embed::optim::StateDict,
+    name: &str,
+    t: Tensor,
+) -> candle_embed::optim::StateDict {
+    let mut sd = sd.clone();
+    for (n, v) in sd.buffers[0].iter_mut() {
+        if n == name {
+            *v = t.clone();
+        }
+    }
+    sd
+}
+
+#[test]
+fn load_state_dict_refuses_state_that_would_give_nan_or_wrap() {
+    let t = table(5, 2, DType::F32);
+    let mut opt: AdamW = Optimizer::new(vec![t], AdamWConfig::default()).unwrap();
+    opt.step(&[Some(&grad(&[1, 3], 2, 5))]).unwrap();
+    let good = opt.state_dict().unwrap();
+    let f32s = |v: &[f32], shape: &[usize]| Tensor::from_slice(v, shape, &Device::Cpu).unwrap();
+    let i64s = |v: &[i64]| Tensor::from_slice(v, 5, &Device::Cpu).unwrap();
+    let mut nan = vec![0f32; 10];
+    nan[3] = f32::NAN;
+    let mut negative = vec![0f32; 10];
+    negative[7] = -1e-3;
+    let bad = [
+        with_buffer(&good, "exp_avg", f32s(&nan, &[5, 2])),
+        with_buffer(&good, "exp_avg_sq", f32s(&negative, &[5, 2])),
+        with_buffer(&good, "exp_avg_sq", f32s(&[0.0; 8], &[4, 2])),
+        with_buffer(&good, "last_step", i64s(&[0, 1, 0, -1, 0])),
+        with_buffer(&good, "last_step", i64s(&[0, 2, 0, 1, 0])),
+        with_buffer(&good, "last_step", f32s(&[0.0; 5], &[5])),
+        candle_embed::optim::StateDict {
+            steps: vec![u64::MAX],
+            ..good.clone()
+        },
+        candle_embed::optim::StateDict {
+            kind: "SGD".into(),
+            ..good.clone()
+        },
+    ];
+    for sd in &bad {
+        let err = opt.load_state_dict(sd).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidArgument(_) | Error::Shape(_) | Error::DType(_)
+            ),
+            "{err:?}"
+        );
+        let now = opt.state_dict().unwrap();
+        assert_eq!(now.steps, good.steps);
+        for ((n, a), (_, b)) in now.buffers[0].iter().zip(&good.buffers[0]) {
+            let (a, b) = (
+                a.to_dtype(DType::F64).unwrap(),
+                b.to_dtype(DType::F64).unwrap(),
+            );
+            let same = a.flatten_all().unwrap().to_vec1::<f64>().unwrap()
+                == b.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            assert!(same, "buffer {n} changed");
+        }
+    }
+    opt.load_state_dict(&good).unwrap();
+}

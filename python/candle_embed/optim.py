@@ -12,7 +12,8 @@ in the order of the flattened ``params``.
 A step holds each table's write lock while it updates it, so a lookup running in another thread
 sees every row either before or after the step, never half-updated. A failed step (wrong
 gradient shape, wrong count) raises before any row changes: tables and state stay as they were.
-Frozen tables (``Embedding.from_pretrained(..., freeze=True)``) are refused.
+Frozen tables (``Embedding.from_pretrained(..., freeze=True)``) are refused. Every error raised
+here is a ``candle_embed.CandleEmbedError`` (and the builtin class it names).
 
 Every default shown in the signatures below is read from the native config classes
 (``_native.SGDConfig()`` and so on), which take theirs from the Rust config structs'
@@ -25,44 +26,69 @@ from collections.abc import Iterable
 from typing import Any, Union
 
 from candle_embed import _native
+from candle_embed._errors import CandleEmbedTypeError, CandleEmbedValueError
 from candle_embed._native import Embedding, SparseGrad, _SparseOptimizer
 
 __all__ = ["SGD", "Adagrad", "AdamW", "RowWiseAdagrad", "SparseAdam", "SparseOptimizer"]
 
 
-def _tables(params: Any) -> list[Embedding]:
+# How deep params / grads lists may nest: deeper is refused (a list that contains itself, or an
+# object whose sparse_parameters() returns itself, would otherwise recurse without end).
+_MAX_DEPTH = 32
+
+
+def _check_depth(depth: int, what: str) -> None:
+    if depth > _MAX_DEPTH:
+        raise CandleEmbedValueError(
+            f"{what} nest more than {_MAX_DEPTH} levels deep (a list that contains itself?)"
+        )
+
+
+def _tables(params: Any, depth: int = 0) -> list[Embedding]:
+    _check_depth(depth, "params")
     if isinstance(params, Embedding):
         return [params]
     sparse_parameters = getattr(params, "sparse_parameters", None)
     if callable(sparse_parameters):
-        return _tables(list(sparse_parameters()))
+        tables = sparse_parameters()
+        if not isinstance(tables, (list, tuple)):
+            raise CandleEmbedTypeError(
+                f"sparse_parameters() must return a list, got {type(tables).__name__}"
+            )
+        return _tables(list(tables), depth + 1)
     if isinstance(params, (list, tuple)):
         out: list[Embedding] = []
         for p in params:
-            out.extend(_tables(p))
+            out.extend(_tables(p, depth + 1))
         return out
-    raise TypeError(
+    raise CandleEmbedTypeError(
         "params must be an Embedding, an object with sparse_parameters(), or a list of them; "
         f"got {type(params).__name__}"
     )
 
 
+def _flat_grads(grads: Any, depth: int) -> list[SparseGrad | None]:
+    _check_depth(depth, "grads")
+    if grads is None or isinstance(grads, SparseGrad):
+        return [grads]
+    if not isinstance(grads, (list, tuple)):
+        raise CandleEmbedTypeError(
+            f"gradients must be SparseGrad or None, got {type(grads).__name__}"
+        )
+    flat: list[SparseGrad | None] = []
+    for g in grads:
+        flat.extend(_flat_grads(g, depth + 1))
+    return flat
+
+
 def _grads(grads: Any, n: int) -> list[SparseGrad | None]:
-    if isinstance(grads, SparseGrad):
-        flat: list[SparseGrad | None] = [grads]
-    elif isinstance(grads, (list, tuple)):
-        flat = []
-        for g in grads:
-            if g is None or isinstance(g, SparseGrad):
-                flat.append(g)
-            elif isinstance(g, (list, tuple)):
-                flat.extend(_grads(g, len(g)))
-            else:
-                raise TypeError(f"gradients must be SparseGrad or None, got {type(g).__name__}")
-    else:
-        raise TypeError(f"grads must be a SparseGrad or a list, got {type(grads).__name__}")
+    if not isinstance(grads, (SparseGrad, list, tuple)):
+        raise CandleEmbedTypeError(
+            f"grads must be a SparseGrad or a list, got {type(grads).__name__}"
+        )
+    flat = _flat_grads(grads, 0)
     if len(flat) != n:
-        raise ValueError(f"got {len(flat)} gradients for {n} tables")
+        raise CandleEmbedValueError(f"got {len(flat)} gradients for {n} tables")
     return flat
 
 
@@ -112,7 +138,13 @@ class SparseOptimizer:
         return self._native.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state returned by ``state_dict`` (checked completely before any change)."""
+        """Restore a state returned by ``state_dict``, checked completely before any change:
+        the kind and table count, step counts in ``[0, 2**53]``, each table's buffer names,
+        shapes and dtypes (float buffers may come in any float dtype and are converted;
+        ``last_step`` must be integers in ``[0, step]``), and values finite, with no negative
+        sums of squares (``sum``, ``exp_avg_sq``). A refused state raises a
+        ``CandleEmbedError`` (``TypeError`` for a wrong type or dtype, ``ValueError``
+        otherwise) and leaves the optimizer unchanged."""
         self._native.load_state_dict(state)
 
     def __repr__(self) -> str:

@@ -85,6 +85,7 @@ impl Rule for AdagradConfig {
             name: "sum",
             layout: Layout::PerElement,
             init: self.initial_accumulator_value,
+            nonnegative: true,
         }]
     }
 

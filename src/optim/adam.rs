@@ -59,12 +59,13 @@ pub(crate) fn check_betas((beta1, beta2): (f64, f64)) -> Result<()> {
 
 /// The two moment buffers of Adam, PyTorch's names (shared with AdamW).
 pub(crate) fn moment_slots() -> Vec<SlotSpec> {
-    let slot = |name| SlotSpec {
+    let slot = |name, nonnegative| SlotSpec {
         name,
         layout: Layout::PerElement,
         init: 0.0,
+        nonnegative,
     };
-    vec![slot("exp_avg"), slot("exp_avg_sq")]
+    vec![slot("exp_avg", false), slot("exp_avg_sq", true)]
 }
 
 impl Rule for SparseAdamConfig {

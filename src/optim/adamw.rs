@@ -92,6 +92,7 @@ impl Rule for AdamWConfig {
             name: "last_step",
             layout: Layout::LastStep,
             init: 0.0,
+            nonnegative: true,
         });
         slots
     }

@@ -30,6 +30,7 @@
 pub mod adagrad;
 pub mod adam;
 pub mod adamw;
+mod load;
 mod optimizer;
 pub mod rounding;
 pub mod rowwise_adagrad;
@@ -48,7 +49,7 @@ pub use rounding::WeightRow;
 pub use rowwise_adagrad::{RowWiseAdagrad, RowWiseAdagradConfig};
 pub use rule::{Layout, Rule, SlotSpec, StepOptions};
 pub use sgd::{Sgd, SgdConfig};
-pub use state::{AccElem, Buf, StateDict};
+pub use state::{AccElem, Buf, StateDict, MAX_STEP};
 pub use touched::SlotRows;
 
 use crate::embedding::Embedding;

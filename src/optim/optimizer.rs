@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::load;
 use super::rounding;
 use super::rule::Rule;
 use super::state::{self, ParamState, StateDict};
@@ -120,7 +121,7 @@ impl<R: Rule> SparseOptimizer for Optimizer<R> {
         state::save(R::KIND, &self.states)
     }
     fn load_state_dict(&mut self, dict: &StateDict) -> Result<()> {
-        state::load(R::KIND, &mut self.states, dict)
+        load::load(R::KIND, &mut self.states, dict)
     }
 }
 

@@ -66,6 +66,7 @@ impl Rule for RowWiseAdagradConfig {
             name: "sum",
             layout: Layout::PerRow,
             init: 0.0,
+            nonnegative: true,
         }]
     }
 

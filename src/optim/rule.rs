@@ -47,6 +47,9 @@ pub struct SlotSpec {
     pub layout: Layout,
     /// Its initial value.
     pub init: f64,
+    /// Whether its values are sums of squares (a state dict holding a negative one is
+    /// refused: its square root would be NaN).
+    pub nonnegative: bool,
 }
 
 /// A sparse optimizer's rule, implemented by its config struct: `Optimizer<SgdConfig>` is

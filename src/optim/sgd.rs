@@ -99,6 +99,7 @@ impl Rule for SgdConfig {
             name: "momentum_buffer",
             layout: Layout::PerElement,
             init: 0.0,
+            nonnegative: false,
         }]
     }
 

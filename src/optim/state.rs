@@ -85,13 +85,6 @@ impl Buf {
             _ => panic!("state buffer does not hold step counts"),
         }
     }
-    fn len(&self) -> usize {
-        match self {
-            Buf::F32(v) => v.len(),
-            Buf::F64(v) => v.len(),
-            Buf::U64(v) => v.len(),
-        }
-    }
     /// A CPU tensor copy (step counts as i64: candle has no u64, and counts stay below 2^53).
     fn to_tensor(&self, shape: &[usize]) -> Result<Tensor> {
         Ok(match self {
@@ -103,7 +96,8 @@ impl Buf {
             }
         })
     }
-    fn from_tensor(t: &Tensor, like: &Buf) -> Result<Buf> {
+    /// `t`'s values converted to `like`'s element type (the caller checked dtype and shape).
+    pub(crate) fn from_tensor(t: &Tensor, like: &Buf) -> Result<Buf> {
         let t = t.to_device(&Device::Cpu)?.flatten_all()?;
         Ok(match like {
             Buf::F32(_) => Buf::F32(t.to_dtype(DType::F32)?.to_vec1()?),
@@ -121,9 +115,15 @@ impl Buf {
 pub(crate) struct Slot {
     pub name: &'static str,
     pub layout: Layout,
+    pub nonnegative: bool,
     pub shape: Vec<usize>,
     pub buf: Buf,
 }
+
+/// The largest step count a table may reach: rules use `t` as an f64 (bias corrections, the
+/// decay of skipped steps), exact up to 2^53. A step past it, or a state dict beyond it, is
+/// refused (2^53 steps at a microsecond each take 285 years).
+pub const MAX_STEP: u64 = 1 << 53;
 
 /// The state of one table: its step count and named buffers.
 #[derive(Clone, Debug, Default)]
@@ -150,6 +150,7 @@ impl ParamState {
                 Ok(Slot {
                     name: spec.name,
                     layout: spec.layout,
+                    nonnegative: spec.nonnegative,
                     shape,
                     buf,
                 })
@@ -186,73 +187,4 @@ pub(crate) fn save(kind: &str, states: &[ParamState]) -> Result<StateDict> {
         steps: states.iter().map(|s| s.step).collect(),
         buffers,
     })
-}
-
-/// Replace `states` by `dict`, after checking kind, table count, names and shapes of all of it.
-pub(crate) fn load(kind: &str, states: &mut [ParamState], dict: &StateDict) -> Result<()> {
-    if dict.kind != kind {
-        return Err(Error::InvalidArgument(format!(
-            "state is for a {} optimizer, this is {kind}",
-            dict.kind
-        )));
-    }
-    if dict.steps.len() != states.len() || dict.buffers.len() != states.len() {
-        return Err(Error::InvalidArgument(format!(
-            "state has {} tables, this optimizer has {}",
-            dict.steps.len(),
-            states.len()
-        )));
-    }
-    let mut fresh = Vec::with_capacity(states.len());
-    for (i, s) in states.iter().enumerate() {
-        let given = &dict.buffers[i];
-        if given.len() != s.slots.len() {
-            return Err(Error::InvalidArgument(format!(
-                "state of table {i} has {} buffers, expected {}",
-                given.len(),
-                s.slots.len()
-            )));
-        }
-        let mut slots = Vec::with_capacity(s.slots.len());
-        for slot in &s.slots {
-            let Some((_, t)) = given.iter().find(|(n, _)| n == slot.name) else {
-                return Err(Error::InvalidArgument(format!(
-                    "state of table {i} lacks buffer '{}'",
-                    slot.name
-                )));
-            };
-            if t.dims() != slot.shape.as_slice() {
-                return Err(Error::Shape(format!(
-                    "state buffer '{}' of table {i} has shape {:?}, expected {:?}",
-                    slot.name,
-                    t.dims(),
-                    slot.shape
-                )));
-            }
-            if slot.layout == Layout::LastStep {
-                if t.dtype().is_float() {
-                    return Err(Error::DType(format!(
-                        "state buffer '{}' holds step counts: an integer array is needed",
-                        slot.name
-                    )));
-                }
-            } else {
-                crate::dtype::check_float(t.dtype())?;
-            }
-            let buf = Buf::from_tensor(t, &slot.buf)?;
-            debug_assert_eq!(buf.len(), slot.buf.len());
-            slots.push(Slot {
-                name: slot.name,
-                layout: slot.layout,
-                shape: slot.shape.clone(),
-                buf,
-            });
-        }
-        fresh.push(ParamState {
-            step: dict.steps[i],
-            slots,
-        });
-    }
-    states.clone_from_slice(&fresh);
-    Ok(())
 }

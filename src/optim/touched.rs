@@ -9,7 +9,7 @@ use candle_core::Tensor;
 
 use super::rounding::WeightRow;
 use super::rule::Layout;
-use super::state::{self, AccElem, ParamState, Slot};
+use super::state::{self, AccElem, ParamState, Slot, MAX_STEP};
 use crate::dtype::Float;
 use crate::embedding::Embedding;
 use crate::kernels::cpu::prefetch::{prefetch_bytes, DISTANCE};
@@ -77,6 +77,14 @@ pub(crate) fn step_tables(
     mut update: impl FnMut(usize, &Tensor, &Prepared, &mut ParamState) -> Result<()>,
 ) -> Result<()> {
     let prepared = prepare(params, grads, maximize)?;
+    // Refuse the whole step before any table moves if one count would pass the limit.
+    for (i, (st, pg)) in states.iter().zip(&prepared).enumerate() {
+        if pg.is_some() && st.step >= MAX_STEP {
+            return Err(Error::InvalidArgument(format!(
+                "table {i} has taken the most steps an optimizer counts (2**53)"
+            )));
+        }
+    }
     for (i, ((p, st), pg)) in params
         .iter()
         .zip(states.iter_mut())

@@ -5,8 +5,9 @@ use candle_core::{Device, Tensor};
 use candle_embed::optim::StateDict;
 use numpy::{PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString};
 
+use crate::args::unsigned;
 use crate::arrays::as_ndarray;
 use crate::errors::{type_error, value_error, IntoPyResult};
 use crate::tables::{numpy_to_tensor, tensor_to_numpy};
@@ -74,9 +75,17 @@ pub fn from_py(state: &Bound<'_, PyAny>) -> PyResult<StateDict> {
     let kind: String = get("kind")?
         .extract()
         .map_err(|_| type_error("state_dict['kind'] must be a str"))?;
-    let steps: Vec<u64> = get("step")?
-        .extract()
-        .map_err(|_| type_error("state_dict['step'] must be a list of non-negative ints"))?;
+    let steps = get("step")?;
+    if steps.is_instance_of::<PyString>() || steps.is_instance_of::<PyDict>() {
+        return Err(type_error("state_dict['step'] must be a list of ints"));
+    }
+    // Each count read from the whole int: a non-int is a TypeError, a negative or too large
+    // one a ValueError (never wrapped).
+    let steps = steps
+        .try_iter()
+        .map_err(|_| type_error("state_dict['step'] must be a list of ints"))?
+        .map(|item| unsigned(&item?))
+        .collect::<PyResult<Vec<u64>>>()?;
     let tables = get("state")?;
     let tables = tables
         .try_iter()
