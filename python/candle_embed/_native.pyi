@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
-from typing import Any, TypeAlias, final
+from typing import Any, TypeAlias, final, type_check_only
 
 import numpy as np
 import numpy.typing as npt
@@ -203,8 +203,21 @@ class _SparseOptimizer:
 # Optimizer configs: calling a class with no argument gives the Rust config's `Default` (the one
 # home of the defaults that candle_embed.optim's signatures show).
 
+@type_check_only
+class _OptimizerConfig:
+    """What every optimizer config has (a typing aid: no such class exists at run time)."""
+
+    @property
+    def maximize(self) -> bool: ...
+    @property
+    def stochastic_rounding(self) -> bool: ...
+    @property
+    def seed(self) -> int: ...
+    def as_dict(self) -> dict[str, Any]:
+        """The hyper-parameters as a dict, by keyword."""
+
 @final
-class SGDConfig:
+class SGDConfig(_OptimizerConfig):
     """Hyper-parameters of ``optim.SGD`` (the core's ``SgdConfig``)."""
 
     def __new__(
@@ -229,17 +242,9 @@ class SGDConfig:
     def nesterov(self) -> bool: ...
     @property
     def weight_decay(self) -> float: ...
-    @property
-    def maximize(self) -> bool: ...
-    @property
-    def stochastic_rounding(self) -> bool: ...
-    @property
-    def seed(self) -> int: ...
-    def as_dict(self) -> dict[str, Any]:
-        """The hyper-parameters as a dict, by keyword."""
 
 @final
-class AdagradConfig:
+class AdagradConfig(_OptimizerConfig):
     """Hyper-parameters of ``optim.Adagrad`` (the core's ``AdagradConfig``)."""
 
     def __new__(
@@ -264,17 +269,9 @@ class AdagradConfig:
     def initial_accumulator_value(self) -> float: ...
     @property
     def eps(self) -> float: ...
-    @property
-    def maximize(self) -> bool: ...
-    @property
-    def stochastic_rounding(self) -> bool: ...
-    @property
-    def seed(self) -> int: ...
-    def as_dict(self) -> dict[str, Any]:
-        """The hyper-parameters as a dict, by keyword."""
 
 @final
-class RowWiseAdagradConfig:
+class RowWiseAdagradConfig(_OptimizerConfig):
     """Hyper-parameters of ``optim.RowWiseAdagrad`` (the core's ``RowWiseAdagradConfig``)."""
 
     def __new__(
@@ -290,17 +287,9 @@ class RowWiseAdagradConfig:
     def lr(self) -> float: ...
     @property
     def eps(self) -> float: ...
-    @property
-    def maximize(self) -> bool: ...
-    @property
-    def stochastic_rounding(self) -> bool: ...
-    @property
-    def seed(self) -> int: ...
-    def as_dict(self) -> dict[str, Any]:
-        """The hyper-parameters as a dict, by keyword."""
 
 @final
-class SparseAdamConfig:
+class SparseAdamConfig(_OptimizerConfig):
     """Hyper-parameters of ``optim.SparseAdam`` (the core's ``SparseAdamConfig``)."""
 
     def __new__(
@@ -319,17 +308,9 @@ class SparseAdamConfig:
     def betas(self) -> tuple[float, float]: ...
     @property
     def eps(self) -> float: ...
-    @property
-    def maximize(self) -> bool: ...
-    @property
-    def stochastic_rounding(self) -> bool: ...
-    @property
-    def seed(self) -> int: ...
-    def as_dict(self) -> dict[str, Any]:
-        """The hyper-parameters as a dict, by keyword."""
 
 @final
-class AdamWConfig:
+class AdamWConfig(_OptimizerConfig):
     """Hyper-parameters of ``optim.AdamW`` (the core's ``AdamWConfig``)."""
 
     def __new__(
@@ -351,14 +332,6 @@ class AdamWConfig:
     def eps(self) -> float: ...
     @property
     def weight_decay(self) -> float: ...
-    @property
-    def maximize(self) -> bool: ...
-    @property
-    def stochastic_rounding(self) -> bool: ...
-    @property
-    def seed(self) -> int: ...
-    def as_dict(self) -> dict[str, Any]:
-        """The hyper-parameters as a dict, by keyword."""
 
 # --- EmbeddingBag ---
 
