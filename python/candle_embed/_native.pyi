@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
-from typing import Any, TypeAlias, final
+from typing import Any, TypeAlias, final, type_check_only
 
 import numpy as np
 import numpy.typing as npt
@@ -190,13 +190,148 @@ class _SparseOptimizer:
     """Native half of ``candle_embed.optim`` (use the classes there)."""
 
     def __new__(
-        cls, kind: str, tables: list[Embedding], hyper: dict[str, float]
+        cls,
+        tables: list[Embedding],
+        config: SGDConfig | AdagradConfig | RowWiseAdagradConfig | SparseAdamConfig | AdamWConfig,
     ) -> _SparseOptimizer: ...
     def step(self, grads: list[SparseGrad | None]) -> None: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
     @property
     def kind(self) -> str: ...
+
+# Optimizer configs: calling a class with no argument gives the Rust config's `Default` (the one
+# home of the defaults that candle_embed.optim's signatures show).
+
+@type_check_only
+class _OptimizerConfig:
+    """What every optimizer config has (a typing aid: no such class exists at run time)."""
+
+    @property
+    def maximize(self) -> bool: ...
+    @property
+    def stochastic_rounding(self) -> bool: ...
+    @property
+    def seed(self) -> int: ...
+    def as_dict(self) -> dict[str, Any]:
+        """The hyper-parameters as a dict, by keyword."""
+
+@final
+class SGDConfig(_OptimizerConfig):
+    """Hyper-parameters of ``optim.SGD`` (the core's ``SgdConfig``)."""
+
+    def __new__(
+        cls,
+        *,
+        lr: float = ...,
+        momentum: float = ...,
+        dampening: float = ...,
+        nesterov: bool = ...,
+        weight_decay: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
+    ) -> SGDConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def momentum(self) -> float: ...
+    @property
+    def dampening(self) -> float: ...
+    @property
+    def nesterov(self) -> bool: ...
+    @property
+    def weight_decay(self) -> float: ...
+
+@final
+class AdagradConfig(_OptimizerConfig):
+    """Hyper-parameters of ``optim.Adagrad`` (the core's ``AdagradConfig``)."""
+
+    def __new__(
+        cls,
+        *,
+        lr: float = ...,
+        lr_decay: float = ...,
+        weight_decay: float = ...,
+        initial_accumulator_value: float = ...,
+        eps: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
+    ) -> AdagradConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def lr_decay(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def initial_accumulator_value(self) -> float: ...
+    @property
+    def eps(self) -> float: ...
+
+@final
+class RowWiseAdagradConfig(_OptimizerConfig):
+    """Hyper-parameters of ``optim.RowWiseAdagrad`` (the core's ``RowWiseAdagradConfig``)."""
+
+    def __new__(
+        cls,
+        *,
+        lr: float = ...,
+        eps: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
+    ) -> RowWiseAdagradConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def eps(self) -> float: ...
+
+@final
+class SparseAdamConfig(_OptimizerConfig):
+    """Hyper-parameters of ``optim.SparseAdam`` (the core's ``SparseAdamConfig``)."""
+
+    def __new__(
+        cls,
+        *,
+        lr: float = ...,
+        betas: tuple[float, float] = ...,
+        eps: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
+    ) -> SparseAdamConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def betas(self) -> tuple[float, float]: ...
+    @property
+    def eps(self) -> float: ...
+
+@final
+class AdamWConfig(_OptimizerConfig):
+    """Hyper-parameters of ``optim.AdamW`` (the core's ``AdamWConfig``)."""
+
+    def __new__(
+        cls,
+        *,
+        lr: float = ...,
+        betas: tuple[float, float] = ...,
+        eps: float = ...,
+        weight_decay: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
+    ) -> AdamWConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def betas(self) -> tuple[float, float]: ...
+    @property
+    def eps(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
 
 # --- EmbeddingBag ---
 

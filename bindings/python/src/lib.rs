@@ -49,7 +49,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sparse_grad::PySparseGrad>()?;
     m.add_function(wrap_pyfunction!(sparse_ops::index_add, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_ops::coalesce, m)?)?;
-    m.add_class::<optim::PySparseOptimizer>()?;
+    optim::register(m)?;
     m.add_class::<rotary::PyRotaryEmbedding>()?;
     m.add_class::<bag::PyEmbeddingBag>()?;
     m.add_function(wrap_pyfunction!(word2vec::_w2v_train, m)?)?;
