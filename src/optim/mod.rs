@@ -27,9 +27,6 @@
 //! is shared: [`Optimizer`] (construction, `step`, state dicts), `touched` (the parallel walk
 //! over a gradient's rows) and `state` (buffers and [`StateDict`]).
 
-// TODO(C): remove once every optimizer item is documented (helper C, branch optim).
-#![allow(missing_docs)]
-
 pub mod adagrad;
 pub mod adam;
 pub mod adamw;
