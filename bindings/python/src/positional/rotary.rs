@@ -3,96 +3,29 @@
 
 use std::sync::Arc;
 
-use candle_core::{Device, Tensor};
-use candle_embed::positional::rotary::{
-    Positions, RopeFloat, RopeLayout, RotaryConfig, RotaryEmbedding,
-};
-use numpy::{
-    Element, PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArrayDyn,
-    PyUntypedArrayMethods,
-};
+use candle_embed::positional::rotary::{Positions, RopeLayout, RotaryConfig, RotaryEmbedding};
+use numpy::PyArray1;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use super::rope_scaling::scaling_json;
 use crate::args;
-use crate::arrays::{as_ndarray, contiguous, new_output, out_buffer, IdArray};
-use crate::errors::{type_error, value_error, IntoPyResult};
+use crate::arrays::view::view;
+use crate::arrays::{fill, float_dtype, vec_output, with_ids, with_out_float, Floats, IdArray};
+use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
-use crate::tables::tensor_to_numpy;
-use crate::with_ids;
 
-/// Rotary position embedding (see the stub `_native.pyi` for the Python-level documentation).
+/// Rotary position embedding (RoPE) of ``(..., T, head_dim)`` arrays: each pair of the first
+/// ``rotary_dim`` dimensions is rotated by ``position * inv_freq``.
+///
+/// ``RotaryEmbedding(head_dim, *, base=10000.0, max_position_embeddings=2048,
+/// partial_rotary_factor=1.0, layout="half", scaling=None)``: ``rotary_dim = head_dim *
+/// partial_rotary_factor``; ``layout`` "half" (GPT-NeoX, Llama: pairs ``(i, i + rotary_dim/2)``)
+/// or "interleaved" (GPT-J: pairs ``(2i, 2i+1)``); ``scaling`` a Hugging Face
+/// ``rope_parameters`` dict (``{"rope_type": "linear" | "dynamic" | "yarn" | "longrope" |
+/// "llama3", ...}``). Frequencies are computed in float64.
 #[pyclass(frozen, name = "RotaryEmbedding", module = "candle_embed")]
 pub struct PyRotaryEmbedding {
     pub inner: Arc<RotaryEmbedding>,
-}
-
-/// A Python value of a `rope_parameters` dict as JSON (bool, int, float, str, None, lists).
-fn to_json(v: &Bound<'_, PyAny>, key: &str) -> PyResult<serde_json::Value> {
-    use serde_json::Value;
-    if v.is_none() {
-        return Ok(Value::Null);
-    }
-    if let Ok(b) = v.cast::<PyBool>() {
-        return Ok(Value::Bool(b.is_true()));
-    }
-    if v.is_instance_of::<PyInt>() {
-        if let Ok(i) = v.extract::<i64>() {
-            return Ok(Value::from(i));
-        }
-        return Ok(Value::from(v.extract::<f64>()?));
-    }
-    if let Ok(s) = v.cast::<PyString>() {
-        return Ok(Value::String(s.extract::<String>()?));
-    }
-    if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
-        let mut out = Vec::new();
-        for item in v.try_iter()? {
-            out.push(to_json(&item?, key)?);
-        }
-        return Ok(Value::Array(out));
-    }
-    if v.is_instance_of::<PyFloat>() {
-        let f: f64 = v.extract()?;
-        return serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .ok_or_else(|| value_error(format!("scaling '{key}' must be finite, got {f}")));
-    }
-    // NumPy scalars and arrays: their Python equivalent.
-    if v.hasattr("tolist")? {
-        return to_json(&v.call_method0("tolist")?, key);
-    }
-    Err(type_error(format!(
-        "scaling '{key}' has an unsupported type {}",
-        v.get_type().name()?
-    )))
-}
-
-fn scaling_json(scaling: Option<&Bound<'_, PyAny>>) -> PyResult<serde_json::Value> {
-    let Some(s) = scaling else {
-        return Ok(serde_json::Value::Null);
-    };
-    if s.is_none() {
-        return Ok(serde_json::Value::Null);
-    }
-    let dict = s.cast::<PyDict>().map_err(|_| {
-        type_error(format!(
-            "scaling must be a dict of rope parameters, got {}",
-            s.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        ))
-    })?;
-    let mut map = serde_json::Map::new();
-    for (k, v) in dict.iter() {
-        let key: String = k
-            .extract()
-            .map_err(|_| type_error("scaling keys must be strings"))?;
-        let value = to_json(&v, &key)?;
-        map.insert(key, value);
-    }
-    Ok(serde_json::Value::Object(map))
 }
 
 fn parse_layout(layout: &str) -> PyResult<RopeLayout> {
@@ -105,110 +38,49 @@ fn parse_layout(layout: &str) -> PyResult<RopeLayout> {
     }
 }
 
-fn positions(obj: Option<&Bound<'_, PyAny>>, offset: i64) -> PyResult<Positions> {
-    match obj {
-        Some(p) if !p.is_none() => {
+/// The positions of a call: explicit `(T,)` / `(B, T)` ids (snapshotted; `offset` must stay 0)
+/// or `offset..offset+T`; and where explicit ids live (for the `out=` overlap check).
+pub fn positions(
+    obj: Option<&Bound<'_, PyAny>>,
+    offset: i64,
+) -> PyResult<(Positions, Option<crate::arrays::Region>)> {
+    match IdArray::read_opt(obj, "positions")? {
+        Some(ids) => {
             if offset != 0 {
                 return Err(value_error(
                     "give either positions or offset, not both (offset must stay 0)",
                 ));
             }
-            let ids = IdArray::extract(p, "positions")?;
-            with_ids!(ids, |ids, shape| Positions::from_ids(ids, shape).py())
+            let pos = with_ids!(ids, |v| Positions::from_ids(v, ids.shape()).py())?;
+            Ok((pos, Some(ids.region())))
         }
-        _ => Positions::offset(offset).py(),
-    }
-}
-
-/// Rotate `x` (element type `T`) with the fast kernel into a fresh array or `out`.
-fn apply_as<'py, T: RopeFloat + Element>(
-    py: Python<'py>,
-    rope: &Arc<RotaryEmbedding>,
-    x: &Bound<'py, PyAny>,
-    pos: &Positions,
-    out: Option<&Bound<'py, PyAny>>,
-    transpose: bool,
-) -> PyResult<Bound<'py, PyAny>> {
-    let a: PyReadonlyArrayDyn<'py, T> = x.extract()?;
-    let shape = a.shape().to_vec();
-    let xs = contiguous(&a);
-    let xs: &[T] = &xs;
-    match out {
-        Some(o) => {
-            let mut buf = out_buffer::<T>(o, &shape)?;
-            let dst = buf.as_slice_mut().map_err(|e| value_error(e.to_string()))?;
-            without_gil(py, || rope.apply_into(xs, &shape, pos, dst, transpose))?;
-            Ok(o.clone())
-        }
-        None => {
-            let arr = new_output::<T>(py, &shape);
-            {
-                // SAFETY: `arr` is fresh and not yet shared with Python.
-                let dst = unsafe { arr.as_slice_mut() }.map_err(|e| value_error(e.to_string()))?;
-                without_gil(py, || rope.apply_into(xs, &shape, pos, dst, transpose))?;
-            }
-            Ok(arr.into_any())
-        }
-    }
-}
-
-/// `x` as an ndarray of float16/float32/float64 (other float widths and non-floats refused).
-fn float_input<'py>(x: &Bound<'py, PyAny>, what: &str) -> PyResult<(Bound<'py, PyAny>, usize)> {
-    let arr = as_ndarray(x)?;
-    let dt = arr.dtype();
-    match (dt.kind(), dt.itemsize()) {
-        (b'f', n @ (2 | 4 | 8)) => {
-            if dt.is_native_byteorder().unwrap_or(true) {
-                Ok((arr.into_any(), n))
-            } else {
-                let native =
-                    arr.call_method1("astype", (dt.call_method1("newbyteorder", ("=",))?,))?;
-                Ok((native, n))
-            }
-        }
-        _ => Err(type_error(format!(
-            "{what} must be a float16, float32 or float64 array, got dtype {}",
-            dt.str()?
-        ))),
+        None => Ok((Positions::offset(offset).py()?, None)),
     }
 }
 
 impl PyRotaryEmbedding {
-    #[allow(clippy::too_many_arguments)]
-    fn apply_impl<'py>(
+    /// Rotate `x` (float16/32/64, kept) with the fast kernel into a fresh array or `out`.
+    fn rotate<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
-        pos: Option<&Bound<'py, PyAny>>,
-        offset: i64,
+        (pos, offset): (Option<&Bound<'py, PyAny>>, i64),
         out: Option<&Bound<'py, PyAny>>,
-        transpose: bool,
-        what: &str,
+        (transpose, what): (bool, &str),
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (arr, width) = float_input(x, what)?;
-        let pos = positions(pos, offset)?;
-        match width {
-            2 => apply_as::<half::f16>(py, &self.inner, &arr, &pos, out, transpose),
-            4 => apply_as::<f32>(py, &self.inner, &arr, &pos, out, transpose),
-            _ => apply_as::<f64>(py, &self.inner, &arr, &pos, out, transpose),
-        }
-    }
-
-    /// The candle-op paths (portable / fused / autograd), for tests.
-    fn tensor_path<'py>(
-        &self,
-        py: Python<'py>,
-        x: &Bound<'py, PyAny>,
-        pos: Option<&Bound<'py, PyAny>>,
-        offset: i64,
-        f: impl FnOnce(&RotaryEmbedding, &Tensor, &Positions) -> candle_embed::Result<Tensor> + Send,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let (arr, _) = float_input(x, "x")?;
-        let t = crate::tables::numpy_to_tensor(&arr, "x")?;
-        let pos = positions(pos, offset)?;
-        let inner = self.inner.clone();
-        let r = without_gil(py, move || f(&inner, &t, &pos))?;
-        tensor_to_numpy(py, &r)
+        let x = view(x, what)?;
+        let dtype = float_dtype(&x, what)?;
+        let (pos, pos_region) = positions(pos, offset)?;
+        let rope = &*self.inner;
+        with_out_float!(dtype, T => {
+            let x = Floats::<T>::of_view(x, what)?;
+            let inputs: Vec<_> = std::iter::once(x.region()).chain(pos_region).collect();
+            let (shape, xs) = (x.shape(), x.values());
+            let (y, ()) = fill::<T, _, _>(py, out, shape, &inputs, |dst| {
+                rope.apply_into(xs, shape, &pos, dst, transpose)
+            })?;
+            Ok(y)
+        })
     }
 }
 
@@ -240,51 +112,49 @@ impl PyRotaryEmbedding {
         })
     }
 
-    /// The inverse frequencies at initialisation, float64 `(rotary_dim // 2,)`.
+    /// The inverse frequencies at initialisation, float64 ``(rotary_dim // 2,)``.
     #[getter]
     fn inv_freq<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
         PyArray1::from_slice(py, self.inner.inv_freq())
     }
 
+    /// The factor cos and sin are multiplied by (yarn and longrope; 1 otherwise).
     #[getter]
     fn attention_scaling(&self) -> f64 {
         self.inner.attention_scaling()
     }
 
-    /// The inverse frequencies in effect for a sequence of `seq_len` positions.
+    /// The inverse frequencies in effect for a sequence of ``seq_len`` positions (they depend
+    /// on it for "dynamic" and "longrope"), float64 ``(rotary_dim // 2,)``.
     fn frequencies<'py>(
         &self,
         py: Python<'py>,
         #[pyo3(from_py_with = args::size)] seq_len: usize,
-    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let n = seq_len;
-        Ok(PyArray1::from_vec(py, self.inner.frequencies(n).0))
+    ) -> Bound<'py, PyArray1<f64>> {
+        PyArray1::from_vec(py, self.inner.frequencies(seq_len).0)
     }
 
-    /// `(cos, sin)`, each `positions.shape + (rotary_dim // 2,)`, float64, attention scaling
-    /// applied.
+    /// ``(cos, sin)`` of ``positions`` (``(T,)`` or ``(B, T)`` integers), each of shape
+    /// ``positions.shape + (rotary_dim // 2,)``, float64, attention scaling applied.
     fn cos_sin<'py>(
         &self,
         py: Python<'py>,
         positions: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-        let ids = IdArray::extract(positions, "positions")?;
-        let (pos, mut shape) = with_ids!(ids, |ids, shape| Ok::<_, PyErr>((
-            Positions::from_ids(ids, shape).py()?,
-            shape.to_vec()
-        )))?;
+        let ids = IdArray::read(positions, "positions")?;
+        let pos = with_ids!(ids, |v| Positions::from_ids(v, ids.shape()).py())?;
+        let mut shape = ids.shape().to_vec();
         let t = *shape.last().unwrap_or(&0);
         let inner = self.inner.clone();
         let (c, s) = without_gil(py, move || inner.cos_sin(&pos, t))?;
         shape.push(self.inner.rotary_dim() / 2);
-        Ok((
-            PyArray1::from_vec(py, c).reshape(shape.clone())?.into_any(),
-            PyArray1::from_vec(py, s).reshape(shape)?.into_any(),
-        ))
+        Ok((vec_output(py, c, &shape)?, vec_output(py, s, &shape)?))
     }
 
-    /// Rotate `x` `(..., T, head_dim)` at `positions` (`(T,)` or `(B, T)`) or
-    /// `offset..offset+T`.
+    /// Rotate ``x`` ``(..., T, head_dim)`` (float16/float32/float64, same dtype out) at
+    /// ``positions`` (``(T,)``, or ``(B, T)`` for ``x`` of shape ``(B, ..., T, head_dim)``) or
+    /// at ``offset..offset+T``; dimensions past ``rotary_dim`` pass through. ``out``: a
+    /// C-contiguous array of ``x``'s shape and dtype to write into (returned).
     #[pyo3(signature = (x, positions=None, *, offset=0, out=None))]
     fn apply<'py>(
         &self,
@@ -294,10 +164,11 @@ impl PyRotaryEmbedding {
         #[pyo3(from_py_with = args::signed)] offset: i64,
         out: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.apply_impl(py, x, positions, offset, out, false, "x")
+        self.rotate(py, x, (positions, offset), out, (false, "x"))
     }
 
-    /// The backward of `apply`: the transposed rotation of `grad_output`.
+    /// The backward of ``apply``: the transposed rotation of ``grad_output`` (same arguments),
+    /// i.e. the gradient of ``apply`` with respect to ``x``.
     #[pyo3(signature = (grad_output, positions=None, *, offset=0, out=None))]
     fn apply_backward<'py>(
         &self,
@@ -307,86 +178,42 @@ impl PyRotaryEmbedding {
         #[pyo3(from_py_with = args::signed)] offset: i64,
         out: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.apply_impl(py, grad_output, positions, offset, out, true, "grad_output")
+        self.rotate(
+            py,
+            grad_output,
+            (positions, offset),
+            out,
+            (true, "grad_output"),
+        )
     }
 
-    /// The portable candle-ops path (tests).
-    #[pyo3(signature = (x, positions=None, *, offset=0, backward=false))]
-    fn _apply_portable<'py>(
-        &self,
-        py: Python<'py>,
-        x: &Bound<'py, PyAny>,
-        positions: Option<&Bound<'py, PyAny>>,
-        #[pyo3(from_py_with = args::signed)] offset: i64,
-        backward: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.tensor_path(py, x, positions, offset, move |r, t, p| {
-            if backward {
-                r.backward_portable(t, p)
-            } else {
-                r.forward_portable(t, p)
-            }
-        })
-    }
-
-    /// candle-nn's fused rope / rope_i (tests; 4-D x only).
-    #[pyo3(signature = (x, positions=None, *, offset=0))]
-    fn _apply_fused<'py>(
-        &self,
-        py: Python<'py>,
-        x: &Bound<'py, PyAny>,
-        positions: Option<&Bound<'py, PyAny>>,
-        #[pyo3(from_py_with = args::signed)] offset: i64,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.tensor_path(py, x, positions, offset, |r, t, p| r.forward_fused(t, p))
-    }
-
-    /// The gradient of `sum(apply(x) * grad_output)` w.r.t. `x` through candle's autograd on
-    /// the CustomOp path (tests).
-    #[pyo3(signature = (x, grad_output, positions=None, *, offset=0))]
-    fn _autograd<'py>(
-        &self,
-        py: Python<'py>,
-        x: &Bound<'py, PyAny>,
-        grad_output: &Bound<'py, PyAny>,
-        positions: Option<&Bound<'py, PyAny>>,
-        #[pyo3(from_py_with = args::signed)] offset: i64,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let (g, _) = float_input(grad_output, "grad_output")?;
-        let g = crate::tables::numpy_to_tensor(&g, "grad_output")?;
-        self.tensor_path(py, x, positions, offset, move |r, t, p| {
-            let v = candle_core::Var::from_tensor(t)?;
-            let y = r.forward(v.as_tensor(), p)?;
-            let loss = (y * g.to_dtype(t.dtype())?)?.sum_all()?;
-            let grads = loss.backward()?;
-            grads
-                .get(v.as_tensor())
-                .cloned()
-                .ok_or_else(|| candle_embed::Error::InvalidArgument("no gradient reached x".into()))
-                .and_then(|t| Ok(t.to_device(&Device::Cpu)?))
-        })
-    }
-
+    /// The per-head width ``head_dim``.
     #[getter]
     fn head_dim(&self) -> usize {
         self.inner.head_dim()
     }
+    /// How many leading dimensions of each head are rotated (``head_dim *
+    /// partial_rotary_factor``, even).
     #[getter]
     fn rotary_dim(&self) -> usize {
         self.inner.rotary_dim()
     }
+    /// The frequency base (``theta``).
     #[getter]
     fn base(&self) -> f64 {
         self.inner.config().base
     }
+    /// The context length the model was trained for (scaling rules refer to it).
     #[getter]
     fn max_position_embeddings(&self) -> usize {
         self.inner.config().max_position_embeddings
     }
+    /// The fraction of ``head_dim`` that is rotated.
     #[getter]
     fn partial_rotary_factor(&self) -> f64 {
         self.inner.config().partial_rotary_factor
     }
+    /// "half" or "interleaved" (which dimensions form a rotated pair).
     #[getter]
     fn layout(&self) -> &'static str {
         match self.inner.config().layout {
@@ -394,6 +221,7 @@ impl PyRotaryEmbedding {
             RopeLayout::Interleaved => "interleaved",
         }
     }
+    /// The scaling rule: "default", "linear", "dynamic", "yarn", "longrope" or "llama3".
     #[getter]
     fn rope_type(&self) -> &'static str {
         self.inner.config().scaling.name()

@@ -1,0 +1,119 @@
+//! `candle_embed.LearnedPositionalEmbedding`: translation only; the work is in
+//! `candle_embed::positional::learned`.
+
+use std::ffi::CStr;
+use std::sync::Arc;
+
+use candle_core::Device;
+use candle_embed::positional::learned::LearnedPositionalEmbedding;
+use pyo3::prelude::*;
+
+use super::{map_seq, py_dtype};
+use crate::args;
+use crate::arrays::{with_out_float, Floats};
+use crate::embedding::PyEmbedding;
+use crate::gil::without_gil;
+use crate::sparse_grad::PySparseGrad;
+use crate::table_properties::weight_property;
+
+/// Learned absolute positions (BERT, GPT-2): a ``(max_len, dim)`` table whose first ``T``
+/// rows (from ``offset``) are added to a sequence.
+///
+/// ``LearnedPositionalEmbedding(max_len, dim, *, seed=None, dtype="float32")``: rows drawn
+/// from N(0, 1). Train it with ``backward`` and an optimizer over ``embedding``.
+#[pyclass(frozen, name = "LearnedPositionalEmbedding", module = "candle_embed")]
+pub struct PyLearnedPositionalEmbedding {
+    pub inner: Arc<LearnedPositionalEmbedding>,
+}
+
+/// The documentation of `LearnedPositionalEmbedding.__call__` (see `docs.rs`).
+pub const CALL_DOC: &CStr = c"__call__($self, x, offset=0)
+--
+
+``x + W[offset:offset+T]`` for ``x`` of shape ``(..., T, dim)`` (cast to the table's dtype):
+a new array of ``x``'s shape. IndexError for a negative ``offset`` or positions past
+``max_len``.";
+
+#[pymethods]
+impl PyLearnedPositionalEmbedding {
+    #[new]
+    #[pyo3(signature = (max_len, dim, *, seed=None, dtype="float32"))]
+    fn new(
+        py: Python<'_>,
+        #[pyo3(from_py_with = args::size)] max_len: usize,
+        #[pyo3(from_py_with = args::size)] dim: usize,
+        #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
+        dtype: &str,
+    ) -> PyResult<Self> {
+        let dtype = py_dtype(dtype)?;
+        let inner = without_gil(py, || {
+            LearnedPositionalEmbedding::new(max_len, dim, dtype, &Device::Cpu, seed)
+        })?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    #[pyo3(signature = (x, offset=0))]
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let l = &*self.inner;
+        with_out_float!(l.embedding().dtype(), T => {
+            map_seq::<T>(py, x, "x", |x, s, o| l.add_into(x, s, offset, o))
+        })
+    }
+
+    /// The table's gradient for ``grad`` of shape ``(..., T, dim)``: a ``SparseGrad`` over rows
+    /// ``offset..offset+T``, each the sum of ``grad`` over the leading dimensions.
+    #[pyo3(signature = (grad, offset=0))]
+    fn backward(
+        &self,
+        py: Python<'_>,
+        grad: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
+    ) -> PyResult<PySparseGrad> {
+        let l = &*self.inner;
+        let g = with_out_float!(l.embedding().dtype(), T => {
+            let g = Floats::<T>::read(grad, "grad")?;
+            let (v, s) = (g.values(), g.shape());
+            without_gil(py, || l.backward(v, s, offset))?
+        });
+        Ok(PySparseGrad::wrap(g))
+    }
+
+    /// The position table as an ``Embedding`` sharing this object's storage (an optimizer
+    /// stepping it updates this object).
+    #[getter]
+    fn embedding(&self) -> PyEmbedding {
+        PyEmbedding::shared(self.inner.embedding())
+    }
+    /// The number of positions, ``max_len``.
+    #[getter]
+    fn max_len(&self) -> usize {
+        self.inner.max_len()
+    }
+    /// The embedding width.
+    #[getter]
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "LearnedPositionalEmbedding({}, {})",
+            self.inner.max_len(),
+            self.inner.dim()
+        )
+    }
+}
+
+weight_property!(PyLearnedPositionalEmbedding, |s| s.inner.embedding());
+
+/// Register `LearnedPositionalEmbedding`.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyLearnedPositionalEmbedding>()?;
+    crate::docs::document_call::<PyLearnedPositionalEmbedding>(m.py(), CALL_DOC)
+}

@@ -1,0 +1,128 @@
+//! `candle_embed.SinusoidalPositionalEncoding`: translation only; the work is in
+//! `candle_embed::positional::sinusoidal`.
+
+use std::ffi::CStr;
+use std::sync::Arc;
+
+use candle_core::Device;
+use candle_embed::dtype::dtype_name;
+use candle_embed::positional::sinusoidal::{
+    SinusoidalConfig, SinusoidalLayout, SinusoidalPositionalEncoding,
+};
+use pyo3::prelude::*;
+
+use super::{map_seq, py_dtype};
+use crate::args;
+use crate::arrays::tables::tensor_to_numpy;
+use crate::arrays::with_out_float;
+use crate::errors::IntoPyResult;
+use crate::gil::without_gil;
+
+/// The fixed sinusoidal position table of the Transformer paper, ``(max_len, dim)``, added to
+/// a sequence: ``ω_i = base**(-2i/dim)``, computed in float64.
+///
+/// ``SinusoidalPositionalEncoding(dim, *, max_len=4096, base=10000.0, layout="interleaved",
+/// dtype="float32")``: ``layout="interleaved"`` gives ``[sin ω0·p, cos ω0·p, sin ω1·p, …]``,
+/// ``"concat"`` all sines then all cosines (same frequencies). ``dim`` must be even;
+/// ``dtype`` "float32" or "float64".
+#[pyclass(frozen, name = "SinusoidalPositionalEncoding", module = "candle_embed")]
+pub struct PySinusoidalPositionalEncoding {
+    pub inner: Arc<SinusoidalPositionalEncoding>,
+}
+
+/// The documentation of `SinusoidalPositionalEncoding.__call__` (see `docs.rs`).
+pub const CALL_DOC: &CStr = c"__call__($self, x, *, offset=0)
+--
+
+``x + table[offset:offset+T]`` for ``x`` of shape ``(..., T, dim)`` (cast to the table's
+dtype): a new array of ``x``'s shape. IndexError for a negative ``offset`` or positions past
+``max_len``.";
+
+#[pymethods]
+impl PySinusoidalPositionalEncoding {
+    #[new]
+    #[pyo3(signature = (dim, *, max_len=4096, base=10000.0, layout="interleaved", dtype="float32"))]
+    fn new(
+        py: Python<'_>,
+        #[pyo3(from_py_with = args::size)] dim: usize,
+        #[pyo3(from_py_with = args::size)] max_len: usize,
+        base: f64,
+        layout: &str,
+        dtype: &str,
+    ) -> PyResult<Self> {
+        let layout = SinusoidalLayout::parse(layout).py()?;
+        let dtype = py_dtype(dtype)?;
+        let cfg = SinusoidalConfig {
+            max_len,
+            base,
+            layout,
+        };
+        let inner = without_gil(py, || {
+            SinusoidalPositionalEncoding::new(dim, cfg, dtype, &Device::Cpu)
+        })?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    #[pyo3(signature = (x, *, offset=0))]
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        #[pyo3(from_py_with = args::signed)] offset: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let pe = &*self.inner;
+        with_out_float!(pe.table().dtype(), T => {
+            map_seq::<T>(py, x, "x", |x, s, o| pe.add_into(x, s, offset, o))
+        })
+    }
+
+    /// A copy of the table, ``(max_len, dim)``.
+    #[getter]
+    fn table<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        tensor_to_numpy(py, self.inner.table())
+    }
+    /// The encoding width (even).
+    #[getter]
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    /// The number of positions the table covers.
+    #[getter]
+    fn max_len(&self) -> usize {
+        self.inner.config().max_len
+    }
+    /// The frequency base.
+    #[getter]
+    fn base(&self) -> f64 {
+        self.inner.config().base
+    }
+    /// "interleaved" or "concat".
+    #[getter]
+    fn layout(&self) -> &'static str {
+        self.inner.config().layout.name()
+    }
+    /// The table's dtype, "float32" or "float64".
+    #[getter]
+    fn dtype(&self) -> &'static str {
+        dtype_name(self.inner.table().dtype())
+    }
+    fn __repr__(&self) -> String {
+        let c = self.inner.config();
+        format!(
+            "SinusoidalPositionalEncoding({}, max_len={}, base={}, layout='{}', dtype='{}')",
+            self.inner.dim(),
+            c.max_len,
+            c.base,
+            c.layout.name(),
+            self.dtype()
+        )
+    }
+}
+
+/// Register `SinusoidalPositionalEncoding`.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PySinusoidalPositionalEncoding>()?;
+    crate::docs::document_call::<PySinusoidalPositionalEncoding>(m.py(), CALL_DOC)
+}
