@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
+from types import ModuleType
 from typing import Any, TypeAlias, final
 
 import numpy as np
@@ -10,7 +11,12 @@ import numpy.typing as npt
 __version__: str
 
 _IdsLike: TypeAlias = npt.ArrayLike
-"""Integer ids: an integer ndarray (any width, any shape, any strides), an int or a sequence."""
+"""Integer ids: any integer array-like (any width, shape and strides): an ndarray, a buffer
+(memoryview, array.array), an object with ``__array_interface__`` or ``__dlpack__`` (a CPU
+tensor), an int or a sequence. Float inputs (``npt.ArrayLike`` below) accept the same."""
+
+_testing: ModuleType
+"""Private: the portable paths the test suite compares the fast kernels against."""
 
 def devices() -> list[str]:
     """Devices this build can use: "cpu", then "cuda:N" / "metal:N" when built with them."""
@@ -119,8 +125,6 @@ class Embedding:
     @classmethod
     def load(cls, path: str | PathLike[str], *, device: str = "cpu") -> Embedding:
         """Load a table saved by ``save``."""
-    def _lookup_portable(self, ids: _IdsLike) -> npt.NDArray[Any]:
-        """The portable (candle ``index_select``) path, for tests."""
     def backward(
         self,
         ids: _IdsLike,
@@ -148,32 +152,6 @@ class Embedding:
     ) -> tuple[npt.NDArray[Any], SparseGrad]:
         """Backward of ``attend``: ``(grad_x, grad_weight)``; ``grad_weight`` has every row when
         ``ids`` is None, else the sorted unique ids with duplicates summed."""
-    def _attend_portable(self, x: npt.ArrayLike, ids: _IdsLike | None = None) -> npt.NDArray[Any]:
-        """The portable (candle ``matmul``) path of ``attend``, for tests; shape ``(n, cols)``."""
-    def _attend_backward_portable(
-        self, x: npt.ArrayLike, grad_logits: npt.ArrayLike, ids: _IdsLike | None = None
-    ) -> tuple[npt.NDArray[Any], SparseGrad]:
-        """The portable path of ``attend_backward``, for tests; ``grad_x`` of shape ``(n, D)``."""
-    def _lookup_transformed_portable(
-        self,
-        ids: _IdsLike,
-        *,
-        dropout: float = 0.0,
-        seed: int | None = None,
-        normalize: bool = False,
-    ) -> npt.NDArray[Any]:
-        """The portable (candle ops) path of ``emb(ids, dropout=, seed=, normalize=)``."""
-    def _transform_grad(
-        self,
-        ids: _IdsLike,
-        grad_output: npt.ArrayLike,
-        *,
-        dropout: float = 0.0,
-        seed: int | None = None,
-        normalize: bool = False,
-    ) -> npt.NDArray[np.float64]:
-        """Per-position upstream rows transformed through dropout / normalisation (float64)."""
-
 # --- sparse gradients and optimizers ---
 
 def index_add(dst: npt.ArrayLike, ids: _IdsLike, src: npt.ArrayLike) -> npt.NDArray[Any]:
@@ -263,13 +241,6 @@ class EmbeddingBag:
     ) -> npt.NDArray[Any]:
         """Gradient of ``per_sample_weights`` (mode "sum"): ``<grad_output[bag(k)], W[ids[k]]>``
         for each id (0 for padding), shape of ids."""
-    def _forward_portable(
-        self,
-        ids: _IdsLike,
-        offsets: _IdsLike | None = None,
-        per_sample_weights: npt.ArrayLike | None = None,
-    ) -> npt.NDArray[Any]:
-        """The portable (candle ``index_select`` + ``index_add``) path, for tests."""
     @property
     def weight(self) -> npt.NDArray[Any]:
         """A copy of the table (bfloat16 tables come back as float32)."""
@@ -349,28 +320,6 @@ class RotaryEmbedding:
         out: npt.NDArray[Any] | None = None,
     ) -> npt.NDArray[Any]:
         """The transposed rotation (gradient of ``apply`` w.r.t. ``x``)."""
-    def _apply_portable(
-        self,
-        x: npt.ArrayLike,
-        positions: _IdsLike | None = None,
-        *,
-        offset: int = 0,
-        backward: bool = False,
-    ) -> npt.NDArray[Any]:
-        """The portable candle-ops path, for tests."""
-    def _apply_fused(
-        self, x: npt.ArrayLike, positions: _IdsLike | None = None, *, offset: int = 0
-    ) -> npt.NDArray[Any]:
-        """candle-nn's fused rope / rope_i (4-D x), for tests."""
-    def _autograd(
-        self,
-        x: npt.ArrayLike,
-        grad_output: npt.ArrayLike,
-        positions: _IdsLike | None = None,
-        *,
-        offset: int = 0,
-    ) -> npt.NDArray[Any]:
-        """Gradient of ``sum(apply(x) * grad_output)`` via candle autograd, for tests."""
     @property
     def head_dim(self) -> int: ...
     @property
@@ -449,9 +398,6 @@ class SinusoidalPositionalEncoding:
     def layout(self) -> str: ...
     @property
     def dtype(self) -> str: ...
-    def _table_portable(self) -> npt.NDArray[Any]:
-        """The table from the portable path (candle ops), for tests."""
-
 @final
 class LearnedPositionalEmbedding:
     """Learned absolute positions: an Embedding ``(max_len, dim)`` added to a sequence."""
@@ -548,11 +494,6 @@ def alibi_bias(
 ) -> npt.NDArray[Any]:
     """``-slope_h * |i + offset - j|``, shape ``(num_heads, q_len, k_len)``."""
 
-def _alibi_bias_portable(
-    num_heads: int, q_len: int, k_len: int, *, offset: int = 0, dtype: str = "float32"
-) -> npt.NDArray[Any]:
-    """The portable (candle ops) ALiBi bias, for tests."""
-
 def relative_position_bucket(
     relative_position: _IdsLike,
     *,
@@ -578,7 +519,6 @@ class RelativePositionBias:
     ) -> RelativePositionBias: ...
     def __call__(self, q_len: int, k_len: int, *, offset: int = 0) -> npt.NDArray[Any]:
         """``(num_heads, q_len, k_len)``: ``W[bucket(j - (i + offset)), h]``."""
-    def _bias_portable(self, q_len: int, k_len: int, *, offset: int = 0) -> npt.NDArray[Any]: ...
     def backward(
         self, grad: npt.ArrayLike, q_len: int, k_len: int, *, offset: int = 0
     ) -> SparseGrad: ...

@@ -23,9 +23,7 @@ use crate::table_properties::{table_properties, weight_property};
 /// Pooled lookups with ``torch.nn.EmbeddingBag``'s semantics: each bag of ids is reduced to
 /// one row by ``mode`` ("sum", "mean" or "max").
 ///
-/// ``EmbeddingBag(num_embeddings, embedding_dim, *, mode="mean", padding_idx=None,
-/// max_norm=None, norm_type=2.0, include_last_offset=False, dtype="float32", device="cpu",
-/// seed=None)``. 2-D ids ``(B, N)`` are B bags of N ids (``offsets`` must be None); 1-D ids
+/// The table options are ``Embedding``'s. 2-D ids ``(B, N)`` are B bags of N ids (``offsets`` must be None); 1-D ids
 /// need 1-D ``offsets`` (any integer dtype, ``offsets[0] == 0``, non-decreasing, at most
 /// ``len(ids)``), one per bag; with ``include_last_offset`` they have ``B + 1`` entries, the last
 /// equal to ``len(ids)`` (CSR). ``padding_idx`` is left out of every bag and of the mean's

@@ -21,9 +21,8 @@ use crate::table_properties::{table_properties, weight_property};
 /// A ``(num_embeddings, embedding_dim)`` table looked up by integer ids, with
 /// ``torch.nn.Embedding``'s semantics.
 ///
-/// ``Embedding(num_embeddings, embedding_dim, *, padding_idx=None, max_norm=None,
-/// norm_type=2.0, scale_grad_by_freq=False, dtype="float32", device="cpu", seed=None)``:
-/// rows drawn from N(0, 1) (``seed`` makes them reproducible), the ``padding_idx`` row zero.
+/// Rows start from N(0, 1) (``seed`` makes them reproducible), the ``padding_idx`` row zero
+/// (negative counts from the end); ``max_norm`` renormalises looked-up rows in place;
 /// ``dtype``: "float32", "float64", "float16" or "bfloat16"; ``device``: "cpu", "cuda:N" or
 /// "metal:N" when built with them.
 ///

@@ -24,10 +24,8 @@ use crate::sparse_grad::PySparseGrad;
 /// BERT's embedding block: ``LayerNorm(token[ids] + position[position_ids] +
 /// segment[token_type_ids])``, then dropout.
 ///
-/// ``TransformerEmbeddings(vocab_size, dim, *, max_positions=512, type_vocab_size=2,
-/// position="learned", padding_idx=None, layer_norm_eps=1e-12, dropout=0.0, seed=None,
-/// dtype="float32")``: ``position`` "learned" (a table) or "sinusoidal" (fixed). Dropout runs
-/// only while ``training`` is True. ``backward(grad)`` differentiates the **last** forward call.
+/// ``position`` "learned" (a table) or "sinusoidal" (fixed). Dropout runs only while
+/// ``training`` is True. ``backward(grad)`` differentiates the **last** forward call.
 #[pyclass(frozen, name = "TransformerEmbeddings", module = "candle_embed")]
 pub struct PyTransformerEmbeddings {
     pub inner: Arc<TransformerEmbeddings>,

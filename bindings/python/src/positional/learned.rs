@@ -19,8 +19,8 @@ use crate::table_properties::weight_property;
 /// Learned absolute positions (BERT, GPT-2): a ``(max_len, dim)`` table whose first ``T``
 /// rows (from ``offset``) are added to a sequence.
 ///
-/// ``LearnedPositionalEmbedding(max_len, dim, *, seed=None, dtype="float32")``: rows drawn
-/// from N(0, 1). Train it with ``backward`` and an optimizer over ``embedding``.
+/// Rows start from N(0, 1) (``seed`` makes them reproducible); ``dtype`` "float32" or
+/// "float64". Train it with ``backward`` and an optimizer over ``embedding``.
 #[pyclass(frozen, name = "LearnedPositionalEmbedding", module = "candle_embed")]
 pub struct PyLearnedPositionalEmbedding {
     pub inner: Arc<LearnedPositionalEmbedding>,

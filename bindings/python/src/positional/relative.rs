@@ -20,10 +20,8 @@ use crate::table_properties::weight_property;
 /// T5's relative position bias: a learned ``(num_buckets, num_heads)`` table indexed by the
 /// bucket of each ``key - query`` distance, added to attention logits.
 ///
-/// ``RelativePositionBias(num_heads, *, num_buckets=32, max_distance=128, bidirectional=True,
-/// seed=None, dtype="float32")``: half the buckets are exact small distances, the rest
-/// logarithmic up to ``max_distance``; ``bidirectional=False`` (decoders) buckets only
-/// ``key <= query``.
+/// Half the buckets are exact small distances, the rest logarithmic up to ``max_distance``;
+/// with ``bidirectional=False`` (decoders) every key after the query falls in bucket 0.
 #[pyclass(frozen, name = "RelativePositionBias", module = "candle_embed")]
 pub struct PyRelativePositionBias {
     pub inner: Arc<RelativePositionBias>,

@@ -17,9 +17,7 @@ use crate::gil::without_gil;
 /// Rotary position embedding (RoPE) of ``(..., T, head_dim)`` arrays: each pair of the first
 /// ``rotary_dim`` dimensions is rotated by ``position * inv_freq``.
 ///
-/// ``RotaryEmbedding(head_dim, *, base=10000.0, max_position_embeddings=2048,
-/// partial_rotary_factor=1.0, layout="half", scaling=None)``: ``rotary_dim = head_dim *
-/// partial_rotary_factor``; ``layout`` "half" (GPT-NeoX, Llama: pairs ``(i, i + rotary_dim/2)``)
+/// ``rotary_dim = head_dim * partial_rotary_factor``; ``layout`` "half" (GPT-NeoX, Llama: pairs ``(i, i + rotary_dim/2)``)
 /// or "interleaved" (GPT-J: pairs ``(2i, 2i+1)``); ``scaling`` a Hugging Face
 /// ``rope_parameters`` dict (``{"rope_type": "linear" | "dynamic" | "yarn" | "longrope" |
 /// "llama3", ...}``). Frequencies are computed in float64.
@@ -198,7 +196,7 @@ impl PyRotaryEmbedding {
     fn rotary_dim(&self) -> usize {
         self.inner.rotary_dim()
     }
-    /// The frequency base (``theta``).
+    /// The frequency base ``θ`` of ``inv_freq_i = θ**(-2i/rotary_dim)``.
     #[getter]
     fn base(&self) -> f64 {
         self.inner.config().base

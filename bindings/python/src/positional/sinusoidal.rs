@@ -21,8 +21,7 @@ use crate::gil::without_gil;
 /// The fixed sinusoidal position table of the Transformer paper, ``(max_len, dim)``, added to
 /// a sequence: ``ω_i = base**(-2i/dim)``, computed in float64.
 ///
-/// ``SinusoidalPositionalEncoding(dim, *, max_len=4096, base=10000.0, layout="interleaved",
-/// dtype="float32")``: ``layout="interleaved"`` gives ``[sin ω0·p, cos ω0·p, sin ω1·p, …]``,
+/// ``layout="interleaved"`` gives ``[sin ω0·p, cos ω0·p, sin ω1·p, …]``,
 /// ``"concat"`` all sines then all cosines (same frequencies). ``dim`` must be even;
 /// ``dtype`` "float32" or "float64".
 #[pyclass(frozen, name = "SinusoidalPositionalEncoding", module = "candle_embed")]
@@ -93,7 +92,7 @@ impl PySinusoidalPositionalEncoding {
     fn max_len(&self) -> usize {
         self.inner.config().max_len
     }
-    /// The frequency base.
+    /// The frequency base ``b`` of ``ω_i = b**(-2i/dim)``.
     #[getter]
     fn base(&self) -> f64 {
         self.inner.config().base
