@@ -245,7 +245,6 @@ def test_save_is_atomic_and_failed_save_keeps_old_file(tmp_path: Path) -> None:
     code = f"""
 import resource, signal
 import candle_embed as ce
-from candle_embed._native import _testing
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 big = ce.Embedding(1000, 100, seed=2)

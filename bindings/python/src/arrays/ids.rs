@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat};
 
 use super::view::{asarray, c_order_copy, view, Region};
-use crate::errors::{type_error, value_error};
+use crate::errors::{from_numpy, memory_error, type_error, value_error, ErrorClass};
 use candle_embed::ids::Id;
 
 /// The values of an index array, in C order, in the width the caller gave them.
@@ -116,8 +116,11 @@ impl IdArray {
             )));
         }
         if !dtype.is_native_byteorder().unwrap_or(true) {
+            let py = arr.py();
             let native = dtype.call_method1("newbyteorder", ("=",))?;
-            let swapped = arr.call_method1("astype", (native,))?;
+            let swapped = arr
+                .call_method1("astype", (native,))
+                .map_err(|e| from_numpy(py, e, ErrorClass::Type))?;
             return Self::snapshot(swapped.cast::<PyUntypedArray>()?, what);
         }
         let shape = arr.shape().to_vec();
@@ -155,13 +158,20 @@ impl IdArray {
         self.region
     }
 
-    /// The values widened to `i64`; a `u64` beyond `i64::MAX` saturates (it is out of range of
-    /// anything it can index, and is reported as such).
-    pub fn to_i64(&self) -> Vec<i64> {
-        with_ids!(self, |ids| ids
-            .iter()
-            .map(|&i| i.wide().clamp(i64::MIN as i128, i64::MAX as i128) as i64)
-            .collect())
+    /// The values widened to `i64` in a fallibly allocated vector; a `u64` beyond `i64::MAX`
+    /// saturates (it is out of range of anything it can index, and is reported as such).
+    pub fn to_i64(&self, what: &str) -> PyResult<Vec<i64>> {
+        let n = self.shape.iter().product::<usize>();
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| {
+            memory_error(format!(
+                "cannot widen {what}: {n} int64 values do not fit in memory"
+            ))
+        })?;
+        with_ids!(self, |ids| v.extend(ids.iter().map(|&i| {
+            i.wide().clamp(i64::MIN as i128, i64::MAX as i128) as i64
+        })));
+        Ok(v)
     }
 
     /// [`IdArray::to_i64`] of a 1-D array (offsets), a `ValueError` for any other shape.
@@ -172,7 +182,7 @@ impl IdArray {
                 self.shape
             )));
         }
-        Ok(self.to_i64())
+        self.to_i64(what)
     }
 }
 

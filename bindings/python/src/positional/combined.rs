@@ -44,7 +44,9 @@ fn read_i64(
     obj: Option<&Bound<'_, PyAny>>,
     what: &str,
 ) -> PyResult<Option<(Vec<i64>, Vec<usize>)>> {
-    Ok(IdArray::read_opt(obj, what)?.map(|a| (a.to_i64(), a.shape().to_vec())))
+    IdArray::read_opt(obj, what)?
+        .map(|a| Ok((a.to_i64(what)?, a.shape().to_vec())))
+        .transpose()
 }
 
 #[pymethods]
@@ -94,7 +96,7 @@ impl PyTransformerEmbeddings {
     ) -> PyResult<Bound<'py, PyAny>> {
         let ids = IdArray::read(ids, "ids")?;
         let shape = ids.shape().to_vec();
-        let ids = ids.to_i64();
+        let ids = ids.to_i64("ids")?;
         let tt = read_i64(token_type_ids, "token_type_ids")?;
         let pid = read_i64(position_ids, "position_ids")?;
         if let Some((_, s)) = &tt {
@@ -249,7 +251,7 @@ fn position_ids_from_padding_py<'py>(
             "past_length must be >= 0, got {past_length}"
         )));
     }
-    let out = position_ids_from_padding(&ids.to_i64(), t, padding_idx, past_length).py()?;
+    let out = position_ids_from_padding(&ids.to_i64("ids")?, t, padding_idx, past_length).py()?;
     vec_output(py, out, ids.shape())
 }
 
