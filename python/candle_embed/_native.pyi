@@ -3,7 +3,7 @@
 from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
 from types import ModuleType
-from typing import Any, TypeAlias, final
+from typing import Any, Self, TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
@@ -52,8 +52,39 @@ class SparseGrad:
         """Coalesce row gradients (``ids.shape + (D,)``, duplicates summed) into a gradient of
         a ``(num_rows, D)`` table."""
 
+class _Table:
+    """Stub-only: the members ``Embedding`` and ``EmbeddingBag`` share (the runtime classes
+    define each of them; this base exists only in the stub)."""
+
+    @property
+    def weight(self) -> npt.NDArray[Any]:
+        """A copy of the table (bfloat16 tables come back as float32)."""
+    @weight.setter
+    def weight(self, value: npt.ArrayLike) -> None: ...
+    @property
+    def num_embeddings(self) -> int: ...
+    @property
+    def embedding_dim(self) -> int: ...
+    @property
+    def padding_idx(self) -> int | None: ...
+    @property
+    def max_norm(self) -> float | None: ...
+    @property
+    def norm_type(self) -> float: ...
+    @property
+    def frozen(self) -> bool: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+    def save(self, path: str | PathLike[str]) -> None:
+        """Save the table and its options to a safetensors file (atomically)."""
+    @classmethod
+    def load(cls, path: str | PathLike[str], *, device: str = "cpu") -> Self:
+        """Load a file written by ``save``."""
+
 @final
-class Embedding:
+class Embedding(_Table):
     """A ``(num_embeddings, embedding_dim)`` table looked up by integer ids (``torch.nn.Embedding``
     semantics)."""
 
@@ -98,33 +129,7 @@ class Embedding:
         (``seed=None`` draws a fresh seed, so pass an explicit seed to ``backward``).
         ``normalize=True``: rows scaled to unit L2 norm, ``w / max(||w||, 1e-12)``."""
     @property
-    def weight(self) -> npt.NDArray[Any]:
-        """A copy of the table (bfloat16 tables come back as float32)."""
-    @weight.setter
-    def weight(self, value: npt.ArrayLike) -> None: ...
-    @property
-    def num_embeddings(self) -> int: ...
-    @property
-    def embedding_dim(self) -> int: ...
-    @property
-    def padding_idx(self) -> int | None: ...
-    @property
-    def max_norm(self) -> float | None: ...
-    @property
-    def norm_type(self) -> float: ...
-    @property
     def scale_grad_by_freq(self) -> bool: ...
-    @property
-    def frozen(self) -> bool: ...
-    @property
-    def dtype(self) -> str: ...
-    @property
-    def device(self) -> str: ...
-    def save(self, path: str | PathLike[str]) -> None:
-        """Save table and config to a safetensors file (atomically)."""
-    @classmethod
-    def load(cls, path: str | PathLike[str], *, device: str = "cpu") -> Embedding:
-        """Load a table saved by ``save``."""
     def backward(
         self,
         ids: _IdsLike,
@@ -179,7 +184,7 @@ class _SparseOptimizer:
 # --- EmbeddingBag ---
 
 @final
-class EmbeddingBag:
+class EmbeddingBag(_Table):
     """Pooled lookups (``torch.nn.EmbeddingBag`` semantics): each bag of ids is reduced to one
     row by ``mode`` ("sum", "mean" or "max"). 2-D ids ``(B, N)`` are B bags of N ids (offsets
     must be None); 1-D ids need 1-D ``offsets`` (any integer dtype, ``offsets[0] == 0``,
@@ -242,35 +247,9 @@ class EmbeddingBag:
         """Gradient of ``per_sample_weights`` (mode "sum"): ``<grad_output[bag(k)], W[ids[k]]>``
         for each id (0 for padding), shape of ids."""
     @property
-    def weight(self) -> npt.NDArray[Any]:
-        """A copy of the table (bfloat16 tables come back as float32)."""
-    @weight.setter
-    def weight(self, value: npt.ArrayLike) -> None: ...
-    @property
-    def num_embeddings(self) -> int: ...
-    @property
-    def embedding_dim(self) -> int: ...
-    @property
     def mode(self) -> str: ...
     @property
-    def padding_idx(self) -> int | None: ...
-    @property
     def include_last_offset(self) -> bool: ...
-    @property
-    def max_norm(self) -> float | None: ...
-    @property
-    def norm_type(self) -> float: ...
-    @property
-    def frozen(self) -> bool: ...
-    @property
-    def dtype(self) -> str: ...
-    @property
-    def device(self) -> str: ...
-    def save(self, path: str | PathLike[str]) -> None:
-        """Save table and bag config to a safetensors file (atomically)."""
-    @classmethod
-    def load(cls, path: str | PathLike[str], *, device: str = "cpu") -> EmbeddingBag:
-        """Load a bag saved by ``save`` (an ``Embedding.save`` file loads with mode="mean")."""
 
 # --- rotary ---
 

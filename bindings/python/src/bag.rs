@@ -1,7 +1,6 @@
 //! `candle_embed.EmbeddingBag`: translation only; the work is in `candle_embed::EmbeddingBag`.
 
 use std::ffi::CStr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_embed::bag::{mode_name, parse_mode};
@@ -17,8 +16,8 @@ use crate::arrays::tables::numpy_to_table;
 use crate::arrays::{collect, fill, with_ids, with_out_float, Floats, IdArray, Region};
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
+use crate::properties::{getters, table_files, table_properties, weight_property};
 use crate::sparse_grad::PySparseGrad;
-use crate::table_properties::{table_properties, weight_property};
 
 /// Pooled lookups with ``torch.nn.EmbeddingBag``'s semantics: each bag of ids is reduced to
 /// one row by ``mode`` ("sum", "mean" or "max").
@@ -242,40 +241,6 @@ impl PyEmbeddingBag {
         })
     }
 
-    /// The bag reduction: "sum", "mean" or "max".
-    #[getter]
-    fn mode(&self) -> &'static str {
-        mode_name(self.inner.mode())
-    }
-    /// True when ``offsets`` carries a final entry equal to ``len(ids)`` (CSR form).
-    #[getter]
-    fn include_last_offset(&self) -> bool {
-        self.inner.include_last_offset()
-    }
-
-    /// Save the table and the bag's options to a safetensors file ``path``, atomically.
-    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let inner = self.inner.clone();
-        without_gil(py, move || inner.save(&path))
-    }
-
-    /// Load a bag saved by ``save`` onto ``device`` (an ``Embedding.save`` file loads with
-    /// ``mode="mean"``).
-    #[classmethod]
-    #[pyo3(signature = (path, *, device="cpu"))]
-    fn load(
-        _cls: &Bound<'_, PyType>,
-        py: Python<'_>,
-        path: PathBuf,
-        device: &str,
-    ) -> PyResult<Self> {
-        let device = parse_device(device).py()?;
-        let inner = without_gil(py, move || EmbeddingBag::load(&path, &device))?;
-        Ok(PyEmbeddingBag {
-            inner: Arc::new(inner),
-        })
-    }
-
     fn __repr__(&self) -> String {
         let table = self.inner.embedding();
         format!(
@@ -294,6 +259,18 @@ impl PyEmbeddingBag {
 
 weight_property!(PyEmbeddingBag, |s| s.inner.embedding());
 table_properties!(PyEmbeddingBag, |s| s.inner.embedding());
+getters!(PyEmbeddingBag, |s| {
+    /// The bag reduction: "sum", "mean" or "max".
+    mode: &'static str = mode_name(s.inner.mode());
+    /// True when ``offsets`` carries a final entry equal to ``len(ids)`` (CSR form).
+    include_last_offset: bool = s.inner.include_last_offset();
+});
+table_files!(
+    PyEmbeddingBag,
+    EmbeddingBag,
+    /// Load a bag saved by ``save`` onto ``device`` (an ``Embedding.save`` file loads with
+    /// ``mode="mean"``).
+);
 
 /// Register `EmbeddingBag`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

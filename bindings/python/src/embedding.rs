@@ -1,7 +1,6 @@
 //! `candle_embed.Embedding`: translation only; the work is in `candle_embed::Embedding`.
 
 use std::ffi::CStr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_embed::device::{device_name, parse_device};
@@ -16,7 +15,7 @@ use crate::arrays::tables::numpy_to_table;
 use crate::arrays::{fill, with_ids, with_out_float, IdArray};
 use crate::errors::IntoPyResult;
 use crate::gil::without_gil;
-use crate::table_properties::{table_properties, weight_property};
+use crate::properties::{getters, table_files, table_properties, weight_property};
 
 /// A ``(num_embeddings, embedding_dim)`` table looked up by integer ids, with
 /// ``torch.nn.Embedding``'s semantics.
@@ -153,36 +152,6 @@ impl PyEmbedding {
         }))
     }
 
-    /// True when each row's gradient is divided by the number of times its id occurs in the
-    /// batch.
-    #[getter]
-    fn scale_grad_by_freq(&self) -> bool {
-        self.inner.config().scale_grad_by_freq
-    }
-
-    /// Save the table and its options to a safetensors file ``path``, atomically (a reader
-    /// sees the old file or the new one, never a part).
-    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let inner = self.inner.clone();
-        without_gil(py, move || inner.save(&path))
-    }
-
-    /// Load a table saved by ``save`` (or by ``EmbeddingBag.save``) onto ``device``.
-    #[classmethod]
-    #[pyo3(signature = (path, *, device="cpu"))]
-    fn load(
-        _cls: &Bound<'_, PyType>,
-        py: Python<'_>,
-        path: PathBuf,
-        device: &str,
-    ) -> PyResult<Self> {
-        let device = parse_device(device).py()?;
-        let inner = without_gil(py, move || Embedding::load(&path, &device))?;
-        Ok(PyEmbedding {
-            inner: Arc::new(inner),
-        })
-    }
-
     fn __repr__(&self) -> String {
         format!(
             "Embedding({}, {}, dtype='{}', device='{}'{})",
@@ -199,6 +168,16 @@ impl PyEmbedding {
 
 weight_property!(PyEmbedding, |s| s.inner);
 table_properties!(PyEmbedding, |s| s.inner);
+getters!(PyEmbedding, |s| {
+    /// True when each row's gradient is divided by the number of times its id occurs in the
+    /// batch.
+    scale_grad_by_freq: bool = s.inner.config().scale_grad_by_freq;
+});
+table_files!(
+    PyEmbedding,
+    Embedding,
+    /// Load a table saved by ``save`` (or by ``EmbeddingBag.save``) onto ``device``.
+);
 
 /// Register `Embedding` (its methods in `techniques.rs` and `sparse_ops.rs` come with it).
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -154,12 +154,6 @@ pub fn value_error(msg: impl Into<String>) -> PyErr {
 pub fn type_error(msg: impl Into<String>) -> PyErr {
     py_error(ErrorClass::Type, msg)
 }
-pub fn index_error(msg: impl Into<String>) -> PyErr {
-    py_error(ErrorClass::Index, msg)
-}
-pub fn key_error(msg: impl Into<String>) -> PyErr {
-    py_error(ErrorClass::Key, msg)
-}
 pub fn memory_error(msg: impl Into<String>) -> PyErr {
     py_error(ErrorClass::Memory, msg)
 }

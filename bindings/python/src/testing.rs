@@ -1,7 +1,8 @@
 //! `candle_embed._native._testing`: the portable paths (candle ops, any device) and other hooks
 //! the test suite checks the fast kernels against. Not public API: they live in this private
 //! submodule so that `dir(candle_embed)` and `dir(candle_embed.Embedding)` show only what users
-//! call. Each takes the object it exercises as its first argument.
+//! call. Each takes the object it exercises as its first argument; integer arguments are
+//! plain (the tests pass valid ones), without the public API's strict extractors.
 
 use candle_core::{Device, Tensor};
 use candle_embed::positional::alibi;
@@ -11,7 +12,6 @@ use candle_embed::techniques::attend::Targets;
 use candle_embed::techniques::RowTransform;
 use pyo3::prelude::*;
 
-use crate::args;
 use crate::arrays::tables::{numpy_to_tensor, tensor_to_numpy};
 use crate::arrays::{collect, with_ids, Floats, IdArray};
 use crate::bag::PyEmbeddingBag;
@@ -47,7 +47,7 @@ fn lookup_transformed_portable<'py>(
     emb: &Bound<'py, PyEmbedding>,
     ids: &Bound<'py, PyAny>,
     dropout: f64,
-    #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
+    seed: Option<u64>,
     normalize: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let t = RowTransform::new(dropout, seed, normalize).py()?;
@@ -70,7 +70,7 @@ fn transform_grad<'py>(
     ids: &Bound<'py, PyAny>,
     grad_output: &Bound<'py, PyAny>,
     dropout: f64,
-    #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
+    seed: Option<u64>,
     normalize: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let t = RowTransform::for_backward(dropout, seed, normalize).py()?;
@@ -189,7 +189,7 @@ fn rope_apply_portable<'py>(
     rope: &Bound<'py, PyRotaryEmbedding>,
     x: &Bound<'py, PyAny>,
     positions: Option<&Bound<'py, PyAny>>,
-    #[pyo3(from_py_with = args::signed)] offset: i64,
+    offset: i64,
     backward: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     rope_tensor_path(py, rope.get(), x, (positions, offset), move |r, t, p| {
@@ -209,7 +209,7 @@ fn rope_apply_fused<'py>(
     rope: &Bound<'py, PyRotaryEmbedding>,
     x: &Bound<'py, PyAny>,
     positions: Option<&Bound<'py, PyAny>>,
-    #[pyo3(from_py_with = args::signed)] offset: i64,
+    offset: i64,
 ) -> PyResult<Bound<'py, PyAny>> {
     rope_tensor_path(py, rope.get(), x, (positions, offset), |r, t, p| {
         r.forward_fused(t, p)
@@ -226,7 +226,7 @@ fn rope_autograd<'py>(
     x: &Bound<'py, PyAny>,
     grad_output: &Bound<'py, PyAny>,
     positions: Option<&Bound<'py, PyAny>>,
-    #[pyo3(from_py_with = args::signed)] offset: i64,
+    offset: i64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let g = numpy_to_tensor(grad_output, "grad_output")?;
     rope_tensor_path(py, rope.get(), x, (positions, offset), move |r, t, p| {
@@ -261,10 +261,10 @@ fn sinusoidal_table_portable<'py>(
 #[pyo3(signature = (num_heads, q_len, k_len, *, offset=0, dtype="float32"))]
 fn alibi_bias_portable<'py>(
     py: Python<'py>,
-    #[pyo3(from_py_with = args::size)] num_heads: usize,
-    #[pyo3(from_py_with = args::size)] q_len: usize,
-    #[pyo3(from_py_with = args::size)] k_len: usize,
-    #[pyo3(from_py_with = args::signed)] offset: i64,
+    num_heads: usize,
+    q_len: usize,
+    k_len: usize,
+    offset: i64,
     dtype: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (h, q, k) = (num_heads, q_len, k_len);
@@ -281,9 +281,9 @@ fn alibi_bias_portable<'py>(
 fn relative_bias_portable<'py>(
     py: Python<'py>,
     rpb: &Bound<'py, PyRelativePositionBias>,
-    #[pyo3(from_py_with = args::size)] q_len: usize,
-    #[pyo3(from_py_with = args::size)] k_len: usize,
-    #[pyo3(from_py_with = args::signed)] offset: i64,
+    q_len: usize,
+    k_len: usize,
+    offset: i64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let r = &*rpb.get().inner;
     let t = without_gil(py, || r.bias_portable(q_len, k_len, offset))?;

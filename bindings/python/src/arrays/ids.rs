@@ -40,44 +40,23 @@ pub struct IdArray {
 
 /// Run `$body` once per id width with `$ids: &[I]` bound to the snapshot's values (C order).
 macro_rules! with_ids {
-    ($arr:expr, |$ids:ident| $body:expr) => {{
-        use $crate::arrays::ids::IdValues;
-        match $arr.values() {
-            IdValues::I8(v) => {
-                let $ids: &[i8] = v;
-                $body
-            }
-            IdValues::I16(v) => {
-                let $ids: &[i16] = v;
-                $body
-            }
-            IdValues::I32(v) => {
-                let $ids: &[i32] = v;
-                $body
-            }
-            IdValues::I64(v) => {
-                let $ids: &[i64] = v;
-                $body
-            }
-            IdValues::U8(v) => {
-                let $ids: &[u8] = v;
-                $body
-            }
-            IdValues::U16(v) => {
-                let $ids: &[u16] = v;
-                $body
-            }
-            IdValues::U32(v) => {
-                let $ids: &[u32] = v;
-                $body
-            }
-            IdValues::U64(v) => {
-                let $ids: &[u64] = v;
-                $body
-            }
-        }
-    }};
+    ($arr:expr, |$ids:ident| $body:expr) => {
+        $crate::arrays::ids::match_widths!($arr, |$ids| $body;
+            I8: i8, I16: i16, I32: i32, I64: i64, U8: u8, U16: u16, U32: u32, U64: u64)
+    };
 }
+/// The `match` behind [`with_ids!`], one arm per `Variant: type`.
+macro_rules! match_widths {
+    ($arr:expr, |$ids:ident| $body:expr; $($variant:ident: $t:ty),*) => {
+        match $arr.values() {
+            $($crate::arrays::ids::IdValues::$variant(v) => {
+                let $ids: &[$t] = v;
+                $body
+            })*
+        }
+    };
+}
+pub(crate) use match_widths;
 pub(crate) use with_ids;
 
 impl IdArray {

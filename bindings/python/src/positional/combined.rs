@@ -14,11 +14,12 @@ use pyo3::types::PyDict;
 
 use super::py_dtype;
 use crate::args;
-use crate::arrays::tables::{numpy_to_tensor, tensor_to_numpy};
+use crate::arrays::tables::tensor_to_numpy;
 use crate::arrays::{collect, vec_output, with_out_float, Floats, IdArray};
 use crate::embedding::PyEmbedding;
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
+use crate::properties::{getters, tensor_property};
 use crate::sparse_grad::PySparseGrad;
 
 /// BERT's embedding block: ``LayerNorm(token[ids] + position[position_ids] +
@@ -169,26 +170,6 @@ impl PyTransformerEmbeddings {
     fn segment(&self) -> PyEmbedding {
         PyEmbedding::shared(self.inner.segment())
     }
-    /// The LayerNorm scale ``γ``, ``(dim,)`` (a copy; assign to replace).
-    #[getter]
-    fn get_layer_norm_weight<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        tensor_to_numpy(py, &self.inner.layer_norm_weight())
-    }
-    #[setter]
-    fn set_layer_norm_weight(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let t = numpy_to_tensor(value, "layer_norm_weight")?;
-        self.inner.set_layer_norm_weight(&t).py()
-    }
-    /// The LayerNorm shift ``β``, ``(dim,)`` (a copy; assign to replace).
-    #[getter]
-    fn get_layer_norm_bias<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        tensor_to_numpy(py, &self.inner.layer_norm_bias())
-    }
-    #[setter]
-    fn set_layer_norm_bias(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let t = numpy_to_tensor(value, "layer_norm_bias")?;
-        self.inner.set_layer_norm_bias(&t).py()
-    }
     /// Whether dropout is applied (assign False for inference).
     #[getter]
     fn get_training(&self) -> bool {
@@ -198,26 +179,7 @@ impl PyTransformerEmbeddings {
     fn set_training(&self, on: bool) {
         self.inner.set_training(on)
     }
-    /// The embedding width.
-    #[getter]
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
-    /// The dropout probability applied while ``training``.
-    #[getter]
-    fn dropout(&self) -> f64 {
-        self.inner.config().dropout
-    }
-    /// The LayerNorm's ``eps``.
-    #[getter]
-    fn layer_norm_eps(&self) -> f64 {
-        self.inner.config().layer_norm_eps
-    }
-    /// The tables' dtype, "float32" or "float64".
-    #[getter]
-    fn dtype(&self) -> &'static str {
-        dtype_name(self.inner.dtype())
-    }
+
     fn __repr__(&self) -> String {
         let c = self.inner.config();
         format!(
@@ -231,6 +193,31 @@ impl PyTransformerEmbeddings {
         )
     }
 }
+
+tensor_property!(
+    PyTransformerEmbeddings,
+    /// The LayerNorm scale ``γ``, ``(dim,)`` (a copy; assign an array to replace it).
+    get_layer_norm_weight / set_layer_norm_weight,
+    |s| s.inner.layer_norm_weight(),
+    |t| s.inner.set_layer_norm_weight(&t)
+);
+tensor_property!(
+    PyTransformerEmbeddings,
+    /// The LayerNorm shift ``β``, ``(dim,)`` (a copy; assign an array to replace it).
+    get_layer_norm_bias / set_layer_norm_bias,
+    |s| s.inner.layer_norm_bias(),
+    |t| s.inner.set_layer_norm_bias(&t)
+);
+getters!(PyTransformerEmbeddings, |s| {
+    /// The embedding width.
+    dim: usize = s.inner.dim();
+    /// The dropout probability applied while ``training``.
+    dropout: f64 = s.inner.config().dropout;
+    /// The LayerNorm's ``eps``.
+    layer_norm_eps: f64 = s.inner.config().layer_norm_eps;
+    /// The tables' dtype, "float32" or "float64".
+    dtype: &'static str = dtype_name(s.inner.dtype());
+});
 
 /// RoBERTa's position ids for ``ids`` ``(..., T)`` padded with ``padding_idx``:
 /// ``(cumsum(ids != pad) + past_length) * (ids != pad) + pad`` along the last axis, int64.

@@ -8,13 +8,13 @@ use candle_core::Device;
 use candle_embed::positional::learned::LearnedPositionalEmbedding;
 use pyo3::prelude::*;
 
-use super::{map_seq, py_dtype};
+use super::{py_dtype, Absolute};
 use crate::args;
 use crate::arrays::{with_out_float, Floats};
 use crate::embedding::PyEmbedding;
 use crate::gil::without_gil;
+use crate::properties::{getters, weight_property};
 use crate::sparse_grad::PySparseGrad;
-use crate::table_properties::weight_property;
 
 /// Learned absolute positions (BERT, GPT-2): a ``(max_len, dim)`` table whose first ``T``
 /// rows (from ``offset``) are added to a sequence.
@@ -61,10 +61,7 @@ impl PyLearnedPositionalEmbedding {
         x: &Bound<'py, PyAny>,
         #[pyo3(from_py_with = args::signed)] offset: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let l = &*self.inner;
-        with_out_float!(l.embedding().dtype(), T => {
-            map_seq::<T>(py, x, "x", |x, s, o| l.add_into(x, s, offset, o))
-        })
+        Absolute::Learned(&self.inner).add(py, x, offset)
     }
 
     /// The table's gradient for ``grad`` of shape ``(..., T, dim)``: a ``SparseGrad`` over rows
@@ -91,16 +88,6 @@ impl PyLearnedPositionalEmbedding {
     fn embedding(&self) -> PyEmbedding {
         PyEmbedding::shared(self.inner.embedding())
     }
-    /// The number of positions, ``max_len``.
-    #[getter]
-    fn max_len(&self) -> usize {
-        self.inner.max_len()
-    }
-    /// The embedding width.
-    #[getter]
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
     fn __repr__(&self) -> String {
         format!(
             "LearnedPositionalEmbedding({}, {})",
@@ -111,6 +98,12 @@ impl PyLearnedPositionalEmbedding {
 }
 
 weight_property!(PyLearnedPositionalEmbedding, |s| s.inner.embedding());
+getters!(PyLearnedPositionalEmbedding, |s| {
+    /// The number of positions, ``max_len``.
+    max_len: usize = s.inner.max_len();
+    /// The embedding width.
+    dim: usize = s.inner.dim();
+});
 
 /// Register `LearnedPositionalEmbedding`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

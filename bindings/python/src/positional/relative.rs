@@ -14,8 +14,8 @@ use crate::arrays::{collect, with_ids, with_out_float, Floats, IdArray};
 use crate::embedding::PyEmbedding;
 use crate::errors::value_error;
 use crate::gil::without_gil;
+use crate::properties::{getters, weight_property};
 use crate::sparse_grad::PySparseGrad;
-use crate::table_properties::weight_property;
 
 /// T5's relative position bias: a learned ``(num_buckets, num_heads)`` table indexed by the
 /// bucket of each ``key - query`` distance, added to attention logits.
@@ -133,26 +133,6 @@ impl PyRelativePositionBias {
     fn embedding(&self) -> PyEmbedding {
         PyEmbedding::shared(self.inner.embedding())
     }
-    /// The number of attention heads (columns of the table).
-    #[getter]
-    fn num_heads(&self) -> usize {
-        self.inner.num_heads()
-    }
-    /// The number of distance buckets (rows of the table).
-    #[getter]
-    fn num_buckets(&self) -> usize {
-        self.inner.config().num_buckets
-    }
-    /// The distance from which every larger distance shares the last bucket.
-    #[getter]
-    fn max_distance(&self) -> usize {
-        self.inner.config().max_distance
-    }
-    /// True when keys on both sides of the query have their own buckets (encoders).
-    #[getter]
-    fn bidirectional(&self) -> bool {
-        self.inner.config().bidirectional
-    }
     fn __repr__(&self) -> String {
         let c = self.inner.config();
         format!(
@@ -166,6 +146,16 @@ impl PyRelativePositionBias {
 }
 
 weight_property!(PyRelativePositionBias, |s| s.inner.embedding());
+getters!(PyRelativePositionBias, |s| {
+    /// The number of attention heads (columns of the table).
+    num_heads: usize = s.inner.num_heads();
+    /// The number of distance buckets (rows of the table).
+    num_buckets: usize = s.inner.config().num_buckets;
+    /// The distance from which every larger distance shares the last bucket.
+    max_distance: usize = s.inner.config().max_distance;
+    /// True when keys on both sides of the query have their own buckets (encoders).
+    bidirectional: bool = s.inner.config().bidirectional;
+});
 
 /// Register `RelativePositionBias` and `relative_position_bucket`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -13,6 +13,7 @@ use crate::arrays::view::view;
 use crate::arrays::{fill, float_dtype, vec_output, with_ids, with_out_float, Floats, IdArray};
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
+use crate::properties::getters;
 
 /// Rotary position embedding (RoPE) of ``(..., T, head_dim)`` arrays: each pair of the first
 /// ``rotary_dim`` dimensions is rotated by ``position * inv_freq``.
@@ -185,54 +186,40 @@ impl PyRotaryEmbedding {
         )
     }
 
-    /// The per-head width ``head_dim``.
-    #[getter]
-    fn head_dim(&self) -> usize {
-        self.inner.head_dim()
-    }
-    /// How many leading dimensions of each head are rotated (``head_dim *
-    /// partial_rotary_factor``, even).
-    #[getter]
-    fn rotary_dim(&self) -> usize {
-        self.inner.rotary_dim()
-    }
-    /// The frequency base ``θ`` of ``inv_freq_i = θ**(-2i/rotary_dim)``.
-    #[getter]
-    fn base(&self) -> f64 {
-        self.inner.config().base
-    }
-    /// The context length the model was trained for (scaling rules refer to it).
-    #[getter]
-    fn max_position_embeddings(&self) -> usize {
-        self.inner.config().max_position_embeddings
-    }
-    /// The fraction of ``head_dim`` that is rotated.
-    #[getter]
-    fn partial_rotary_factor(&self) -> f64 {
-        self.inner.config().partial_rotary_factor
-    }
-    /// "half" or "interleaved" (which dimensions form a rotated pair).
-    #[getter]
-    fn layout(&self) -> &'static str {
-        match self.inner.config().layout {
-            RopeLayout::Half => "half",
-            RopeLayout::Interleaved => "interleaved",
-        }
-    }
-    /// The scaling rule: "default", "linear", "dynamic", "yarn", "longrope" or "llama3".
-    #[getter]
-    fn rope_type(&self) -> &'static str {
-        self.inner.config().scaling.name()
-    }
-
     fn __repr__(&self) -> String {
+        let r = &self.inner;
         format!(
             "RotaryEmbedding(head_dim={}, rotary_dim={}, base={}, layout='{}', rope_type='{}')",
-            self.head_dim(),
-            self.rotary_dim(),
-            self.base(),
-            self.layout(),
-            self.rope_type()
+            r.head_dim(),
+            r.rotary_dim(),
+            r.config().base,
+            layout_name(r.config().layout),
+            r.config().scaling.name()
         )
     }
 }
+
+fn layout_name(layout: RopeLayout) -> &'static str {
+    match layout {
+        RopeLayout::Half => "half",
+        RopeLayout::Interleaved => "interleaved",
+    }
+}
+
+getters!(PyRotaryEmbedding, |s| {
+    /// The per-head width ``head_dim``.
+    head_dim: usize = s.inner.head_dim();
+    /// How many leading dimensions of each head are rotated (``head_dim *
+    /// partial_rotary_factor``, even).
+    rotary_dim: usize = s.inner.rotary_dim();
+    /// The frequency base ``θ`` of ``inv_freq_i = θ**(-2i/rotary_dim)``.
+    base: f64 = s.inner.config().base;
+    /// The context length the model was trained for (scaling rules refer to it).
+    max_position_embeddings: usize = s.inner.config().max_position_embeddings;
+    /// The fraction of ``head_dim`` that is rotated.
+    partial_rotary_factor: f64 = s.inner.config().partial_rotary_factor;
+    /// "half" or "interleaved" (which dimensions form a rotated pair).
+    layout: &'static str = layout_name(s.inner.config().layout);
+    /// The scaling rule: "default", "linear", "dynamic", "yarn", "longrope" or "llama3".
+    rope_type: &'static str = s.inner.config().scaling.name();
+});

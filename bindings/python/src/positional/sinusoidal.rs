@@ -11,12 +11,12 @@ use candle_embed::positional::sinusoidal::{
 };
 use pyo3::prelude::*;
 
-use super::{map_seq, py_dtype};
+use super::{py_dtype, Absolute};
 use crate::args;
 use crate::arrays::tables::tensor_to_numpy;
-use crate::arrays::with_out_float;
 use crate::errors::IntoPyResult;
 use crate::gil::without_gil;
+use crate::properties::getters;
 
 /// The fixed sinusoidal position table of the Transformer paper, ``(max_len, dim)``, added to
 /// a sequence: ``ω_i = base**(-2i/dim)``, computed in float64.
@@ -71,10 +71,7 @@ impl PySinusoidalPositionalEncoding {
         x: &Bound<'py, PyAny>,
         #[pyo3(from_py_with = args::signed)] offset: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let pe = &*self.inner;
-        with_out_float!(pe.table().dtype(), T => {
-            map_seq::<T>(py, x, "x", |x, s, o| pe.add_into(x, s, offset, o))
-        })
+        Absolute::Sinusoidal(&self.inner).add(py, x, offset)
     }
 
     /// A copy of the table, ``(max_len, dim)``.
@@ -82,31 +79,7 @@ impl PySinusoidalPositionalEncoding {
     fn table<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         tensor_to_numpy(py, self.inner.table())
     }
-    /// The encoding width (even).
-    #[getter]
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
-    /// The number of positions the table covers.
-    #[getter]
-    fn max_len(&self) -> usize {
-        self.inner.config().max_len
-    }
-    /// The frequency base ``b`` of ``ω_i = b**(-2i/dim)``.
-    #[getter]
-    fn base(&self) -> f64 {
-        self.inner.config().base
-    }
-    /// "interleaved" or "concat".
-    #[getter]
-    fn layout(&self) -> &'static str {
-        self.inner.config().layout.name()
-    }
-    /// The table's dtype, "float32" or "float64".
-    #[getter]
-    fn dtype(&self) -> &'static str {
-        dtype_name(self.inner.table().dtype())
-    }
+
     fn __repr__(&self) -> String {
         let c = self.inner.config();
         format!(
@@ -115,10 +88,23 @@ impl PySinusoidalPositionalEncoding {
             c.max_len,
             c.base,
             c.layout.name(),
-            self.dtype()
+            dtype_name(self.inner.table().dtype())
         )
     }
 }
+
+getters!(PySinusoidalPositionalEncoding, |s| {
+    /// The encoding width (even).
+    dim: usize = s.inner.dim();
+    /// The number of positions the table covers.
+    max_len: usize = s.inner.config().max_len;
+    /// The frequency base ``b`` of ``ω_i = b**(-2i/dim)``.
+    base: f64 = s.inner.config().base;
+    /// "interleaved" or "concat".
+    layout: &'static str = s.inner.config().layout.name();
+    /// The table's dtype, "float32" or "float64".
+    dtype: &'static str = dtype_name(s.inner.table().dtype());
+});
 
 /// Register `SinusoidalPositionalEncoding`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
