@@ -7,13 +7,12 @@ use candle_embed::bag::{mode_name, parse_mode};
 use candle_embed::device::{device_name, parse_device};
 use candle_embed::dtype::{dtype_name, parse_dtype, Float};
 use candle_embed::{EmbeddingBag, EmbeddingBagConfig};
-use numpy::Element;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
 use crate::args;
 use crate::arrays::tables::numpy_to_table;
-use crate::arrays::{collect, fill, with_ids, with_out_float, Floats, IdArray, Region};
+use crate::arrays::{collect, fill, with_ids, with_out_float, Element, Floats, IdArray, Region};
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
 use crate::properties::{getters, table_files, table_properties, weight_property};

@@ -1,10 +1,10 @@
 //! `candle_embed.SparseGrad`: a coalesced row-sparse gradient (read-only view from Python).
 
 use candle_embed::SparseGrad;
-use numpy::PyArray1;
 use pyo3::prelude::*;
 
 use crate::arrays::tables::tensor_to_numpy;
+use crate::arrays::vec_output;
 use crate::gil::without_gil;
 
 /// The gradient of a ``(num_rows, dim)`` table that only some rows received: sorted unique
@@ -25,8 +25,9 @@ impl PySparseGrad {
 impl PySparseGrad {
     /// Sorted unique row ids, int64, shape ``(nnz,)``.
     #[getter]
-    fn indices<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
-        PyArray1::from_slice(py, self.inner.indices())
+    fn indices<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let ids = self.inner.indices();
+        vec_output(py, ids.to_vec(), &[ids.len()])
     }
     /// Summed gradient rows, shape ``(nnz, dim)``, one per id of ``indices``.
     #[getter]

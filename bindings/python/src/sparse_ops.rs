@@ -7,12 +7,13 @@ use candle_embed::ids::Id;
 use candle_embed::sparse::{self, CoalesceOptions};
 use candle_embed::techniques::RowTransform;
 use candle_embed::SparseGrad;
-use numpy::{Element, PyArray1};
 use pyo3::prelude::*;
 
 use crate::args;
 use crate::arrays::view::view;
-use crate::arrays::{fill, float_dtype, vec_output, with_ids, with_out_float, Floats, IdArray};
+use crate::arrays::{
+    fill, float_dtype, vec_output, with_ids, with_out_float, Element, Floats, IdArray,
+};
 use crate::embedding::PyEmbedding;
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
@@ -135,14 +136,15 @@ pub fn coalesce<'py>(
     py: Python<'py>,
     ids: &Bound<'py, PyAny>,
     values: &Bound<'py, PyAny>,
-) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyAny>)> {
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let ids = IdArray::read(ids, "ids")?;
     let values = view(values, "values")?;
     with_out_float!(float_dtype(&values, "values")?, T => {
         let values = Floats::<T>::of_view(values, "values")?;
         let (u, s, dim, _) = coalesce_as::<T>(py, &ids, &values, None)?;
         let sums = vec_output(py, s, &[u.len(), dim])?;
-        Ok((PyArray1::from_vec(py, u), sums))
+        let n = u.len();
+        Ok((vec_output(py, u, &[n])?, sums))
     })
 }
 

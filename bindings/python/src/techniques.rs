@@ -6,10 +6,9 @@ use candle_embed::dtype::Float;
 use candle_embed::ids::Id;
 use candle_embed::techniques::attend::Targets;
 use candle_embed::Embedding;
-use numpy::Element;
 use pyo3::prelude::*;
 
-use crate::arrays::{fill, with_ids, with_out_float, Floats, IdArray};
+use crate::arrays::{fill, with_ids, with_out_float, Element, Floats, IdArray};
 use crate::embedding::PyEmbedding;
 use crate::errors::value_error;
 use crate::sparse_grad::PySparseGrad;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use candle_embed::io::word2vec as fmt;
 use candle_embed::word2vec::{self, Corpus, TrainConfig, Vocab};
-use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
@@ -113,7 +112,7 @@ pub fn _w2v_train<'py>(
     let trained = trained?;
     let n = vocab.len();
     let vectors = vec_output(py, trained.vectors, &[n, vector_size])?;
-    let counts = PyArray1::from_vec(py, vocab.counts.clone());
+    let counts = vec_output(py, vocab.counts.clone(), &[n])?;
     let stats = PyDict::new(py);
     stats.set_item("raw_words", trained.raw_words)?;
     stats.set_item("effective_words", trained.effective_words)?;

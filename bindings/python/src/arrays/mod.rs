@@ -43,3 +43,6 @@ pub use ids::IdArray;
 pub(crate) use output::with_out_float;
 pub use output::{collect, fill, vec_output, OutFloat};
 pub use view::Region;
+
+/// The element types NumPy arrays of the boundary hold (a bound on generic helpers).
+pub use numpy::Element;

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use candle_embed::positional::rotary::{Positions, RopeLayout, RotaryConfig, RotaryEmbedding};
-use numpy::PyArray1;
 use pyo3::prelude::*;
 
 use super::rope_scaling::scaling_json;
@@ -113,8 +112,9 @@ impl PyRotaryEmbedding {
 
     /// The inverse frequencies at initialisation, float64 ``(rotary_dim // 2,)``.
     #[getter]
-    fn inv_freq<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
-        PyArray1::from_slice(py, self.inner.inv_freq())
+    fn inv_freq<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let f = self.inner.inv_freq();
+        vec_output(py, f.to_vec(), &[f.len()])
     }
 
     /// The factor cos and sin are multiplied by (yarn and longrope; 1 otherwise).
@@ -129,8 +129,10 @@ impl PyRotaryEmbedding {
         &self,
         py: Python<'py>,
         #[pyo3(from_py_with = args::size)] seq_len: usize,
-    ) -> Bound<'py, PyArray1<f64>> {
-        PyArray1::from_vec(py, self.inner.frequencies(seq_len).0)
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let f = self.inner.frequencies(seq_len).0;
+        let n = f.len();
+        vec_output(py, f, &[n])
     }
 
     /// ``(cos, sin)`` of ``positions`` (``(T,)`` or ``(B, T)`` integers), each of shape
