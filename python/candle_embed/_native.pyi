@@ -157,6 +157,7 @@ class Embedding(_Table):
     ) -> tuple[npt.NDArray[Any], SparseGrad]:
         """Backward of ``attend``: ``(grad_x, grad_weight)``; ``grad_weight`` has every row when
         ``ids`` is None, else the sorted unique ids with duplicates summed."""
+
 # --- sparse gradients and optimizers ---
 
 def index_add(dst: npt.ArrayLike, ids: _IdsLike, src: npt.ArrayLike) -> npt.NDArray[Any]:
@@ -377,6 +378,7 @@ class SinusoidalPositionalEncoding:
     def layout(self) -> str: ...
     @property
     def dtype(self) -> str: ...
+
 @final
 class LearnedPositionalEmbedding:
     """Learned absolute positions: an Embedding ``(max_len, dim)`` added to a sequence."""
