@@ -273,6 +273,5 @@ table_files!(
 
 /// Register `EmbeddingBag`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyEmbeddingBag>()?;
-    crate::docs::document_call::<PyEmbeddingBag>(m.py(), CALL_DOC)
+    crate::docs::add_callable_class::<PyEmbeddingBag>(m, CALL_DOC)
 }

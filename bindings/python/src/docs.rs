@@ -17,6 +17,16 @@ use pyo3::prelude::*;
 use pyo3::types::PyType;
 use pyo3::PyClass;
 
+/// Add class `T` to `m` with `doc` as its `__call__`'s documentation (see
+/// [`document_call`]).
+pub fn add_callable_class<T: PyClass + pyo3::PyTypeInfo>(
+    m: &Bound<'_, PyModule>,
+    doc: &'static CStr,
+) -> PyResult<()> {
+    m.add_class::<T>()?;
+    document_call::<T>(m.py(), doc)
+}
+
 /// Install `doc` (`"__call__($self, ...)\n--\n\n<text>"`: CPython's text-signature form) as
 /// the documentation of `T.__call__`. Call once per class, at module init.
 pub fn document_call<T: PyClass>(py: Python<'_>, doc: &'static CStr) -> PyResult<()> {

@@ -181,6 +181,5 @@ table_files!(
 
 /// Register `Embedding` (its methods in `techniques.rs` and `sparse_ops.rs` come with it).
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyEmbedding>()?;
-    crate::docs::document_call::<PyEmbedding>(m.py(), CALL_DOC)
+    crate::docs::add_callable_class::<PyEmbedding>(m, CALL_DOC)
 }

@@ -1,6 +1,7 @@
 //! `Embedding.attend` / `attend_backward` (weight tying): translation only; the work is in
-//! `candle_embed::techniques::attend`. (The lookup transforms behind `Embedding.__call__(...,
-//! dropout=, normalize=)` go through the plain `__call__` in `embedding.rs`.)
+//! `candle_embed::techniques::attend`. (The lookup transforms, `Embedding.__call__(...,
+//! dropout=, normalize=)`, are `__call__` itself in `embedding.rs`: the core's transformed
+//! lookup, which is the plain lookup when no transform is asked for.)
 
 use candle_embed::dtype::Float;
 use candle_embed::ids::Id;

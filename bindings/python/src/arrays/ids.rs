@@ -8,6 +8,7 @@
 //! times larger than its id) and is allocated fallibly: a broadcast input too large to copy
 //! (`np.broadcast_to(np.int64(3), (2**40,))`) is a `MemoryError`.
 
+use candle_embed::ids::Id;
 use numpy::{
     Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
 };
@@ -16,7 +17,6 @@ use pyo3::types::{PyBool, PyFloat};
 
 use super::view::{asarray, c_order_copy, view, Region};
 use crate::errors::{from_numpy, memory_error, type_error, value_error, ErrorClass};
-use candle_embed::ids::Id;
 
 /// The values of an index array, in C order, in the width the caller gave them.
 pub enum IdValues {

@@ -11,13 +11,13 @@
 use numpy::{
     Element, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
 };
+use pyo3::exceptions::PyMemoryError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyTuple};
 
 use crate::errors::{memory_error, type_error, value_error};
-use pyo3::exceptions::PyMemoryError;
 
 /// The bytes an array's elements occupy in memory, `[start, end)`; empty for an array without
 /// elements. For a strided array the range also covers the gaps between elements, so an

@@ -244,7 +244,6 @@ fn position_ids_from_padding_py<'py>(
 
 /// Register `TransformerEmbeddings` and `position_ids_from_padding`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyTransformerEmbeddings>()?;
-    crate::docs::document_call::<PyTransformerEmbeddings>(m.py(), CALL_DOC)?;
+    crate::docs::add_callable_class::<PyTransformerEmbeddings>(m, CALL_DOC)?;
     m.add_function(wrap_pyfunction!(position_ids_from_padding_py, m)?)
 }

@@ -107,6 +107,5 @@ getters!(PyLearnedPositionalEmbedding, |s| {
 
 /// Register `LearnedPositionalEmbedding`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyLearnedPositionalEmbedding>()?;
-    crate::docs::document_call::<PyLearnedPositionalEmbedding>(m.py(), CALL_DOC)
+    crate::docs::add_callable_class::<PyLearnedPositionalEmbedding>(m, CALL_DOC)
 }

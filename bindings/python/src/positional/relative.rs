@@ -159,7 +159,6 @@ getters!(PyRelativePositionBias, |s| {
 
 /// Register `RelativePositionBias` and `relative_position_bucket`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyRelativePositionBias>()?;
-    crate::docs::document_call::<PyRelativePositionBias>(m.py(), CALL_DOC)?;
+    crate::docs::add_callable_class::<PyRelativePositionBias>(m, CALL_DOC)?;
     m.add_function(wrap_pyfunction!(relative_position_bucket, m)?)
 }

@@ -108,6 +108,5 @@ getters!(PySinusoidalPositionalEncoding, |s| {
 
 /// Register `SinusoidalPositionalEncoding`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PySinusoidalPositionalEncoding>()?;
-    crate::docs::document_call::<PySinusoidalPositionalEncoding>(m.py(), CALL_DOC)
+    crate::docs::add_callable_class::<PySinusoidalPositionalEncoding>(m, CALL_DOC)
 }
