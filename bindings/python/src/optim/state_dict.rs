@@ -3,44 +3,28 @@
 
 use candle_core::{Device, Tensor};
 use candle_embed::optim::StateDict;
-use numpy::{PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArrayDescrMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::args::unsigned;
-use crate::arrays::as_ndarray;
+use crate::arrays::tables::{numpy_to_tensor, tensor_to_numpy};
+use crate::arrays::view::view;
+use crate::arrays::IdArray;
 use crate::errors::{type_error, value_error, IntoPyResult};
-use crate::tables::{numpy_to_tensor, tensor_to_numpy};
 
 /// A state buffer as a CPU tensor: integer arrays (per-row step counts) as i64, float arrays
-/// as they are; the core checks each against the buffer it replaces.
+/// as they are; the core checks each against the buffer it replaces. Both go through the array
+/// boundary; a `u64` count beyond `i64::MAX` saturates there and the core's range check
+/// refuses it, so nothing wraps.
 fn buffer_to_tensor(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Tensor> {
-    let arr = as_ndarray(obj)?;
-    let dtype = arr.dtype();
-    let kind = dtype.kind();
+    let kind = view(obj, name)?.array.dtype().kind();
     if kind != b'i' && kind != b'u' {
         return numpy_to_tensor(obj, name);
     }
-    // Read unsigned arrays as u64 and signed ones as i64 (NumPy's casts never fail), so that a
-    // count above i64::MAX is seen, not wrapped.
-    let shape = arr.shape().to_vec();
-    let values: Vec<i64> = if kind == b'u' {
-        let a = arr.call_method1("astype", ("uint64",))?;
-        let a = a.cast_into::<PyArrayDyn<u64>>()?;
-        let ro = a.readonly();
-        let v: Option<Vec<i64>> = ro
-            .as_array()
-            .iter()
-            .map(|&x| i64::try_from(x).ok())
-            .collect();
-        v.ok_or_else(|| value_error(format!("state buffer '{name}' holds a count above 2**63")))?
-    } else {
-        let a = arr.call_method1("astype", ("int64",))?;
-        let a = a.cast_into::<PyArrayDyn<i64>>()?;
-        let ro = a.readonly();
-        ro.as_array().iter().copied().collect()
-    };
-    Tensor::from_vec(values, shape, &Device::Cpu)
+    let ids = IdArray::read(obj, name)?;
+    let shape = ids.shape().to_vec();
+    Tensor::from_vec(ids.to_i64(name)?, shape, &Device::Cpu)
         .map_err(candle_embed::Error::from)
         .py()
 }
