@@ -273,12 +273,15 @@ fn proportional_rotates_whole_head_with_identity_tail() {
         assert_eq!(r.rotary_dim(), 32);
         let live = r.inv_freq().iter().filter(|&&f| f != 0.0).count();
         assert_eq!(live, 4);
-        let x = randn(&[2, 9, 32], DType::F64);
+        let x = randn(&[2, 3, 9, 32], DType::F64);
         let pos = Positions::Range { offset: 500 };
         let fast = r.forward(&x, &pos).unwrap();
         assert!(max_abs_diff(&fast, &r.forward_portable(&x, &pos).unwrap()) < 1e-13);
         assert!(max_abs_diff(&fast, &r.forward_fused(&x, &pos).unwrap()) < 1e-13);
-        let (xv, yv): (Vec<f64>, Vec<f64>) = (x.flatten_all().unwrap().vec1(), fast.flatten_all().unwrap().vec1());
+        let (xv, yv): (Vec<f64>, Vec<f64>) = (
+            x.flatten_all().unwrap().vec1(),
+            fast.flatten_all().unwrap().vec1(),
+        );
         let passes = |c: usize| match layout {
             RopeLayout::Half => (c % 16) >= live,
             RopeLayout::Interleaved => c >= 2 * live,
@@ -317,7 +320,14 @@ fn stateful_dynamic_follows_transformers_update() {
         r.max_seq_len_cached()
     };
     let kept = |n: usize| stateless.frequencies(n).0;
-    for (n, longest) in [(10, 64), (200, 200), (100, 200), (300, 300), (64, 300), (63, 64)] {
+    for (n, longest) in [
+        (10, 64),
+        (200, 200),
+        (100, 200),
+        (300, 300),
+        (64, 300),
+        (63, 64),
+    ] {
         assert_eq!(call(n), longest, "after a call of {n}");
         // the update is idempotent: asking again with the same length keeps the state
         assert_eq!(r.frequencies(n).0, kept(longest));
