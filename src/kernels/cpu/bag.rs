@@ -3,13 +3,14 @@
 //!
 //! Parallel over bags; each bag is accumulated in a small on-stack `Acc` tile (a column block of
 //! at most [`TILE`] elements, which the compiler keeps in L1 / registers) and its output row is
-//! written once. Rows `DISTANCE` ids ahead are prefetched. The sum over a bag runs in bag order
+//! written once. Rows a row-size-dependent distance ahead are prefetched ([`super::tuning`]). The sum over a bag runs in bag order
 //! in one thread, so the result is bit-identical for any thread count. Ids must be validated and
 //! `bounds` checked (non-decreasing, `bounds[B] <= ids.len()`) by the caller.
 
 use rayon::prelude::*;
 
-use super::prefetch::{prefetch_row, DISTANCE};
+use super::prefetch::prefetch_row;
+use super::tuning;
 use crate::alloc::{checked_elems, try_filled};
 use crate::dtype::Float;
 use crate::ids::Id;
@@ -103,15 +104,17 @@ fn bags_serial<S: Float, D: Float, I: Id>(
         mode,
     } = *args;
     let last_pos = bounds[first_bag + out.len() / dim];
+    // 0: prefetching is off.
+    let distance = tuning::get().prefetch_rows(dim * std::mem::size_of::<S>());
     let prefetch = |pos: usize| {
-        if pos < last_pos {
+        if distance > 0 && pos < last_pos {
             let r = ids[pos].index() * dim;
             prefetch_row(&table[r..r + dim]);
         }
     };
     // Start the prefetch pipeline for this chunk.
     let start = bounds[first_bag];
-    for pos in start..(start + DISTANCE).min(last_pos) {
+    for pos in start..(start + distance).min(last_pos) {
         prefetch(pos);
     }
     let mut acc = [<S::Acc as num_traits::Zero>::zero(); TILE];
@@ -128,7 +131,7 @@ fn bags_serial<S: Float, D: Float, I: Id>(
                     acc.fill(num_traits::Zero::zero());
                     for (k, &id) in bag.iter().enumerate() {
                         if first_tile {
-                            prefetch(lo + k + DISTANCE);
+                            prefetch(lo + k + distance);
                         }
                         let id = id.index();
                         if Some(id) == padding {
@@ -166,7 +169,7 @@ fn bags_serial<S: Float, D: Float, I: Id>(
                     acc.fill(num_traits::Float::neg_infinity());
                     for (k, &id) in bag.iter().enumerate() {
                         if first_tile {
-                            prefetch(lo + k + DISTANCE);
+                            prefetch(lo + k + distance);
                         }
                         let id = id.index();
                         if Some(id) == padding {

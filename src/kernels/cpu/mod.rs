@@ -5,3 +5,5 @@ pub mod gather;
 pub mod prefetch;
 pub mod rope;
 pub mod rows;
+pub mod stream;
+pub mod tuning;
