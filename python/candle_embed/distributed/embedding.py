@@ -96,12 +96,18 @@ class ShardedEmbedding(ShardedTable):
     def backward(self, ids: npt.ArrayLike, grad_output: npt.ArrayLike) -> ShardedGrad:
         """The table's gradient for ``grad_output`` (``ids.shape + (embedding_dim,)``), split
         by shard and coalesced; also queued for the next ``step()``. Nothing is sent."""
-        self._validator(ids)
-        unique, inverse, pad, _ = compact_ids(ids, self.padding_idx)
+        # The local backward's checks, in its order (ids dtype, grad dtype and shape, id
+        # range), each made by a local call: a zero-length view of the ids through the
+        # zero-width table (dtype only), the compact table's backward (the gradient), then the
+        # zero-width table's backward (the range, with the local backward's message).
+        arr = self._id_array(ids)
+        self._validator(arr[:0] if arr.ndim else arr.reshape(1)[:0])
+        unique, inverse, pad, _ = compact_ids(arr, self.padding_idx)
         compact = ce.Embedding.from_pretrained(
             np.zeros((len(unique), self.embedding_dim), dtype=self.dtype), padding_idx=pad
         )
         g = compact.backward(inverse, grad_output)
+        self._validator.backward(arr, np.empty(arr.shape + (0,), dtype=self.dtype))
         return self._sharded_grad(unique[g.indices], g.values)
 
     def apply_gradients(self, ids: npt.ArrayLike, grad_output: npt.ArrayLike) -> None:

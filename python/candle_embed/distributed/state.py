@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import ray
 
-from candle_embed._errors import CandleEmbedValueError
+from candle_embed._errors import CandleEmbedKeyError, CandleEmbedValueError
 from candle_embed.distributed import checkpoint as ckpt
 from candle_embed.distributed.table import TableCore, get_results
 
@@ -51,6 +51,9 @@ class ShardedTable(TableCore):
         """Load a ``state_dict`` (checked here, then applied to every shard or to none)."""
         with self._lock:
             self._require_owner("load_state_dict")
+            missing = [k for k in ("weight", "step", "optimizer") if k not in state]
+            if missing:
+                raise CandleEmbedKeyError(f"state dict lacks {missing}")
             weight = np.asarray(state["weight"])
             want = (self.num_embeddings, self.embedding_dim)
             if weight.shape != want:
@@ -63,6 +66,13 @@ class ShardedTable(TableCore):
                 raise CandleEmbedValueError(
                     f"state has optimizer {got!r}, this table has {self.optimizer!r}"
                 )
+            if opt is not None:
+                for name, value in opt["state"][0].items():
+                    if np.shape(value)[:1] != (self.num_embeddings,):
+                        raise CandleEmbedValueError(
+                            f"optimizer state {name!r} has shape {np.shape(value)}, expected "
+                            f"{self.num_embeddings} rows"
+                        )
             per_shard = []
             for s in range(self.num_shards):
                 shard_opt = None

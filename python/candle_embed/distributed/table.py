@@ -284,6 +284,15 @@ class TableCore:
         return list(self._shards)
 
     # --- rows ---
+    def _id_array(self, ids: Any) -> npt.NDArray[Any]:
+        """``ids`` as a NumPy array; what NumPy cannot convert is refused by the local table
+        (its TypeError and message)."""
+        try:
+            return np.asarray(ids)
+        except (TypeError, ValueError):
+            self._validator(ids)
+            raise
+
     def _rows(self, unique_ids: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
         """Rows of sorted unique validated global ids, ``(len(ids), dim)``, fetched from the
         shards in parallel and scattered back in order."""
