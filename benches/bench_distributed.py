@@ -3,7 +3,7 @@ training steps (backward + Adagrad step) for 1, 2, 4 and 8 shards.
 
 On one machine a sharded table can only lose to the local one (every lookup crosses process
 boundaries through Ray's object store); the figures measure that fixed cost per call and how it
-grows with the shard count, which the cost model in BENCHMARKS.md ("Beyond one machine") takes
+grows with the shard count, which the cost model in the README ("Beyond one machine") takes
 as its per-call overhead. Ids are Zipf-distributed (recommendation traffic: a few hot rows).
 
 Interleaved rotated rounds (peers.py), medians, ours/peer = sharded/local.
