@@ -74,6 +74,13 @@ def batches(seed: int, n: int, rows: int, dim: int, shape: tuple[int, ...] = (4,
     return out
 
 
+def train_both(table: Any, twin: LocalTwin, data: list) -> None:
+    """Apply each (ids, grad_output) batch to the sharded table and to its local twin."""
+    for ids, grad in data:
+        table.apply_gradients(ids, grad)
+        twin.step(ids, grad)
+
+
 def assert_same_state(sharded: Any, twin: LocalTwin) -> None:
     """Rows and optimizer state of a sharded table equal the local twin's, bit for bit."""
     np.testing.assert_array_equal(sharded.gather_weight(), twin.table.weight)

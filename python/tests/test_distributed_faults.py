@@ -20,6 +20,7 @@ from distributed_support import (
     batches,
     ray,
     ray_cluster,  # noqa: F401  (fixture)
+    train_both,
 )
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -87,9 +88,7 @@ def test_restarted_idle_shard_is_never_read_stale() -> None:
     twin = LocalTwin(weight, "SGD", kw)
     try:
         data = batches(22, 4, ROWS, DIM)
-        for ids, grad in data:
-            table.apply_gradients(ids, grad)
-            twin.step(ids, grad)
+        train_both(table, twin, data)
         wait_restarted(table, 2, kill(table, 2))
         assert table.recoveries == 0
         every = np.arange(ROWS)

@@ -22,6 +22,7 @@ from distributed_support import (
     batches,
     ray,
     ray_cluster,  # noqa: F401  (fixture)
+    train_both,
 )
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -145,15 +146,11 @@ def test_state_dict_moves_between_shard_counts_and_routings() -> None:
     twin = LocalTwin(weight, "Adagrad", kw)
     try:
         data = batches(7, 5, ROWS, DIM)
-        for ids, g in data[:3]:
-            a.apply_gradients(ids, g)
-            twin.step(ids, g)
+        train_both(a, twin, data[:3])
         state = a.state_dict()
         b.load_state_dict(state)
         assert b.step_count == 3
-        for ids, g in data[3:]:
-            b.apply_gradients(ids, g)
-            twin.step(ids, g)
+        train_both(b, twin, data[3:])
         assert_same_state(b, twin)
         # a state of the wrong size or optimizer is refused with nothing changed
         before = snapshot(b)
@@ -269,9 +266,7 @@ def test_restore_in_another_process_joining_by_address(tmp_path: Path) -> None:
     twin = LocalTwin(weight, "SGD", kw)
     try:
         data = batches(13, 5, ROWS, DIM)
-        for ids, g in data[:3]:
-            table.apply_gradients(ids, g)
-            twin.step(ids, g)
+        train_both(table, twin, data[:3])
         table.checkpoint(tmp_path / "ckpt")
     finally:
         table.close()
