@@ -21,6 +21,7 @@ from distributed_support import (
     ray,
     ray_cluster,  # noqa: F401  (fixture)
 )
+from test_array_likes import id_forms
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -174,6 +175,9 @@ def test_ids_of_any_shape_and_integer_dtype() -> None:
             got = table(ids)
             np.testing.assert_array_equal(got, weight[np.asarray(ids, dtype=np.int64)])
             assert got.dtype == np.float64
+        # every array-like the local table takes (test_array_likes.py's forms)
+        for _, form in id_forms(np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3])):
+            np.testing.assert_array_equal(table(form), weight[[3, 1, 4, 1, 5, 9, 2, 6, 5, 3]])
         assert table.dtype == "float64" and table.optimizer is None
         with pytest.raises(ValueError, match="no optimizer"):
             table.apply_gradients([1], np.ones((1, 3)))

@@ -140,7 +140,7 @@ class ShardedEmbeddingBag(ShardedTable):
         self, ids: Any, offsets: Any, per_sample_weights: Any, need_rows: bool
     ) -> tuple[ce.EmbeddingBag, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         self._bag_validator(ids, offsets, per_sample_weights)
-        unique, inverse, pad, _ = compact_ids(ids, self.padding_idx)
+        unique, inverse, pad, _ = compact_ids(self._id_array(ids), self.padding_idx)
         if need_rows:
             rows = self._rows(unique)
         else:

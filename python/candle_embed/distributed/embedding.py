@@ -29,11 +29,10 @@ S = TypeVar("S", bound="ShardedEmbedding")
 
 
 def compact_ids(
-    ids: Any, padding_idx: int | None
+    arr: npt.NDArray[Any], padding_idx: int | None
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int | None, tuple[int, ...]]:
-    """Validated ids -> (sorted unique ids, each position's index in them (same shape as ids),
+    """Integer ids -> (sorted unique ids, each position's index in them (same shape as ids),
     the padding row's index in them or None, ids' shape)."""
-    arr = np.asarray(ids)
     flat = arr.astype(np.int64, copy=False).reshape(-1)
     unique, inverse = np.unique(flat, return_inverse=True)
     pad = None
@@ -89,7 +88,7 @@ class ShardedEmbedding(ShardedTable):
     def __call__(self, ids: npt.ArrayLike) -> npt.NDArray[Any]:
         """Rows at ``ids`` (any integer dtype, any shape): ``ids.shape + (embedding_dim,)``."""
         self._validator(ids)
-        unique, inverse, _, shape = compact_ids(ids, None)
+        unique, inverse, _, shape = compact_ids(self._id_array(ids), None)
         rows = self._rows(unique)
         return rows[inverse.reshape(-1)].reshape(shape + (self.embedding_dim,))
 

@@ -285,11 +285,14 @@ class TableCore:
 
     # --- rows ---
     def _id_array(self, ids: Any) -> npt.NDArray[Any]:
-        """``ids`` as a NumPy array; what NumPy cannot convert is refused by the local table
-        (its TypeError and message)."""
+        """``ids`` (any array-like the local table takes: NumPy, buffer protocol,
+        ``__array_interface__``, DLPack) as a NumPy array; call it after the local checks
+        passed. What NumPy cannot convert is refused by the local table (its error)."""
         try:
+            if hasattr(ids, "__dlpack__") and not isinstance(ids, np.ndarray):
+                return np.from_dlpack(ids)
             return np.asarray(ids)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, BufferError, RuntimeError):
             self._validator(ids)
             raise
 
