@@ -4,6 +4,5 @@ pub mod bag;
 pub mod gather;
 pub mod prefetch;
 pub mod rope;
-pub mod rows;
 pub mod stream;
 pub mod tuning;
