@@ -241,34 +241,13 @@ impl<S: Float, D: Float, I: Id> SumTile<'_, S, D, I> {
         count
     }
 
-    /// [`Self::sum`] for a tile of exactly `W` columns, accumulated in a local `[Acc; W]`.
+    /// [`Self::sum`] for a tile of exactly `W` columns, accumulated in a local `[Acc; W]`: once
+    /// `sum` is inlined here, every length in it is the constant `W`, so the accumulator stays
+    /// in registers across the bag instead of going through memory for every row.
     #[inline(always)]
     fn sum_fixed<const W: usize>(&self, out: &mut [S::Acc], pf: impl Fn(usize)) -> usize {
         let mut acc = [<S::Acc as num_traits::Zero>::zero(); W];
-        let mut count = 0;
-        for (k, &id) in self.bag.iter().enumerate() {
-            pf(k);
-            let id = id.index();
-            if Some(id) == self.padding {
-                continue;
-            }
-            count += 1;
-            let a0 = id * self.dim + self.c0;
-            let row: &[S; W] = self.table[a0..a0 + W].try_into().expect("a W-wide tile");
-            match self.weights {
-                None => {
-                    for (a, &x) in acc.iter_mut().zip(row) {
-                        *a += x.to_acc();
-                    }
-                }
-                Some(ws) => {
-                    let s = S::acc_from_f64(ws[k].as_f64());
-                    for (a, &x) in acc.iter_mut().zip(row) {
-                        *a += x.to_acc() * s;
-                    }
-                }
-            }
-        }
+        let count = self.sum(&mut acc, pf);
         out.copy_from_slice(&acc);
         count
     }
