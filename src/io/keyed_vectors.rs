@@ -13,7 +13,10 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, Metadata, TensorInfo};
+use safetensors::tensor::{Metadata, TensorInfo};
+
+/// The element types of safetensors files.
+pub use safetensors::tensor::Dtype;
 
 use crate::io::atomic::write_atomic;
 use crate::{Error, Result};
