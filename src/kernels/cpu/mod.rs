@@ -5,4 +5,3 @@ pub mod gather;
 pub(crate) mod linalg;
 pub mod prefetch;
 pub mod rope;
-pub mod rows;
