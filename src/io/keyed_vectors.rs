@@ -3,7 +3,7 @@
 //! (a JSON list in the metadata). Any safetensors reader opens it; `Embedding::load` reads the
 //! table.
 //!
-//! [`write`] streams the tensors' bytes from the caller's buffers into an atomic save (no copy
+//! [`write()`] streams the tensors' bytes from the caller's buffers into an atomic save (no copy
 //! of the table is made). [`index`] reads only the header, checks it as the `safetensors` crate
 //! checks a whole file (offsets contiguous from 0, each tensor's byte size that of its shape and
 //! dtype, the last tensor ending at the end of the file), and says where each tensor's bytes
