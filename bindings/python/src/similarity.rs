@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 
 use crate::args;
 use crate::arrays::view::{view, Viewed};
-use crate::arrays::{collect, float_dtype, vec_output, with_out_float, Floats};
+use crate::arrays::{collect, float_dtype, vec_output, with_out_float, Element, Floats};
 use crate::errors::value_error;
 use crate::gil::without_gil;
 
@@ -47,6 +47,47 @@ pub fn _row_norms<'py>(
     })
 }
 
+/// The inputs of a scan, read once: the table's rows, their norms and the query vectors (both
+/// in the table's accumulation type).
+struct Scan<'py, T: Float + Element, A: Element> {
+    rows: Floats<'py, T>,
+    dim: usize,
+    norms: Floats<'py, A>,
+    queries: Floats<'py, A>,
+    count: usize,
+}
+
+impl<'py, T: Float + Element + Copy, A: Element + Copy> Scan<'py, T, A> {
+    fn read(
+        v: Viewed<'py>,
+        norms: &Bound<'py, PyAny>,
+        queries: &Bound<'py, PyAny>,
+    ) -> PyResult<Self> {
+        let rows = Floats::<T>::of_view(v, "vectors")?;
+        let (_, dim) = table_shape(rows.shape(), "vectors")?;
+        let norms = Floats::<A>::read(norms, "norms")?;
+        let queries = Floats::<A>::read(queries, "queries")?;
+        let (count, _) = table_shape(queries.shape(), "queries")?;
+        Ok(Scan {
+            rows,
+            dim,
+            norms,
+            queries,
+            count,
+        })
+    }
+
+    /// The query over rows `start..end` with `positive`'s scorer.
+    fn query(&self, start: usize, end: usize, positive: Option<usize>) -> Query<'_, A> {
+        Query {
+            vectors: self.queries.values(),
+            count: self.count,
+            range: start..end,
+            scorer: scorer(positive),
+        }
+    }
+}
+
 /// The scorer of a query: cosine, or 3CosMul with the first `positive` vectors positive.
 fn scorer(positive: Option<usize>) -> Scorer {
     positive.map_or(Scorer::Cosine, |positive| Scorer::CosMul { positive })
@@ -69,17 +110,14 @@ pub fn _similarity_scores<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let (v, dtype) = table_view(vectors)?;
     with_out_float!(dtype, T => {
-        let rows = Floats::<T>::of_view(v, "vectors")?;
-        let (_, dim) = table_shape(rows.shape(), "vectors")?;
-        let norms = Floats::<<T as Float>::Acc>::read(norms, "norms")?;
-        let q = Floats::<<T as Float>::Acc>::read(queries, "queries")?;
-        let (count, _) = table_shape(q.shape(), "queries")?;
-        let (data, nv, qv) = (rows.values(), norms.values(), q.values());
-        let query = Query { vectors: qv, count, range: start..end, scorer: scorer(positive) };
-        let outputs = query.outputs();
+        let scan = Scan::<T, <T as Float>::Acc>::read(v, norms, queries)?;
+        let query = scan.query(start, end, positive);
+        // the slices, not `scan` (its Python handles cannot cross into the GIL-free closure)
+        let (data, dim, nv) = (scan.rows.values(), scan.dim, scan.norms.values());
         let span = end.saturating_sub(start);
-        collect(py, &[outputs, span], || {
-            similarity::scores(&Table::new(data, dim, nv)?, &query)
+        collect(py, &[query.outputs(), span], || {
+            let table = Table::new(data, dim, nv)?;
+            similarity::scores(&table, &query)
         })
     })
 }
@@ -104,15 +142,13 @@ pub fn _similarity_top_k<'py>(
     let (v, dtype) = table_view(vectors)?;
     let exclude = exclude.unwrap_or_default();
     with_out_float!(dtype, T => {
-        let rows = Floats::<T>::of_view(v, "vectors")?;
-        let (_, dim) = table_shape(rows.shape(), "vectors")?;
-        let norms = Floats::<<T as Float>::Acc>::read(norms, "norms")?;
-        let q = Floats::<<T as Float>::Acc>::read(queries, "queries")?;
-        let (count, _) = table_shape(q.shape(), "queries")?;
-        let (data, nv, qv) = (rows.values(), norms.values(), q.values());
-        let query = Query { vectors: qv, count, range: start..end, scorer: scorer(positive) };
+        let scan = Scan::<T, <T as Float>::Acc>::read(v, norms, queries)?;
+        let query = scan.query(start, end, positive);
+        // the slices, not `scan` (its Python handles cannot cross into the GIL-free closure)
+        let (data, dim, nv) = (scan.rows.values(), scan.dim, scan.norms.values());
         let ranked = without_gil(py, || {
-            similarity::top_k(&Table::new(data, dim, nv)?, &query, k, &exclude)
+            let table = Table::new(data, dim, nv)?;
+            similarity::top_k(&table, &query, k, &exclude)
         })?;
         let counts: Vec<i64> = ranked.iter().map(|r| r.len() as i64).collect();
         let total = ranked.iter().map(Vec::len).sum::<usize>();
