@@ -489,15 +489,70 @@ def _w2v_train(
 ) -> tuple[list[str], npt.NDArray[np.uint64], npt.NDArray[np.float32], dict[str, Any]]:
     """Train skip-gram vectors: ``(words, counts, vectors, stats)``."""
 
+# --- word-vector files (KeyedVectors) ---
 def _read_word_vectors(
-    path: str | PathLike[str], fmt_kind: str, limit: int | None = None
-) -> tuple[list[str], npt.NDArray[np.float32]]:
-    """Read "text", "binary", "glove" or "safetensors" word vectors."""
+    path: str | PathLike[str],
+    binary: bool = False,
+    no_header: bool = False,
+    limit: int | None = None,
+) -> tuple[bytes, int, npt.NDArray[np.float32]]:
+    """The entries of a word-vector file as stored: ``(words, count, vectors)``, ``words`` the
+    undecoded bytes of every entry's word each followed by one space."""
 
 def _write_word_vectors(
-    path: str | PathLike[str], words: list[str], vectors: npt.ArrayLike, fmt_kind: str
+    path: str | PathLike[str],
+    words: list[str],
+    vectors: npt.ArrayLike,
+    *,
+    binary: bool = False,
+    header: int | None = None,
+    prefix: str = ...,
+    order: npt.ArrayLike | None = None,
+    append: bool = False,
 ) -> None:
-    """Write "text", "binary" or "safetensors" word vectors atomically."""
+    """Write word2vec text or binary format atomically."""
+
+def _write_keyed_vectors(
+    path: str | PathLike[str],
+    vectors: npt.ArrayLike,
+    attrs: Sequence[tuple[str, npt.ArrayLike]],
+    metadata: dict[str, str],
+) -> None:
+    """Write a KeyedVectors safetensors file atomically."""
+
+def _index_keyed_vectors(
+    path: str | PathLike[str],
+) -> tuple[dict[str, tuple[str, list[int], int, int]], dict[str, str]]:
+    """The header of a safetensors file: ``({name: (dtype, shape, offset, nbytes)}, metadata)``."""
+
+def _write_file_atomic(path: str | PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+
+# --- similarity kernels (KeyedVectors) ---
+def _row_norms(vectors: npt.ArrayLike) -> npt.NDArray[Any]:
+    """The Euclidean norm of each row of a 2-D float table."""
+
+def _similarity_scores(
+    vectors: npt.ArrayLike,
+    norms: npt.ArrayLike,
+    queries: npt.ArrayLike,
+    start: int,
+    end: int,
+    positive: int | None = None,
+) -> npt.NDArray[Any]:
+    """Every output's scores over rows ``start..end``: ``(outputs, end - start)``."""
+
+def _similarity_top_k(
+    vectors: npt.ArrayLike,
+    norms: npt.ArrayLike,
+    queries: npt.ArrayLike,
+    start: int,
+    end: int,
+    k: int,
+    exclude: list[list[int]] | None = None,
+    positive: int | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any], npt.NDArray[np.int64]]:
+    """Each output's ``k`` best rows of ``start..end``: ``(rows, scores, counts)``."""
 
 # --- positional ---
 @final

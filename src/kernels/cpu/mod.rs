@@ -2,6 +2,7 @@
 
 pub mod bag;
 pub mod gather;
+pub(crate) mod linalg;
 pub mod prefetch;
 pub mod rope;
 pub mod stream;
