@@ -1,6 +1,6 @@
 """Type stub of the compiled module ``candle_embed._native`` (checked by mypy's stubtest)."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from os import PathLike
 from types import ModuleType
 from typing import Any, Self, TypeAlias, final, type_check_only

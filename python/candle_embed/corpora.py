@@ -84,7 +84,7 @@ def read_corpus(
                 args.append(_checked_read(f, name))
                 names.append(name)
                 continue
-            path = fspath(src)  # type: ignore[arg-type]
+            path = fspath(src)
             opener = _opener(path)
             if opener is None:
                 args.append(path)
@@ -106,10 +106,13 @@ def _lines(source: _Source, limit: int | None) -> Iterator[bytes]:
             f.seek(0)
         yield from itertools.islice(f, limit)
         return
-    path = fspath(source)  # type: ignore[arg-type]
+    path = fspath(source)
     opener = _opener(path) or (lambda p: open(p, "rb"))
     with opener(path) as fh:
-        yield from itertools.islice(fh, limit)
+        try:
+            yield from itertools.islice(fh, limit)
+        except _DECODE_ERRORS as e:
+            raise CandleEmbedValueError(f"corpus {path}: cannot decompress ({e})") from None
 
 
 def _split(lines: Iterable[bytes], max_len: int) -> Iterator[list[str]]:
@@ -118,6 +121,8 @@ def _split(lines: Iterable[bytes], max_len: int) -> Iterator[list[str]]:
             words = raw.decode("utf-8").split()
         except UnicodeDecodeError as e:
             raise CandleEmbedValueError(f"corpus is not UTF-8 text ({e})") from None
+        if b"\x00" in raw:  # as the Rust reader: a NUL byte means a binary file
+            raise CandleEmbedValueError("corpus is not text (a NUL byte): a binary file?")
         for i in range(0, len(words), max_len):
             yield words[i : i + max_len]
 
@@ -195,7 +200,9 @@ def native_corpus(
     """The native corpus of exactly one of ``corpus_iterable`` (token lists, a
     ``LineSentence`` / ``PathLineSentences``, or a path object) and ``corpus_file`` (a path)."""
     if (corpus_iterable is None) == (corpus_file is None):
-        raise CandleEmbedTypeError("give exactly one of sentences (corpus_iterable) and corpus_file")
+        raise CandleEmbedTypeError(
+            "give exactly one of sentences (corpus_iterable) and corpus_file"
+        )
     if corpus_file is not None:
         if not isinstance(corpus_file, (str, PathLike)):
             raise CandleEmbedTypeError(

@@ -14,10 +14,9 @@ gives bit-identical vectors.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from os import PathLike, fspath
+from os import PathLike
 from typing import Any, Union
 
 import numpy as np
@@ -26,6 +25,14 @@ import numpy.typing as npt
 from candle_embed import _native
 from candle_embed._errors import CandleEmbedAttributeError, CandleEmbedValueError
 from candle_embed._w2v_args import flag_arg, int_arg, opt_int_arg, real_arg
+from candle_embed._w2v_persist import load_model, save_model
+from candle_embed._w2v_support import (
+    ClassOnly,
+    Word2VecStateError,
+    predict_from_context,
+    set_counts,
+    tqdm_progress,
+)
 from candle_embed.callbacks import CallbackAny2Vec
 from candle_embed.corpora import LineSentence, PathLineSentences, native_corpus
 from candle_embed.keyed_vectors import KeyedVectors
@@ -34,51 +41,6 @@ __all__ = ["CallbackAny2Vec", "LineSentence", "PathLineSentences", "Word2Vec"]
 
 _PathLike = Union[str, "PathLike[str]"]
 Progress = Union[bool, Callable[[int, int], Any]]
-_SAVED = (
-    "alpha min_alpha epochs workers min_count sample max_vocab_size max_final_vocab sorted_vocab "
-    "batch_words compute_loss running_training_loss min_alpha_yet_reached corpus_count "
-    "corpus_total_words train_count total_train_time effective_min_count _session"
-).split()
-
-
-class Word2VecStateError(CandleEmbedValueError, RuntimeError):
-    """The model cannot do this yet (no vocabulary, no output weights): gensim raises
-    ``RuntimeError`` here, the rest of candle_embed ``ValueError``; this is both."""
-
-
-def _tqdm_progress(desc: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """A progress callback drawing a tqdm bar in words, with words/s."""
-    from tqdm import tqdm  # type: ignore[import-untyped]
-
-    bar = tqdm(total=0, unit=" words", unit_scale=True, desc=desc, smoothing=0.3)
-
-    def update(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    return update, bar.close
-
-
-def _set_counts(kv: KeyedVectors, counts: npt.NDArray[np.uint64]) -> None:
-    """Attach the word counts to ``kv`` as gensim's ``count`` vector attribute."""
-    expandos = getattr(kv, "expandos", None)
-    if isinstance(expandos, dict):
-        expandos["count"] = counts.astype(np.int64)
-    elif hasattr(kv, "set_vecattr"):
-        for i, c in enumerate(counts.tolist()):
-            kv.set_vecattr(i, "count", c)
-
-
-class _ClassOnly:
-    """``Word2Vec.load``: a class method that an instance refuses (as gensim's)."""
-
-    def __get__(self, obj: object, cls: type[Word2Vec]) -> Callable[[_PathLike], Word2Vec]:
-        if obj is not None:
-            raise CandleEmbedAttributeError(
-                "load is a class method: use Word2Vec.load(path), not model.load(path)"
-            )
-        return lambda path: cls._load(path)
 
 
 class Word2Vec:
@@ -89,7 +51,7 @@ class Word2Vec:
     ``(words_done, words_total)`` about ten times a second.
     """
 
-    load = _ClassOnly()
+    load = ClassOnly()
 
     def __init__(
         self,
@@ -120,7 +82,8 @@ class Word2Vec:
         shrink_windows: bool = True,
         progress: Progress = False,
     ) -> None:
-        self.vector_size = int_arg("vector_size", vector_size, 1)
+        # a row's bytes (4 x vector_size) must be a valid NumPy size (< 2**63)
+        self.vector_size = int_arg("vector_size", vector_size, 1, 2**61)
         self.layer1_size = self.vector_size
         self.alpha = real_arg("alpha", alpha)
         self.window = int_arg("window", window, 1, 10001)
@@ -284,7 +247,7 @@ class Word2Vec:
         self._tables = {}
         vectors = self._native.table("vectors")
         self.wv = KeyedVectors(self._native.words(), vectors)
-        _set_counts(self.wv, self.counts)
+        set_counts(self.wv, self.counts)
 
     @property
     def counts(self) -> npt.NDArray[np.uint64]:
@@ -427,7 +390,7 @@ class Word2Vec:
         close: Callable[[], None] | None = None
         cb: Callable[[int, int], Any] | None = None
         if progress is True:
-            cb, close = _tqdm_progress("word2vec")
+            cb, close = tqdm_progress("word2vec")
         elif callable(progress):
             cb = progress
         total = corpus.total_words * s["epochs"]
@@ -502,13 +465,7 @@ class Word2Vec:
                 idx.append(int(w))
         if not idx:
             return None
-        l1 = np.sum(self.wv.vectors[idx], axis=0)
-        if self.cbow_mean:
-            l1 /= len(idx)
-        prob = np.exp(np.dot(l1, self.syn1neg.T))
-        prob /= np.sum(prob)
-        top = np.argsort(-prob, kind="stable")[:topn]
-        return [(self.wv.index_to_key[i], float(prob[i])) for i in top]
+        return predict_from_context(self.wv, self.syn1neg, idx, bool(self.cbow_mean), topn)
 
     # --- persistence --------------------------------------------------------------------
     def save(self, fname: _PathLike) -> None:
@@ -516,31 +473,12 @@ class Word2Vec:
         streams' position and any interrupted training) to one safetensors file."""
         if len(self.wv) == len(self._native.words()):
             self._push_inputs()
-        state = {k: getattr(self, k) for k in _SAVED}
-        state["cbow_mean"] = self.cbow_mean
-        self._native.save(fspath(fname), json.dumps(state))
+        save_model(self, fname)
 
     @classmethod
     def _load(cls, fname: _PathLike) -> Word2Vec:
-        native, state_json = _native._W2VModel.load(fspath(fname))
-        state = json.loads(state_json)
-        if not isinstance(state, dict):
-            raise CandleEmbedValueError(f"{fspath(fname)}: no model state in the file")
         m = cls.__new__(cls)
-        m._native = native
-        m.stats = {}
-        m._scanned = None
-        m._report = {}
-        p = native.params()
-        m.vector_size = m.layer1_size = p["vector_size"]
-        m.sg, m.hs, m.negative = int(p["sg"]), int(p["hs"]), p["negative"]
-        m.cbow_mean, m.window = int(p["cbow_mean"]), p["window"]
-        m.shrink_windows, m.ns_exponent, m.seed = p["shrink_windows"], p["ns_exponent"], p["seed"]
-        try:
-            for k in _SAVED:
-                setattr(m, k, state[k])
-        except KeyError as e:
-            raise CandleEmbedValueError(f"{fspath(fname)}: the model state lacks {e}") from None
+        load_model(m, fname)
         m._refresh()
         return m
 

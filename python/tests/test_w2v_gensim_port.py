@@ -78,8 +78,8 @@ def models_equal(a: Word2Vec, b: Word2Vec) -> None:
 
 
 def test_build_vocab_from_freq() -> None:
-    freq = {"minors": 2, "graph": 3, "system": 4, "trees": 3, "eps": 2, "computer": 2,
-            "survey": 2, "user": 3, "human": 2, "time": 2, "interface": 2, "response": 2}  # fmt: skip
+    freq = {"minors": 2, "graph": 3, "system": 4, "trees": 3, "eps": 2, "computer": 2}
+    freq.update({"survey": 2, "user": 3, "human": 2, "time": 2, "interface": 2, "response": 2})
     hs = Word2Vec(vector_size=10, min_count=0, seed=42, hs=1, negative=0)
     neg = Word2Vec(vector_size=10, min_count=0, seed=42, hs=0, negative=5)
     hs.build_vocab_from_freq(freq)
@@ -87,8 +87,15 @@ def test_build_vocab_from_freq() -> None:
     assert len(hs.wv) == len(neg.wv) == 12
     for k, v in freq.items():
         assert count(hs, k) == count(neg, k) == v
-    new = {"computer": 1, "artificial": 4, "human": 1, "graph": 1, "intelligence": 4,
-           "system": 1, "trees": 1}  # fmt: skip
+    new = {
+        "computer": 1,
+        "artificial": 4,
+        "human": 1,
+        "graph": 1,
+        "intelligence": 4,
+        "system": 1,
+        "trees": 1,
+    }
     hs.build_vocab_from_freq(new, update=True)
     neg.build_vocab_from_freq(new, update=True)
     assert count(hs, "graph") == 4
@@ -193,10 +200,12 @@ def online_sanity(model: Word2Vec) -> None:
     [
         dict(sg=1, window=5, hs=1, negative=0, min_count=3),  # test_sg_hs_online
         dict(sg=1, window=4, hs=0, negative=15, min_count=3),  # test_sg_neg_online
-        dict(sg=0, cbow_mean=1, alpha=0.05, window=5, hs=1, negative=0, min_count=3,
-             epochs=20),  # test_cbow_hs_online  # fmt: skip
-        dict(sg=0, cbow_mean=1, alpha=0.05, window=5, hs=0, negative=15, min_count=5,
-             sample=0),  # test_cbow_neg_online  # fmt: skip
+        dict(
+            sg=0, cbow_mean=1, alpha=0.05, window=5, hs=1, negative=0, min_count=3, epochs=20
+        ),  # test_cbow_hs_online
+        dict(
+            sg=0, cbow_mean=1, alpha=0.05, window=5, hs=0, negative=15, min_count=5, sample=0
+        ),  # test_cbow_neg_online
     ],
 )
 def test_online(kw: dict[str, Any]) -> None:
@@ -331,26 +340,54 @@ def model_sanity(model: Word2Vec, tmp_path: Path | None = None) -> None:
 SANITY = {
     "test_sg_hs": dict(sg=1, window=4, hs=1, negative=0, min_count=5, epochs=10),
     "test_sg_neg": dict(sg=1, window=4, hs=0, negative=15, min_count=5, epochs=10),
-    "test_cbow_hs": dict(sg=0, cbow_mean=1, alpha=0.1, window=2, hs=1, negative=0,
-                         min_count=5, epochs=60, batch_words=1000),  # fmt: skip
-    "test_cbow_neg": dict(sg=0, cbow_mean=1, alpha=0.05, window=5, hs=0, negative=15,
-                          min_count=5, epochs=10, sample=0),  # fmt: skip
-    "test_sg_fixedwindowsize": dict(sg=1, window=5, shrink_windows=False, hs=0, negative=15,
-                                    min_count=5, epochs=10),  # fmt: skip
-    "test_cbow_fixedwindowsize": dict(sg=0, cbow_mean=1, alpha=0.1, window=5,
-                                      shrink_windows=False, hs=1, negative=0, min_count=5,
-                                      epochs=10),  # fmt: skip
+    "test_cbow_hs": dict(
+        sg=0,
+        cbow_mean=1,
+        alpha=0.1,
+        window=2,
+        hs=1,
+        negative=0,
+        min_count=5,
+        epochs=60,
+        batch_words=1000,
+    ),
+    "test_cbow_neg": dict(
+        sg=0, cbow_mean=1, alpha=0.05, window=5, hs=0, negative=15, min_count=5, epochs=10, sample=0
+    ),
+    "test_sg_fixedwindowsize": dict(
+        sg=1, window=5, shrink_windows=False, hs=0, negative=15, min_count=5, epochs=10
+    ),
+    "test_cbow_fixedwindowsize": dict(
+        sg=0,
+        cbow_mean=1,
+        alpha=0.1,
+        window=5,
+        shrink_windows=False,
+        hs=1,
+        negative=0,
+        min_count=5,
+        epochs=10,
+    ),
 }
 FROM_FILE = {  # the *_fromfile variants
     "test_sg_hs_fromfile": SANITY["test_sg_hs"],
     "test_sg_neg_fromfile": SANITY["test_sg_neg"],
     "test_cbow_hs_fromfile": SANITY["test_cbow_hs"],
     "test_cbow_neg_fromfile": SANITY["test_cbow_neg"],
-    "test_sg_fixedwindowsize_fromfile": dict(sg=1, window=5, shrink_windows=False, hs=1,
-                                             negative=0, min_count=5, epochs=10),  # fmt: skip
-    "test_cbow_fixedwindowsize_fromfile": dict(sg=0, cbow_mean=1, alpha=0.1, window=5,
-                                               shrink_windows=False, hs=0, negative=15,
-                                               min_count=5, epochs=10),  # fmt: skip
+    "test_sg_fixedwindowsize_fromfile": dict(
+        sg=1, window=5, shrink_windows=False, hs=1, negative=0, min_count=5, epochs=10
+    ),
+    "test_cbow_fixedwindowsize_fromfile": dict(
+        sg=0,
+        cbow_mean=1,
+        alpha=0.1,
+        window=5,
+        shrink_windows=False,
+        hs=0,
+        negative=15,
+        min_count=5,
+        epochs=10,
+    ),
 }
 
 

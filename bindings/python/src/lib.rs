@@ -19,6 +19,7 @@ mod sparse_ops;
 mod techniques;
 mod testing;
 mod word2vec;
+mod word2vec_corpus;
 mod word2vec_train;
 
 use crate::errors::IntoPyResult;
