@@ -10,6 +10,7 @@ use pyo3::types::{PyBytes, PyString};
 
 use crate::args;
 use crate::errors::{type_error, value_error, IntoPyResult};
+use crate::gil::without_gil;
 /// A token as an owned string: a `str` without lone surrogates.
 fn token(tok: &Bound<'_, PyAny>, i: usize) -> PyResult<String> {
     let s = tok.cast::<PyString>().map_err(|_| {
