@@ -8,7 +8,7 @@
 //!   subsampling thresholds, the noise table); [`huffman`]: gensim's Huffman codes;
 //! - [`model`]: the tables (`syn0`, `syn1`, `syn1neg`) and hyper-parameters;
 //! - [`kernels`] + [`job`]: the updates of one example and one job, line by line gensim's
-//!   `word2vec_inner.pyx`; [`train`]: epochs over jobs on `workers` threads with the
+//!   `word2vec_inner.pyx`; [`mod@train`]: epochs over jobs on `workers` threads with the
 //!   learning-rate schedule.
 //!
 //! Training is Hogwild (lock-free, racy row updates from `workers` threads), as gensim and the
