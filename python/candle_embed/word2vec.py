@@ -246,6 +246,8 @@ class Word2Vec:
         """Rebuild ``wv`` (and drop cached tables) from the native model."""
         self._tables = {}
         vectors = self._native.table("vectors")
+        if vectors is None:  # the input table always exists; a None is a native bug
+            raise Word2VecStateError("the native model has no input vectors")
         self.wv = KeyedVectors(self._native.words(), vectors)
         set_counts(self.wv, self.counts)
 
