@@ -1,6 +1,6 @@
 """``Word2Vec.save`` / ``Word2Vec.load``: the native tables and vocabulary go to one
 safetensors file (``_native._W2VModel.save``), the Python-side settings and training state
-(``_SAVED``) with them as JSON. No pickle."""
+(``_SAVED``) with them as JSON, never pickled."""
 
 from __future__ import annotations
 

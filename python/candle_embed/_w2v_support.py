@@ -14,9 +14,10 @@ from candle_embed._errors import CandleEmbedAttributeError, CandleEmbedValueErro
 from candle_embed.keyed_vectors import KeyedVectors
 
 
-class Word2VecStateError(CandleEmbedValueError, RuntimeError):
-    """The model cannot do this yet (no vocabulary, no output weights): gensim raises
-    ``RuntimeError`` here, the rest of candle_embed ``ValueError``; this is both."""
+class Word2VecStateError(CandleEmbedValueError):
+    """The model cannot do this yet (no vocabulary, no output weights). gensim raises
+    ``RuntimeError`` here; candle_embed keeps ``RuntimeError`` for its own bugs (a caught
+    panic), so this is a ``ValueError``."""
 
 
 def tqdm_progress(desc: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
@@ -51,7 +52,14 @@ class ClassOnly:
             raise CandleEmbedAttributeError(
                 "load is a class method: use Word2Vec.load(path), not model.load(path)"
             )
-        return lambda path: cls._load(path)
+
+        def load(fname: Any) -> Any:
+            """Load a model written by ``Word2Vec.save`` (safetensors + JSON): vectors, output
+            weights, vocabulary, settings and any interrupted training, so ``train`` or
+            ``resume_training`` continue exactly where the saved model stopped."""
+            return cls._load(fname)
+
+        return load
 
 
 def predict_from_context(
