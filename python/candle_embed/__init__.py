@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from candle_embed import optim
 from candle_embed._errors import (
+    CandleEmbedAttributeError,
     CandleEmbedError,
     CandleEmbedIndexError,
     CandleEmbedKeyError,
@@ -39,11 +40,15 @@ from candle_embed._native import (
     relative_position_bucket,
     set_num_threads,
 )
+from candle_embed.callbacks import CallbackAny2Vec
+from candle_embed.corpora import LineSentence, PathLineSentences
 from candle_embed.keyed_vectors import KeyedVectors
 from candle_embed.plot import plot_embeddings
 from candle_embed.word2vec import Word2Vec
 
 __all__ = [
+    "CallbackAny2Vec",
+    "CandleEmbedAttributeError",
     "CandleEmbedError",
     "CandleEmbedIndexError",
     "CandleEmbedKeyError",
@@ -56,6 +61,8 @@ __all__ = [
     "EmbeddingBag",
     "KeyedVectors",
     "LearnedPositionalEmbedding",
+    "LineSentence",
+    "PathLineSentences",
     "RelativePositionBias",
     "RotaryEmbedding",
     "SinusoidalPositionalEncoding",

@@ -19,7 +19,8 @@ mod sparse_grad;
 mod sparse_ops;
 mod techniques;
 mod testing;
-mod word2vec;
+mod word2vec_corpus;
+mod word2vec_train;
 mod word_vectors;
 
 use crate::errors::IntoPyResult;
@@ -56,7 +57,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sparse_ops::index_add, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_ops::coalesce, m)?)?;
     optim::register(m)?;
-    m.add_function(wrap_pyfunction!(word2vec::_w2v_train, m)?)?;
+    word2vec_train::register(m)?;
     word_vectors::register(m)?;
     similarity::register(m)?;
     positional::register(m)?;
