@@ -153,11 +153,12 @@ pub fn bag_backward<I: Id>(
     let src_rows: Vec<u32> = plan.order.iter().map(|&p| bag_of[p as usize]).collect();
     let weights: Vec<f64> = plan.order.iter().map(|&p| scale[p as usize]).collect();
     let weighted = mode == BagMode::Mean || per_sample_weights.is_some();
-    let values = Segments {
-        plan: &plan,
-        src_rows: &src_rows,
-        weights: weighted.then_some(&weights[..]),
-    }
+    let values = Segments::new(
+        grad_output,
+        &plan,
+        &src_rows,
+        weighted.then_some(&weights[..]),
+    )?
     .reduce(grad_output)?;
     Ok(SparseGrad::from_coalesced_unchecked(
         plan.rows, values, num_rows,

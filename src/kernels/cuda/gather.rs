@@ -1,7 +1,7 @@
 //! Row gather on CUDA: `out[i, :] = table[ids[i], :]`, `(ids.len(), dim)` on the table's device.
 //! Portable reference: `table.index_select(ids, 0)`, which it must equal bit for bit (a copy).
 
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::WrapErr;
 use candle_core::{CudaStorage, Shape, Tensor};
 
@@ -30,47 +30,78 @@ fn block_shape(row_units: usize) -> (u32, u32) {
 
 /// `table[ids]` as an `(ids.len(), dim)` tensor on the table's device (a pure copy).
 pub fn gather<I: Id>(table: &Tensor, ids: &[I]) -> Result<Tensor> {
-    let (rows, dim) = dims2(table, "table")?;
-    ids::validate(ids, rows, "index", "an embedding table")?;
-    let dev = cuda_device(table)?;
-    let dtype = table.dtype();
-    if ids.is_empty() || dim == 0 {
-        return Ok(Tensor::zeros((ids.len(), dim), dtype, table.device())?);
+    Gather::new(table, ids)?.run()
+}
+
+/// A validated gather with its ids already on the device: [`Gather::run`] launches the kernel
+/// alone, so a benchmark can time the kernel apart from the host-side validation and upload.
+pub struct Gather {
+    table: Tensor,
+    ids: CudaSlice<i64>,
+    n: usize,
+    dim: usize,
+}
+
+impl Gather {
+    /// Validate `ids` against `table` (2-D, on a CUDA device) and upload them.
+    pub fn new<I: Id>(table: &Tensor, ids: &[I]) -> Result<Self> {
+        let (rows, dim) = dims2(table, "table")?;
+        ids::validate(ids, rows, "index", "an embedding table")?;
+        let dev = cuda_device(table)?;
+        u32_len(ids.len(), "lookups")?;
+        u32_len(dim * table.dtype().size_in_bytes(), "row bytes")?;
+        let wide: Vec<i64> = ids.iter().map(|&i| i.wide() as i64).collect();
+        Ok(Gather {
+            table: table.contiguous()?,
+            ids: upload(&dev, &wide)?,
+            n: ids.len(),
+            dim,
+        })
     }
-    let n = u32_len(ids.len(), "lookups")?;
-    let row_bytes = dim * dtype.size_in_bytes();
-    u32_len(row_bytes, "row bytes")?;
-    let wide: Vec<i64> = ids.iter().map(|&i| i.wide() as i64).collect();
-    let table = table.contiguous()?;
-    let out = table.apply_op1_no_bwd(&Produce(|s: &CudaStorage, off: usize| {
-        let ids_d = upload(&dev, &wide)?;
-        let (out, out_p) = alloc_output(&dev, dtype, ids.len() * dim)?;
-        let src = ptr_of(&s.slice, off)?;
-        let unit = unit_bytes(row_bytes, src, out_p);
-        let name = match unit {
-            16 => "ce_gather_u128",
-            8 => "ce_gather_u64",
-            4 => "ce_gather_u32",
-            2 => "ce_gather_u16",
-            _ => candle_core::bail!("cannot gather rows of {row_bytes} bytes"),
-        };
-        let row_units = (row_bytes / unit) as u32;
-        let (per_row, rows_per_block) = block_shape(row_units as usize);
-        let cfg = LaunchConfig {
-            grid_dim: (grid(ids.len().div_ceil(rows_per_block as usize)), 1, 1),
-            block_dim: (per_row, rows_per_block, 1),
-            shared_mem_bytes: 0,
-        };
-        let kernel = Kernel::new(&dev, &GATHER, name)?;
-        let ids_p = dev_ptr(&ids_d);
-        let mut b = kernel.builder();
-        b.arg(&src).arg(&ids_p).arg(&out_p).arg(&n).arg(&row_units);
-        // SAFETY: ids validated against the table's rows; out holds n * dim elements; the unit
-        // divides the row length and both addresses.
-        unsafe { b.launch(cfg) }.w()?;
-        Ok((out, Shape::from((ids.len(), dim))))
-    }))?;
-    Ok(out)
+
+    /// The gathered rows, a fresh `(n, dim)` tensor.
+    pub fn run(&self) -> Result<Tensor> {
+        let (n, dim, dtype) = (self.n, self.dim, self.table.dtype());
+        if n == 0 || dim == 0 {
+            return Ok(Tensor::zeros((n, dim), dtype, self.table.device())?);
+        }
+        let dev = cuda_device(&self.table)?;
+        let row_bytes = dim * dtype.size_in_bytes();
+        let out = self
+            .table
+            .apply_op1_no_bwd(&Produce(|s: &CudaStorage, off: usize| {
+                let (out, out_p) = alloc_output(&dev, dtype, n * dim)?;
+                let src = ptr_of(&s.slice, off)?;
+                let unit = unit_bytes(row_bytes, src, out_p);
+                let name = match unit {
+                    16 => "ce_gather_u128",
+                    8 => "ce_gather_u64",
+                    4 => "ce_gather_u32",
+                    2 => "ce_gather_u16",
+                    _ => candle_core::bail!("cannot gather rows of {row_bytes} bytes"),
+                };
+                let (n32, row_units) = (n as u32, (row_bytes / unit) as u32);
+                let (per_row, rows_per_block) = block_shape(row_units as usize);
+                let cfg = LaunchConfig {
+                    grid_dim: (grid(n.div_ceil(rows_per_block as usize)), 1, 1),
+                    block_dim: (per_row, rows_per_block, 1),
+                    shared_mem_bytes: 0,
+                };
+                let kernel = Kernel::new(&dev, &GATHER, name)?;
+                let ids_p = dev_ptr(&self.ids);
+                let mut b = kernel.builder();
+                b.arg(&src)
+                    .arg(&ids_p)
+                    .arg(&out_p)
+                    .arg(&n32)
+                    .arg(&row_units);
+                // SAFETY: ids validated against the table's rows in `new`; out holds n * dim
+                // elements; the unit divides the row length and both addresses.
+                unsafe { b.launch(cfg) }.w()?;
+                Ok((out, Shape::from((n, dim))))
+            }))?;
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -19,14 +19,14 @@
 mod bag;
 mod gather;
 mod launch;
-pub mod module;
+mod module;
 mod optim;
 mod rope;
 mod scatter;
 
 pub use crate::BagMode;
 pub use bag::{bag_backward, bag_forward};
-pub use gather::gather;
+pub use gather::{gather, Gather};
 pub use optim::{adagrad_step, rowwise_adagrad_step, sgd_step, sparse_adam_step};
 pub use rope::rope;
-pub use scatter::{coalesce, embedding_backward, index_add, index_add_};
+pub use scatter::{coalesce, embedding_backward, index_add, index_add_, Segments};

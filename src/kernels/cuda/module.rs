@@ -40,6 +40,7 @@ pub const OPTIM: Fatbin = fatbin!("optim");
 pub const ROPE: Fatbin = fatbin!("rope");
 
 /// Every kernel file, for checks that cover them all.
+#[cfg(test)]
 pub const ALL: [&Fatbin; 5] = [&GATHER, &SCATTER, &BAG, &OPTIM, &ROPE];
 
 /// A loaded module: (CUDA context handle, file stem, module). The module holds its context

@@ -9,8 +9,8 @@ use candle_core::cuda_backend::WrapErr;
 use candle_core::{CudaStorage, Tensor};
 
 use super::launch::{
-    check_same_device, cuda_device, dev_ptr, dims2, ptr_of, row_cfg, suffix, tensor_ptr,
-    u32_len, upload, Kernel, Mutate,
+    check_same_device, cuda_device, dev_ptr, dims2, ptr_of, row_cfg, suffix, tensor_ptr, u32_len,
+    upload, Kernel, Mutate,
 };
 use super::module::OPTIM;
 use crate::{bail_invalid, bail_shape, Result, SparseGrad};
