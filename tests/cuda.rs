@@ -5,6 +5,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_embed::kernels::cuda::{self, BagMode};
+use candle_embed::kernels::segments::SegmentPlan;
 use candle_embed::{Error, SparseGrad};
 
 fn gpu() -> Option<Device> {
@@ -396,4 +397,80 @@ fn rope_forward_backward_match_reference() {
             }
         }
     }
+}
+
+#[test]
+fn prepared_gather_and_segments_rerun_bit_identically_and_check_their_inputs() {
+    let Some(dev) = gpu() else { return };
+    let (rows, dim, n) = (500, 19, 3000);
+    let table = tensor(&values(rows * dim, 12), (rows, dim), DType::F32, &dev);
+    let ids: Vec<i64> = (0..n as i64).map(|i| i * 7 % rows as i64).collect();
+    let g = cuda::Gather::new(&table, &ids).unwrap();
+    let (a, b) = (host(&g.run().unwrap()), host(&g.run().unwrap()));
+    assert_eq!(a, b);
+    assert_eq!(a, host(&cuda::gather(&table, &ids).unwrap()));
+    assert!(matches!(
+        cuda::Gather::new(&table, &[rows as i64]),
+        Err(Error::IndexOutOfRange { .. })
+    ));
+
+    let src = tensor(&values(n * dim, 13), (n, dim), DType::F32, &dev);
+    let plan = SegmentPlan::new(&ids, rows, None).unwrap();
+    let segs = cuda::Segments::new(&src, &plan, &plan.order, None).unwrap();
+    let first = host(&segs.reduce(&src).unwrap());
+    assert_eq!(first, host(&segs.reduce(&src).unwrap()));
+    // Inputs that do not fit the plan are refused before any launch.
+    let short = src.narrow(0, 0, n - 1).unwrap();
+    assert!(matches!(segs.reduce(&short), Err(Error::Shape(_))));
+    let mut bad_rows = plan.order.clone();
+    bad_rows[0] = n as u32;
+    assert!(matches!(
+        cuda::Segments::new(&src, &plan, &bad_rows, None),
+        Err(Error::Shape(_))
+    ));
+    let small = Tensor::zeros(
+        (plan.rows[plan.rows.len() - 1] as usize, dim),
+        DType::F32,
+        &dev,
+    )
+    .unwrap();
+    assert!(matches!(segs.add_into(&src, &small), Err(Error::Shape(_))));
+    // ... and the device still works.
+    assert_eq!(first, host(&segs.reduce(&src).unwrap()));
+}
+
+#[test]
+fn rejected_calls_leave_the_context_usable_for_every_op() {
+    let Some(dev) = gpu() else { return };
+    let (rows, dim) = (30, 8);
+    let table = tensor(&values(rows * dim, 14), (rows, dim), DType::F32, &dev);
+    let src = tensor(&values(2 * dim, 15), (2, dim), DType::F32, &dev);
+    let bad = [1i64, rows as i64];
+    let good = [1i64, 2];
+    let expect_index = |r: candle_embed::Result<()>| {
+        assert!(matches!(r, Err(Error::IndexOutOfRange { .. })), "{r:?}")
+    };
+    expect_index(cuda::embedding_backward(&bad, &src, rows, None, false).map(drop));
+    expect_index(cuda::index_add(&table, &bad, &src).map(drop));
+    expect_index(cuda::bag_forward(&table, &bad, &[0, 2], None, BagMode::Sum, None).map(drop));
+    expect_index(
+        cuda::bag_backward(
+            &src.narrow(0, 0, 1).unwrap(),
+            &bad,
+            &[0, 2],
+            None,
+            BagMode::Sum,
+            None,
+            rows,
+        )
+        .map(drop),
+    );
+    // Each op still runs, and agrees with the reference, after the rejected calls.
+    let g = cuda::embedding_backward(&good, &src, rows, None, false).unwrap();
+    assert_eq!(g.indices(), &[1, 2]);
+    close(&host(g.values()), &host(&src), 0.0);
+    let bag = host(&cuda::bag_forward(&table, &good, &[0, 2], None, BagMode::Sum, None).unwrap());
+    let t = host(&table);
+    let want: Vec<f64> = (0..dim).map(|c| t[dim + c] + t[2 * dim + c]).collect();
+    close(&bag, &want, 1e-6);
 }
