@@ -17,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-eval "$(bash scripts/cuda-toolkit.sh)"
+toolkit_env=$(bash scripts/cuda-toolkit.sh)  # a failed install stops here (set -e)
+eval "$toolkit_env"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/cuda}"
 echo "nvcc: $(command -v nvcc) ($(nvcc --version | tail -2 | head -1)); CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP"
 

@@ -20,7 +20,8 @@ if [[ "${CANDLE_EMBED_SKIP_CUDA:-0}" == "1" ]]; then
   exit 0
 fi
 
-eval "$(bash scripts/cuda-toolkit.sh)"
+toolkit_env=$(bash scripts/cuda-toolkit.sh)  # a failed install stops here (set -e)
+eval "$toolkit_env"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/cuda}"
 export CARGO_PROFILE_DEV_DEBUG=0
 echo "nvcc: $(nvcc --version | tail -2 | head -1); CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP; target: $CARGO_TARGET_DIR"

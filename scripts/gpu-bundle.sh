@@ -35,7 +35,8 @@ start=$SECONDS
 
 # 1. The CUDA wheel, then the test and bench executables of the same (release) build.
 bash scripts/build-cuda.sh wheel
-eval "$(bash scripts/cuda-toolkit.sh)"
+toolkit_env=$(bash scripts/cuda-toolkit.sh)  # a failed install stops here (set -e)
+eval "$toolkit_env"
 executable() {  # cargo's JSON messages -> the path of the one executable built
   "$PY" -c 'import json, sys
 paths = [m["executable"] for m in map(json.loads, sys.stdin) if m.get("reason") == "compiler-artifact" and m.get("executable")]
