@@ -17,20 +17,9 @@ use std::time::Duration;
 const N_IDS: usize = 16384;
 const N_BATCHES: usize = 8;
 
-/// SplitMix64: a tiny deterministic generator (the bench must not depend on the crate's RNG).
-struct Mix(u64);
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::Mix;
 
 /// `N_BATCHES` batches of ids in `0..v`: uniform, or Zipf(1.1) over ranks scattered over the
 /// table by a fixed permutation (the hot rows are not adjacent).

@@ -11,6 +11,9 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo doc (core crate, warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p candle-embed
+
 step "cargo test (release: shares the build with the wheel)"
 cargo test --release -p candle-embed
 

@@ -20,44 +20,43 @@ pub fn parse_device(name: &str) -> Result<Device> {
     };
     match kind {
         "cpu" if !name.contains(':') => Ok(Device::Cpu),
-        "cuda" => open_cuda(name, ordinal),
-        "metal" => open_metal(name, ordinal),
+        "cuda" => open_backend(
+            name,
+            ordinal,
+            ("CUDA", "cuda", cfg!(feature = "cuda")),
+            Device::new_cuda,
+        ),
+        "metal" => open_backend(
+            name,
+            ordinal,
+            ("Metal", "metal", cfg!(feature = "metal")),
+            Device::new_metal,
+        ),
         _ => Err(Error::invalid(format!(
             "unknown device '{name}': expected 'cpu', 'cuda[:N]' or 'metal[:N]'"
         ))),
     }
 }
 
-#[cfg(feature = "cuda")]
-fn open_cuda(name: &str, ordinal: usize) -> Result<Device> {
-    Device::new_cuda(ordinal).map_err(|e| Error::UnsupportedDevice {
+/// Open backend `kind` at `ordinal` with candle's constructor `open`; `compiled` says whether
+/// this build has the cargo `feature` (without it candle's constructor would only say "not
+/// compiled", so the error names the feature to rebuild with).
+fn open_backend(
+    name: &str,
+    ordinal: usize,
+    (kind, feature, compiled): (&str, &str, bool),
+    open: fn(usize) -> candle_core::Result<Device>,
+) -> Result<Device> {
+    let unsupported = |reason| Error::UnsupportedDevice {
         device: name.into(),
-        reason: format!("cannot open CUDA device {ordinal}: {e}"),
-    })
-}
-
-#[cfg(not(feature = "cuda"))]
-fn open_cuda(name: &str, _ordinal: usize) -> Result<Device> {
-    Err(Error::UnsupportedDevice {
-        device: name.into(),
-        reason: "this build lacks CUDA support; rebuild with the cargo feature `cuda`".into(),
-    })
-}
-
-#[cfg(feature = "metal")]
-fn open_metal(name: &str, ordinal: usize) -> Result<Device> {
-    Device::new_metal(ordinal).map_err(|e| Error::UnsupportedDevice {
-        device: name.into(),
-        reason: format!("cannot open Metal device {ordinal}: {e}"),
-    })
-}
-
-#[cfg(not(feature = "metal"))]
-fn open_metal(name: &str, _ordinal: usize) -> Result<Device> {
-    Err(Error::UnsupportedDevice {
-        device: name.into(),
-        reason: "this build lacks Metal support; rebuild with the cargo feature `metal`".into(),
-    })
+        reason,
+    };
+    if !compiled {
+        return Err(unsupported(format!(
+            "this build lacks {kind} support; rebuild with the cargo feature `{feature}`"
+        )));
+    }
+    open(ordinal).map_err(|e| unsupported(format!("cannot open {kind} device {ordinal}: {e}")))
 }
 
 /// The user-facing name of a device.

@@ -1,22 +1,67 @@
-//! Floating-point element types of tables (f32, f64, f16, bf16) and dispatch over them.
+//! Floating-point element types of tables (f32, f64, f16, bf16), dispatch over them, and the
+//! crate's accumulation rule.
+//!
+//! # Accumulation
+//! A sum of many table elements (a coalesced gradient row, a bag, a reduction) never runs in a
+//! 16-bit type. The rule, applied by every reduction in the crate:
+//! - a sum of table-dtype values accumulates in [`Float::Acc`]: f32 for f16, bf16 and f32,
+//!   f64 for f64 (PyTorch's `acc_type` on CPU); [`acc_dtype`] is the same rule for candle's
+//!   portable paths;
+//! - a sum of products formed in f64 (a weight times a gradient, a dot product's terms)
+//!   accumulates in f64;
+//! - terms are added in ascending input position, each output by one thread, so every result
+//!   is bit-identical for any thread count.
+//!
+//! Both accumulator types implement [`Accumulator`]; the grouping primitive
+//! ([`crate::sparse::coalesce::sum_groups`]) is generic over it.
 
 use candle_core::{CpuStorage, DType, WithDType};
+
+/// The type a reduction accumulates in: f32 or f64 (see the module docs for which one).
+pub trait Accumulator:
+    num_traits::Float + Send + Sync + Copy + std::iter::Sum + std::ops::AddAssign + 'static
+{
+    /// `v` rounded to this type.
+    fn of_f64(v: f64) -> Self;
+    /// This value as f64 (exact).
+    fn to_f64(self) -> f64;
+}
+
+impl Accumulator for f32 {
+    #[inline(always)]
+    fn of_f64(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Accumulator for f64 {
+    #[inline(always)]
+    fn of_f64(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
 
 /// A floating-point table element. Arithmetic-heavy kernels accumulate in `Self::Acc`
 /// (f32 for the 16-bit types and f32, f64 for f64) so that f16/bf16 tables keep f32 precision
 /// in sums, as PyTorch does.
 pub trait Float: WithDType + num_traits::Float + Send + Sync + 'static {
     /// Accumulator type used by reductions and optimizer math.
-    type Acc: num_traits::Float
-        + Send
-        + Sync
-        + Copy
-        + std::iter::Sum
-        + std::ops::AddAssign
-        + 'static;
+    type Acc: Accumulator;
+    /// The value widened to the accumulator type (exact).
     fn to_acc(self) -> Self::Acc;
+    /// An accumulator value rounded to this type.
     fn from_acc(v: Self::Acc) -> Self;
+    /// `v` rounded to the accumulator type.
     fn acc_from_f64(v: f64) -> Self::Acc;
+    /// An accumulator value as f64 (exact).
     fn acc_to_f64(v: Self::Acc) -> f64;
     /// The value as f64 (exact for every table dtype).
     #[inline(always)]
@@ -32,6 +77,16 @@ pub trait Float: WithDType + num_traits::Float + Send + Sync + 'static {
     const DT: DType = <Self as WithDType>::DTYPE;
     /// Mutable access to the elements of a CPU storage of this type.
     fn storage_mut(s: &mut CpuStorage) -> Option<&mut [Self]>;
+}
+
+/// The accumulator dtype of a table dtype (f64 for f64, f32 otherwise): [`Float::Acc`] as a
+/// candle dtype, for the portable paths.
+pub fn acc_dtype(d: DType) -> DType {
+    if d == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    }
 }
 
 macro_rules! impl_float {
@@ -110,8 +165,7 @@ pub fn check_float(d: DType) -> crate::Result<()> {
     }
 }
 
-/// Call a generic body with `$T` bound to the Rust type of a float `DType`.
-#[macro_export]
+/// Call a generic body with `$T` bound to the Rust type of a float `DType` (crate-internal).
 macro_rules! with_float {
     ($dtype:expr, $T:ident => $body:expr) => {
         match $dtype {
@@ -137,3 +191,4 @@ macro_rules! with_float {
         }
     };
 }
+pub(crate) use with_float;

@@ -13,10 +13,13 @@ use std::sync::RwLock;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::alloc::{check_table_size, checked_elems, try_alloc, try_alloc_uninit, try_collect};
 use crate::dtype::{check_float, Float};
+use crate::ids::index_tensor;
 use crate::ids::{self, Id};
 use crate::kernels::cpu::gather;
-use crate::norm::{check_norm_type, renorm_rows, unique_sorted};
+use crate::norm::{check_norm_type, renorm_rows};
+use crate::sparse::coalesce::unique_ids;
 use crate::{hugepages, rng, storage, with_float, Error, Result};
 
 /// Options of an [`Embedding`] (PyTorch's constructor arguments).
@@ -70,19 +73,6 @@ pub fn resolve_padding_idx(
     }
 }
 
-/// Check that a `rows x dim` table of `dtype` can exist: `rows * dim * size` fits in `isize`.
-pub fn check_table_size(rows: usize, dim: usize, dtype: DType) -> Result<usize> {
-    rows.checked_mul(dim)
-        .and_then(|n| n.checked_mul(dtype.size_in_bytes()).map(|b| (n, b)))
-        .filter(|&(_, b)| b <= isize::MAX as usize)
-        .map(|(n, _)| n)
-        .ok_or_else(|| {
-            Error::Memory(format!(
-                "a {rows} x {dim} {dtype:?} table does not fit in memory"
-            ))
-        })
-}
-
 /// An embedding table. Cheap to share across threads: every method takes `&self`.
 #[derive(Debug)]
 pub struct Embedding {
@@ -134,20 +124,30 @@ impl Embedding {
     }
 
     /// Wrap an existing `(V, D)` table (PyTorch's `from_pretrained`: the padding row is kept).
-    /// The tensor's storage is shared, as PyTorch shares the given tensor.
+    ///
+    /// Placement is the core's policy ([`hugepages::into_table`]): a CPU table of at least
+    /// [`hugepages::MIN_BYTES`] is moved once into memory advised for huge pages (a copy: the
+    /// embedding no longer shares the caller's storage); a smaller or non-CPU table is used as
+    /// it is (made contiguous), sharing its storage as PyTorch shares the given tensor.
     pub fn from_pretrained(weight: Tensor, config: EmbeddingConfig) -> Result<Self> {
+        Self::check_weight(&weight)?;
+        Self::build(hugepages::into_table(weight)?, config)
+    }
+
+    /// A weight must be a 2-D float tensor.
+    fn check_weight(weight: &Tensor) -> Result<()> {
         if weight.rank() != 2 {
             return Err(Error::shape(format!(
                 "weight must be 2-D (num_embeddings, embedding_dim), got shape {:?}",
                 weight.dims()
             )));
         }
-        check_float(weight.dtype())?;
-        Self::build(weight.contiguous()?, config)
+        check_float(weight.dtype())
     }
 
     /// Like `candle_nn::embedding`: the table `weight` of shape `(V, D)` from a `VarBuilder`,
-    /// initialised N(0, 1) when the builder creates it.
+    /// initialised N(0, 1) when the builder creates it. The builder's tensor is shared whatever
+    /// its size (no huge-page move), so candle optimizers on its `VarMap` update this table.
     pub fn from_var_builder(
         vb: VarBuilder,
         num_embeddings: usize,
@@ -162,7 +162,8 @@ impl Embedding {
                 stdev: 1.0,
             },
         )?;
-        Self::from_pretrained(weight, config)
+        Self::check_weight(&weight)?;
+        Self::build(weight.contiguous()?, config)
     }
 
     fn build(weight: Tensor, config: EmbeddingConfig) -> Result<Self> {
@@ -208,9 +209,11 @@ impl Embedding {
         Ok(())
     }
 
+    /// Rows of the table (`V`).
     pub fn num_embeddings(&self) -> usize {
         self.num_embeddings
     }
+    /// Columns of the table (`D`).
     pub fn embedding_dim(&self) -> usize {
         self.embedding_dim
     }
@@ -218,15 +221,19 @@ impl Embedding {
     pub fn padding_idx(&self) -> Option<usize> {
         self.padding_idx
     }
+    /// The options the table was built with.
     pub fn config(&self) -> &EmbeddingConfig {
         &self.config
     }
+    /// The table's element type.
     pub fn dtype(&self) -> DType {
         self.weight().dtype()
     }
+    /// The device the table lives on.
     pub fn device(&self) -> Device {
         self.weight().device().clone()
     }
+    /// Whether optimizers refuse to update this table (`freeze`).
     pub fn is_frozen(&self) -> bool {
         self.config.freeze
     }
@@ -236,6 +243,19 @@ impl Embedding {
         ids::validate(ids, self.num_embeddings, "index", "an embedding table")
     }
 
+    /// Check that an array of `len` elements holds one row of `D` per id (`n_ids` ids); the
+    /// product is checked, never wrapped.
+    pub fn check_rows(&self, n_ids: usize, len: usize, what: &str) -> Result<()> {
+        let dim = self.embedding_dim;
+        if Some(len) != n_ids.checked_mul(dim) {
+            return Err(Error::shape(format!(
+                "{what} has {len} elements, expected {} ({n_ids} ids x {dim})",
+                n_ids.saturating_mul(dim)
+            )));
+        }
+        Ok(())
+    }
+
     /// Apply `max_norm` to the rows `ids` would look up (no-op without `max_norm`).
     /// Ids must already be validated.
     pub fn apply_max_norm<I: Id>(&self, ids: &[I]) -> Result<()> {
@@ -243,7 +263,7 @@ impl Embedding {
             return Ok(());
         };
         let w = self.weight();
-        let rows = unique_sorted(ids.iter().map(|i| i.index()));
+        let rows = unique_ids(ids, self.num_embeddings)?;
         let (dim, p) = (self.embedding_dim, self.config.norm_type);
         if w.device().is_cpu() {
             with_float!(w.dtype(), T => storage::write::<T, ()>(&w, |t| {
@@ -257,8 +277,7 @@ impl Embedding {
 
     /// `max_norm` with candle ops (non-CPU devices): `W[rows] += (scale - 1) * W[rows]`.
     fn renorm_portable(&self, w: &Tensor, rows: &[usize], max_norm: f64) -> Result<()> {
-        let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        let idx = Tensor::from_vec(idx, rows.len(), w.device())?;
+        let idx = index_tensor(rows, self.num_embeddings, w.device())?;
         let sel = w.index_select(&idx, 0)?.to_dtype(DType::F64)?;
         let p = self.config.norm_type;
         let norms = if p == f64::INFINITY {
@@ -279,22 +298,13 @@ impl Embedding {
     /// (`ids.len() * embedding_dim` elements of `D`: the table's dtype, or f32 for a bf16/f16 table).
     pub fn lookup_into<I: Id, D: Float>(&self, ids: &[I], out: &mut [D]) -> Result<()> {
         let dim = self.embedding_dim;
-        if out.len() != ids.len() * dim {
-            return Err(Error::shape(format!(
-                "out has {} elements, expected {} ({} ids x {dim})",
-                out.len(),
-                ids.len() * dim,
-                ids.len()
-            )));
-        }
+        self.check_rows(ids.len(), out.len(), "out")?;
         self.validate_ids(ids)?;
         self.apply_max_norm(ids)?;
         let w = self.weight();
         if !w.device().is_cpu() {
             let rows = self.lookup_portable(ids, &[ids.len()])?;
-            let rows = rows.to_dtype(D::DT)?.flatten_all()?.to_vec1::<D>()?;
-            out.copy_from_slice(&rows);
-            return Ok(());
+            return storage::copy_into(&rows, out);
         }
         with_float!(w.dtype(), S => storage::read::<S, ()>(&w, |t| {
             if S::DT == D::DT {
@@ -309,7 +319,7 @@ impl Embedding {
 
     /// CPU fast path returning a new `(ids.len(), D)` vector of the table's dtype.
     pub fn lookup_vec<I: Id, T: Float>(&self, ids: &[I]) -> Result<Vec<T>> {
-        let n = ids.len() * self.embedding_dim;
+        let n = checked_elems(&[ids.len(), self.embedding_dim], std::mem::size_of::<T>())?;
         let mut out = try_alloc_uninit::<T>(n)?;
         self.lookup_into(ids, &mut out)?;
         Ok(out)
@@ -327,14 +337,7 @@ impl Embedding {
         self.validate_ids(ids)?;
         self.apply_max_norm(ids)?;
         let w = self.weight();
-        // candle's u32 ids treat u32::MAX as "skip": use i64 for tables that large.
-        let idx = if self.num_embeddings < u32::MAX as usize {
-            let v: Vec<u32> = ids.iter().map(|i| i.index() as u32).collect();
-            Tensor::from_vec(v, ids.len(), w.device())?
-        } else {
-            let v: Vec<i64> = ids.iter().map(|i| i.index() as i64).collect();
-            Tensor::from_vec(v, ids.len(), w.device())?
-        };
+        let idx = index_tensor(ids, self.num_embeddings, w.device())?;
         let mut out_shape = shape.to_vec();
         out_shape.push(self.embedding_dim);
         Ok(w.index_select(&idx, 0)?.reshape(out_shape)?)
@@ -346,10 +349,10 @@ impl Embedding {
         let shape = ids.dims().to_vec();
         let flat = ids.flatten_all()?;
         let ids_vec: Vec<i64> = match flat.dtype() {
-            DType::U8 => flat.to_vec1::<u8>()?.into_iter().map(i64::from).collect(),
-            DType::U32 => flat.to_vec1::<u32>()?.into_iter().map(i64::from).collect(),
-            DType::I16 => flat.to_vec1::<i16>()?.into_iter().map(i64::from).collect(),
-            DType::I32 => flat.to_vec1::<i32>()?.into_iter().map(i64::from).collect(),
+            DType::U8 => try_collect(flat.to_vec1::<u8>()?.into_iter().map(i64::from))?,
+            DType::U32 => try_collect(flat.to_vec1::<u32>()?.into_iter().map(i64::from))?,
+            DType::I16 => try_collect(flat.to_vec1::<i16>()?.into_iter().map(i64::from))?,
+            DType::I32 => try_collect(flat.to_vec1::<i32>()?.into_iter().map(i64::from))?,
             DType::I64 => flat.to_vec1::<i64>()?,
             other => return Err(Error::dtype(format!("ids must be integers, got {other:?}"))),
         };
@@ -371,25 +374,4 @@ impl Module for Embedding {
     fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
         self.lookup_tensor(ids).map_err(candle_core::Error::wrap)
     }
-}
-
-/// Allocate a zero-initialised vector, reporting failure instead of aborting.
-pub fn try_alloc<T: Default + Clone>(n: usize) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|_| Error::Memory(format!("cannot allocate {n} elements")))?;
-    v.resize(n, T::default());
-    Ok(v)
-}
-
-/// Allocate a vector whose contents the caller overwrites completely, without a zero-fill
-/// (a lookup must cost one read and one write of the rows, nothing more).
-pub fn try_alloc_uninit<T: Float>(n: usize) -> Result<Vec<T>> {
-    let mut v: Vec<T> = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|_| Error::Memory(format!("cannot allocate {n} elements")))?;
-    // SAFETY: T is a plain float type (no drop, every bit pattern valid); the caller overwrites
-    // all `n` elements before reading any.
-    unsafe { v.set_len(n) };
-    Ok(v)
 }

@@ -8,9 +8,13 @@ pub enum Error {
     /// An id (or position, or offset) outside `0..size`. Python: `IndexError`.
     #[error("{what} {index} is out of range for {container} of size {size}")]
     IndexOutOfRange {
+        /// What was out of range ("index", "offset", "position", ...).
         what: &'static str,
+        /// The offending value, exactly.
         index: i128,
+        /// What it indexes ("an embedding table", ...).
         container: &'static str,
+        /// The container's size: valid values are `0..size`.
         size: usize,
     },
     /// Wrong element type (float ids, complex tables, ...). Python: `TypeError`.
@@ -27,7 +31,12 @@ pub enum Error {
     Key(String),
     /// A device this build cannot use. Python: `ValueError` naming the cargo feature.
     #[error("device '{device}' is not available: {reason}")]
-    UnsupportedDevice { device: String, reason: String },
+    UnsupportedDevice {
+        /// The device as the caller named it.
+        device: String,
+        /// Why it cannot be used (the missing cargo feature, the driver's error).
+        reason: String,
+    },
     /// A size that cannot be allocated (overflows isize or is absurdly large). Python: `MemoryError`.
     #[error("{0}")]
     Memory(String),
@@ -37,8 +46,10 @@ pub enum Error {
     /// File system failure. Python: `OSError` (or `FileNotFoundError`).
     #[error("{context}: {source}")]
     Io {
+        /// What was being done, and to which path.
         context: String,
         #[source]
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// An error inside candle that our own validation did not anticipate. Python: `RuntimeError`.
@@ -67,14 +78,13 @@ impl Error {
     }
 }
 
-/// Shorthand for returning `Error::InvalidArgument` with a formatted message.
-#[macro_export]
+/// Shorthand for returning `Error::InvalidArgument` with a formatted message (crate-internal).
 macro_rules! bail_invalid {
     ($($arg:tt)*) => { return Err($crate::Error::InvalidArgument(format!($($arg)*))) };
 }
 
-/// Shorthand for returning `Error::Shape` with a formatted message.
-#[macro_export]
+/// Shorthand for returning `Error::Shape` with a formatted message (crate-internal).
 macro_rules! bail_shape {
     ($($arg:tt)*) => { return Err($crate::Error::Shape(format!($($arg)*))) };
 }
+pub(crate) use {bail_invalid, bail_shape};

@@ -11,8 +11,8 @@
 
 use candle_core::{Device, Tensor};
 
+use crate::alloc::try_alloc_uninit;
 use crate::dtype::Float;
-use crate::embedding::try_alloc_uninit;
 use crate::{storage, with_float, Result};
 
 /// Buffers below this size keep their pages: they fit the TLB's reach anyway, and the copy

@@ -1,5 +1,8 @@
 //! Integer ids of any width and signedness, validated once before any kernel runs.
 
+use candle_core::{Device, Tensor};
+
+use crate::alloc::try_collect;
 use crate::{Error, Result};
 
 /// An integer type accepted as an id (int8..int64, uint8..uint64, as NumPy allows).
@@ -71,5 +74,25 @@ pub fn to_i64<I: Id>(
     container: &'static str,
 ) -> Result<Vec<i64>> {
     validate(ids, size, what, container)?;
-    Ok(ids.iter().map(|&i| i.wide() as i64).collect())
+    try_collect(ids.iter().map(|&i| i.wide() as i64))
+}
+
+/// Validated `ids` of a table of `rows` rows as the 1-D index tensor of candle's index ops on
+/// `device`: `u32` when every row fits, else `i64` (candle's `u32` ids reserve `u32::MAX` for
+/// "skip", and a `u32` cast would wrap rows past 2^32).
+pub fn index_tensor<I: Id>(ids: &[I], rows: usize, device: &Device) -> Result<Tensor> {
+    let n = ids.len();
+    Ok(if rows < u32::MAX as usize {
+        Tensor::from_vec(
+            try_collect(ids.iter().map(|i| i.index() as u32))?,
+            n,
+            device,
+        )?
+    } else {
+        Tensor::from_vec(
+            try_collect(ids.iter().map(|i| i.index() as i64))?,
+            n,
+            device,
+        )?
+    })
 }

@@ -6,6 +6,9 @@
 //! straight into the caller's buffer). Ids are validated before any kernel runs, so an
 //! out-of-range id is an [`Error::IndexOutOfRange`] on every backend.
 
+#![deny(missing_docs)]
+
+pub mod alloc;
 pub mod bag;
 pub mod device;
 pub mod dtype;
@@ -29,3 +32,7 @@ pub use bag::{BagMode, EmbeddingBag, EmbeddingBagConfig};
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use error::{Error, Result};
 pub use sparse::SparseGrad;
+
+// Crate-internal macros, reachable as `crate::with_float!` etc.
+pub(crate) use dtype::with_float;
+pub(crate) use error::{bail_invalid, bail_shape};

@@ -35,6 +35,7 @@ impl Rng {
     }
 
     #[inline]
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let r = (self.s[0].wrapping_add(self.s[3]))
             .rotate_left(23)
@@ -86,34 +87,34 @@ pub fn entropy_seed() -> u64 {
 
 const BLOCK: usize = 1 << 14;
 
-/// Fill `out` with `mean + std * N(0,1)` deterministically from `seed`, in parallel.
-pub fn fill_normal(out: &mut [f64], seed: u64, mean: f64, std: f64) {
+/// Fill `out` in blocks of [`BLOCK`] values, in parallel: block `b` is filled by `fill` from
+/// its own stream `Rng::new(seed, b)`, so the values do not depend on the thread count.
+fn fill_blocks(out: &mut [f64], seed: u64, fill: impl Fn(&mut Rng, &mut [f64]) + Sync) {
     threads::install(|| {
         out.par_chunks_mut(BLOCK)
             .enumerate()
-            .for_each(|(b, chunk)| {
-                let mut rng = Rng::new(seed, b as u64);
-                for pair in chunk.chunks_mut(2) {
-                    let (a, c) = rng.normal_pair();
-                    pair[0] = mean + std * a;
-                    if pair.len() > 1 {
-                        pair[1] = mean + std * c;
-                    }
-                }
-            })
+            .for_each(|(b, chunk)| fill(&mut Rng::new(seed, b as u64), chunk))
+    });
+}
+
+/// Fill `out` with `mean + std * N(0,1)` deterministically from `seed`, in parallel.
+pub fn fill_normal(out: &mut [f64], seed: u64, mean: f64, std: f64) {
+    fill_blocks(out, seed, |rng, chunk| {
+        for pair in chunk.chunks_mut(2) {
+            let (a, c) = rng.normal_pair();
+            pair[0] = mean + std * a;
+            if pair.len() > 1 {
+                pair[1] = mean + std * c;
+            }
+        }
     });
 }
 
 /// Fill `out` with uniform draws in `[lo, hi)` deterministically from `seed`, in parallel.
 pub fn fill_uniform(out: &mut [f64], seed: u64, lo: f64, hi: f64) {
-    threads::install(|| {
-        out.par_chunks_mut(BLOCK)
-            .enumerate()
-            .for_each(|(b, chunk)| {
-                let mut rng = Rng::new(seed, b as u64);
-                for v in chunk.iter_mut() {
-                    *v = lo + (hi - lo) * rng.uniform();
-                }
-            })
+    fill_blocks(out, seed, |rng, chunk| {
+        for v in chunk.iter_mut() {
+            *v = lo + (hi - lo) * rng.uniform();
+        }
     });
 }

@@ -84,3 +84,19 @@ pub fn write<T: Float, R: Send>(
     }
     out.ok_or_else(|| Error::invalid("internal: in-place body did not run"))
 }
+
+/// Copy a tensor of `out.len()` elements (any device, any float dtype, any shape) into `out`,
+/// converted to `T`: how a fast path that writes into a caller's buffer hands over the result
+/// of its portable fallback on other devices.
+pub fn copy_into<T: Float>(t: &Tensor, out: &mut [T]) -> Result<()> {
+    if t.elem_count() != out.len() {
+        return Err(Error::Shape(format!(
+            "a result of {} elements does not fit an output of {}",
+            t.elem_count(),
+            out.len()
+        )));
+    }
+    let v = t.to_dtype(T::DT)?.flatten_all()?.to_vec1::<T>()?;
+    out.copy_from_slice(&v);
+    Ok(())
+}

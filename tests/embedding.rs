@@ -5,6 +5,9 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_embed::{Embedding, EmbeddingConfig, Error};
 use candle_nn::{VarBuilder, VarMap};
 
+mod common;
+use common::Host;
+
 fn table(v: usize, d: usize) -> Embedding {
     Embedding::new(
         v,
@@ -120,12 +123,7 @@ fn var_builder_constructor_creates_a_normal_table() {
     let emb =
         Embedding::from_var_builder(vb.pp("tok"), 500, 32, EmbeddingConfig::default()).unwrap();
     assert_eq!((emb.num_embeddings(), emb.embedding_dim()), (500, 32));
-    let w = emb
-        .weight()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let w = emb.weight().vec1::<f32>();
     let mean = w.iter().map(|&x| x as f64).sum::<f64>() / w.len() as f64;
     let var = w.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / w.len() as f64;
     assert!(
@@ -188,18 +186,7 @@ fn save_and_load_keep_table_and_config() {
     let back = Embedding::load(&path, &Device::Cpu).unwrap();
     assert_eq!(back.config(), &cfg);
     assert_eq!(back.dtype(), DType::F16);
-    let (a, b) = (
-        emb.weight()
-            .to_dtype(DType::F32)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap(),
-        back.weight()
-            .to_dtype(DType::F32)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap(),
-    );
+    let (a, b) = (emb.weight().vec2::<f32>(), back.weight().vec2::<f32>());
     assert_eq!(a, b);
     std::fs::write(
         dir.join("bad.safetensors"),
@@ -211,4 +198,32 @@ fn save_and_load_keep_table_and_config() {
         Err(Error::Format(_))
     ));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Placement is the core's policy: `from_pretrained` moves a CPU table of at least
+/// `hugepages::MIN_BYTES` into huge-page memory (a copy: writes to the caller's tensor no longer
+/// show through) and shares a smaller one; `from_var_builder` always shares the builder's
+/// tensor, so optimizers on the `VarMap` update the table. Values are exact either way.
+#[test]
+fn from_pretrained_places_large_cpu_tables_and_shares_small_ones() {
+    let large_rows = candle_embed::hugepages::MIN_BYTES / (4 * 64) + 5;
+    for (rows, shared) in [(7usize, true), (large_rows, false)] {
+        let v: Vec<f32> = (0..rows * 64).map(|i| (i % 1000) as f32 - 500.0).collect();
+        let w = Tensor::from_vec(v.clone(), (rows, 64), &Device::Cpu).unwrap();
+        let emb = Embedding::from_pretrained(w.clone(), EmbeddingConfig::default()).unwrap();
+        assert_eq!(emb.weight().vec1::<f32>(), v);
+        candle_embed::storage::write::<f32, ()>(&w, |s| {
+            s[0] = 1234.5;
+            Ok(())
+        })
+        .unwrap();
+        let first = emb.weight().vec1::<f32>()[0];
+        assert_eq!(first == 1234.5, shared, "{rows} rows");
+    }
+    let map = VarMap::new();
+    let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+    let emb = Embedding::from_var_builder(vb, large_rows, 64, EmbeddingConfig::default()).unwrap();
+    let var = map.all_vars().pop().unwrap();
+    var.set(&var.zeros_like().unwrap()).unwrap();
+    assert!(emb.weight().vec1::<f32>().iter().all(|&x| x == 0.0));
 }

@@ -9,17 +9,8 @@ use candle_embed::kernels::cpu::gather;
 use candle_embed::{threads, Embedding, EmbeddingConfig};
 use half::{bf16, f16};
 
-/// SplitMix64, so the test does not depend on the crate's own RNG.
-struct Mix(u64);
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
+mod common;
+use common::{Host, Mix};
 
 fn table(v: usize, d: usize, dtype: DType, seed: u64) -> Embedding {
     Embedding::new(
@@ -43,13 +34,7 @@ fn check<I: Id, D: Float>(emb: &Embedding, ids: &[I], shape: &[usize]) {
     let mut want_shape = shape.to_vec();
     want_shape.push(d);
     assert_eq!(want.dims(), want_shape.as_slice());
-    let want = want
-        .to_dtype(D::DT)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<D>()
-        .unwrap();
+    let want = want.to_dtype(D::DT).unwrap().vec1::<D>();
     assert_eq!(out.len(), want.len());
     for (k, (a, b)) in out.iter().zip(&want).enumerate() {
         assert!(
@@ -174,8 +159,5 @@ fn fast_path_matches_candle_nn_embedding() {
     let a = ours.forward(&ids).unwrap();
     let b = theirs.forward(&ids).unwrap();
     assert_eq!(a.dims(), b.dims());
-    assert_eq!(
-        a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-        b.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-    );
+    assert_eq!(a.vec1::<f32>(), b.vec1::<f32>());
 }

@@ -16,12 +16,8 @@ use candle_embed::positional::sinusoidal::{
 };
 use candle_embed::Error;
 
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
-}
+mod common;
+use common::{max_abs_diff, Host};
 
 #[test]
 fn sinusoidal_fast_matches_portable_and_reference() {
@@ -31,10 +27,7 @@ fn sinusoidal_fast_matches_portable_and_reference() {
             let port =
                 sinusoidal_table_portable(len, dim, 10000.0, layout, DType::F64, &Device::Cpu)
                     .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f64>()
-                    .unwrap();
+                    .vec1::<f64>();
             assert!(max_abs_diff(&fast, &port) < 1e-12, "{layout:?} {len}x{dim}");
         }
     }
@@ -51,16 +44,10 @@ fn sinusoidal_forward_paths_agree_and_errors() {
     };
     let pe = SinusoidalPositionalEncoding::new(8, cfg, DType::F32, &Device::Cpu).unwrap();
     let x = Tensor::randn(0f32, 1.0, (2, 5, 8), &Device::Cpu).unwrap();
-    let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let xv = x.vec1::<f32>();
     let mut out = vec![0f32; xv.len()];
     pe.add_into(&xv, &[2, 5, 8], 3, &mut out).unwrap();
-    let port = pe
-        .forward(&x, 3)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let port = pe.forward(&x, 3).unwrap().vec1::<f32>();
     assert_eq!(out, port);
     assert!(matches!(
         pe.add_into(&xv, &[2, 5, 8], 12, &mut out),
@@ -110,10 +97,7 @@ fn alibi_slopes_and_paths() {
     let fast = alibi_bias::<f32>(12, 7, 9, 2).unwrap();
     let port = alibi_bias_portable(12, 7, 9, 2, DType::F32, &Device::Cpu)
         .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+        .vec1::<f32>();
     assert_eq!(fast, port);
     assert!(matches!(alibi_slopes(0), Err(Error::InvalidArgument(_))));
     assert!(matches!(
@@ -155,13 +139,7 @@ fn relative_bias_fast_matches_portable_and_backward() {
     .unwrap();
     for (q, k, off) in [(5, 7, 0), (40, 3, 2), (1, 1, 0)] {
         let fast = r.bias::<f32>(q, k, off).unwrap();
-        let port = r
-            .bias_portable(q, k, off)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let port = r.bias_portable(q, k, off).unwrap().vec1::<f32>();
         assert_eq!(fast, port);
     }
     // backward of an all-ones grad counts cells per bucket

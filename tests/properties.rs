@@ -10,6 +10,9 @@ use candle_embed::sparse::{coalesce_rows, index_add, CoalesceOptions};
 use candle_embed::{ids, Embedding, EmbeddingConfig, Error};
 use proptest::prelude::*;
 
+mod common;
+use common::Host;
+
 fn table(v: usize, d: usize, seed: u64) -> Embedding {
     Embedding::new(
         v,
@@ -71,11 +74,11 @@ proptest! {
     fn lookup_equals_naive_gather_and_portable(v in 1usize..80, d in 1usize..33, ids in proptest::collection::vec(0u16..80, 0..150), seed in 0u64..1000) {
         let ids: Vec<u16> = ids.into_iter().map(|i| i % v as u16).collect();
         let emb = table(v, d, seed);
-        let w: Vec<f32> = emb.weight().flatten_all().unwrap().to_vec1().unwrap();
+        let w: Vec<f32> = emb.weight().vec1();
         let got: Vec<f32> = emb.lookup_vec(&ids).unwrap();
         let want: Vec<f32> = ids.iter().flat_map(|&i| w[i as usize * d..(i as usize + 1) * d].to_vec()).collect();
         prop_assert_eq!(&got, &want);
-        let portable: Vec<f32> = emb.lookup_portable(&ids, &[ids.len()]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let portable: Vec<f32> = emb.lookup_portable(&ids, &[ids.len()]).unwrap().vec1();
         prop_assert_eq!(&portable, &want);
     }
 

@@ -9,6 +9,9 @@ use candle_embed::Error;
 use proptest::prelude::*;
 use serde_json::json;
 
+mod common;
+use common::Host;
+
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
         .unwrap()
@@ -123,8 +126,8 @@ fn autograd_flows_through_the_custom_op() {
         let g2 = loss2.backward().unwrap();
         assert!(max_abs_diff(g2.get(x2.as_tensor()).unwrap(), gx) < 1e-14);
         // finite differences on a few coordinates
-        let xv: Vec<f64> = x.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
-        let gxv: Vec<f64> = gx.flatten_all().unwrap().to_vec1().unwrap();
+        let xv: Vec<f64> = x.as_tensor().vec1();
+        let gxv: Vec<f64> = gx.vec1();
         let f = |v: &[f64]| -> f64 {
             let t = Tensor::from_slice(v, (2, 5, 16), &Device::Cpu).unwrap();
             (r.forward(&t, &pos).unwrap() * &g)

@@ -14,6 +14,9 @@ use candle_embed::sparse::{
 use candle_embed::{threads, Embedding, EmbeddingConfig, Error, SparseGrad};
 use proptest::prelude::*;
 
+mod common;
+use common::Host;
+
 fn lcg(seed: u64) -> impl FnMut() -> u64 {
     let mut s = seed;
     move || {
@@ -39,7 +42,7 @@ fn fast_vs_portable(n: usize, v: usize, d: usize, opts: CoalesceOptions) {
     let t = Tensor::from_slice(&vals, (n, d), &Device::Cpu).unwrap();
     let p = coalesce_portable(&ids, &t, v, opts).unwrap();
     assert_eq!(u, p.indices());
-    let ps: Vec<f32> = p.values().flatten_all().unwrap().to_vec1().unwrap();
+    let ps: Vec<f32> = p.values().vec1();
     // Same summation order (ascending positions, f32 accumulator): exact.
     assert_eq!(s, ps);
 }
@@ -68,7 +71,7 @@ fn coalesce_half_precision_fast_equals_portable() {
     let t = Tensor::from_slice(&h, (30_000, 8), &Device::Cpu).unwrap();
     let p = coalesce_portable(&ids, &t, 1000, CoalesceOptions::default()).unwrap();
     assert_eq!(u, p.indices());
-    let ps: Vec<half::bf16> = p.values().flatten_all().unwrap().to_vec1().unwrap();
+    let ps: Vec<half::bf16> = p.values().vec1();
     assert_eq!(s, ps); // both accumulate in f32 in the same order, then round once
 }
 
@@ -81,12 +84,7 @@ fn index_add_fast_equals_candle_bitwise() {
         index_add_to(&dst, d, &ids, &src, &mut out).unwrap();
         let dt = Tensor::from_slice(&dst, (v, d), &Device::Cpu).unwrap();
         let st = Tensor::from_slice(&src, (n, d), &Device::Cpu).unwrap();
-        let p: Vec<f32> = index_add_portable(&dt, &ids, &st)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let p: Vec<f32> = index_add_portable(&dt, &ids, &st).unwrap().vec1();
         assert_eq!(out, p);
     }
 }
@@ -199,7 +197,7 @@ fn optimizers_touch_only_grad_rows_and_validate_first() {
     ];
     for make in makers {
         let t = table(20, 4);
-        let before: Vec<f32> = t.weight().flatten_all().unwrap().to_vec1().unwrap();
+        let before: Vec<f32> = t.weight().vec1();
         let mut opt = make(t.clone());
         let g = SparseGrad::new(
             vec![2, 5],
@@ -208,7 +206,7 @@ fn optimizers_touch_only_grad_rows_and_validate_first() {
         )
         .unwrap();
         opt.step(&[Some(&g)]).unwrap();
-        let after: Vec<f32> = t.weight().flatten_all().unwrap().to_vec1().unwrap();
+        let after: Vec<f32> = t.weight().vec1();
         for r in 0..20 {
             let same = before[r * 4..r * 4 + 4] == after[r * 4..r * 4 + 4];
             assert_eq!(same, r != 2 && r != 5, "row {r}");
@@ -224,7 +222,7 @@ fn optimizers_touch_only_grad_rows_and_validate_first() {
             opt.step(&[Some(&bad)]).unwrap_err(),
             Error::Shape(_)
         ));
-        let after2: Vec<f32> = t.weight().flatten_all().unwrap().to_vec1().unwrap();
+        let after2: Vec<f32> = t.weight().vec1();
         assert_eq!(after, after2);
         assert_eq!(opt.state_dict().unwrap().steps, sd.steps);
     }
@@ -267,7 +265,7 @@ fn backward_tensor_matches_portable() {
         .unwrap();
     assert_eq!(fast.indices(), port.indices());
     assert!(!fast.indices().contains(&4));
-    let a: Vec<f32> = fast.values().flatten_all().unwrap().to_vec1().unwrap();
-    let b: Vec<f32> = port.values().flatten_all().unwrap().to_vec1().unwrap();
+    let a: Vec<f32> = fast.values().vec1();
+    let b: Vec<f32> = port.values().vec1();
     assert_eq!(a, b);
 }

@@ -6,6 +6,9 @@ use candle_embed::techniques::attend::Targets;
 use candle_embed::techniques::RowTransform;
 use candle_embed::{Embedding, EmbeddingConfig, Error};
 
+mod common;
+use common::{max_abs_diff, Host};
+
 fn table(v: usize, d: usize, dtype: DType) -> Embedding {
     Embedding::new(
         v,
@@ -24,14 +27,6 @@ fn xs(n: usize, d: usize) -> Vec<f32> {
         .collect()
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn attend_fast_equals_portable() {
     let (v, d, n) = (700, 40, 90);
@@ -45,21 +40,21 @@ fn attend_fast_equals_portable() {
         let mut out = vec![0f32; n * cols];
         emb.attend_into(&x, n, t, &mut out).unwrap();
         let p = emb.attend_portable(&xt, t).unwrap();
-        let p = p.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let p = p.vec1::<f32>();
         assert!(max_abs_diff(&out, &p) < 1e-4);
     }
     let mut out = vec![0f32; n * shared.len()];
     emb.attend_into(&x, n, Targets::Shared(&shared), &mut out)
         .unwrap();
     let p = emb.attend_portable(&xt, Targets::Shared(&shared)).unwrap();
-    assert!(max_abs_diff(&out, &p.flatten_all().unwrap().to_vec1().unwrap()) < 1e-4);
+    assert!(max_abs_diff(&out, &p.vec1()) < 1e-4);
     let mut out = vec![0f32; n * 6];
     emb.attend_into(&x, n, Targets::PerRow(&per_row, 6), &mut out)
         .unwrap();
     let p = emb
         .attend_portable(&xt, Targets::PerRow(&per_row, 6))
         .unwrap();
-    assert!(max_abs_diff(&out, &p.flatten_all().unwrap().to_vec1().unwrap()) < 1e-4);
+    assert!(max_abs_diff(&out, &p.vec1()) < 1e-4);
 }
 
 #[test]
@@ -81,15 +76,10 @@ fn attend_backward_fast_equals_portable() {
         let mut gx = vec![0f32; n * d];
         let gw = emb.attend_backward_into(&x, n, &g, t, &mut gx).unwrap();
         let (pgx, pgw) = emb.attend_backward_portable(&xt, &gt, t).unwrap();
-        assert!(max_abs_diff(&gx, &pgx.flatten_all().unwrap().to_vec1().unwrap()) < 1e-3);
+        assert!(max_abs_diff(&gx, &pgx.vec1()) < 1e-3);
         assert_eq!(gw.indices(), pgw.indices());
-        let a = gw.values().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let b = pgw
-            .values()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let a = gw.values().vec1::<f32>();
+        let b = pgw.values().vec1::<f32>();
         assert!(max_abs_diff(&a, &b) < 1e-3);
         assert!(gw.indices().windows(2).all(|w| w[0] < w[1]));
     }
@@ -127,12 +117,7 @@ fn attend_bf16_table_uses_portable_path() {
     let mut out = vec![0f32; 150];
     emb.attend_into(&x, 3, Targets::<i64>::All, &mut out)
         .unwrap();
-    let w = emb
-        .weight()
-        .to_dtype(DType::F32)
-        .unwrap()
-        .to_vec2::<f32>()
-        .unwrap();
+    let w = emb.weight().vec2::<f32>();
     let want: f32 = (0..8).map(|j| x[8 + j] * w[17][j]).sum();
     assert!((out[50 + 17] - want).abs() < 1e-3);
 }
@@ -152,12 +137,7 @@ fn transformed_lookup_fast_equals_portable() {
             let p = emb
                 .lookup_transformed_portable(&ids, &[ids.len()], &t)
                 .unwrap()
-                .to_dtype(DType::F32)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
+                .vec1::<f32>();
             // The fast path rounds once to f32 (bf16 tables give f32 rows); the portable path
             // returns the table's dtype, so a bf16 row carries bf16 rounding (2^-8 relative).
             let tol = match dtype {

@@ -2,7 +2,8 @@
 
 from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
-from typing import Any, TypeAlias, final
+from types import ModuleType
+from typing import Any, Self, TypeAlias, final, type_check_only
 
 import numpy as np
 import numpy.typing as npt
@@ -10,7 +11,12 @@ import numpy.typing as npt
 __version__: str
 
 _IdsLike: TypeAlias = npt.ArrayLike
-"""Integer ids: an integer ndarray (any width, any shape, any strides), an int or a sequence."""
+"""Integer ids: any integer array-like (any width, shape and strides): an ndarray, a buffer
+(memoryview, array.array), an object with ``__array_interface__`` or ``__dlpack__`` (a CPU
+tensor), an int or a sequence. Float inputs (``npt.ArrayLike`` below) accept the same."""
+
+_testing: ModuleType
+"""Private: the portable paths the test suite compares the fast kernels against."""
 
 def devices() -> list[str]:
     """Devices this build can use: "cpu", then "cuda:N" / "metal:N" when built with them."""
@@ -46,8 +52,39 @@ class SparseGrad:
         """Coalesce row gradients (``ids.shape + (D,)``, duplicates summed) into a gradient of
         a ``(num_rows, D)`` table."""
 
+class _Table:
+    """Stub-only: the members ``Embedding`` and ``EmbeddingBag`` share (the runtime classes
+    define each of them; this base exists only in the stub)."""
+
+    @property
+    def weight(self) -> npt.NDArray[Any]:
+        """A copy of the table (bfloat16 tables come back as float32)."""
+    @weight.setter
+    def weight(self, value: npt.ArrayLike) -> None: ...
+    @property
+    def num_embeddings(self) -> int: ...
+    @property
+    def embedding_dim(self) -> int: ...
+    @property
+    def padding_idx(self) -> int | None: ...
+    @property
+    def max_norm(self) -> float | None: ...
+    @property
+    def norm_type(self) -> float: ...
+    @property
+    def frozen(self) -> bool: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+    def save(self, path: str | PathLike[str]) -> None:
+        """Save the table and its options to a safetensors file (atomically)."""
+    @classmethod
+    def load(cls, path: str | PathLike[str], *, device: str = "cpu") -> Self:
+        """Load a file written by ``save``."""
+
 @final
-class Embedding:
+class Embedding(_Table):
     """A ``(num_embeddings, embedding_dim)`` table looked up by integer ids (``torch.nn.Embedding``
     semantics)."""
 
@@ -92,35 +129,7 @@ class Embedding:
         (``seed=None`` draws a fresh seed, so pass an explicit seed to ``backward``).
         ``normalize=True``: rows scaled to unit L2 norm, ``w / max(||w||, 1e-12)``."""
     @property
-    def weight(self) -> npt.NDArray[Any]:
-        """A copy of the table (bfloat16 tables come back as float32)."""
-    @weight.setter
-    def weight(self, value: npt.ArrayLike) -> None: ...
-    @property
-    def num_embeddings(self) -> int: ...
-    @property
-    def embedding_dim(self) -> int: ...
-    @property
-    def padding_idx(self) -> int | None: ...
-    @property
-    def max_norm(self) -> float | None: ...
-    @property
-    def norm_type(self) -> float: ...
-    @property
     def scale_grad_by_freq(self) -> bool: ...
-    @property
-    def frozen(self) -> bool: ...
-    @property
-    def dtype(self) -> str: ...
-    @property
-    def device(self) -> str: ...
-    def save(self, path: str | PathLike[str]) -> None:
-        """Save table and config to a safetensors file (atomically)."""
-    @classmethod
-    def load(cls, path: str | PathLike[str], *, device: str = "cpu") -> Embedding:
-        """Load a table saved by ``save``."""
-    def _lookup_portable(self, ids: _IdsLike) -> npt.NDArray[Any]:
-        """The portable (candle ``index_select``) path, for tests."""
     def backward(
         self,
         ids: _IdsLike,
@@ -148,31 +157,6 @@ class Embedding:
     ) -> tuple[npt.NDArray[Any], SparseGrad]:
         """Backward of ``attend``: ``(grad_x, grad_weight)``; ``grad_weight`` has every row when
         ``ids`` is None, else the sorted unique ids with duplicates summed."""
-    def _attend_portable(self, x: npt.ArrayLike, ids: _IdsLike | None = None) -> npt.NDArray[Any]:
-        """The portable (candle ``matmul``) path of ``attend``, for tests; shape ``(n, cols)``."""
-    def _attend_backward_portable(
-        self, x: npt.ArrayLike, grad_logits: npt.ArrayLike, ids: _IdsLike | None = None
-    ) -> tuple[npt.NDArray[Any], SparseGrad]:
-        """The portable path of ``attend_backward``, for tests; ``grad_x`` of shape ``(n, D)``."""
-    def _lookup_transformed_portable(
-        self,
-        ids: _IdsLike,
-        *,
-        dropout: float = 0.0,
-        seed: int | None = None,
-        normalize: bool = False,
-    ) -> npt.NDArray[Any]:
-        """The portable (candle ops) path of ``emb(ids, dropout=, seed=, normalize=)``."""
-    def _transform_grad(
-        self,
-        ids: _IdsLike,
-        grad_output: npt.ArrayLike,
-        *,
-        dropout: float = 0.0,
-        seed: int | None = None,
-        normalize: bool = False,
-    ) -> npt.NDArray[np.float64]:
-        """Per-position upstream rows transformed through dropout / normalisation (float64)."""
 
 # --- sparse gradients and optimizers ---
 
@@ -190,7 +174,9 @@ class _SparseOptimizer:
     """Native half of ``candle_embed.optim`` (use the classes there)."""
 
     def __new__(
-        cls, kind: str, tables: list[Embedding], hyper: dict[str, float]
+        cls,
+        tables: list[Embedding],
+        config: SGDConfig | AdagradConfig | RowWiseAdagradConfig | SparseAdamConfig | AdamWConfig,
     ) -> _SparseOptimizer: ...
     def step(self, grads: list[SparseGrad | None]) -> None: ...
     def state_dict(self) -> dict[str, Any]: ...
@@ -198,10 +184,143 @@ class _SparseOptimizer:
     @property
     def kind(self) -> str: ...
 
+# Optimizer configs: calling a class with no argument gives the Rust config's `Default` (the one
+# home of the defaults that candle_embed.optim's signatures show).
+
+@type_check_only
+class _OptimizerConfig:
+    """What every optimizer config has (a typing aid: no such class exists at run time)."""
+
+    @property
+    def maximize(self) -> bool: ...
+    @property
+    def stochastic_rounding(self) -> bool: ...
+    @property
+    def seed(self) -> int: ...
+    def as_dict(self) -> dict[str, Any]:
+        """The hyper-parameters as a dict, by keyword."""
+
+@final
+class SGDConfig(_OptimizerConfig):
+    """Hyper-parameters of ``optim.SGD`` (the core's ``SgdConfig``)."""
+
+    def __new__(
+        cls,
+        *,
+        lr: float = ...,
+        momentum: float = ...,
+        dampening: float = ...,
+        nesterov: bool = ...,
+        weight_decay: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
+    ) -> SGDConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def momentum(self) -> float: ...
+    @property
+    def dampening(self) -> float: ...
+    @property
+    def nesterov(self) -> bool: ...
+    @property
+    def weight_decay(self) -> float: ...
+
+@final
+class AdagradConfig(_OptimizerConfig):
+    """Hyper-parameters of ``optim.Adagrad`` (the core's ``AdagradConfig``)."""
+
+    def __new__(
+        cls,
+        *,
+        lr: float = ...,
+        lr_decay: float = ...,
+        weight_decay: float = ...,
+        initial_accumulator_value: float = ...,
+        eps: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
+    ) -> AdagradConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def lr_decay(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def initial_accumulator_value(self) -> float: ...
+    @property
+    def eps(self) -> float: ...
+
+@final
+class RowWiseAdagradConfig(_OptimizerConfig):
+    """Hyper-parameters of ``optim.RowWiseAdagrad`` (the core's ``RowWiseAdagradConfig``)."""
+
+    def __new__(
+        cls,
+        *,
+        lr: float = ...,
+        eps: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
+    ) -> RowWiseAdagradConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def eps(self) -> float: ...
+
+@final
+class SparseAdamConfig(_OptimizerConfig):
+    """Hyper-parameters of ``optim.SparseAdam`` (the core's ``SparseAdamConfig``)."""
+
+    def __new__(
+        cls,
+        *,
+        lr: float = ...,
+        betas: tuple[float, float] = ...,
+        eps: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
+    ) -> SparseAdamConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def betas(self) -> tuple[float, float]: ...
+    @property
+    def eps(self) -> float: ...
+
+@final
+class AdamWConfig(_OptimizerConfig):
+    """Hyper-parameters of ``optim.AdamW`` (the core's ``AdamWConfig``)."""
+
+    def __new__(
+        cls,
+        *,
+        lr: float = ...,
+        betas: tuple[float, float] = ...,
+        eps: float = ...,
+        weight_decay: float = ...,
+        maximize: bool = ...,
+        stochastic_rounding: bool = ...,
+        seed: int = ...,
+    ) -> AdamWConfig: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def betas(self) -> tuple[float, float]: ...
+    @property
+    def eps(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+
 # --- EmbeddingBag ---
 
 @final
-class EmbeddingBag:
+class EmbeddingBag(_Table):
     """Pooled lookups (``torch.nn.EmbeddingBag`` semantics): each bag of ids is reduced to one
     row by ``mode`` ("sum", "mean" or "max"). 2-D ids ``(B, N)`` are B bags of N ids (offsets
     must be None); 1-D ids need 1-D ``offsets`` (any integer dtype, ``offsets[0] == 0``,
@@ -263,43 +382,10 @@ class EmbeddingBag:
     ) -> npt.NDArray[Any]:
         """Gradient of ``per_sample_weights`` (mode "sum"): ``<grad_output[bag(k)], W[ids[k]]>``
         for each id (0 for padding), shape of ids."""
-    def _forward_portable(
-        self,
-        ids: _IdsLike,
-        offsets: _IdsLike | None = None,
-        per_sample_weights: npt.ArrayLike | None = None,
-    ) -> npt.NDArray[Any]:
-        """The portable (candle ``index_select`` + ``index_add``) path, for tests."""
-    @property
-    def weight(self) -> npt.NDArray[Any]:
-        """A copy of the table (bfloat16 tables come back as float32)."""
-    @weight.setter
-    def weight(self, value: npt.ArrayLike) -> None: ...
-    @property
-    def num_embeddings(self) -> int: ...
-    @property
-    def embedding_dim(self) -> int: ...
     @property
     def mode(self) -> str: ...
     @property
-    def padding_idx(self) -> int | None: ...
-    @property
     def include_last_offset(self) -> bool: ...
-    @property
-    def max_norm(self) -> float | None: ...
-    @property
-    def norm_type(self) -> float: ...
-    @property
-    def frozen(self) -> bool: ...
-    @property
-    def dtype(self) -> str: ...
-    @property
-    def device(self) -> str: ...
-    def save(self, path: str | PathLike[str]) -> None:
-        """Save table and bag config to a safetensors file (atomically)."""
-    @classmethod
-    def load(cls, path: str | PathLike[str], *, device: str = "cpu") -> EmbeddingBag:
-        """Load a bag saved by ``save`` (an ``Embedding.save`` file loads with mode="mean")."""
 
 # --- rotary ---
 
@@ -349,28 +435,6 @@ class RotaryEmbedding:
         out: npt.NDArray[Any] | None = None,
     ) -> npt.NDArray[Any]:
         """The transposed rotation (gradient of ``apply`` w.r.t. ``x``)."""
-    def _apply_portable(
-        self,
-        x: npt.ArrayLike,
-        positions: _IdsLike | None = None,
-        *,
-        offset: int = 0,
-        backward: bool = False,
-    ) -> npt.NDArray[Any]:
-        """The portable candle-ops path, for tests."""
-    def _apply_fused(
-        self, x: npt.ArrayLike, positions: _IdsLike | None = None, *, offset: int = 0
-    ) -> npt.NDArray[Any]:
-        """candle-nn's fused rope / rope_i (4-D x), for tests."""
-    def _autograd(
-        self,
-        x: npt.ArrayLike,
-        grad_output: npt.ArrayLike,
-        positions: _IdsLike | None = None,
-        *,
-        offset: int = 0,
-    ) -> npt.NDArray[Any]:
-        """Gradient of ``sum(apply(x) * grad_output)`` via candle autograd, for tests."""
     @property
     def head_dim(self) -> int: ...
     @property
@@ -449,8 +513,6 @@ class SinusoidalPositionalEncoding:
     def layout(self) -> str: ...
     @property
     def dtype(self) -> str: ...
-    def _table_portable(self) -> npt.NDArray[Any]:
-        """The table from the portable path (candle ops), for tests."""
 
 @final
 class LearnedPositionalEmbedding:
@@ -548,11 +610,6 @@ def alibi_bias(
 ) -> npt.NDArray[Any]:
     """``-slope_h * |i + offset - j|``, shape ``(num_heads, q_len, k_len)``."""
 
-def _alibi_bias_portable(
-    num_heads: int, q_len: int, k_len: int, *, offset: int = 0, dtype: str = "float32"
-) -> npt.NDArray[Any]:
-    """The portable (candle ops) ALiBi bias, for tests."""
-
 def relative_position_bucket(
     relative_position: _IdsLike,
     *,
@@ -578,7 +635,6 @@ class RelativePositionBias:
     ) -> RelativePositionBias: ...
     def __call__(self, q_len: int, k_len: int, *, offset: int = 0) -> npt.NDArray[Any]:
         """``(num_heads, q_len, k_len)``: ``W[bucket(j - (i + offset)), h]``."""
-    def _bias_portable(self, q_len: int, k_len: int, *, offset: int = 0) -> npt.NDArray[Any]: ...
     def backward(
         self, grad: npt.ArrayLike, q_len: int, k_len: int, *, offset: int = 0
     ) -> SparseGrad: ...

@@ -77,6 +77,7 @@ class KeyedVectors:
 
     @property
     def vector_size(self) -> int:
+        """The dimensionality of the vectors (``vectors.shape[1]``)."""
         return int(self.vectors.shape[1])
 
     def get_index(self, key: str) -> int:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import candle_embed as ce
 import numpy as np
 import pytest
-from candle_embed import _native
+from candle_embed._native import _testing
 
 # ----------------------------------------------------------------------------- references
 
@@ -107,7 +107,9 @@ def test_sinusoidal_table_matches_float64(layout: str, shape: tuple[int, int]) -
     assert t32.dtype == np.float32 and t32.shape == (max_len, dim)
     # computed in float64 then cast: at most one float32 rounding step from the exact value
     np.testing.assert_allclose(t32, ref.astype(np.float32), rtol=0, atol=6e-8)
-    np.testing.assert_allclose(pe64._table_portable(), pe64.table, rtol=0, atol=4e-12)
+    np.testing.assert_allclose(
+        _testing.sinusoidal_table_portable(pe64), pe64.table, rtol=0, atol=4e-12
+    )
 
 
 def test_sinusoidal_base_and_thread_count_independence() -> None:
@@ -457,7 +459,7 @@ def test_alibi_bias(h: int, q: int, k: int, offset: int) -> None:
     b32 = ce.alibi_bias(h, q, k, offset=offset)
     assert b32.shape == (h, q, k) and b32.dtype == np.float32
     np.testing.assert_allclose(b32, ref, rtol=1e-7, atol=0)
-    np.testing.assert_array_equal(_native._alibi_bias_portable(h, q, k, offset=offset), b32)
+    np.testing.assert_array_equal(_testing.alibi_bias_portable(h, q, k, offset=offset), b32)
 
 
 def test_alibi_bad_input() -> None:
@@ -530,7 +532,7 @@ def test_relative_position_bias_forward_backward() -> None:
         ref = w[buckets].transpose(2, 0, 1)
         b = rpb(q, k, offset=off)
         np.testing.assert_array_equal(b, ref)
-        np.testing.assert_array_equal(rpb._bias_portable(q, k, offset=off), ref)
+        np.testing.assert_array_equal(_testing.relative_bias_portable(rpb, q, k, offset=off), ref)
         g = rng.standard_normal((6, q, k))
         sg = rpb.backward(g, q, k, offset=off)
         dense = np.zeros((32, 6))

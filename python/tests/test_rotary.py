@@ -8,6 +8,7 @@ from typing import Any
 import candle_embed as ce
 import numpy as np
 import pytest
+from candle_embed._native import _testing
 
 # ---------------------------------------------------------------- references (float64 NumPy)
 
@@ -359,7 +360,9 @@ def test_finite_difference_gradient(layout: str) -> None:
         num[idx] = (np.sum(r.apply(xp, pos) * g) - np.sum(r.apply(xm, pos) * g)) / (2 * eps)
     np.testing.assert_allclose(analytic, num, rtol=1e-6, atol=1e-8)
     # candle autograd through the CustomOp agrees with apply_backward
-    np.testing.assert_allclose(r._autograd(x, g, pos), analytic, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(
+        _testing.rope_autograd(r, x, g, pos), analytic, rtol=1e-14, atol=1e-14
+    )
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -378,19 +381,26 @@ def test_fast_equals_portable_and_fused(layout: str, partial: float) -> None:
     for pos, off in [(None, 0), (None, 77), (pb[0], 0), (pb, 0)]:
         fast = r.apply(x, pos, offset=off)
         np.testing.assert_allclose(
-            fast, r._apply_portable(x, pos, offset=off), rtol=1e-15, atol=1e-15
+            fast, _testing.rope_apply_portable(r, x, pos, offset=off), rtol=1e-15, atol=1e-15
         )
-        np.testing.assert_allclose(fast, r._apply_fused(x, pos, offset=off), rtol=1e-15, atol=1e-15)
+        np.testing.assert_allclose(
+            fast, _testing.rope_apply_fused(r, x, pos, offset=off), rtol=1e-15, atol=1e-15
+        )
         bwd = r.apply_backward(x, pos, offset=off)
         np.testing.assert_allclose(
-            bwd, r._apply_portable(x, pos, offset=off, backward=True), rtol=1e-15, atol=1e-15
+            bwd,
+            _testing.rope_apply_portable(r, x, pos, offset=off, backward=True),
+            rtol=1e-15,
+            atol=1e-15,
         )
         x32 = x.astype(np.float32)
         f32 = r.apply(x32, pos, offset=off)
         np.testing.assert_allclose(
-            f32, r._apply_portable(x32, pos, offset=off), rtol=1e-6, atol=1e-6
+            f32, _testing.rope_apply_portable(r, x32, pos, offset=off), rtol=1e-6, atol=1e-6
         )
-        np.testing.assert_allclose(f32, r._apply_fused(x32, pos, offset=off), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            f32, _testing.rope_apply_fused(r, x32, pos, offset=off), rtol=1e-6, atol=1e-6
+        )
 
 
 def test_out_and_threads_bit_identical() -> None:

@@ -10,6 +10,7 @@ import candle_embed as ce
 import numpy as np
 import pytest
 from candle_embed import optim
+from optim_refs import adamw_lazy
 
 RNG = np.random.default_rng(1234)
 
@@ -299,6 +300,11 @@ CASES = [
         "SparseAdam",
         lambda e: optim.SparseAdam(e, 0.01, betas=(0.8, 0.99), eps=1e-6),
         lambda w, st, v: ref_adam(w, st, v, 0.01, 0.8, 0.99, 1e-6),
+    ),
+    (
+        "AdamW",
+        lambda e: optim.AdamW(e, 0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.3),
+        lambda w, st, v: adamw_lazy(w, st, v, 0.01, (0.8, 0.99), 1e-6, 0.3),
     ),
 ]
 

@@ -9,6 +9,7 @@ from typing import Any
 import candle_embed as ce
 import numpy as np
 import pytest
+from candle_embed._native import _testing
 
 RNG = np.random.default_rng(1234)
 
@@ -82,7 +83,7 @@ def test_attend_fast_equals_portable() -> None:
     x = RNG.standard_normal((70, 48)).astype(np.float32)
     for ids in (None, RNG.integers(0, 500, 33), RNG.integers(0, 500, (70, 9))):
         np.testing.assert_allclose(
-            emb.attend(x, ids), emb._attend_portable(x, ids), rtol=1e-4, atol=1e-4
+            emb.attend(x, ids), _testing.attend_portable(emb, x, ids), rtol=1e-4, atol=1e-4
         )
 
 
@@ -134,7 +135,7 @@ def test_attend_backward_matches_reference(kind: str) -> None:
     np.testing.assert_allclose(gx, ref_gx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dense_from(gw), ref_gw, rtol=1e-12, atol=1e-12)
     # portable path agrees
-    pgx, pgw = emb._attend_backward_portable(x, g, ids)
+    pgx, pgw = _testing.attend_backward_portable(emb, x, g, ids)
     np.testing.assert_allclose(pgx.reshape(gx.shape), gx, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(pgw.indices, gw.indices)
     np.testing.assert_allclose(pgw.values, gw.values, rtol=1e-12, atol=1e-12)
@@ -273,14 +274,14 @@ def test_dropout_out_of_range_is_value_error(p: float) -> None:
     with pytest.raises(ValueError, match="dropout"):
         emb([0, 1], dropout=p, seed=0)
     with pytest.raises(ValueError):
-        emb._transform_grad([0], np.ones((1, 2)), dropout=p, seed=0)
+        _testing.transform_grad(emb, [0], np.ones((1, 2)), dropout=p, seed=0)
     np.testing.assert_array_equal(emb.weight, w)
 
 
 def test_dropout_backward_needs_the_seed() -> None:
     emb, _ = table(5, 2)
     with pytest.raises(ValueError, match="seed"):
-        emb._transform_grad([0], np.ones((1, 2)), dropout=0.5)
+        _testing.transform_grad(emb, [0], np.ones((1, 2)), dropout=0.5)
     with pytest.raises(ValueError, match="seed"):
         emb.backward([0], np.ones((1, 2)), dropout=0.5)
     with pytest.raises(ValueError, match="dropout"):
@@ -318,7 +319,7 @@ def test_dropout_fast_equals_portable() -> None:
         ids = RNG.integers(0, 200, (16, 9))
         np.testing.assert_array_equal(
             emb(ids, dropout=0.25, seed=77),
-            emb._lookup_transformed_portable(ids, dropout=0.25, seed=77),
+            _testing.lookup_transformed_portable(emb, ids, dropout=0.25, seed=77),
         )
 
 
@@ -337,7 +338,9 @@ def test_normalize_matches_reference_and_handles_zero_rows() -> None:
     np.testing.assert_allclose(y, ref, rtol=1e-14, atol=1e-14)
     np.testing.assert_allclose(np.linalg.norm(y[ids != 3][ids[ids != 3] != 6], axis=-1), 1.0)
     np.testing.assert_array_equal(y[0, 1], 0.0)
-    np.testing.assert_allclose(y, emb._lookup_transformed_portable(ids, normalize=True), rtol=1e-14)
+    np.testing.assert_allclose(
+        y, _testing.lookup_transformed_portable(emb, ids, normalize=True), rtol=1e-14
+    )
 
 
 @pytest.mark.parametrize(("dtype", "tol"), [(np.float32, 1e-6), (np.float16, 1e-3)])
@@ -385,7 +388,7 @@ def test_transformed_gradient_by_finite_differences(kw: dict[str, Any]) -> None:
         return float(np.sum(c * ce.Embedding.from_pretrained(w)(ids, **kw)))
 
     emb = ce.Embedding.from_pretrained(w0)
-    rows = emb._transform_grad(ids, c, **kw)
+    rows = _testing.transform_grad(emb, ids, c, **kw)
     assert rows.shape == ids.shape + (d,)
     grad = scatter(ids, rows, v)
     h = 1e-7
@@ -406,7 +409,7 @@ def test_normalize_gradient_eps_branch() -> None:
     w = np.array([[1e-14, -2e-14, 0.0], [1.0, 2.0, 2.0]])
     emb = ce.Embedding.from_pretrained(w)
     g = np.array([[1.0, 2.0, 3.0], [1.0, 0.0, 0.0]])
-    rows = emb._transform_grad([0, 1], g, normalize=True)
+    rows = _testing.transform_grad(emb, [0, 1], g, normalize=True)
     np.testing.assert_allclose(rows[0], g[0] / 1e-12)
     y = w[1] / 3.0
     np.testing.assert_allclose(rows[1], (g[1] - y * (y @ g[1])) / 3.0, rtol=1e-15)
@@ -415,9 +418,9 @@ def test_normalize_gradient_eps_branch() -> None:
 def test_transform_grad_bad_inputs() -> None:
     emb, w = table(6, 3)
     with pytest.raises(ValueError, match="grad_output"):
-        emb._transform_grad([0, 1], np.ones((2, 4)), normalize=True)
+        _testing.transform_grad(emb, [0, 1], np.ones((2, 4)), normalize=True)
     with pytest.raises(IndexError):
-        emb._transform_grad([0, 6], np.ones((2, 3)), normalize=True)
+        _testing.transform_grad(emb, [0, 6], np.ones((2, 3)), normalize=True)
     with pytest.raises(IndexError):
         emb([0, 6], normalize=True)
     with pytest.raises(TypeError):

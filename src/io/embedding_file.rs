@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::bag::{mode_name, parse_mode, BagMode, EmbeddingBagConfig};
 use crate::io::safetensors;
-use crate::{hugepages, Embedding, EmbeddingBag, EmbeddingConfig, Error, Result};
+use crate::{Embedding, EmbeddingBag, EmbeddingConfig, Error, Result};
 
 const CONFIG_KEY: &str = "candle_embed.config";
 
@@ -101,8 +101,8 @@ fn save_table(path: &Path, emb: &Embedding, config: Map<String, Value>) -> Resul
     safetensors::save(path, &[("weight", &emb.weight())], meta)
 }
 
-/// The `weight` tensor (as a table, see `hugepages::into_table`) and the config object
-/// (empty when the file has none).
+/// The `weight` tensor and the config object (empty when the file has none). The constructors
+/// place the table (`Embedding::from_pretrained`: huge pages for a large CPU table).
 fn load_table(path: &Path, device: &Device) -> Result<(Tensor, Map<String, Value>)> {
     let (mut tensors, meta) = safetensors::load(path, device)?;
     let weight = tensors
@@ -116,7 +116,7 @@ fn load_table(path: &Path, device: &Device) -> Result<(Tensor, Map<String, Value
             Err(e) => return Err(bad_meta(path, e.to_string())),
         },
     };
-    Ok((hugepages::into_table(weight)?, obj))
+    Ok((weight, obj))
 }
 
 fn bad_meta(path: &Path, msg: String) -> Error {

@@ -15,8 +15,11 @@ use crate::{Error, Result};
 /// Words and their vectors, `vectors` row-major `(words.len(), dim)`.
 #[derive(Debug, Clone, Default)]
 pub struct WordVectors {
+    /// The words, in file order.
     pub words: Vec<String>,
+    /// One row of `dim` per word, row-major.
     pub vectors: Vec<f32>,
+    /// The vector size.
     pub dim: usize,
 }
 

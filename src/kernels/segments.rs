@@ -1,16 +1,17 @@
 //! Host-side segment plans for the deterministic GPU reductions.
 //!
-//! A [`SegmentPlan`] sorts lookup positions by destination row (stable: ties keep their input
-//! order) and records where each distinct row's run starts. The CUDA `segment_reduce` kernel then
+//! A [`SegmentPlan`] is the crate's grouping ([`crate::sparse::coalesce::group`]) of lookup
+//! positions by destination row (ties keep their input order), with `u32` positions and offsets
+//! for the device. The CUDA `segment_reduce` kernel then
 //! runs one block per distinct row and sums that row's sources in this fixed order, so the result
 //! is bit-identical run to run, with no atomics. Ids arrive from NumPy on the host, where they are
 //! validated anyway, so sorting them here costs one pass over memory already in cache and spares a
 //! device sort; the plan is plain Rust and is tested without a GPU.
 
-use rayon::prelude::*;
-
+use crate::alloc::try_collect;
 use crate::ids::{self, Id};
-use crate::{threads, Error, Result};
+use crate::sparse::coalesce::group;
+use crate::{Error, Result};
 
 /// Lookup positions grouped by destination row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,34 +35,12 @@ impl SegmentPlan {
                 ids.len()
             )));
         }
-        let skip = skip.map(|s| s as i128);
-        let mut keyed: Vec<(i64, u32)> = ids
-            .iter()
-            .enumerate()
-            .filter(|(_, &i)| Some(i.wide()) != skip)
-            .map(|(p, &i)| (i.wide() as i64, p as u32))
-            .collect();
-        // (id, position) pairs are distinct, so an unstable sort on the pair is a stable sort by id.
-        if keyed.len() < 1 << 15 {
-            keyed.sort_unstable();
-        } else {
-            threads::install(|| keyed.par_sort_unstable());
-        }
-        let mut rows = Vec::new();
-        let mut offsets = Vec::new();
-        let mut order = Vec::with_capacity(keyed.len());
-        for (k, &(id, pos)) in keyed.iter().enumerate() {
-            if rows.last() != Some(&id) {
-                rows.push(id);
-                offsets.push(k as u32);
-            }
-            order.push(pos);
-        }
-        offsets.push(order.len() as u32);
+        // The crate's grouping primitive, narrowed to the kernels' u32 positions.
+        let groups = group(ids, num_rows, skip)?;
         Ok(SegmentPlan {
-            rows,
-            offsets,
-            order,
+            rows: groups.unique,
+            offsets: try_collect(groups.starts.iter().map(|&s| s as u32))?,
+            order: try_collect(groups.order.iter().map(|&p| p as u32))?,
         })
     }
 

@@ -1,36 +1,42 @@
-//! `Adagrad` with PyTorch's sparse rule (`torch.optim.Adagrad`, sparse gradient): with `t` the
-//! table's step count and `idx` the gradient's rows,
+//! `Adagrad` with PyTorch's rule (`torch.optim.Adagrad`) on the gradient's rows `idx`, with
+//! `t` the table's step count:
 //!
 //! ```text
+//! g' = g + weight_decay · w[idx]       (weight decay applied lazily, touched rows only)
 //! clr = lr / (1 + (t-1)·lr_decay)
-//! sum[idx] += g²;   w[idx] -= clr · g / (sqrt(sum[idx]) + eps)
+//! sum[idx] += g'²;   w[idx] -= clr · g' / (sqrt(sum[idx]) + eps)
 //! ```
 //!
-//! `sum` starts at `initial_accumulator_value`. Weight decay is not offered: PyTorch refuses it
-//! with sparse gradients (it would make the update dense).
+//! `g` is the gradient, negated first under `maximize`; `sum` starts at
+//! `initial_accumulator_value`. PyTorch refuses `weight_decay` with sparse gradients (its
+//! dense form would touch every row); here it applies to the touched rows only, as SGD's
+//! does, and equals PyTorch's dense rule on a step that touches every row.
 
 // `x = x + y`: the generic `Float` element types do not promise `AddAssign`.
 #![allow(clippy::assign_op_pattern)]
 
-use std::sync::Arc;
-
-use candle_core::Tensor;
-
-use super::state::{self, AccElem, Buf, ParamState, Slot, StateDict};
-use super::touched::{for_each_touched_row, step_tables, Prepared};
-use super::{check_hyper, check_params, SparseOptimizer};
+use super::rule::{check_hyper, Layout, Rule, SlotSpec, StepOptions};
+use super::state::AccElem;
+use super::touched::SlotRows;
+use super::{Optimizer, WeightRow};
 use crate::dtype::Float;
-use crate::embedding::Embedding;
-use crate::sparse::SparseGrad;
-use crate::{with_table, Result};
+use crate::Result;
 
 /// Hyper-parameters of [`Adagrad`] (PyTorch's defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdagradConfig {
+    /// Learning rate (>= 0).
     pub lr: f64,
+    /// Learning-rate decay per step (>= 0).
     pub lr_decay: f64,
+    /// L2 penalty added to the gradient of touched rows (>= 0).
+    pub weight_decay: f64,
+    /// Initial value of every element of `sum` (>= 0).
     pub initial_accumulator_value: f64,
+    /// Added to the denominator (>= 0).
     pub eps: f64,
+    /// `maximize`, stochastic rounding and its seed.
+    pub options: StepOptions,
 }
 
 impl Default for AdagradConfig {
@@ -38,88 +44,77 @@ impl Default for AdagradConfig {
         AdagradConfig {
             lr: 0.01,
             lr_decay: 0.0,
+            weight_decay: 0.0,
             initial_accumulator_value: 0.0,
             eps: 1e-10,
+            options: StepOptions::default(),
         }
     }
 }
 
 /// Element-wise Adagrad over sparse gradients.
-pub struct Adagrad {
-    params: Vec<Arc<Embedding>>,
-    pub config: AdagradConfig,
-    states: Vec<ParamState>,
+pub type Adagrad = Optimizer<AdagradConfig>;
+
+/// [`AdagradConfig`]'s constants of one step in the accumulator type.
+pub struct AdagradStep<A> {
+    clr: A,
+    eps: A,
+    weight_decay: A,
+    decay: bool,
 }
 
-impl Adagrad {
-    pub fn new(params: Vec<Arc<Embedding>>, config: AdagradConfig) -> Result<Self> {
-        check_params(&params)?;
-        let c = config;
-        check_hyper("lr", c.lr, c.lr >= 0.0)?;
-        check_hyper("lr_decay", c.lr_decay, c.lr_decay >= 0.0)?;
-        check_hyper(
-            "initial_accumulator_value",
-            c.initial_accumulator_value,
-            c.initial_accumulator_value >= 0.0,
-        )?;
-        check_hyper("eps", c.eps, c.eps >= 0.0)?;
-        let mut states = Vec::with_capacity(params.len());
-        for p in &params {
-            let shape = vec![p.num_embeddings(), p.embedding_dim()];
-            let acc = state::acc_dtype(p.dtype());
-            let buf = Buf::filled(acc, shape[0] * shape[1], c.initial_accumulator_value)?;
-            states.push(ParamState {
-                step: 0,
-                slots: vec![Slot {
-                    name: "sum",
-                    shape,
-                    buf,
-                }],
-            });
+impl Rule for AdagradConfig {
+    const KIND: &'static str = "Adagrad";
+    type Step<A: AccElem> = AdagradStep<A>;
+
+    fn check(&self) -> Result<()> {
+        check_hyper("lr", self.lr, self.lr >= 0.0)?;
+        check_hyper("lr_decay", self.lr_decay, self.lr_decay >= 0.0)?;
+        check_hyper("weight_decay", self.weight_decay, self.weight_decay >= 0.0)?;
+        let init = self.initial_accumulator_value;
+        check_hyper("initial_accumulator_value", init, init >= 0.0)?;
+        check_hyper("eps", self.eps, self.eps >= 0.0)
+    }
+
+    fn options(&self) -> &StepOptions {
+        &self.options
+    }
+
+    fn slots(&self) -> Vec<SlotSpec> {
+        vec![SlotSpec {
+            name: "sum",
+            layout: Layout::PerElement,
+            init: self.initial_accumulator_value,
+            nonnegative: true,
+        }]
+    }
+
+    fn at_step<A: AccElem>(&self, t: u64, _dim: usize) -> AdagradStep<A> {
+        let clr = self.lr / (1.0 + (t - 1) as f64 * self.lr_decay);
+        AdagradStep {
+            clr: A::of_f64(clr),
+            eps: A::of_f64(self.eps),
+            weight_decay: A::of_f64(self.weight_decay),
+            decay: self.weight_decay != 0.0,
         }
-        Ok(Adagrad {
-            params,
-            config,
-            states,
-        })
     }
-}
 
-fn update<T: Float, A: AccElem>(
-    w: &Tensor,
-    pg: &Prepared,
-    slots: &mut [Slot],
-    eps: f64,
-    clr: f64,
-) -> Result<()> {
-    let (eps, clr) = (A::of_f64(eps), A::of_f64(clr));
-    for_each_touched_row::<T, A>(w, pg, slots, |wrow, grow, state| {
-        let [srow] = state.take::<1>();
-        for j in 0..wrow.len() {
-            let gj = grow[j];
-            srow[j] = srow[j] + gj * gj;
-            let std = srow[j].sqrt() + eps;
-            let wj = A::of_f64(wrow[j].as_f64());
-            wrow[j] = T::of_f64((wj - clr * (gj / std)).as_f64());
+    fn update_row<T: Float, A: AccElem>(
+        k: &AdagradStep<A>,
+        w: &mut WeightRow<'_, T>,
+        g: &[A],
+        state: SlotRows<'_, A>,
+    ) {
+        let [sum] = state.take::<1>();
+        for j in 0..w.len() {
+            let wj: A = w.get(j);
+            let mut gj = g[j];
+            if k.decay {
+                gj = gj + k.weight_decay * wj;
+            }
+            sum[j] = sum[j] + gj * gj;
+            let std = sum[j].sqrt() + k.eps;
+            w.set(j, wj - k.clr * (gj / std));
         }
-    })
-}
-
-impl SparseOptimizer for Adagrad {
-    fn step(&mut self, grads: &[Option<&SparseGrad>]) -> Result<()> {
-        let c = self.config;
-        step_tables(&self.params, &mut self.states, grads, |w, pg, st| {
-            let clr = c.lr / (1.0 + (st.step - 1) as f64 * c.lr_decay);
-            with_table!(w.dtype(), T, A => update::<T, A>(w, pg, &mut st.slots, c.eps, clr))
-        })
-    }
-    fn params(&self) -> &[Arc<Embedding>] {
-        &self.params
-    }
-    fn state_dict(&self) -> Result<StateDict> {
-        state::save("Adagrad", &self.states)
-    }
-    fn load_state_dict(&mut self, dict: &StateDict) -> Result<()> {
-        state::load("Adagrad", &mut self.states, dict)
     }
 }

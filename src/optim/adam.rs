@@ -6,122 +6,115 @@
 //! w[idx] -= lr·sqrt(1-β2^t)/(1-β1^t) · m[idx] / (sqrt(v[idx]) + eps)
 //! ```
 //!
-//! Moments of untouched rows stay stale ("lazy Adam").
+//! Moments of untouched rows stay stale ("lazy Adam"). `g` is the gradient, negated first
+//! under `maximize` (PyTorch's `maximize`).
 
-use std::sync::Arc;
-
-use candle_core::Tensor;
-
-use super::state::{self, AccElem, Buf, ParamState, Slot, StateDict};
-use super::touched::{for_each_touched_row, step_tables, Prepared};
-use super::{check_hyper, check_params, SparseOptimizer};
+use super::rule::{check_hyper, Layout, Rule, SlotSpec, StepOptions};
+use super::state::AccElem;
+use super::touched::SlotRows;
+use super::{Optimizer, WeightRow};
 use crate::dtype::Float;
-use crate::embedding::Embedding;
-use crate::sparse::SparseGrad;
-use crate::{with_table, Result};
+use crate::Result;
 
 /// Hyper-parameters of [`SparseAdam`] (PyTorch's defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SparseAdamConfig {
+    /// Learning rate (>= 0).
     pub lr: f64,
-    pub beta1: f64,
-    pub beta2: f64,
+    /// Decay rates `(β1, β2)` of the first and second moments, each in `[0, 1)`.
+    pub betas: (f64, f64),
+    /// Added to the denominator (>= 0).
     pub eps: f64,
+    /// `maximize`, stochastic rounding and its seed.
+    pub options: StepOptions,
 }
 
 impl Default for SparseAdamConfig {
     fn default() -> Self {
         SparseAdamConfig {
             lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
+            betas: (0.9, 0.999),
             eps: 1e-8,
+            options: StepOptions::default(),
         }
     }
 }
 
 /// Lazy Adam over sparse gradients.
-pub struct SparseAdam {
-    params: Vec<Arc<Embedding>>,
-    pub config: SparseAdamConfig,
-    states: Vec<ParamState>,
+pub type SparseAdam = Optimizer<SparseAdamConfig>;
+
+/// [`SparseAdamConfig`]'s constants of one step in the accumulator type.
+pub struct SparseAdamStep<A> {
+    one_minus_beta1: A,
+    one_minus_beta2: A,
+    eps: A,
+    step_size: A,
 }
 
-impl SparseAdam {
-    pub fn new(params: Vec<Arc<Embedding>>, config: SparseAdamConfig) -> Result<Self> {
-        check_params(&params)?;
-        let c = config;
-        check_hyper("lr", c.lr, c.lr >= 0.0)?;
-        check_hyper("beta1", c.beta1, (0.0..1.0).contains(&c.beta1))?;
-        check_hyper("beta2", c.beta2, (0.0..1.0).contains(&c.beta2))?;
-        check_hyper("eps", c.eps, c.eps >= 0.0)?;
-        let mut states = Vec::with_capacity(params.len());
-        for p in &params {
-            let shape = vec![p.num_embeddings(), p.embedding_dim()];
-            let n = shape[0] * shape[1];
-            let acc = state::acc_dtype(p.dtype());
-            let slot = |name| -> Result<Slot> {
-                Ok(Slot {
-                    name,
-                    shape: shape.clone(),
-                    buf: Buf::filled(acc, n, 0.0)?,
-                })
-            };
-            states.push(ParamState {
-                step: 0,
-                slots: vec![slot("exp_avg")?, slot("exp_avg_sq")?],
-            });
+/// Refuse betas outside `[0, 1)` (shared with AdamW).
+pub(crate) fn check_betas((beta1, beta2): (f64, f64)) -> Result<()> {
+    check_hyper("beta1", beta1, (0.0..1.0).contains(&beta1))?;
+    check_hyper("beta2", beta2, (0.0..1.0).contains(&beta2))
+}
+
+/// The two moment buffers of Adam, PyTorch's names (shared with AdamW).
+pub(crate) fn moment_slots() -> Vec<SlotSpec> {
+    let slot = |name, nonnegative| SlotSpec {
+        name,
+        layout: Layout::PerElement,
+        init: 0.0,
+        nonnegative,
+    };
+    vec![slot("exp_avg", false), slot("exp_avg_sq", true)]
+}
+
+impl Rule for SparseAdamConfig {
+    const KIND: &'static str = "SparseAdam";
+    type Step<A: AccElem> = SparseAdamStep<A>;
+
+    fn check(&self) -> Result<()> {
+        check_hyper("lr", self.lr, self.lr >= 0.0)?;
+        check_betas(self.betas)?;
+        check_hyper("eps", self.eps, self.eps >= 0.0)
+    }
+
+    fn options(&self) -> &StepOptions {
+        &self.options
+    }
+
+    fn slots(&self) -> Vec<SlotSpec> {
+        moment_slots()
+    }
+
+    fn at_step<A: AccElem>(&self, t: u64, _dim: usize) -> SparseAdamStep<A> {
+        let (beta1, beta2) = self.betas;
+        let t = t as f64;
+        let bias_correction1 = 1.0 - beta1.powf(t);
+        let bias_correction2 = 1.0 - beta2.powf(t);
+        SparseAdamStep {
+            one_minus_beta1: A::of_f64(1.0 - beta1),
+            one_minus_beta2: A::of_f64(1.0 - beta2),
+            eps: A::of_f64(self.eps),
+            step_size: A::of_f64(self.lr * bias_correction2.sqrt() / bias_correction1),
         }
-        Ok(SparseAdam {
-            params,
-            config,
-            states,
-        })
     }
-}
 
-fn update<T: Float, A: AccElem>(
-    w: &Tensor,
-    pg: &Prepared,
-    slots: &mut [Slot],
-    c: &SparseAdamConfig,
-    step_size: f64,
-) -> Result<()> {
-    let (omb1, omb2) = (A::of_f64(1.0 - c.beta1), A::of_f64(1.0 - c.beta2));
-    let (eps, ss) = (A::of_f64(c.eps), A::of_f64(step_size));
-    for_each_touched_row::<T, A>(w, pg, slots, |wrow, grow, state| {
-        let [mrow, vrow] = state.take::<2>();
-        for j in 0..wrow.len() {
-            let gj = grow[j];
-            let m_new = mrow[j] + (gj - mrow[j]) * omb1;
-            let v_new = vrow[j] + (gj * gj - vrow[j]) * omb2;
-            mrow[j] = m_new;
-            vrow[j] = v_new;
-            let wj = A::of_f64(wrow[j].as_f64());
-            let upd = ss * (m_new / (v_new.sqrt() + eps));
-            wrow[j] = T::of_f64((wj - upd).as_f64());
+    fn update_row<T: Float, A: AccElem>(
+        k: &SparseAdamStep<A>,
+        w: &mut WeightRow<'_, T>,
+        g: &[A],
+        state: SlotRows<'_, A>,
+    ) {
+        let [m, v] = state.take::<2>();
+        for j in 0..w.len() {
+            let gj = g[j];
+            let m_new = m[j] + (gj - m[j]) * k.one_minus_beta1;
+            let v_new = v[j] + (gj * gj - v[j]) * k.one_minus_beta2;
+            m[j] = m_new;
+            v[j] = v_new;
+            let wj: A = w.get(j);
+            let upd = k.step_size * (m_new / (v_new.sqrt() + k.eps));
+            w.set(j, wj - upd);
         }
-    })
-}
-
-impl SparseOptimizer for SparseAdam {
-    fn step(&mut self, grads: &[Option<&SparseGrad>]) -> Result<()> {
-        let c = self.config;
-        step_tables(&self.params, &mut self.states, grads, |w, pg, st| {
-            let t = st.step as f64;
-            let bc1 = 1.0 - c.beta1.powf(t);
-            let bc2 = 1.0 - c.beta2.powf(t);
-            let step_size = c.lr * bc2.sqrt() / bc1;
-            with_table!(w.dtype(), T, A => update::<T, A>(w, pg, &mut st.slots, &c, step_size))
-        })
-    }
-    fn params(&self) -> &[Arc<Embedding>] {
-        &self.params
-    }
-    fn state_dict(&self) -> Result<StateDict> {
-        state::save("SparseAdam", &self.states)
-    }
-    fn load_state_dict(&mut self, dict: &StateDict) -> Result<()> {
-        state::load("SparseAdam", &mut self.states, dict)
     }
 }

@@ -4,28 +4,28 @@
 //! acc[r] += mean_j(g[r, j]²);   w[r, :] -= lr · g[r, :] / (sqrt(acc[r]) + eps)
 //! ```
 //!
-//! The state is `(num_embeddings,)`: D times smaller than element-wise Adagrad's.
+//! The state is `(num_embeddings,)`: D times smaller than element-wise Adagrad's. `g` is the
+//! gradient, negated first under `maximize`.
 
 // `x = x + y`: the generic `Float` element types do not promise `AddAssign`.
 #![allow(clippy::assign_op_pattern)]
 
-use std::sync::Arc;
-
-use candle_core::Tensor;
-
-use super::state::{self, AccElem, Buf, ParamState, Slot, StateDict};
-use super::touched::{for_each_touched_row, step_tables, Prepared};
-use super::{check_hyper, check_params, SparseOptimizer};
+use super::rule::{check_hyper, Layout, Rule, SlotSpec, StepOptions};
+use super::state::AccElem;
+use super::touched::SlotRows;
+use super::{Optimizer, WeightRow};
 use crate::dtype::Float;
-use crate::embedding::Embedding;
-use crate::sparse::SparseGrad;
-use crate::{with_table, Result};
+use crate::Result;
 
 /// Hyper-parameters of [`RowWiseAdagrad`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RowWiseAdagradConfig {
+    /// Learning rate (>= 0).
     pub lr: f64,
+    /// Added to the denominator (>= 0).
     pub eps: f64,
+    /// `maximize`, stochastic rounding and its seed.
+    pub options: StepOptions,
 }
 
 impl Default for RowWiseAdagradConfig {
@@ -33,83 +33,68 @@ impl Default for RowWiseAdagradConfig {
         RowWiseAdagradConfig {
             lr: 0.01,
             eps: 1e-10,
+            options: StepOptions::default(),
         }
     }
 }
 
 /// Row-wise Adagrad over sparse gradients.
-pub struct RowWiseAdagrad {
-    params: Vec<Arc<Embedding>>,
-    pub config: RowWiseAdagradConfig,
-    states: Vec<ParamState>,
+pub type RowWiseAdagrad = Optimizer<RowWiseAdagradConfig>;
+
+/// [`RowWiseAdagradConfig`]'s constants in the accumulator type.
+pub struct RowWiseAdagradStep<A> {
+    lr: A,
+    eps: A,
+    inv_dim: A,
 }
 
-impl RowWiseAdagrad {
-    pub fn new(params: Vec<Arc<Embedding>>, config: RowWiseAdagradConfig) -> Result<Self> {
-        check_params(&params)?;
-        check_hyper("lr", config.lr, config.lr >= 0.0)?;
-        check_hyper("eps", config.eps, config.eps >= 0.0)?;
-        let mut states = Vec::with_capacity(params.len());
-        for p in &params {
-            let acc = state::acc_dtype(p.dtype());
-            states.push(ParamState {
-                step: 0,
-                slots: vec![Slot {
-                    name: "sum",
-                    shape: vec![p.num_embeddings()],
-                    buf: Buf::filled(acc, p.num_embeddings(), 0.0)?,
-                }],
-            });
-        }
-        Ok(RowWiseAdagrad {
-            params,
-            config,
-            states,
-        })
+impl Rule for RowWiseAdagradConfig {
+    const KIND: &'static str = "RowWiseAdagrad";
+    type Step<A: AccElem> = RowWiseAdagradStep<A>;
+
+    fn check(&self) -> Result<()> {
+        check_hyper("lr", self.lr, self.lr >= 0.0)?;
+        check_hyper("eps", self.eps, self.eps >= 0.0)
     }
-}
 
-fn update<T: Float, A: AccElem>(
-    w: &Tensor,
-    pg: &Prepared,
-    slots: &mut [Slot],
-    c: &RowWiseAdagradConfig,
-) -> Result<()> {
-    let (lr, eps) = (A::of_f64(c.lr), A::of_f64(c.eps));
-    let inv_dim = A::of_f64(1.0 / w.dims2()?.1.max(1) as f64);
-    for_each_touched_row::<T, A>(w, pg, slots, |wrow, grow, state| {
+    fn options(&self) -> &StepOptions {
+        &self.options
+    }
+
+    fn slots(&self) -> Vec<SlotSpec> {
+        vec![SlotSpec {
+            name: "sum",
+            layout: Layout::PerRow,
+            init: 0.0,
+            nonnegative: true,
+        }]
+    }
+
+    fn at_step<A: AccElem>(&self, _t: u64, dim: usize) -> RowWiseAdagradStep<A> {
+        RowWiseAdagradStep {
+            lr: A::of_f64(self.lr),
+            eps: A::of_f64(self.eps),
+            inv_dim: A::of_f64(1.0 / dim.max(1) as f64),
+        }
+    }
+
+    fn update_row<T: Float, A: AccElem>(
+        k: &RowWiseAdagradStep<A>,
+        w: &mut WeightRow<'_, T>,
+        g: &[A],
+        state: SlotRows<'_, A>,
+    ) {
         let [acc] = state.take::<1>();
         let acc = &mut acc[0];
         let mut sq = A::of_f64(0.0);
-        for &gj in grow {
+        for &gj in g {
             sq = sq + gj * gj;
         }
-        *acc = *acc + sq * inv_dim;
-        let mult = lr / (acc.sqrt() + eps);
-        for (wj, &gj) in wrow.iter_mut().zip(grow) {
-            let x = A::of_f64(wj.as_f64());
-            *wj = T::of_f64((x - mult * gj).as_f64());
+        *acc = *acc + sq * k.inv_dim;
+        let mult = k.lr / (acc.sqrt() + k.eps);
+        for (j, &gj) in g.iter().enumerate() {
+            let x: A = w.get(j);
+            w.set(j, x - mult * gj);
         }
-    })
-}
-
-impl SparseOptimizer for RowWiseAdagrad {
-    fn step(&mut self, grads: &[Option<&SparseGrad>]) -> Result<()> {
-        let c = self.config;
-        step_tables(
-            &self.params,
-            &mut self.states,
-            grads,
-            |w, pg, st| with_table!(w.dtype(), T, A => update::<T, A>(w, pg, &mut st.slots, &c)),
-        )
-    }
-    fn params(&self) -> &[Arc<Embedding>] {
-        &self.params
-    }
-    fn state_dict(&self) -> Result<StateDict> {
-        state::save("RowWiseAdagrad", &self.states)
-    }
-    fn load_state_dict(&mut self, dict: &StateDict) -> Result<()> {
-        state::load("RowWiseAdagrad", &mut self.states, dict)
     }
 }

@@ -1,34 +1,45 @@
-//! `SGD` over sparse gradients, updating only the gradient's rows `idx`:
+//! `SGD` over sparse gradients, PyTorch's rule (`torch.optim.SGD`) applied to the gradient's
+//! rows `idx` only, with `t` the table's step count:
 //!
 //! ```text
-//! g' = g + weight_decay · w[idx]                 (weight decay applied lazily, touched rows only)
-//! buf[idx] = momentum · buf[idx] + g';  d = buf[idx]   (when momentum > 0; buf starts at zero)
-//! w[idx] -= lr · d                               (d = g' without momentum)
+//! g' = g + weight_decay · w[idx]                  (weight decay applied lazily, touched rows only)
+//! buf[idx] = g'                                   (t = 1: PyTorch's buffer starts as the first g')
+//! buf[idx] = momentum · buf[idx] + (1 - dampening) · g'          (t > 1)
+//! d = g' + momentum · buf[idx]  (nesterov)   or   d = buf[idx]   (when momentum > 0)
+//! w[idx] -= lr · d                                (d = g' without momentum)
 //! ```
 //!
-//! The momentum buffer is per row: a row's buffer decays only on the steps that touch it.
+//! `g` is the gradient, negated first under `maximize`. The momentum buffer is per row: a row's
+//! buffer decays only on the steps that touch it (PyTorch's dense buffer also decays, and
+//! keeps moving the row, on steps whose gradient row is zero). A row first touched at `t > 1`
+//! starts from a zero buffer, as it would in PyTorch's dense buffer. `nesterov` needs
+//! `momentum > 0` and `dampening == 0` (PyTorch's check).
 
 // `x = x + y`: the generic `Float` element types do not promise `AddAssign`.
 #![allow(clippy::assign_op_pattern)]
 
-use std::sync::Arc;
-
-use candle_core::Tensor;
-
-use super::state::{self, AccElem, Buf, ParamState, Slot, StateDict};
-use super::touched::{for_each_touched_row, step_tables, Prepared};
-use super::{check_hyper, check_params, SparseOptimizer};
+use super::rule::{check_hyper, Layout, Rule, SlotSpec, StepOptions};
+use super::state::AccElem;
+use super::touched::SlotRows;
+use super::{Optimizer, WeightRow};
 use crate::dtype::Float;
-use crate::embedding::Embedding;
-use crate::sparse::SparseGrad;
-use crate::{with_table, Result};
+use crate::{Error, Result};
 
-/// Hyper-parameters of [`Sgd`].
+/// Hyper-parameters of [`Sgd`] (PyTorch's defaults but `lr`, which PyTorch requires).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdConfig {
+    /// Learning rate (>= 0).
     pub lr: f64,
+    /// Momentum factor (>= 0; 0 keeps no buffer).
     pub momentum: f64,
+    /// Dampening of the gradient's share in the momentum buffer (finite).
+    pub dampening: f64,
+    /// Nesterov momentum (needs `momentum > 0` and `dampening == 0`).
+    pub nesterov: bool,
+    /// L2 penalty added to the gradient of touched rows (>= 0).
     pub weight_decay: f64,
+    /// `maximize`, stochastic rounding and its seed.
+    pub options: StepOptions,
 }
 
 impl Default for SgdConfig {
@@ -36,98 +47,104 @@ impl Default for SgdConfig {
         SgdConfig {
             lr: 0.01,
             momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
             weight_decay: 0.0,
+            options: StepOptions::default(),
         }
     }
 }
 
 /// Stochastic gradient descent over sparse gradients.
-pub struct Sgd {
-    params: Vec<Arc<Embedding>>,
-    pub config: SgdConfig,
-    states: Vec<ParamState>,
+pub type Sgd = Optimizer<SgdConfig>;
+
+/// [`SgdConfig`]'s constants of one step in the accumulator type.
+pub struct SgdStep<A> {
+    lr: A,
+    momentum: A,
+    one_minus_dampening: A,
+    weight_decay: A,
+    decay: bool,
+    has_buffer: bool,
+    first_step: bool,
+    nesterov: bool,
 }
 
-impl Sgd {
-    pub fn new(params: Vec<Arc<Embedding>>, config: SgdConfig) -> Result<Self> {
-        check_params(&params)?;
-        let c = config;
-        check_hyper("lr", c.lr, c.lr >= 0.0)?;
-        check_hyper("momentum", c.momentum, c.momentum >= 0.0)?;
-        check_hyper("weight_decay", c.weight_decay, c.weight_decay >= 0.0)?;
-        let mut states = Vec::with_capacity(params.len());
-        for p in &params {
-            let mut slots = Vec::new();
-            if c.momentum != 0.0 {
-                let shape = vec![p.num_embeddings(), p.embedding_dim()];
-                let acc = state::acc_dtype(p.dtype());
-                let buf = Buf::filled(acc, shape[0] * shape[1], 0.0)?;
-                slots.push(Slot {
-                    name: "momentum_buffer",
-                    shape,
-                    buf,
-                });
-            }
-            states.push(ParamState { step: 0, slots });
+impl Rule for SgdConfig {
+    const KIND: &'static str = "SGD";
+    type Step<A: AccElem> = SgdStep<A>;
+
+    fn check(&self) -> Result<()> {
+        check_hyper("lr", self.lr, self.lr >= 0.0)?;
+        check_hyper("momentum", self.momentum, self.momentum >= 0.0)?;
+        check_hyper("dampening", self.dampening, true)?;
+        check_hyper("weight_decay", self.weight_decay, self.weight_decay >= 0.0)?;
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(Error::InvalidArgument(
+                "Nesterov momentum requires a momentum and zero dampening".into(),
+            ));
         }
-        Ok(Sgd {
-            params,
-            config,
-            states,
-        })
+        Ok(())
     }
-}
 
-fn update<T: Float, A: AccElem>(
-    w: &Tensor,
-    pg: &Prepared,
-    slots: &mut [Slot],
-    c: &SgdConfig,
-) -> Result<()> {
-    let (lr, mom, wd) = (
-        A::of_f64(c.lr),
-        A::of_f64(c.momentum),
-        A::of_f64(c.weight_decay),
-    );
-    let decay = c.weight_decay != 0.0;
-    let momentum = !slots.is_empty();
-    for_each_touched_row::<T, A>(w, pg, slots, |wrow, grow, state| {
-        let mut buf = momentum.then(|| {
+    fn options(&self) -> &StepOptions {
+        &self.options
+    }
+
+    fn slots(&self) -> Vec<SlotSpec> {
+        if self.momentum == 0.0 {
+            return Vec::new();
+        }
+        vec![SlotSpec {
+            name: "momentum_buffer",
+            layout: Layout::PerElement,
+            init: 0.0,
+            nonnegative: false,
+        }]
+    }
+
+    fn at_step<A: AccElem>(&self, t: u64, _dim: usize) -> SgdStep<A> {
+        SgdStep {
+            lr: A::of_f64(self.lr),
+            momentum: A::of_f64(self.momentum),
+            one_minus_dampening: A::of_f64(1.0 - self.dampening),
+            weight_decay: A::of_f64(self.weight_decay),
+            decay: self.weight_decay != 0.0,
+            has_buffer: self.momentum != 0.0,
+            first_step: t == 1,
+            nesterov: self.nesterov,
+        }
+    }
+
+    fn update_row<T: Float, A: AccElem>(
+        k: &SgdStep<A>,
+        w: &mut WeightRow<'_, T>,
+        g: &[A],
+        state: SlotRows<'_, A>,
+    ) {
+        let mut buf = k.has_buffer.then(|| {
             let [b] = state.take::<1>();
             b
         });
-        for j in 0..wrow.len() {
-            let wj = A::of_f64(wrow[j].as_f64());
-            let mut d = grow[j];
-            if decay {
-                d = d + wd * wj;
+        for j in 0..w.len() {
+            let wj: A = w.get(j);
+            let mut d = g[j];
+            if k.decay {
+                d = d + k.weight_decay * wj;
             }
             if let Some(b) = buf.as_deref_mut() {
-                b[j] = mom * b[j] + d;
-                d = b[j];
+                b[j] = if k.first_step {
+                    d
+                } else {
+                    k.momentum * b[j] + k.one_minus_dampening * d
+                };
+                d = if k.nesterov {
+                    d + k.momentum * b[j]
+                } else {
+                    b[j]
+                };
             }
-            wrow[j] = T::of_f64((wj - lr * d).as_f64());
+            w.set(j, wj - k.lr * d);
         }
-    })
-}
-
-impl SparseOptimizer for Sgd {
-    fn step(&mut self, grads: &[Option<&SparseGrad>]) -> Result<()> {
-        let c = self.config;
-        step_tables(
-            &self.params,
-            &mut self.states,
-            grads,
-            |w, pg, st| with_table!(w.dtype(), T, A => update::<T, A>(w, pg, &mut st.slots, &c)),
-        )
-    }
-    fn params(&self) -> &[Arc<Embedding>] {
-        &self.params
-    }
-    fn state_dict(&self) -> Result<StateDict> {
-        state::save("SGD", &self.states)
-    }
-    fn load_state_dict(&mut self, dict: &StateDict) -> Result<()> {
-        state::load("SGD", &mut self.states, dict)
     }
 }

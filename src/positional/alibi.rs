@@ -9,33 +9,27 @@
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
+use super::common::arange_f64;
 use super::common::PAR_MIN;
+use crate::alloc::{checked_elems, try_alloc_uninit, try_with_capacity};
 use crate::dtype::{check_float, Float};
-use crate::embedding::{check_table_size, try_alloc_uninit};
 use crate::{threads, Error, Result};
 
-fn pow2_slopes(n: usize) -> Vec<f64> {
-    (0..n)
-        .map(|k| (-8.0 * (k + 1) as f64 / n as f64).exp2())
-        .collect()
+/// Slope `k` of the power-of-two rule for `n` heads: `2^(-8(k+1)/n)`.
+fn pow2_slope(k: usize, n: usize) -> f64 {
+    (-8.0 * (k + 1) as f64 / n as f64).exp2()
 }
 
-/// The `num_heads` ALiBi slopes, in f64.
+/// The `num_heads` ALiBi slopes, in f64 (allocated fallibly: `num_heads` is the user's).
 pub fn alibi_slopes(num_heads: usize) -> Result<Vec<f64>> {
     if num_heads == 0 {
         return Err(Error::invalid("num_heads must be >= 1"));
     }
-    if num_heads.is_power_of_two() {
-        return Ok(pow2_slopes(num_heads));
-    }
+    // c = the largest power of two <= num_heads; the rest take every other slope of 2c.
     let c = 1usize << (usize::BITS - 1 - num_heads.leading_zeros());
-    let mut s = pow2_slopes(c);
-    s.extend(
-        pow2_slopes(2 * c)
-            .into_iter()
-            .step_by(2)
-            .take(num_heads - c),
-    );
+    let mut s = try_with_capacity(num_heads)?;
+    s.extend((0..c).map(|k| pow2_slope(k, c)));
+    s.extend((0..num_heads - c).map(|j| pow2_slope(2 * j, 2 * c)));
     Ok(s)
 }
 
@@ -51,9 +45,9 @@ pub fn alibi_bias<T: Float>(
     k_len: usize,
     offset: i64,
 ) -> Result<Vec<T>> {
-    let slopes = alibi_slopes(num_heads)?;
     let off = check_offset(offset)?;
-    let n = check_table_size(num_heads * q_len, k_len, T::DT)?;
+    let n = checked_elems(&[num_heads, q_len, k_len], T::DT.size_in_bytes())?;
+    let slopes = alibi_slopes(num_heads)?;
     let mut out = try_alloc_uninit::<T>(n)?;
     if k_len == 0 {
         return Ok(out);
@@ -83,14 +77,12 @@ pub fn alibi_bias_portable(
     device: &Device,
 ) -> Result<Tensor> {
     check_float(dtype)?;
-    let slopes = alibi_slopes(num_heads)?;
     let off = check_offset(offset)?;
+    checked_elems(&[num_heads, q_len, k_len], 8)?;
+    let slopes = alibi_slopes(num_heads)?;
     let m = Tensor::from_vec(slopes, (num_heads, 1, 1), device)?;
-    let i = (Tensor::arange(0u32, q_len as u32, device)?.to_dtype(DType::F64)? + off as f64)?
-        .reshape((1, q_len, 1))?;
-    let j = Tensor::arange(0u32, k_len as u32, device)?
-        .to_dtype(DType::F64)?
-        .reshape((1, 1, k_len))?;
+    let i = (arange_f64(q_len, device)? + off as f64)?.reshape((1, q_len, 1))?;
+    let j = arange_f64(k_len, device)?.reshape((1, 1, k_len))?;
     let dist = i.broadcast_sub(&j)?.abs()?;
     Ok(dist.broadcast_mul(&m.neg()?)?.to_dtype(dtype)?)
 }

@@ -1,6 +1,7 @@
 //! Shared pieces of the positional encodings: position-span checks, the broadcast add of table
-//! rows onto `(..., T, dim)` inputs, a deterministic sum over leading dims, and a simple
-//! coalesce (sort + per-row ordered sum) that turns scattered gradient rows into a `SparseGrad`.
+//! rows onto `(..., T, dim)` inputs, and a deterministic sum over leading dims. (Gradient rows
+//! scattered to table rows are coalesced by the crate's grouping primitive,
+//! [`crate::sparse::coalesce`].)
 //!
 //! Every reduction here sums in a fixed order (never split by thread), so results are
 //! bit-identical for any thread count.
@@ -8,9 +9,9 @@
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
+use crate::alloc::{checked_elems, try_filled};
 use crate::dtype::Float;
-use crate::sparse::coalesce::{self, CoalesceOptions};
-use crate::{threads, Error, Result, SparseGrad};
+use crate::{storage, threads, Error, Result};
 
 /// Work (in elements) below which a kernel runs on the calling thread.
 pub const PAR_MIN: usize = 1 << 15;
@@ -88,9 +89,60 @@ pub fn add_rows<T: Float>(x: &[T], rows: &[T], out: &mut [T]) {
     }
 }
 
+/// The fast path of every position table: `out = x + table[offset..offset+T]` for `x` of
+/// `shape` `(..., T, dim)`, after every check (shape, span within the table's `(max_len, dim)`,
+/// sizes, a CPU table of element type `T`). `container` names the table in errors.
+pub fn add_table_rows<T: Float>(
+    table: &Tensor,
+    x: &[T],
+    shape: &[usize],
+    offset: i64,
+    out: &mut [T],
+    container: &'static str,
+) -> Result<()> {
+    let (max_len, dim) = table.dims2()?;
+    let (_, t) = split_seq_shape(shape, dim, "x")?;
+    let off = check_span(offset, t, max_len, container)?;
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if x.len() != out.len() || Some(x.len()) != n {
+        return Err(Error::shape("x, out and shape disagree in size"));
+    }
+    if table.dtype() != T::DT || !table.device().is_cpu() {
+        return Err(Error::dtype(format!(
+            "add_into needs a CPU {:?} table, this one is {:?}",
+            T::DT,
+            table.dtype()
+        )));
+    }
+    storage::read::<T, ()>(table, |tab| {
+        add_rows(x, &tab[off * dim..(off + t) * dim], out)
+    })
+}
+
+/// The portable path of every position table: `x + table.narrow(0, offset, T)` with candle ops
+/// on the table's device, in `x`'s dtype.
+pub fn add_table_rows_portable(
+    table: &Tensor,
+    x: &Tensor,
+    offset: i64,
+    container: &'static str,
+) -> Result<Tensor> {
+    let (max_len, dim) = table.dims2()?;
+    let (_, t) = split_seq_shape(x.dims(), dim, "x")?;
+    let off = check_span(offset, t, max_len, container)?;
+    let rows = table.narrow(0, off, t)?.to_dtype(x.dtype())?;
+    Ok(x.broadcast_add(&rows)?)
+}
+
+/// `0, 1, .., n - 1` as an f64 tensor of shape `(n,)` on `device`: exact below 2^53, far past
+/// any length that can be allocated (a `u32` range would wrap past 2^32).
+pub fn arange_f64(n: usize, device: &Device) -> Result<Tensor> {
+    Ok(Tensor::arange(0f64, n as f64, device)?)
+}
+
 /// Sum a `(lead, rows, dim)` buffer over `lead`, in f64, in index order: `(rows, dim)`.
-pub fn sum_leading<T: Float>(g: &[T], lead: usize, rows: usize, dim: usize) -> Vec<T> {
-    let mut out = vec![T::of_f64(0.0); rows * dim];
+pub fn sum_leading<T: Float>(g: &[T], lead: usize, rows: usize, dim: usize) -> Result<Vec<T>> {
+    let mut out = try_filled(checked_elems(&[rows, dim], 8)?, T::of_f64(0.0))?;
     let slab = rows * dim;
     let one_row = |(r, o): (usize, &mut [T])| {
         let mut acc = vec![0.0f64; dim];
@@ -105,35 +157,12 @@ pub fn sum_leading<T: Float>(g: &[T], lead: usize, rows: usize, dim: usize) -> V
         }
     };
     if dim == 0 {
-        return out;
+        return Ok(out);
     }
     if g.len() < PAR_MIN {
         out.chunks_mut(dim).enumerate().for_each(one_row);
     } else {
         threads::install(|| out.par_chunks_mut(dim).enumerate().for_each(one_row));
     }
-    out
-}
-
-/// Coalesce gradient rows scattered to table rows: `grad[ids[n]] += rows[n]` as a `SparseGrad`
-/// over a `(num_rows, dim)` table, on `device`. Rows whose id equals `skip` (a padding row) get
-/// no gradient. The crate's shared coalesce kernel (`sparse::coalesce`): deterministic, each
-/// output row summed in ascending `n`.
-pub fn coalesce_rows<T: Float>(
-    ids: &[usize],
-    rows: &[T],
-    dim: usize,
-    num_rows: usize,
-    skip: Option<usize>,
-    device: &Device,
-) -> Result<SparseGrad> {
-    let opts = CoalesceOptions {
-        skip,
-        scale_by_count: false,
-    };
-    let (indices, values) = coalesce::coalesce_rows(ids, rows, dim, num_rows, opts)?;
-    let values = Tensor::from_vec(values, (indices.len(), dim), &Device::Cpu)?.to_device(device)?;
-    Ok(SparseGrad::from_coalesced_unchecked(
-        indices, values, num_rows,
-    ))
+    Ok(out)
 }

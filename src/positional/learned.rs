@@ -9,9 +9,12 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::common::{add_rows, check_span, split_seq_shape, sum_leading};
+use super::common::{
+    add_table_rows, add_table_rows_portable, check_span, split_seq_shape, sum_leading,
+};
+use crate::alloc::try_collect;
 use crate::dtype::Float;
-use crate::{storage, Embedding, EmbeddingConfig, Error, Result, SparseGrad};
+use crate::{Embedding, EmbeddingConfig, Error, Result, SparseGrad};
 
 /// A learned absolute position table.
 #[derive(Clone, Debug)]
@@ -48,9 +51,11 @@ impl LearnedPositionalEmbedding {
     pub fn embedding(&self) -> &Arc<Embedding> {
         &self.embedding
     }
+    /// Number of positions (rows of the table).
     pub fn max_len(&self) -> usize {
         self.embedding.num_embeddings()
     }
+    /// The encoding size (columns of the table).
     pub fn dim(&self) -> usize {
         self.embedding.embedding_dim()
     }
@@ -64,33 +69,14 @@ impl LearnedPositionalEmbedding {
         offset: i64,
         out: &mut [T],
     ) -> Result<()> {
-        let dim = self.dim();
-        let (_, t) = split_seq_shape(shape, dim, "x")?;
-        let off = check_span(offset, t, self.max_len(), "a learned position table")?;
-        if x.len() != out.len() || x.len() != shape.iter().product::<usize>() {
-            return Err(Error::shape("x, out and shape disagree in size"));
-        }
         let w = self.embedding.weight();
-        if w.dtype() != T::DT || !w.device().is_cpu() {
-            return Err(Error::dtype(format!(
-                "add_into needs a CPU {:?} table, this one is {:?}",
-                T::DT,
-                w.dtype()
-            )));
-        }
-        storage::read::<T, ()>(&w, |tab| add_rows(x, &tab[off * dim..(off + t) * dim], out))
+        add_table_rows(&w, x, shape, offset, out, "a learned position table")
     }
 
     /// Portable path: `x + W.narrow(0, offset, T)` with candle ops on the table's device.
     pub fn forward(&self, x: &Tensor, offset: i64) -> Result<Tensor> {
-        let (_, t) = split_seq_shape(x.dims(), self.dim(), "x")?;
-        let off = check_span(offset, t, self.max_len(), "a learned position table")?;
-        let rows = self
-            .embedding
-            .weight()
-            .narrow(0, off, t)?
-            .to_dtype(x.dtype())?;
-        Ok(x.broadcast_add(&rows)?)
+        let w = self.embedding.weight();
+        add_table_rows_portable(&w, x, offset, "a learned position table")
     }
 
     /// The gradient of the table given `grad` (shape `(..., T, dim)`, elements `T`): the rows
@@ -107,11 +93,11 @@ impl LearnedPositionalEmbedding {
         if grad.len() != lead * t * dim {
             return Err(Error::shape("grad and shape disagree in size"));
         }
-        let values = sum_leading(grad, lead, t, dim);
+        let values = sum_leading(grad, lead, t, dim)?;
         let values = Tensor::from_vec(values, (t, dim), &Device::Cpu)?
             .to_dtype(self.embedding.dtype())?
             .to_device(&self.embedding.device())?;
-        let indices = (off..off + t).map(|p| p as i64).collect();
+        let indices = try_collect((off..off + t).map(|p| p as i64))?;
         SparseGrad::new(indices, values, self.max_len())
     }
 }

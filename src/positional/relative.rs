@@ -20,16 +20,19 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use super::common::PAR_MIN;
+use crate::alloc::{checked_elems, try_alloc_uninit, try_collect, try_with_capacity};
 use crate::dtype::Float;
-use crate::embedding::{check_table_size, try_alloc_uninit};
 use crate::ids::Id;
 use crate::{storage, threads, Embedding, EmbeddingConfig, Error, Result, SparseGrad};
 
 /// Bucketing options (T5 defaults: 32 buckets, max distance 128, bidirectional).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BucketConfig {
+    /// Buckets in all (split between the two directions when bidirectional).
     pub num_buckets: usize,
+    /// Distances from here on share the last bucket of their direction.
     pub max_distance: usize,
+    /// Separate buckets for keys before and after the query (encoders).
     pub bidirectional: bool,
 }
 
@@ -96,15 +99,19 @@ impl BucketConfig {
         };
         (ret + bucket) as usize
     }
+
+    /// The bucket of a relative position given exactly (`i128`): beyond the `i64` range every
+    /// distance is in the last bucket of its direction anyway, so it is clamped into it.
+    #[inline]
+    fn bucket_wide(&self, rel: i128) -> usize {
+        self.bucket(rel.clamp(i64::MIN as i128 + 1, i64::MAX as i128) as i64)
+    }
 }
 
 /// Buckets of many relative positions (any integer type), as `i64`.
 pub fn relative_position_bucket<I: Id>(rel: &[I], cfg: &BucketConfig) -> Result<Vec<i64>> {
     cfg.validate()?;
-    let one = |r: &I| {
-        let w = r.wide().clamp(i64::MIN as i128 + 1, i64::MAX as i128) as i64;
-        cfg.bucket(w) as i64
-    };
+    let one = |r: &I| cfg.bucket_wide(r.wide()) as i64;
     Ok(if rel.len() < PAR_MIN {
         rel.iter().map(one).collect()
     } else {
@@ -171,25 +178,29 @@ impl RelativePositionBias {
         })
     }
 
+    /// The `(num_buckets, H)` table (shared).
     pub fn embedding(&self) -> &Arc<Embedding> {
         &self.embedding
     }
+    /// Attention heads `H`.
     pub fn num_heads(&self) -> usize {
         self.num_heads
     }
+    /// The bucketing options.
     pub fn config(&self) -> &BucketConfig {
         &self.cfg
     }
 
     /// Bucket of each diagonal `idx = j - i + q_len - 1` (`idx < q_len + k_len - 1`).
-    fn diagonal_buckets(&self, q_len: usize, k_len: usize, off: usize) -> Vec<usize> {
-        let n = (q_len + k_len).saturating_sub(1);
-        (0..n)
-            .map(|idx| {
-                self.cfg
-                    .bucket(idx as i64 - (q_len as i64 - 1) - off as i64)
-            })
-            .collect()
+    fn diagonal_buckets(&self, q_len: usize, k_len: usize, off: usize) -> Result<Vec<usize>> {
+        let n = q_len
+            .checked_add(k_len)
+            .ok_or_else(|| Error::Memory(format!("q_len {q_len} + k_len {k_len} overflows")))?
+            .saturating_sub(1);
+        try_collect((0..n).map(|idx| {
+            self.cfg
+                .bucket_wide(idx as i128 - (q_len as i128 - 1) - off as i128)
+        }))
     }
 
     /// The `(H, q_len, k_len)` bias (fast path; `T` the table's element type): every row is a
@@ -197,17 +208,15 @@ impl RelativePositionBias {
     pub fn bias<T: Float>(&self, q_len: usize, k_len: usize, offset: i64) -> Result<Vec<T>> {
         let off = check_offset(offset)?;
         let h = self.num_heads;
-        let n = check_table_size(h * q_len, k_len, T::DT)?;
+        let n = checked_elems(&[h, q_len, k_len], T::DT.size_in_bytes())?;
         let w = self.embedding.weight();
         if w.dtype() != T::DT || !w.device().is_cpu() {
             return Err(Error::dtype(format!("bias needs a CPU {:?} table", T::DT)));
         }
-        let buckets = self.diagonal_buckets(q_len, k_len, off);
-        let diag: Vec<T> = storage::read::<T, Vec<T>>(&w, |tab| {
-            (0..h)
-                .flat_map(|hh| buckets.iter().map(move |&b| (b, hh)))
-                .map(|(b, hh)| tab[b * h + hh])
-                .collect()
+        let buckets = self.diagonal_buckets(q_len, k_len, off)?;
+        let mut diag = try_with_capacity::<T>(checked_elems(&[h, buckets.len()], 8)?)?;
+        storage::read::<T, ()>(&w, |tab| {
+            diag.extend((0..h).flat_map(|hh| buckets.iter().map(move |&b| tab[b * h + hh])))
         })?;
         let nd = buckets.len();
         let mut out = try_alloc_uninit::<T>(n)?;
@@ -231,10 +240,11 @@ impl RelativePositionBias {
     pub fn bias_portable(&self, q_len: usize, k_len: usize, offset: i64) -> Result<Tensor> {
         let off = check_offset(offset)?;
         let w = self.embedding.weight();
-        let mut ids = Vec::with_capacity(q_len * k_len);
+        checked_elems(&[self.num_heads, q_len, k_len], w.dtype().size_in_bytes())?;
+        let mut ids = try_with_capacity(q_len * k_len)?;
         for i in 0..q_len {
             for j in 0..k_len {
-                ids.push(self.cfg.bucket(j as i64 - i as i64 - off as i64) as u32);
+                ids.push(self.cfg.bucket_wide(j as i128 - i as i128 - off as i128) as u32);
             }
         }
         let idx = Tensor::from_vec(ids, q_len * k_len, w.device())?;
@@ -255,13 +265,13 @@ impl RelativePositionBias {
     ) -> Result<SparseGrad> {
         let off = check_offset(offset)?;
         let h = self.num_heads;
-        if grad.len() != h * q_len * k_len {
+        if Some(grad.len()) != checked_elems(&[h, q_len, k_len], 1).ok() {
             return Err(Error::shape(format!(
                 "grad has {} elements, expected ({h}, {q_len}, {k_len})",
                 grad.len()
             )));
         }
-        let buckets = self.diagonal_buckets(q_len, k_len, off);
+        let buckets = self.diagonal_buckets(q_len, k_len, off)?;
         let nd = buckets.len();
         // Per head: sums along each diagonal, then per bucket.
         let per_head = |hh: usize| -> Vec<f64> {

@@ -24,6 +24,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::alloc::try_collect;
 use crate::{Error, Result};
 
 /// A RoPE scaling type with its parameters (transformers' `rope_parameters`).
@@ -33,33 +34,56 @@ pub enum RopeScaling {
     #[default]
     Default,
     /// Position interpolation: every frequency divided by `factor`.
-    Linear { factor: f64 },
+    Linear {
+        /// The context extension factor.
+        factor: f64,
+    },
     /// Dynamic NTK: the base grows with the sequence once it passes `max_position_embeddings`.
-    Dynamic { factor: f64 },
+    Dynamic {
+        /// The context extension factor.
+        factor: f64,
+    },
     /// YaRN.
     Yarn {
+        /// The context extension factor.
         factor: f64,
+        /// Rotations per wavelength above which frequencies are kept (32).
         beta_fast: f64,
+        /// Rotations per wavelength below which frequencies are interpolated (1).
         beta_slow: f64,
+        /// DeepSeek-style attention factor numerator.
         mscale: Option<f64>,
+        /// DeepSeek-style attention factor denominator.
         mscale_all_dim: Option<f64>,
+        /// Overrides the computed attention (cos/sin) factor.
         attention_factor: Option<f64>,
+        /// Round the correction range to whole dims (transformers' default).
         truncate: bool,
+        /// The pre-training context length (default: `max_position_embeddings`).
         original_max_position_embeddings: Option<usize>,
     },
     /// LongRoPE (Phi-3): per-frequency factors, short below the original length, long above.
     LongRope {
+        /// Per-frequency factors up to the original length (`rotary_dim / 2`).
         short_factor: Vec<f64>,
+        /// Per-frequency factors past the original length (`rotary_dim / 2`).
         long_factor: Vec<f64>,
+        /// The context extension factor (default: `max_position_embeddings / original`).
         factor: Option<f64>,
+        /// Overrides the computed attention (cos/sin) factor.
         attention_factor: Option<f64>,
+        /// The pre-training context length (default: `max_position_embeddings`).
         original_max_position_embeddings: Option<usize>,
     },
     /// Llama 3.1.
     Llama3 {
+        /// The context extension factor.
         factor: f64,
+        /// Wavelengths longer than `orig / low_freq_factor` are divided by `factor`.
         low_freq_factor: f64,
+        /// Wavelengths shorter than `orig / high_freq_factor` are kept.
         high_freq_factor: f64,
+        /// The pre-training context length (default: `max_position_embeddings`).
         original_max_position_embeddings: Option<usize>,
     },
 }
@@ -68,8 +92,11 @@ pub enum RopeScaling {
 /// constructor's `base` (`rope_theta`) and `partial_rotary_factor`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RopeParameters {
+    /// The scaling type and its parameters.
     pub scaling: RopeScaling,
+    /// Overrides the constructor's `base`.
     pub rope_theta: Option<f64>,
+    /// Overrides the constructor's `partial_rotary_factor`.
     pub partial_rotary_factor: Option<f64>,
 }
 
@@ -240,11 +267,9 @@ impl RopeParameters {
     }
 }
 
-/// `base^(-2i/dim)` for `i in 0..dim/2`.
-pub fn default_inv_freq(base: f64, dim: usize) -> Vec<f64> {
-    (0..dim / 2)
-        .map(|i| 1.0 / base.powf((2 * i) as f64 / dim as f64))
-        .collect()
+/// `base^(-2i/dim)` for `i in 0..dim/2` (allocated fallibly: `dim` is the user's).
+pub fn default_inv_freq(base: f64, dim: usize) -> Result<Vec<f64>> {
+    try_collect((0..dim / 2).map(|i| 1.0 / base.powf((2 * i) as f64 / dim as f64)))
 }
 
 fn yarn_mscale(scale: f64, m: f64) -> f64 {
@@ -318,28 +343,30 @@ impl RopeScaling {
     }
 
     /// `(inv_freq, attention_factor)` for rotary dimension `dim` at sequence length `seq_len`
-    /// (`None`: at initialisation, as transformers calls the init function).
+    /// (`None`: at initialisation, as transformers calls the init function). The `dim / 2`
+    /// frequencies are allocated fallibly ([`crate::alloc`]).
     pub fn compute(
         &self,
         base: f64,
         dim: usize,
         max_position_embeddings: usize,
         seq_len: Option<usize>,
-    ) -> (Vec<f64>, f64) {
+    ) -> Result<(Vec<f64>, f64)> {
         let half = dim / 2;
         let max_pos = max_position_embeddings;
-        match self {
-            RopeScaling::Default => (default_inv_freq(base, dim), 1.0),
+        Ok(match self {
+            RopeScaling::Default => (default_inv_freq(base, dim)?, 1.0),
             RopeScaling::Linear { factor } => {
-                let inv = default_inv_freq(base, dim);
-                (inv.into_iter().map(|f| f / factor).collect(), 1.0)
+                let mut inv = default_inv_freq(base, dim)?;
+                inv.iter_mut().for_each(|f| *f /= factor);
+                (inv, 1.0)
             }
             RopeScaling::Dynamic { factor } => {
                 let l = seq_len.unwrap_or(max_pos).max(max_pos) as f64;
                 let m = max_pos as f64;
                 let b = base
                     * ((factor * l / m) - (factor - 1.0)).powf(dim as f64 / (dim as f64 - 2.0));
-                (default_inv_freq(b, dim), 1.0)
+                (default_inv_freq(b, dim)?, 1.0)
             }
             RopeScaling::Yarn {
                 factor,
@@ -364,13 +391,11 @@ impl RopeScaling {
                 if low == high {
                     high += 0.001;
                 }
-                let inv = (0..half)
-                    .map(|i| {
-                        let pos_freq = base.powf((2 * i) as f64 / dim as f64);
-                        let extra = 1.0 - ((i as f64 - low) / (high - low)).clamp(0.0, 1.0);
-                        (1.0 / (factor * pos_freq)) * (1.0 - extra) + (1.0 / pos_freq) * extra
-                    })
-                    .collect();
+                let inv = try_collect((0..half).map(|i| {
+                    let pos_freq = base.powf((2 * i) as f64 / dim as f64);
+                    let extra = 1.0 - ((i as f64 - low) / (high - low)).clamp(0.0, 1.0);
+                    (1.0 / (factor * pos_freq)) * (1.0 - extra) + (1.0 / pos_freq) * extra
+                }))?;
                 (inv, att)
             }
             RopeScaling::LongRope {
@@ -391,9 +416,9 @@ impl RopeScaling {
                     Some(s) if s > orig => long_factor,
                     _ => short_factor,
                 };
-                let inv = (0..half)
-                    .map(|i| 1.0 / (ext[i] * base.powf((2 * i) as f64 / dim as f64)))
-                    .collect();
+                let inv = try_collect(
+                    (0..half).map(|i| 1.0 / (ext[i] * base.powf((2 * i) as f64 / dim as f64))),
+                )?;
                 (inv, att)
             }
             RopeScaling::Llama3 {
@@ -405,9 +430,10 @@ impl RopeScaling {
                 let orig = original_max_position_embeddings.unwrap_or(max_pos) as f64;
                 let low_wavelen = orig / low_freq_factor;
                 let high_wavelen = orig / high_freq_factor;
-                let inv = default_inv_freq(base, dim)
-                    .into_iter()
-                    .map(|f| {
+                let mut inv = default_inv_freq(base, dim)?;
+                inv.iter_mut().for_each(|f| {
+                    *f = {
+                        let f = *f;
                         let wavelen = 2.0 * std::f64::consts::PI / f;
                         if wavelen < high_wavelen {
                             f
@@ -418,10 +444,10 @@ impl RopeScaling {
                                 / (high_freq_factor - low_freq_factor);
                             (1.0 - s) * f / factor + s * f
                         }
-                    })
-                    .collect();
+                    }
+                });
                 (inv, 1.0)
             }
-        }
+        })
     }
 }

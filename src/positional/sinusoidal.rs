@@ -17,10 +17,10 @@
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
-use super::common::{add_rows, check_span, split_seq_shape, PAR_MIN};
+use super::common::{add_table_rows, add_table_rows_portable, arange_f64, PAR_MIN};
+use crate::alloc::{check_table_size, try_alloc_uninit, try_collect, try_filled};
 use crate::dtype::{check_float, Float};
-use crate::embedding::{check_table_size, try_alloc_uninit};
-use crate::{storage, threads, with_float, Error, Result};
+use crate::{threads, with_float, Error, Result};
 
 /// Rows per rotation block of the fast table kernel.
 pub const BLOCK: usize = 32;
@@ -45,6 +45,7 @@ impl SinusoidalLayout {
             ))),
         }
     }
+    /// The layout's name, as `parse` takes it.
     pub fn name(self) -> &'static str {
         match self {
             Self::Interleaved => "interleaved",
@@ -56,8 +57,11 @@ impl SinusoidalLayout {
 /// Options of a [`SinusoidalPositionalEncoding`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SinusoidalConfig {
+    /// Rows of the table: positions `0..max_len`.
     pub max_len: usize,
+    /// The frequency base (10000 in the paper).
     pub base: f64,
+    /// Where the cosines go.
     pub layout: SinusoidalLayout,
 }
 
@@ -86,10 +90,8 @@ fn check_args(dim: usize, base: f64) -> Result<()> {
 }
 
 /// The frequencies `ω_i = base^(-2i/dim)`, `i < dim/2`, in f64.
-pub fn frequencies(dim: usize, base: f64) -> Vec<f64> {
-    (0..dim / 2)
-        .map(|i| base.powf(-((2 * i) as f64) / dim as f64))
-        .collect()
+pub fn frequencies(dim: usize, base: f64) -> Result<Vec<f64>> {
+    try_collect((0..dim / 2).map(|i| base.powf(-((2 * i) as f64) / dim as f64)))
 }
 
 /// The `(max_len, dim)` table, row-major, computed in f64 and cast to `T` (fast path).
@@ -103,10 +105,10 @@ pub fn sinusoidal_table<T: Float>(
     check_args(dim, base)?;
     check_table_size(max_len, dim, T::DT)?;
     let half = dim / 2;
-    let w = frequencies(dim, base);
+    let w = frequencies(dim, base)?;
     // sin/cos(k·ω_i) for k < BLOCK.
     let kb = BLOCK.min(max_len.max(1));
-    let mut rot = vec![(0.0f64, 0.0f64); kb * half];
+    let mut rot = try_filled(kb * half, (0.0f64, 0.0f64))?;
     for k in 0..kb {
         for i in 0..half {
             rot[k * half + i] = (k as f64 * w[i]).sin_cos();
@@ -161,11 +163,10 @@ pub fn sinusoidal_table_portable(
 ) -> Result<Tensor> {
     check_args(dim, base)?;
     check_float(dtype)?;
+    check_table_size(max_len, dim, DType::F64)?;
     let half = dim / 2;
-    let pos = Tensor::arange(0u32, max_len as u32, device)?
-        .to_dtype(DType::F64)?
-        .reshape((max_len, 1))?;
-    let w = Tensor::from_vec(frequencies(dim, base), (1, half), device)?;
+    let pos = arange_f64(max_len, device)?.reshape((max_len, 1))?;
+    let w = Tensor::from_vec(frequencies(dim, base)?, (1, half), device)?;
     let ang = pos.broadcast_mul(&w)?;
     let (s, c) = (ang.sin()?, ang.cos()?);
     let t = match layout {
@@ -209,9 +210,11 @@ impl SinusoidalPositionalEncoding {
     pub fn table(&self) -> &Tensor {
         &self.table
     }
+    /// The encoding size `d`.
     pub fn dim(&self) -> usize {
         self.dim
     }
+    /// The options the table was built with.
     pub fn config(&self) -> &SinusoidalConfig {
         &self.config
     }
@@ -225,30 +228,13 @@ impl SinusoidalPositionalEncoding {
         offset: i64,
         out: &mut [T],
     ) -> Result<()> {
-        let (_, t) = split_seq_shape(shape, self.dim, "x")?;
-        let off = check_span(offset, t, self.config.max_len, "a sinusoidal table")?;
-        if x.len() != out.len() || x.len() != shape.iter().product::<usize>() {
-            return Err(Error::shape("x, out and shape disagree in size"));
-        }
-        if self.table.dtype() != T::DT || !self.table.device().is_cpu() {
-            return Err(Error::dtype(format!(
-                "add_into needs a CPU {:?} table, this one is {:?}",
-                T::DT,
-                self.table.dtype()
-            )));
-        }
-        storage::read::<T, ()>(&self.table, |tab| {
-            add_rows(x, &tab[off * self.dim..(off + t) * self.dim], out)
-        })
+        add_table_rows(&self.table, x, shape, offset, out, "a sinusoidal table")
     }
 
     /// `x + table[offset..offset+T]` for a tensor `x` of shape `(..., T, dim)` on the table's
     /// device (portable path: `narrow` + `broadcast_add`), result in `x`'s dtype.
     pub fn forward(&self, x: &Tensor, offset: i64) -> Result<Tensor> {
-        let (_, t) = split_seq_shape(x.dims(), self.dim, "x")?;
-        let off = check_span(offset, t, self.config.max_len, "a sinusoidal table")?;
-        let rows = self.table.narrow(0, off, t)?.to_dtype(x.dtype())?;
-        Ok(x.broadcast_add(&rows)?)
+        add_table_rows_portable(&self.table, x, offset, "a sinusoidal table")
     }
 }
 

@@ -30,13 +30,7 @@ impl Embedding {
     /// `ids.len() * embedding_dim` elements (row `i` belongs to `ids[i]`). CPU fast path.
     pub fn backward_rows<I: Id, T: Float>(&self, ids: &[I], row_grads: &[T]) -> Result<SparseGrad> {
         let dim = self.embedding_dim();
-        if Some(row_grads.len()) != ids.len().checked_mul(dim) {
-            return Err(Error::Shape(format!(
-                "grad_output has {} elements, expected {} ids x {dim}",
-                row_grads.len(),
-                ids.len()
-            )));
-        }
+        self.check_rows(ids.len(), row_grads.len(), "grad_output")?;
         coalesce_to_grad(
             ids,
             row_grads,

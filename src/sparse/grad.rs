@@ -6,7 +6,8 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::{bail_shape, Error, Result};
+use crate::ids::index_tensor;
+use crate::{alloc, bail_shape, Error, Result};
 
 /// A coalesced row-sparse gradient.
 #[derive(Clone, Debug)]
@@ -63,7 +64,7 @@ impl SparseGrad {
     pub fn empty(num_rows: usize, dim: usize, dtype: DType, device: &Device) -> Result<Self> {
         Ok(SparseGrad {
             indices: Vec::new(),
-            values: Tensor::zeros((0, dim), dtype, device)?,
+            values: alloc::zeros((0, dim), dtype, device)?,
             num_rows,
         })
     }
@@ -93,17 +94,23 @@ impl SparseGrad {
         (self.num_rows, self.dim())
     }
 
-    /// The dense `(num_rows, dim)` gradient (zeros plus the rows).
+    /// The dense `(num_rows, dim)` gradient (zeros plus the rows). The zeros are allocated
+    /// fallibly: a gradient of a table too large for memory is [`Error::Memory`].
     pub fn to_dense(&self) -> Result<Tensor> {
-        let dense = Tensor::zeros(self.shape(), self.values.dtype(), self.values.device())?;
+        let dense = alloc::zeros(self.shape(), self.values.dtype(), self.values.device())?;
         if self.indices.is_empty() {
             return Ok(dense);
         }
-        let idx = Tensor::from_vec(
-            self.indices.iter().map(|&i| i as u32).collect::<Vec<u32>>(),
-            self.indices.len(),
-            self.values.device(),
-        )?;
+        let idx = index_tensor(&self.indices, self.num_rows, self.values.device())?;
         Ok(dense.index_add(&idx, &self.values, 0)?)
+    }
+
+    /// The same gradient with its values converted to `dtype` and moved to `device`.
+    pub fn to(&self, dtype: DType, device: &Device) -> Result<SparseGrad> {
+        Ok(SparseGrad {
+            indices: self.indices.clone(),
+            values: self.values.to_dtype(dtype)?.to_device(device)?,
+            num_rows: self.num_rows,
+        })
     }
 }

@@ -12,8 +12,8 @@
 use candle_core::Tensor;
 use rayon::prelude::*;
 
+use crate::alloc::try_alloc_uninit;
 use crate::dtype::Float;
-use crate::embedding::try_alloc_uninit;
 use crate::ids::{self, Id};
 use crate::kernels::cpu::rows::RowsMut;
 use crate::sparse::coalesce::{bucket_positions, split_at_offsets};
@@ -61,10 +61,9 @@ pub fn index_add_into<I: Id, T: Float>(
         }
         return Ok(());
     }
+    let (mut pos, offsets) = bucket_positions(ids, rows, None)?;
     let view = RowsMut::new(dst, dim);
     threads::install(|| {
-        let (pos, offsets) = bucket_positions(ids, rows, None);
-        let mut pos = pos;
         split_at_offsets(&mut pos, &offsets)
             .into_par_iter()
             .with_min_len(64)
@@ -121,19 +120,6 @@ pub fn index_add_to<I: Id, T: Float>(
 pub fn index_add_portable<I: Id>(dst: &Tensor, ids: &[I], src: &Tensor) -> Result<Tensor> {
     let rows = dst.dims().first().copied().unwrap_or(0);
     ids::validate(ids, rows, "index", "the destination")?;
-    let dev = dst.device();
-    let idx = if rows < u32::MAX as usize {
-        Tensor::from_vec(
-            ids.iter().map(|i| i.index() as u32).collect::<Vec<_>>(),
-            ids.len(),
-            dev,
-        )?
-    } else {
-        Tensor::from_vec(
-            ids.iter().map(|i| i.index() as i64).collect::<Vec<_>>(),
-            ids.len(),
-            dev,
-        )?
-    };
+    let idx = ids::index_tensor(ids, rows, dst.device())?;
     Ok(dst.index_add(&idx, src, 0)?)
 }

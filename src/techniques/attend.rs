@@ -19,11 +19,12 @@ use candle_core::{DType, Device, Tensor};
 use num_traits::Zero;
 use rayon::prelude::*;
 
+use crate::alloc::{try_alloc_uninit, try_collect};
 use crate::dtype::Float;
-use crate::embedding::try_alloc_uninit;
-use crate::ids::Id;
+use crate::ids::{index_tensor, Id};
 use crate::kernels::cpu::gather::gather_rows;
 use crate::kernels::cpu::prefetch::{prefetch_row, DISTANCE};
+use crate::sparse::coalesce::{group, round_f64, sum_groups, sum_groups_portable, F64Rows, Groups};
 use crate::{storage, threads, Embedding, Error, Result, SparseGrad};
 
 /// Which rows of the table score each input row.
@@ -133,53 +134,6 @@ fn dot<T: Float>(a: &[T], b: &[T]) -> T::Acc {
     acc.iter().fold(s, |t, &v| t + v)
 }
 
-/// Sorted unique ids, and the positions of `ids` grouped by id (`order[offsets[u]..offsets[u+1]]`
-/// are the positions of `unique[u]`, ascending).
-fn group_ids<I: Id>(ids: &[I]) -> (Vec<i64>, Vec<usize>, Vec<usize>) {
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_unstable_by_key(|&p| (ids[p].index(), p));
-    let mut unique = Vec::new();
-    let mut offsets = Vec::new();
-    for (q, &p) in order.iter().enumerate() {
-        let id = ids[p].index() as i64;
-        if unique.last() != Some(&id) {
-            unique.push(id);
-            offsets.push(q);
-        }
-    }
-    offsets.push(order.len());
-    (unique, offsets, order)
-}
-
-/// Sum, per unique id, the rows `row(p)` of every position `p` of that id, in position order
-/// (f64 accumulation), into a `(nnz, dim)` vector.
-fn coalesce_rows<T: Float>(
-    groups: &(Vec<i64>, Vec<usize>, Vec<usize>),
-    dim: usize,
-    row: impl Fn(usize, &mut [f64]) + Sync,
-) -> Result<Vec<T>> {
-    let (unique, offsets, order) = groups;
-    let mut vals = try_alloc_uninit::<T>(unique.len() * dim)?;
-    if dim == 0 {
-        return Ok(vals);
-    }
-    threads::install(|| {
-        vals.par_chunks_mut(dim).enumerate().for_each_init(
-            || vec![0.0f64; dim],
-            |acc, (u, out)| {
-                acc.fill(0.0);
-                for &p in &order[offsets[u]..offsets[u + 1]] {
-                    row(p, acc);
-                }
-                for (o, &a) in out.iter_mut().zip(acc.iter()) {
-                    *o = T::of_f64(a);
-                }
-            },
-        )
-    });
-    Ok(vals)
-}
-
 fn check_lengths<I: Id>(
     emb: &Embedding,
     x_len: usize,
@@ -238,8 +192,7 @@ impl Embedding {
         if !self.attend_fast::<T>() {
             let xt = Tensor::from_slice(x, (n, dim), &self.device())?;
             let y = self.attend_portable(&xt, targets)?;
-            out.copy_from_slice(&y.to_dtype(T::DT)?.flatten_all()?.to_vec1::<T>()?);
-            return Ok(());
+            return storage::copy_into(&y, out);
         }
         let w = self.weight();
         storage::read::<T, Result<()>>(&w, |table| {
@@ -273,15 +226,14 @@ impl Embedding {
         let x = x.to_device(w.device())?;
         Ok(match targets {
             Targets::All => x.matmul(&w.t()?)?,
-            Targets::Shared(ids) => {
-                x.matmul(&w.index_select(&id_tensor(ids, w.device())?, 0)?.t()?)?
-            }
+            Targets::Shared(ids) => x.matmul(
+                &w.index_select(&index_tensor(ids, self.num_embeddings(), w.device())?, 0)?
+                    .t()?,
+            )?,
             Targets::PerRow(ids, k) => {
-                let sel = w.index_select(&id_tensor(ids, w.device())?, 0)?.reshape((
-                    n,
-                    k,
-                    self.embedding_dim(),
-                ))?;
+                let sel = w
+                    .index_select(&index_tensor(ids, self.num_embeddings(), w.device())?, 0)?
+                    .reshape((n, k, self.embedding_dim()))?;
                 sel.matmul(&x.unsqueeze(2)?)?.squeeze(2)?
             }
         })
@@ -310,7 +262,7 @@ impl Embedding {
             let xt = Tensor::from_slice(x, (n, dim), &dev)?;
             let gt = Tensor::from_slice(grad_logits, (n, cols), &dev)?;
             let (gx, gw) = self.attend_backward_portable(&xt, &gt, targets)?;
-            grad_x.copy_from_slice(&gx.to_dtype(T::DT)?.flatten_all()?.to_vec1::<T>()?);
+            storage::copy_into(&gx, grad_x)?;
             return Ok(gw);
         }
         let v = self.num_embeddings();
@@ -323,7 +275,7 @@ impl Embedding {
                     // grad_W (V, D) = g^T (V, n) @ x (n, D)
                     let mut gw = try_alloc_uninit::<T>(v * dim)?;
                     gemm_strided((v, dim, n), &mut gw, grad_logits, (1, v), x, (dim, 1));
-                    Ok(((0..v as i64).collect(), gw))
+                    Ok((try_collect(0..v as i64)?, gw))
                 }
                 Targets::Shared(ids) => {
                     let k = ids.len();
@@ -332,28 +284,28 @@ impl Embedding {
                     let mut gsel = try_alloc_uninit::<T>(k * dim)?;
                     gemm_strided((n, dim, k), grad_x, grad_logits, (k, 1), &sel, (dim, 1));
                     gemm_strided((k, dim, n), &mut gsel, grad_logits, (1, k), x, (dim, 1));
-                    let groups = group_ids(ids);
-                    if groups.0.len() == k && groups.2.iter().enumerate().all(|(q, &p)| q == p) {
-                        return Ok((groups.0, gsel)); // already sorted and unique
+                    let groups = group(ids, v, None)?;
+                    if groups.len() == k && groups.order.iter().enumerate().all(|(q, &p)| q == p) {
+                        return Ok((groups.unique, gsel)); // already sorted and unique
                     }
-                    let vals = coalesce_rows::<T>(&groups, dim, |p, acc| {
+                    let vals = sum_rows_f64::<T>(&groups, dim, |p, acc| {
                         for (a, &g) in acc.iter_mut().zip(&gsel[p * dim..(p + 1) * dim]) {
                             *a += g.as_f64();
                         }
                     })?;
-                    Ok((groups.0, vals))
+                    Ok((groups.unique, vals))
                 }
                 Targets::PerRow(ids, k) => {
                     per_row_grad_x(table, dim, grad_logits, ids, k, grad_x);
-                    let groups = group_ids(ids);
-                    let vals = coalesce_rows::<T>(&groups, dim, |p, acc| {
+                    let groups = group(ids, v, None)?;
+                    let vals = sum_rows_f64::<T>(&groups, dim, |p, acc| {
                         let g = grad_logits[p].as_f64();
                         let b = p / k;
                         for (a, &xv) in acc.iter_mut().zip(&x[b * dim..(b + 1) * dim]) {
                             *a += g * xv.as_f64();
                         }
                     })?;
-                    Ok((groups.0, vals))
+                    Ok((groups.unique, vals))
                 }
             }
         })??;
@@ -385,15 +337,9 @@ impl Embedding {
         let x = x.to_device(&dev)?;
         let g = grad_logits.to_device(&dev)?.to_dtype(x.dtype())?;
         let coalesce = |ids: &[I], contrib: &Tensor| -> Result<SparseGrad> {
-            let (unique, _, _) = group_ids(ids);
-            let slot: Vec<u32> = ids
-                .iter()
-                .map(|i| unique.binary_search(&(i.index() as i64)).unwrap_or(0) as u32)
-                .collect();
-            let slot = Tensor::from_vec(slot, ids.len(), &dev)?;
-            let vals = Tensor::zeros((unique.len(), dim), x.dtype(), &dev)?
-                .index_add(&slot, contrib, 0)?;
-            Ok(SparseGrad::from_coalesced_unchecked(unique, vals, v))
+            let groups = group(ids, v, None)?;
+            let vals = sum_groups_portable(&groups, contrib, x.dtype())?;
+            Ok(SparseGrad::from_coalesced_unchecked(groups.unique, vals, v))
         };
         Ok(match targets {
             Targets::All => {
@@ -402,12 +348,12 @@ impl Embedding {
                 let gw = g.t()?.matmul(&x)?;
                 (
                     gx,
-                    SparseGrad::from_coalesced_unchecked((0..v as i64).collect(), gw, v),
+                    SparseGrad::from_coalesced_unchecked(try_collect(0..v as i64)?, gw, v),
                 )
             }
             Targets::Shared(ids) => {
                 let g = g.reshape((n, ids.len()))?;
-                let sel = w.index_select(&id_tensor(ids, &dev)?, 0)?;
+                let sel = w.index_select(&index_tensor(ids, v, &dev)?, 0)?;
                 let gx = g.matmul(&sel)?;
                 let contrib = g.t()?.matmul(&x)?;
                 (gx, coalesce(ids, &contrib)?)
@@ -415,7 +361,7 @@ impl Embedding {
             Targets::PerRow(ids, k) => {
                 let g = g.reshape((n, k))?;
                 let sel = w
-                    .index_select(&id_tensor(ids, &dev)?, 0)?
+                    .index_select(&index_tensor(ids, v, &dev)?, 0)?
                     .reshape((n, k, dim))?;
                 let gx = g.unsqueeze(1)?.matmul(&sel)?.squeeze(1)?;
                 let contrib = x
@@ -428,9 +374,16 @@ impl Embedding {
     }
 }
 
-fn id_tensor<I: Id>(ids: &[I], dev: &Device) -> Result<Tensor> {
-    let v: Vec<i64> = ids.iter().map(|i| i.index() as i64).collect();
-    Ok(Tensor::from_vec(v, ids.len(), dev)?)
+/// Per unique id of `groups`, the sum in f64 (position order) of `add(p, acc)` over its
+/// positions, rounded once to `T`: a `(nnz, dim)` vector.
+fn sum_rows_f64<T: Float>(
+    groups: &Groups,
+    dim: usize,
+    add: impl Fn(usize, &mut [f64]) + Sync,
+) -> Result<Vec<T>> {
+    let mut vals = try_alloc_uninit::<T>(groups.len() * dim)?;
+    sum_groups(groups, dim, &F64Rows(add), &mut vals, round_f64::<T>);
+    Ok(vals)
 }
 
 /// `out[b, j] = x[b] . table[ids[b, j]]`, parallel over rows of `x`, prefetching table rows.

@@ -12,12 +12,11 @@ use rayon::prelude::*;
 
 use super::dropout::WordDropout;
 use super::normalize;
+use crate::alloc::{try_alloc_uninit, try_collect};
 use crate::dtype::Float;
 use crate::ids::Id;
 use crate::kernels::cpu::prefetch::{prefetch_row, DISTANCE};
-use crate::{
-    bail_invalid, rng, storage, threads, with_float, Embedding, Error, Result, SparseGrad,
-};
+use crate::{bail_invalid, rng, storage, threads, with_float, Embedding, Result, SparseGrad};
 
 /// Below this many output elements the pool's dispatch costs more than it saves.
 const PARALLEL_MIN_ELEMS: usize = 1 << 15;
@@ -135,21 +134,12 @@ impl Embedding {
             return self.lookup_into(ids, out);
         }
         let dim = self.embedding_dim();
-        if out.len() != ids.len() * dim {
-            return Err(Error::Shape(format!(
-                "out has {} elements, expected {} ({} ids x {dim})",
-                out.len(),
-                ids.len() * dim,
-                ids.len()
-            )));
-        }
+        self.check_rows(ids.len(), out.len(), "out")?;
         self.validate_ids(ids)?;
         let w = self.weight();
         if !w.device().is_cpu() {
             let rows = self.lookup_transformed_portable(ids, &[ids.len()], t)?;
-            let rows = rows.to_dtype(D::DT)?.flatten_all()?.to_vec1::<D>()?;
-            out.copy_from_slice(&rows);
-            return Ok(());
+            return storage::copy_into(&rows, out);
         }
         self.apply_max_norm(ids)?;
         let w = self.weight();
@@ -177,7 +167,7 @@ impl Embedding {
         let flat = rows
             .reshape((n, self.embedding_dim()))?
             .to_dtype(DType::F64)?;
-        let mask: Vec<f64> = ids.iter().map(|i| t.mask_scale(i.index())).collect();
+        let mask = try_collect(ids.iter().map(|i| t.mask_scale(i.index())))?;
         let mut scale = Tensor::from_vec(mask, (n, 1), flat.device())?;
         if t.normalize {
             let norms = flat.sqr()?.sum_keepdim(1)?.sqrt()?;
@@ -197,16 +187,9 @@ impl Embedding {
         t: &RowTransform,
     ) -> Result<Vec<G>> {
         let dim = self.embedding_dim();
-        if grad.len() != ids.len() * dim {
-            return Err(Error::Shape(format!(
-                "grad_output has {} elements, expected {} ({} ids x {dim})",
-                grad.len(),
-                ids.len() * dim,
-                ids.len()
-            )));
-        }
+        self.check_rows(ids.len(), grad.len(), "grad_output")?;
         self.validate_ids(ids)?;
-        let mut out = crate::embedding::try_alloc_uninit::<G>(grad.len())?;
+        let mut out = try_alloc_uninit::<G>(grad.len())?;
         if t.is_identity() || dim == 0 {
             out.copy_from_slice(grad);
             return Ok(out);

@@ -3,7 +3,7 @@
 //!
 //! Dropout and normalisation are per-row factors, so the forward is one fused gather
 //! (`y[k] = s(ids[k], W[ids[k]]) * W[ids[k]]`) and the backward transforms the upstream rows
-//! ([`Embedding::transform_grad`]) before the plain lookup backward sums them per row.
+//! ([`Embedding::transform_grad`](crate::Embedding::transform_grad)) before the plain lookup backward sums them per row.
 
 pub mod attend;
 pub mod dropout;

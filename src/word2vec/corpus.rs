@@ -14,14 +14,19 @@ pub const MAX_SENTENCE_LEN: usize = 10_000;
 /// `tokens[offsets[s]..offsets[s + 1]]`.
 #[derive(Default, Debug, Clone)]
 pub struct Corpus {
+    /// Distinct words, in order of first occurrence.
     pub words: Vec<String>,
+    /// Raw count of each word.
     pub counts: Vec<u64>,
+    /// Every sentence's word ids, one after the other.
     pub tokens: Vec<u32>,
+    /// `num_sentences + 1` offsets into `tokens`.
     pub offsets: Vec<usize>,
     index: HashMap<String, u32>,
 }
 
 impl Corpus {
+    /// An empty corpus.
     pub fn new() -> Self {
         Corpus {
             offsets: vec![0],

@@ -16,8 +16,11 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use candle_core::DType;
+
 use super::corpus::{Corpus, MAX_SENTENCE_LEN};
 use super::vocab::Vocab;
+use crate::alloc::{check_table_size, checked_count, try_alloc, try_collect};
 use crate::rng::Rng;
 use crate::{Error, Result};
 
@@ -29,13 +32,21 @@ const LCG_MOD: u64 = (1 << 48) - 1;
 /// Training hyper-parameters (gensim's names).
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
+    /// Dimension of the word vectors.
     pub vector_size: usize,
+    /// Maximum distance between a word and its context (shrunk at random).
     pub window: usize,
+    /// Noise words drawn per (word, context) pair.
     pub negative: usize,
+    /// Passes over the corpus.
     pub epochs: usize,
+    /// Initial learning rate.
     pub alpha: f32,
+    /// Final learning rate (decayed linearly).
     pub min_alpha: f32,
+    /// Seed of every random draw.
     pub seed: u64,
+    /// Training threads (1: bit-identical for a seed).
     pub workers: usize,
 }
 
@@ -55,6 +66,8 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Check every parameter: positive sizes, `workers <= 1024`, `alpha > 0` finite and
+    /// `0 <= min_alpha <= alpha`.
     pub fn validate(&self) -> Result<()> {
         let pos = [
             ("vector_size", self.vector_size),
@@ -92,6 +105,7 @@ impl TrainConfig {
 
 /// The result of [`train`]: the input vectors (`syn0`, `(V, D)` row-major) and statistics.
 pub struct Trained {
+    /// The input vectors, `(V, vector_size)` row-major.
     pub vectors: Vec<f32>,
     /// Words actually trained on (after dropping rare words and subsampling), all epochs.
     pub effective_words: u64,
@@ -339,11 +353,11 @@ unsafe fn run_job(
 }
 
 /// Initial input vectors: uniform in `[-1/D, 1/D)` (gensim 4's `prep_vectors`), from `seed`.
-pub fn init_vectors(rows: usize, dim: usize, seed: u64) -> Vec<f32> {
+/// A table too large for memory is [`Error::Memory`].
+pub fn init_vectors(rows: usize, dim: usize, seed: u64) -> Result<Vec<f32>> {
+    let n = check_table_size(rows, dim, DType::F32)?;
     let mut rng = Rng::new(seed, 0x5EED_0000);
-    (0..rows * dim)
-        .map(|_| ((rng.uniform() * 2.0 - 1.0) / dim as f64) as f32)
-        .collect()
+    try_collect((0..n).map(|_| ((rng.uniform() * 2.0 - 1.0) / dim as f64) as f32))
 }
 
 /// Train skip-gram vectors. `progress(done_words, total_words)` is called from the calling
@@ -361,22 +375,22 @@ pub fn train(
     }
     let dim = cfg.vector_size;
     let v = vocab.len();
-    let total = v
-        .checked_mul(dim)
-        .filter(|&n| n < (isize::MAX as usize) / 8)
-        .ok_or_else(|| Error::Memory(format!("a {v} x {dim} table is too large")))?;
+    let total = check_table_size(v, dim, DType::F32)?;
     let prepared = prepare(corpus, vocab);
-    let mut syn0 = init_vectors(v, dim, cfg.seed);
-    let mut syn1neg = vec![0f32; total];
+    // Every job runs once per epoch: counts past 64 bits would wrap (to no training at all).
+    let njobs = prepared.jobs.len();
+    let total_jobs = checked_count(njobs as u64, cfg.epochs as u64, "jobs x epochs")?;
+    let total_jobs = usize::try_from(total_jobs)
+        .map_err(|_| Error::invalid(format!("{total_jobs} jobs x epochs do not fit in usize")))?;
+    let raw_all = checked_count(prepared.raw_total, cfg.epochs as u64, "words x epochs")?;
+    let mut syn0 = init_vectors(v, dim, cfg.seed)?;
+    let mut syn1neg = try_alloc::<f32>(total)?;
     let exp = exp_table();
     let tables = Tables {
         syn0: syn0.as_mut_ptr(),
         syn1neg: syn1neg.as_mut_ptr(),
         dim,
     };
-    let njobs = prepared.jobs.len();
-    let total_jobs = njobs * cfg.epochs;
-    let raw_all = prepared.raw_total * cfg.epochs as u64;
     let next_job = AtomicUsize::new(0);
     let done_raw = AtomicU64::new(0);
     let effective = AtomicU64::new(0);

@@ -8,9 +8,11 @@ use crate::{Error, Result};
 const CUM_DOMAIN: f64 = 2_147_483_647.0; // 2^31 - 1
 
 #[derive(Debug, Clone)]
+/// The training vocabulary: retained words and the tables gensim derives from their counts.
 pub struct Vocab {
     /// Retained words, most frequent first (ties: first seen first).
     pub words: Vec<String>,
+    /// Raw count of each retained word.
     pub counts: Vec<u64>,
     /// Keep-probability scaled to 2^32 (gensim's `sample_int`).
     pub sample_int: Vec<u32>,
@@ -84,10 +86,12 @@ impl Vocab {
         })
     }
 
+    /// Number of retained words.
     pub fn len(&self) -> usize {
         self.words.len()
     }
 
+    /// True when no word passed `min_count`.
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
     }

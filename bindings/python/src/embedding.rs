@@ -1,28 +1,48 @@
 //! `candle_embed.Embedding`: translation only; the work is in `candle_embed::Embedding`.
 
+use std::ffi::CStr;
 use std::sync::Arc;
 
-use candle_core::DType;
 use candle_embed::device::{device_name, parse_device};
-use candle_embed::dtype::{parse_dtype, Float};
+use candle_embed::dtype::{dtype_name, parse_dtype};
+use candle_embed::techniques::RowTransform;
 use candle_embed::{Embedding, EmbeddingConfig};
-use numpy::{Element, PyArrayMethods};
 use pyo3::prelude::*;
+use pyo3::types::PyType;
 
 use crate::args;
-use crate::arrays::{new_output, out_buffer, IdArray};
-use crate::errors::{value_error, IntoPyResult};
+use crate::arrays::tables::numpy_to_table;
+use crate::arrays::{fill, with_ids, with_out_float, IdArray};
+use crate::errors::IntoPyResult;
 use crate::gil::without_gil;
-use crate::tables::{dtype_str, numpy_to_table, numpy_to_tensor, tensor_to_numpy};
-use crate::with_ids;
+use crate::properties::{getters, table_files, table_properties, weight_property};
 
-/// An embedding table (see the stub `_native.pyi` for the Python-level documentation).
+/// A ``(num_embeddings, embedding_dim)`` table looked up by integer ids, with
+/// ``torch.nn.Embedding``'s semantics.
+///
+/// Rows start from N(0, 1) (``seed`` makes them reproducible), the ``padding_idx`` row zero
+/// (negative counts from the end); ``max_norm`` renormalises looked-up rows in place;
+/// ``dtype``: "float32", "float64", "float16" or "bfloat16"; ``device``: "cpu", "cuda:N" or
+/// "metal:N" when built with them.
+///
+/// ``emb(ids)`` looks rows up (shape ``ids.shape + (embedding_dim,)``), ``emb.backward(ids,
+/// grad_output)`` gives the table's gradient as a ``SparseGrad`` for ``candle_embed.optim``.
+/// Safe to share between threads.
 #[pyclass(frozen, name = "Embedding", module = "candle_embed")]
 pub struct PyEmbedding {
     pub inner: Arc<Embedding>,
 }
 
-pub fn config(
+impl PyEmbedding {
+    /// A Python handle on a table that something else also holds (updates show through).
+    pub fn shared(inner: &Arc<Embedding>) -> Self {
+        PyEmbedding {
+            inner: inner.clone(),
+        }
+    }
+}
+
+fn config(
     padding_idx: Option<i64>,
     max_norm: Option<f64>,
     norm_type: f64,
@@ -38,36 +58,20 @@ pub fn config(
     }
 }
 
-/// Look `ids` up into a fresh array or `out`, with output element type `D`.
-fn lookup_as<'py, D: Float + Element>(
-    py: Python<'py>,
-    emb: &Arc<Embedding>,
-    ids: &IdArray<'py>,
-    out: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    with_ids!(ids, |ids, shape| {
-        let mut full = shape.to_vec();
-        full.push(emb.embedding_dim());
-        match out {
-            Some(o) => {
-                let mut buf = out_buffer::<D>(o, &full)?;
-                let dst = buf.as_slice_mut().map_err(|e| value_error(e.to_string()))?;
-                without_gil(py, || emb.lookup_into(ids, dst))?;
-                Ok(o.clone())
-            }
-            None => {
-                let arr = new_output::<D>(py, &full);
-                {
-                    // SAFETY: `arr` is fresh and not yet shared with Python.
-                    let dst =
-                        unsafe { arr.as_slice_mut() }.map_err(|e| value_error(e.to_string()))?;
-                    without_gil(py, || emb.lookup_into(ids, dst))?;
-                }
-                Ok(arr.into_any())
-            }
-        }
-    })
-}
+/// The documentation of `Embedding.__call__` (see `docs.rs`).
+pub const CALL_DOC: &CStr =
+    c"__call__($self, ids, *, out=None, dropout=0.0, seed=None, normalize=False)
+--
+
+Rows of the table at ``ids`` (any integer dtype and shape; any array-like): shape
+``ids.shape + (embedding_dim,)``, dtype of the table (float32 for a bfloat16 table).
+
+``out``: a C-contiguous array of that shape and dtype to write into (returned).
+``dropout=p`` in ``[0, 1)``: whole-word dropout, every occurrence of a dropped row is zero and
+kept rows are scaled by ``1/(1-p)``; the mask is a function of ``(seed, row)`` (``seed=None``
+draws one, so pass an explicit seed to ``backward``). ``normalize=True``: rows scaled to unit L2
+norm, ``w / max(||w||, 1e-12)``. Rows over ``max_norm`` are renormalised in place first.
+IndexError for an id outside ``[0, num_embeddings)``.";
 
 #[pymethods]
 impl PyEmbedding {
@@ -98,12 +102,15 @@ impl PyEmbedding {
         })
     }
 
+    /// An Embedding holding a copy of ``weight`` (a float16/float32/float64 array of shape
+    /// ``(num_embeddings, embedding_dim)``, dtype kept) on ``device``; ``freeze=True``: optimizers
+    /// refuse to update it. The ``padding_idx`` row is kept as given.
     #[classmethod]
     #[pyo3(signature = (weight, *, freeze=true, padding_idx=None, max_norm=None, norm_type=2.0,
         scale_grad_by_freq=false, device="cpu"))]
     #[allow(clippy::too_many_arguments)]
     fn from_pretrained(
-        _cls: &Bound<'_, pyo3::types::PyType>,
+        _cls: &Bound<'_, PyType>,
         weight: &Bound<'_, PyAny>,
         freeze: bool,
         #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
@@ -120,8 +127,6 @@ impl PyEmbedding {
         })
     }
 
-    /// `emb(ids, out=None)`: rows of the table at `ids`, shape `ids.shape + (D,)`; with
-    /// `dropout` / `normalize`, the transformed rows (see `techniques.rs`).
     #[pyo3(signature = (ids, *, out=None, dropout=0.0, seed=None, normalize=false))]
     fn __call__<'py>(
         &self,
@@ -132,101 +137,19 @@ impl PyEmbedding {
         #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
         normalize: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let ids = IdArray::extract(ids, "ids")?;
-        if dropout != 0.0 || normalize {
-            let t = (dropout, seed, normalize);
-            return crate::techniques::lookup_transformed(py, &self.inner, &ids, out, t);
-        }
-        match self.inner.dtype() {
-            DType::F64 => lookup_as::<f64>(py, &self.inner, &ids, out),
-            DType::F16 => lookup_as::<half::f16>(py, &self.inner, &ids, out),
-            _ => lookup_as::<f32>(py, &self.inner, &ids, out),
-        }
-    }
-
-    /// A copy of the table as a NumPy array.
-    #[getter]
-    fn get_weight<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        tensor_to_numpy(py, &self.inner.weight())
-    }
-
-    #[setter]
-    fn set_weight(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let t = numpy_to_tensor(value, "weight")?;
-        self.inner.set_weight(&t).py()
-    }
-
-    #[getter]
-    fn num_embeddings(&self) -> usize {
-        self.inner.num_embeddings()
-    }
-    #[getter]
-    fn embedding_dim(&self) -> usize {
-        self.inner.embedding_dim()
-    }
-    #[getter]
-    fn padding_idx(&self) -> Option<usize> {
-        self.inner.padding_idx()
-    }
-    #[getter]
-    fn max_norm(&self) -> Option<f64> {
-        self.inner.config().max_norm
-    }
-    #[getter]
-    fn norm_type(&self) -> f64 {
-        self.inner.config().norm_type
-    }
-    #[getter]
-    fn scale_grad_by_freq(&self) -> bool {
-        self.inner.config().scale_grad_by_freq
-    }
-    #[getter]
-    fn frozen(&self) -> bool {
-        self.inner.is_frozen()
-    }
-    #[getter]
-    fn dtype(&self) -> &'static str {
-        dtype_str(&self.inner.weight())
-    }
-    #[getter]
-    fn device(&self) -> String {
-        device_name(&self.inner.device())
-    }
-
-    /// Save table and config to a safetensors file (atomic).
-    fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
-        let inner = self.inner.clone();
-        without_gil(py, move || inner.save(&path))
-    }
-
-    /// Load a table saved by `save`.
-    #[classmethod]
-    #[pyo3(signature = (path, *, device="cpu"))]
-    fn load(
-        _cls: &Bound<'_, pyo3::types::PyType>,
-        py: Python<'_>,
-        path: std::path::PathBuf,
-        device: &str,
-    ) -> PyResult<Self> {
-        let device = parse_device(device).py()?;
-        let inner = without_gil(py, move || Embedding::load(&path, &device))?;
-        Ok(PyEmbedding {
-            inner: Arc::new(inner),
-        })
-    }
-
-    /// Portable-path lookup (candle's `index_select`), for testing the fast path against.
-    fn _lookup_portable<'py>(
-        &self,
-        py: Python<'py>,
-        ids: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let ids = IdArray::extract(ids, "ids")?;
-        let t = with_ids!(ids, |ids, shape| {
-            let inner = self.inner.clone();
-            without_gil(py, || inner.lookup_portable(ids, shape))?
-        });
-        tensor_to_numpy(py, &t)
+        let ids = IdArray::read(ids, "ids")?;
+        // The identity transform takes the core's plain lookup (`lookup_transformed_into`
+        // falls back to `lookup_into`).
+        let t = RowTransform::new(dropout, seed, normalize).py()?;
+        let mut shape = ids.shape().to_vec();
+        shape.push(self.inner.embedding_dim());
+        let emb = &*self.inner;
+        with_out_float!(emb.dtype(), D => with_ids!(ids, |v| {
+            let (y, ()) = fill::<D, _, _>(py, out, &shape, &[ids.region()], |dst| {
+                emb.lookup_transformed_into(v, dst, &t)
+            })?;
+            Ok(y)
+        }))
     }
 
     fn __repr__(&self) -> String {
@@ -234,11 +157,29 @@ impl PyEmbedding {
             "Embedding({}, {}, dtype='{}', device='{}'{})",
             self.inner.num_embeddings(),
             self.inner.embedding_dim(),
-            dtype_str(&self.inner.weight()),
+            dtype_name(self.inner.dtype()),
             device_name(&self.inner.device()),
             self.inner
                 .padding_idx()
                 .map_or(String::new(), |p| format!(", padding_idx={p}"))
         )
     }
+}
+
+weight_property!(PyEmbedding, |s| s.inner);
+table_properties!(PyEmbedding, |s| s.inner);
+getters!(PyEmbedding, |s| {
+    /// True when each row's gradient is divided by the number of times its id occurs in the
+    /// batch.
+    scale_grad_by_freq: bool = s.inner.config().scale_grad_by_freq;
+});
+table_files!(
+    PyEmbedding,
+    Embedding,
+    /// Load a table saved by ``save`` (or by ``EmbeddingBag.save``) onto ``device``.
+);
+
+/// Register `Embedding` (its methods in `techniques.rs` and `sparse_ops.rs` come with it).
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    crate::docs::add_callable_class::<PyEmbedding>(m, CALL_DOC)
 }

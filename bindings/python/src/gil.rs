@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::prelude::*;
 
-use crate::errors::{py_error, to_py};
+use crate::errors::{runtime_error, to_py};
 
 /// Run `f` without the GIL. A core error becomes its Python exception; a panic (a bug)
 /// becomes `CandleEmbedRuntimeError` instead of aborting or raising `PanicException`.
@@ -24,10 +24,9 @@ where
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(py_error(
-                "CandleEmbedRuntimeError",
-                format!("internal error in candle_embed (please report): {what}"),
-            ))
+            Err(runtime_error(format!(
+                "internal error in candle_embed (please report): {what}"
+            )))
         }
     }
 }

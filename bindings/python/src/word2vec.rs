@@ -5,12 +5,11 @@ use std::path::PathBuf;
 
 use candle_embed::io::word2vec as fmt;
 use candle_embed::word2vec::{self, Corpus, TrainConfig, Vocab};
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use crate::args;
-use crate::arrays::float_array;
+use crate::arrays::{vec_output, Floats};
 use crate::errors::{type_error, value_error};
 use crate::gil::without_gil;
 
@@ -112,8 +111,8 @@ pub fn _w2v_train<'py>(
     }
     let trained = trained?;
     let n = vocab.len();
-    let vectors = PyArray1::from_vec(py, trained.vectors).reshape([n, vector_size])?;
-    let counts = PyArray1::from_vec(py, vocab.counts.clone());
+    let vectors = vec_output(py, trained.vectors, &[n, vector_size])?;
+    let counts = vec_output(py, vocab.counts.clone(), &[n])?;
     let stats = PyDict::new(py);
     stats.set_item("raw_words", trained.raw_words)?;
     stats.set_item("effective_words", trained.effective_words)?;
@@ -143,7 +142,7 @@ pub fn _read_word_vectors<'py>(
         ))),
     })?;
     let n = wv.words.len();
-    let arr = PyArray1::from_vec(py, wv.vectors).reshape([n, wv.dim])?;
+    let arr = vec_output(py, wv.vectors, &[n, wv.dim])?;
     Ok((wv.words, arr).into_pyobject(py)?.into_any())
 }
 
@@ -156,21 +155,23 @@ pub fn _write_word_vectors(
     vectors: &Bound<'_, PyAny>,
     fmt_kind: &str,
 ) -> PyResult<()> {
-    let arr: PyReadonlyArrayDyn<'_, f32> = float_array(vectors, "vectors")?;
-    if arr.ndim() != 2 || arr.shape()[0] != words.len() {
-        return Err(value_error(format!(
-            "vectors must have shape ({}, dim), got {:?}",
-            words.len(),
-            arr.shape()
-        )));
-    }
-    let dim = arr.shape()[1];
-    let data = crate::arrays::contiguous(&arr);
+    let arr = Floats::<f32>::read(vectors, "vectors")?;
+    let dim = match *arr.shape() {
+        [n, dim] if n == words.len() => dim,
+        _ => {
+            return Err(value_error(format!(
+                "vectors must have shape ({}, dim), got {:?}",
+                words.len(),
+                arr.shape()
+            )))
+        }
+    };
+    let data = arr.values();
     let kind = fmt_kind.to_string();
     without_gil(py, || match kind.as_str() {
-        "text" => fmt::write(&path, &words, &data, dim, false),
-        "binary" => fmt::write(&path, &words, &data, dim, true),
-        "safetensors" => fmt::write_safetensors(&path, &words, &data, dim),
+        "text" => fmt::write(&path, &words, data, dim, false),
+        "binary" => fmt::write(&path, &words, data, dim, true),
+        "safetensors" => fmt::write_safetensors(&path, &words, data, dim),
         other => Err(candle_embed::Error::InvalidArgument(format!(
             "unknown word-vector format {other:?}"
         ))),

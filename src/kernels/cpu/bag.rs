@@ -10,9 +10,10 @@
 use rayon::prelude::*;
 
 use super::prefetch::{prefetch_row, DISTANCE};
+use crate::alloc::{checked_elems, try_filled};
 use crate::dtype::Float;
 use crate::ids::Id;
-use crate::threads;
+use crate::{threads, Result};
 
 /// Columns accumulated per pass over a bag (128 f32 = 512 bytes, 16 AVX registers).
 pub const TILE: usize = 128;
@@ -23,21 +24,29 @@ const PARALLEL_MIN_ELEMS: usize = 1 << 15;
 /// The reduction applied to each bag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reduce {
+    /// `sum_k w_k * W[ids[k]]`.
     Sum,
+    /// The sum divided by the number of non-padding ids (0 for an empty bag).
     Mean,
+    /// Column-wise maximum (0 for an empty bag).
     Max,
 }
 
 /// Inputs shared by every bag of one call.
 pub struct BagArgs<'a, S, D, I> {
+    /// The `(V, dim)` table, row-major.
     pub table: &'a [S],
+    /// Row length.
     pub dim: usize,
+    /// Validated ids, bag after bag.
     pub ids: &'a [I],
     /// CSR bounds, `B + 1` entries.
     pub bounds: &'a [usize],
     /// One weight per id (sum mode only).
     pub weights: Option<&'a [D]>,
+    /// Row left out of every bag.
     pub padding: Option<usize>,
+    /// The reduction.
     pub mode: Reduce,
 }
 
@@ -196,11 +205,11 @@ pub fn bag_argmax<S: Float, I: Id>(
     ids: &[I],
     bounds: &[usize],
     padding: Option<usize>,
-) -> Vec<usize> {
+) -> Result<Vec<usize>> {
     let num_bags = bounds.len().saturating_sub(1);
-    let mut arg = vec![usize::MAX; num_bags * dim];
+    let mut arg = try_filled(checked_elems(&[num_bags, dim], 8)?, usize::MAX)?;
     if dim == 0 || num_bags == 0 {
-        return arg;
+        return Ok(arg);
     }
     let one = |b: usize, arg: &mut [usize]| {
         let mut best = vec![<S::Acc as num_traits::Float>::neg_infinity(); dim];
@@ -226,5 +235,5 @@ pub fn bag_argmax<S: Float, I: Id>(
             .enumerate()
             .for_each(|(b, a)| one(b, a));
     });
-    arg
+    Ok(arg)
 }

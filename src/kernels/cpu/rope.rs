@@ -33,11 +33,15 @@ const PARALLEL_MIN_ELEMS: usize = 1 << 15;
 /// The geometry of one rotary call.
 #[derive(Debug, Clone, Copy)]
 pub struct RopeShape {
+    /// The last dimension of `x`.
     pub head_dim: usize,
+    /// The leading dims that are rotated (the rest pass through).
     pub rotary_dim: usize,
+    /// Time steps `T` (the second-to-last dimension of `x`).
     pub seq_len: usize,
     /// Number of table batches (1, or the leading dimension of `x` for per-batch positions).
     pub batches: usize,
+    /// How the rotated pairs are laid out.
     pub layout: RopeLayout,
 }
 

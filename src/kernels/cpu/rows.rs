@@ -14,6 +14,7 @@ unsafe impl<T: Send> Send for RowsMut<T> {}
 unsafe impl<T: Send> Sync for RowsMut<T> {}
 
 impl<T> RowsMut<T> {
+    /// A view of `data` as rows of `dim` elements (exclusively borrowed for its lifetime).
     pub fn new(data: &mut [T], dim: usize) -> Self {
         let rows = data.len().checked_div(dim).unwrap_or(0);
         RowsMut {

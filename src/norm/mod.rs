@@ -1,4 +1,7 @@
-//! p-norms of rows, and PyTorch's in-place `max_norm` renormalisation.
+//! Normalisations: p-norms of rows and PyTorch's in-place `max_norm` renormalisation (here),
+//! and LayerNorm forward/backward ([`layer_norm`]).
+
+pub mod layer_norm;
 
 use rayon::prelude::*;
 
@@ -36,24 +39,12 @@ pub fn row_norm<T: Float>(row: &[T], p: f64) -> f64 {
     }
 }
 
-/// Sorted unique row ids (a sorted copy, deduplicated).
-pub fn unique_sorted(ids: impl Iterator<Item = usize>) -> Vec<usize> {
-    let mut u: Vec<usize> = ids.collect();
-    if u.len() > 1 << 14 {
-        threads::install(|| u.par_sort_unstable());
-    } else {
-        u.sort_unstable();
-    }
-    u.dedup();
-    u
-}
-
 /// PyTorch's `embedding_renorm_`: each *unique* row `k` in `rows` whose p-norm exceeds
 /// `max_norm` is scaled in place by `max_norm / (norm + 1e-7)`.
 pub fn renorm_rows<T: Float>(table: &mut [T], dim: usize, rows: &[usize], max_norm: f64, p: f64) {
     let view = RowsMut::new(table, dim);
     let scale_one = |r: usize| {
-        // SAFETY: `rows` holds unique ids (callers pass `unique_sorted` output).
+        // SAFETY: `rows` holds unique ids (callers pass `sparse::coalesce::unique_ids` output).
         let row = unsafe { view.row(r) };
         let norm = row_norm(row, p);
         if norm > max_norm {

@@ -1,0 +1,188 @@
+//! One frozen config class per optimizer (`_native.SGDConfig`, ...): a typed view of the core
+//! config struct. A class called with no argument is the core's `Default`, the one home of
+//! every default: `candle_embed.optim` reads its signatures' defaults from these objects.
+
+use candle_embed::optim::{
+    AdagradConfig, AdamWConfig, RowWiseAdagradConfig, SgdConfig, SparseAdamConfig,
+};
+use pyo3::exceptions::PyOverflowError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict};
+
+use crate::args::unsigned;
+use crate::errors::{type_error, value_error};
+
+/// The name of `obj`'s type, for messages.
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+}
+
+/// A real number (float, int, NumPy scalar): `TypeError` otherwise, `ValueError` for an int
+/// too large for a float (PyO3 would raise `OverflowError`).
+pub fn real(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    obj.extract::<f64>().map_err(|e| {
+        if e.is_instance_of::<PyOverflowError>(obj.py()) {
+            value_error("number too large to be a float")
+        } else {
+            type_error(format!("expected a real number, got {}", type_name(obj)))
+        }
+    })
+}
+
+/// A pair of real numbers given as any sequence of length two (`betas`).
+pub fn real_pair(obj: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
+    let items: Vec<Bound<'_, PyAny>> = obj
+        .try_iter()
+        .and_then(|it| it.collect::<PyResult<_>>())
+        .map_err(|_| {
+            type_error(format!(
+                "expected a pair of numbers, got {}",
+                type_name(obj)
+            ))
+        })?;
+    match items.as_slice() {
+        [a, b] => Ok((real(a)?, real(b)?)),
+        _ => Err(value_error(format!(
+            "expected a pair of numbers, got {} of them",
+            items.len()
+        ))),
+    }
+}
+
+/// A `bool` (or NumPy bool); anything else is a `TypeError` (`0` / `1` are not flags).
+pub fn flag(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if obj.is_instance_of::<PyBool>() || matches!(type_name(obj).as_str(), "bool" | "bool_") {
+        return obj
+            .extract()
+            .map_err(|_| type_error(format!("expected a bool, got {}", type_name(obj))));
+    }
+    Err(type_error(format!(
+        "expected a bool, got {}",
+        type_name(obj)
+    )))
+}
+
+/// `Name = "PyName" of CoreConfig { field: Type [reader] = core.path, ... }`: a frozen pyclass
+/// wrapping `CoreConfig`, its keyword-only constructor (each default read from
+/// `CoreConfig::default()`), a getter per field, `as_dict()` and `__repr__`.
+macro_rules! config_class {
+    ($(#[$doc:meta])* $py:ident = $name:literal of $core:ty {
+        $($field:ident : $ty:ty [$read:path] = $($path:ident).+),* $(,)?
+    }) => {
+        $(#[$doc])*
+        #[pyclass(frozen, name = $name, module = "candle_embed._native")]
+        #[derive(Clone)]
+        pub struct $py(pub $core);
+
+        #[pymethods]
+        impl $py {
+            // One keyword per hyper-parameter: the Python signature.
+            #[allow(clippy::too_many_arguments)]
+            #[new]
+            #[pyo3(signature = (*, $($field = <$core as Default>::default().$($path).+),*))]
+            fn new($(#[pyo3(from_py_with = $read)] $field: $ty),*) -> Self {
+                let mut config = <$core as Default>::default();
+                $(config.$($path).+ = $field;)*
+                $py(config)
+            }
+
+            $(
+                #[getter]
+                fn $field(&self) -> $ty {
+                    self.0.$($path).+
+                }
+            )*
+
+            /// The hyper-parameters as a dict, by keyword.
+            fn as_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+                let d = PyDict::new(py);
+                $(d.set_item(stringify!($field), self.0.$($path).+)?;)*
+                Ok(d)
+            }
+
+            fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+                let mut parts = Vec::new();
+                for (k, v) in self.as_dict(py)?.iter() {
+                    parts.push(format!("{k}={}", v.repr()?));
+                }
+                Ok(format!("{}({})", $name, parts.join(", ")))
+            }
+        }
+    };
+}
+
+config_class! {
+    /// Hyper-parameters of `optim.SGD` (the core's `SgdConfig`).
+    PySgdConfig = "SGDConfig" of SgdConfig {
+        lr: f64 [real] = lr,
+        momentum: f64 [real] = momentum,
+        dampening: f64 [real] = dampening,
+        nesterov: bool [flag] = nesterov,
+        weight_decay: f64 [real] = weight_decay,
+        maximize: bool [flag] = options.maximize,
+        stochastic_rounding: bool [flag] = options.stochastic_rounding,
+        seed: u64 [unsigned] = options.seed,
+    }
+}
+
+config_class! {
+    /// Hyper-parameters of `optim.Adagrad` (the core's `AdagradConfig`).
+    PyAdagradConfig = "AdagradConfig" of AdagradConfig {
+        lr: f64 [real] = lr,
+        lr_decay: f64 [real] = lr_decay,
+        weight_decay: f64 [real] = weight_decay,
+        initial_accumulator_value: f64 [real] = initial_accumulator_value,
+        eps: f64 [real] = eps,
+        maximize: bool [flag] = options.maximize,
+        stochastic_rounding: bool [flag] = options.stochastic_rounding,
+        seed: u64 [unsigned] = options.seed,
+    }
+}
+
+config_class! {
+    /// Hyper-parameters of `optim.RowWiseAdagrad` (the core's `RowWiseAdagradConfig`).
+    PyRowWiseAdagradConfig = "RowWiseAdagradConfig" of RowWiseAdagradConfig {
+        lr: f64 [real] = lr,
+        eps: f64 [real] = eps,
+        maximize: bool [flag] = options.maximize,
+        stochastic_rounding: bool [flag] = options.stochastic_rounding,
+        seed: u64 [unsigned] = options.seed,
+    }
+}
+
+config_class! {
+    /// Hyper-parameters of `optim.SparseAdam` (the core's `SparseAdamConfig`).
+    PySparseAdamConfig = "SparseAdamConfig" of SparseAdamConfig {
+        lr: f64 [real] = lr,
+        betas: (f64, f64) [real_pair] = betas,
+        eps: f64 [real] = eps,
+        maximize: bool [flag] = options.maximize,
+        stochastic_rounding: bool [flag] = options.stochastic_rounding,
+        seed: u64 [unsigned] = options.seed,
+    }
+}
+
+config_class! {
+    /// Hyper-parameters of `optim.AdamW` (the core's `AdamWConfig`).
+    PyAdamWConfig = "AdamWConfig" of AdamWConfig {
+        lr: f64 [real] = lr,
+        betas: (f64, f64) [real_pair] = betas,
+        eps: f64 [real] = eps,
+        weight_decay: f64 [real] = weight_decay,
+        maximize: bool [flag] = options.maximize,
+        stochastic_rounding: bool [flag] = options.stochastic_rounding,
+        seed: u64 [unsigned] = options.seed,
+    }
+}
+
+/// Register the config classes.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PySgdConfig>()?;
+    m.add_class::<PyAdagradConfig>()?;
+    m.add_class::<PyRowWiseAdagradConfig>()?;
+    m.add_class::<PySparseAdamConfig>()?;
+    m.add_class::<PyAdamWConfig>()?;
+    Ok(())
+}

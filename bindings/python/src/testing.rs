@@ -1,0 +1,314 @@
+//! `candle_embed._native._testing`: the portable paths (candle ops, any device) and other hooks
+//! the test suite checks the fast kernels against. Not public API: they live in this private
+//! submodule so that `dir(candle_embed)` and `dir(candle_embed.Embedding)` show only what users
+//! call. Each takes the object it exercises as its first argument; integer arguments are
+//! plain (the tests pass valid ones), without the public API's strict extractors.
+
+use candle_core::{Device, Tensor};
+use candle_embed::positional::alibi;
+use candle_embed::positional::rotary::{Positions, RotaryEmbedding};
+use candle_embed::positional::sinusoidal;
+use candle_embed::techniques::attend::Targets;
+use candle_embed::techniques::RowTransform;
+use pyo3::prelude::*;
+
+use crate::arrays::tables::{numpy_to_tensor, tensor_to_numpy};
+use crate::arrays::{collect, with_ids, Floats, IdArray};
+use crate::bag::PyEmbeddingBag;
+use crate::embedding::PyEmbedding;
+use crate::errors::{value_error, IntoPyResult};
+use crate::gil::without_gil;
+use crate::positional::py_dtype;
+use crate::positional::relative::PyRelativePositionBias;
+use crate::positional::rotary::{positions, PyRotaryEmbedding};
+use crate::positional::sinusoidal::PySinusoidalPositionalEncoding;
+use crate::sparse_grad::PySparseGrad;
+use crate::techniques::{split_x, targets};
+
+/// `emb(ids)` through candle's `index_select`: shape ``ids.shape + (D,)``.
+#[pyfunction]
+fn lookup_portable<'py>(
+    py: Python<'py>,
+    emb: &Bound<'py, PyEmbedding>,
+    ids: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let ids = IdArray::read(ids, "ids")?;
+    let inner = emb.get().inner.clone();
+    let t = with_ids!(ids, |v| without_gil(py, || inner
+        .lookup_portable(v, ids.shape()))?);
+    tensor_to_numpy(py, &t)
+}
+
+/// `emb(ids, dropout=, seed=, normalize=)` through candle ops.
+#[pyfunction]
+#[pyo3(signature = (emb, ids, *, dropout=0.0, seed=None, normalize=false))]
+fn lookup_transformed_portable<'py>(
+    py: Python<'py>,
+    emb: &Bound<'py, PyEmbedding>,
+    ids: &Bound<'py, PyAny>,
+    dropout: f64,
+    seed: Option<u64>,
+    normalize: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let t = RowTransform::new(dropout, seed, normalize).py()?;
+    let ids = IdArray::read(ids, "ids")?;
+    let inner = emb.get().inner.clone();
+    let y = with_ids!(ids, |v| {
+        without_gil(py, || inner.lookup_transformed_portable(v, ids.shape(), &t))?
+    });
+    tensor_to_numpy(py, &y)
+}
+
+/// The upstream gradient rows transformed for the plain backward (per position, float64, shape
+/// ``ids.shape + (D,)``): ``emb.backward(ids, g, dropout=, seed=, normalize=)`` equals
+/// ``emb.backward(ids, transform_grad(emb, ids, g, ...))``.
+#[pyfunction]
+#[pyo3(signature = (emb, ids, grad_output, *, dropout=0.0, seed=None, normalize=false))]
+fn transform_grad<'py>(
+    py: Python<'py>,
+    emb: &Bound<'py, PyEmbedding>,
+    ids: &Bound<'py, PyAny>,
+    grad_output: &Bound<'py, PyAny>,
+    dropout: f64,
+    seed: Option<u64>,
+    normalize: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let t = RowTransform::for_backward(dropout, seed, normalize).py()?;
+    let ids = IdArray::read(ids, "ids")?;
+    let g = Floats::<f64>::read(grad_output, "grad_output")?;
+    let inner = &*emb.get().inner;
+    let mut want = ids.shape().to_vec();
+    want.push(inner.embedding_dim());
+    if g.shape() != want {
+        return Err(value_error(format!(
+            "grad_output has shape {:?}, expected {want:?}",
+            g.shape()
+        )));
+    }
+    let gs = g.values();
+    with_ids!(ids, |v| collect(py, g.shape(), || inner
+        .transform_grad(v, gs, &t)))
+}
+
+/// `x` (`(..., D)`) as a 2-D CPU tensor `(n, D)` of its own float dtype, and its leading shape.
+fn x_tensor(x: &Bound<'_, PyAny>, dim: usize) -> PyResult<(Tensor, Vec<usize>)> {
+    let t = numpy_to_tensor(x, "x")?;
+    let (lead, n) = split_x(t.dims(), dim)?;
+    Ok((t.reshape((n, dim)).py()?, lead))
+}
+
+/// `emb.attend(x, ids)` through candle's `matmul`: shape ``(n, cols)``.
+#[pyfunction]
+#[pyo3(signature = (emb, x, ids=None))]
+fn attend_portable<'py>(
+    py: Python<'py>,
+    emb: &Bound<'py, PyEmbedding>,
+    x: &Bound<'py, PyAny>,
+    ids: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let inner = emb.get().inner.clone();
+    let (xt, lead) = x_tensor(x, inner.embedding_dim())?;
+    let y = match IdArray::read_opt(ids, "ids")? {
+        None => without_gil(py, || inner.attend_portable(&xt, Targets::<i64>::All))?,
+        Some(ids) => with_ids!(ids, |v| {
+            let (t, _) = targets(v, ids.shape(), &lead)?;
+            without_gil(py, || inner.attend_portable(&xt, t))?
+        }),
+    };
+    tensor_to_numpy(py, &y)
+}
+
+/// `emb.attend_backward(x, grad_logits, ids)` through candle's `matmul` and `index_add`:
+/// ``(grad_x of shape (n, D), grad_weight)``.
+#[pyfunction]
+#[pyo3(signature = (emb, x, grad_logits, ids=None))]
+fn attend_backward_portable<'py>(
+    py: Python<'py>,
+    emb: &Bound<'py, PyEmbedding>,
+    x: &Bound<'py, PyAny>,
+    grad_logits: &Bound<'py, PyAny>,
+    ids: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyAny>, PySparseGrad)> {
+    let inner = emb.get().inner.clone();
+    let (xt, lead) = x_tensor(x, inner.embedding_dim())?;
+    let g = numpy_to_tensor(grad_logits, "grad_logits")?;
+    let (gx, gw) = match IdArray::read_opt(ids, "ids")? {
+        None => without_gil(py, || {
+            inner.attend_backward_portable(&xt, &g, Targets::<i64>::All)
+        })?,
+        Some(ids) => with_ids!(ids, |v| {
+            let (t, _) = targets(v, ids.shape(), &lead)?;
+            without_gil(py, || inner.attend_backward_portable(&xt, &g, t))?
+        }),
+    };
+    Ok((tensor_to_numpy(py, &gx)?, PySparseGrad::wrap(gw)))
+}
+
+/// `bag(ids, offsets, per_sample_weights)` through candle's `index_select` + `index_add`
+/// (weights read as float64), in the table's dtype.
+#[pyfunction]
+#[pyo3(signature = (bag, ids, offsets=None, per_sample_weights=None))]
+fn bag_forward_portable<'py>(
+    py: Python<'py>,
+    bag: &Bound<'py, PyEmbeddingBag>,
+    ids: &Bound<'py, PyAny>,
+    offsets: Option<&Bound<'py, PyAny>>,
+    per_sample_weights: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let ids = IdArray::read(ids, "ids")?;
+    let off = crate::bag::read_offsets(offsets)?.map(|(v, _)| v);
+    let w = crate::bag::read_weights::<f64>(per_sample_weights, ids.shape())?;
+    let (off, w) = (off.as_deref(), w.as_ref().map(Floats::values));
+    let inner = bag.get().inner.clone();
+    let t = with_ids!(ids, |v| {
+        without_gil(py, || inner.forward_portable(v, ids.shape(), off, w))?
+    });
+    tensor_to_numpy(py, &t)
+}
+
+/// A candle-op path of `rope` on `x` (float16/32/64 kept) at `positions` / `offset`.
+fn rope_tensor_path<'py>(
+    py: Python<'py>,
+    rope: &PyRotaryEmbedding,
+    x: &Bound<'py, PyAny>,
+    (pos, offset): (Option<&Bound<'py, PyAny>>, i64),
+    f: impl FnOnce(&RotaryEmbedding, &Tensor, &Positions) -> candle_embed::Result<Tensor> + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    let t = numpy_to_tensor(x, "x")?;
+    let (pos, _) = positions(pos, offset)?;
+    let inner = rope.inner.clone();
+    let r = without_gil(py, move || f(&inner, &t, &pos))?;
+    tensor_to_numpy(py, &r)
+}
+
+/// `rope.apply` (or, with `backward=True`, `rope.apply_backward`) through candle ops.
+#[pyfunction]
+#[pyo3(signature = (rope, x, positions=None, *, offset=0, backward=false))]
+fn rope_apply_portable<'py>(
+    py: Python<'py>,
+    rope: &Bound<'py, PyRotaryEmbedding>,
+    x: &Bound<'py, PyAny>,
+    positions: Option<&Bound<'py, PyAny>>,
+    offset: i64,
+    backward: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    rope_tensor_path(py, rope.get(), x, (positions, offset), move |r, t, p| {
+        if backward {
+            r.backward_portable(t, p)
+        } else {
+            r.forward_portable(t, p)
+        }
+    })
+}
+
+/// `rope.apply` through candle-nn's fused `rope` / `rope_i` (4-D ``x`` only).
+#[pyfunction]
+#[pyo3(signature = (rope, x, positions=None, *, offset=0))]
+fn rope_apply_fused<'py>(
+    py: Python<'py>,
+    rope: &Bound<'py, PyRotaryEmbedding>,
+    x: &Bound<'py, PyAny>,
+    positions: Option<&Bound<'py, PyAny>>,
+    offset: i64,
+) -> PyResult<Bound<'py, PyAny>> {
+    rope_tensor_path(py, rope.get(), x, (positions, offset), |r, t, p| {
+        r.forward_fused(t, p)
+    })
+}
+
+/// The gradient of ``sum(rope.apply(x) * grad_output)`` with respect to ``x`` through candle's
+/// autograd on the fast path's `CustomOp`.
+#[pyfunction]
+#[pyo3(signature = (rope, x, grad_output, positions=None, *, offset=0))]
+fn rope_autograd<'py>(
+    py: Python<'py>,
+    rope: &Bound<'py, PyRotaryEmbedding>,
+    x: &Bound<'py, PyAny>,
+    grad_output: &Bound<'py, PyAny>,
+    positions: Option<&Bound<'py, PyAny>>,
+    offset: i64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let g = numpy_to_tensor(grad_output, "grad_output")?;
+    rope_tensor_path(py, rope.get(), x, (positions, offset), move |r, t, p| {
+        let v = candle_core::Var::from_tensor(t)?;
+        let y = r.forward(v.as_tensor(), p)?;
+        let loss = (y * g.to_dtype(t.dtype())?)?.sum_all()?;
+        let grads = loss.backward()?;
+        grads
+            .get(v.as_tensor())
+            .cloned()
+            .ok_or_else(|| candle_embed::Error::InvalidArgument("no gradient reached x".into()))
+            .and_then(|t| Ok(t.to_device(&Device::Cpu)?))
+    })
+}
+
+/// The sinusoidal table of `pe` computed by the portable path (candle ops).
+#[pyfunction]
+fn sinusoidal_table_portable<'py>(
+    py: Python<'py>,
+    pe: &Bound<'py, PySinusoidalPositionalEncoding>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let c = *pe.get().inner.config();
+    let (dim, dt) = (pe.get().inner.dim(), pe.get().inner.table().dtype());
+    let t = without_gil(py, || {
+        sinusoidal::sinusoidal_table_portable(c.max_len, dim, c.base, c.layout, dt, &Device::Cpu)
+    })?;
+    tensor_to_numpy(py, &t)
+}
+
+/// `alibi_bias(...)` through candle ops.
+#[pyfunction]
+#[pyo3(signature = (num_heads, q_len, k_len, *, offset=0, dtype="float32"))]
+fn alibi_bias_portable<'py>(
+    py: Python<'py>,
+    num_heads: usize,
+    q_len: usize,
+    k_len: usize,
+    offset: i64,
+    dtype: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (h, q, k) = (num_heads, q_len, k_len);
+    let dt = py_dtype(dtype)?;
+    let t = without_gil(py, || {
+        alibi::alibi_bias_portable(h, q, k, offset, dt, &Device::Cpu)
+    })?;
+    tensor_to_numpy(py, &t)
+}
+
+/// `rpb(q_len, k_len, offset=)` through bucket ids and candle's `index_select`.
+#[pyfunction]
+#[pyo3(signature = (rpb, q_len, k_len, *, offset=0))]
+fn relative_bias_portable<'py>(
+    py: Python<'py>,
+    rpb: &Bound<'py, PyRelativePositionBias>,
+    q_len: usize,
+    k_len: usize,
+    offset: i64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let r = &*rpb.get().inner;
+    let t = without_gil(py, || r.bias_portable(q_len, k_len, offset))?;
+    tensor_to_numpy(py, &t)
+}
+
+/// Add the `_testing` submodule to `parent` (and to `sys.modules`, so that
+/// `import candle_embed._native._testing` works too).
+pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = parent.py();
+    let m = PyModule::new(py, "candle_embed._native._testing")?;
+    m.add_function(wrap_pyfunction!(lookup_portable, &m)?)?;
+    m.add_function(wrap_pyfunction!(lookup_transformed_portable, &m)?)?;
+    m.add_function(wrap_pyfunction!(transform_grad, &m)?)?;
+    m.add_function(wrap_pyfunction!(attend_portable, &m)?)?;
+    m.add_function(wrap_pyfunction!(attend_backward_portable, &m)?)?;
+    m.add_function(wrap_pyfunction!(bag_forward_portable, &m)?)?;
+    m.add_function(wrap_pyfunction!(rope_apply_portable, &m)?)?;
+    m.add_function(wrap_pyfunction!(rope_apply_fused, &m)?)?;
+    m.add_function(wrap_pyfunction!(rope_autograd, &m)?)?;
+    m.add_function(wrap_pyfunction!(sinusoidal_table_portable, &m)?)?;
+    m.add_function(wrap_pyfunction!(alibi_bias_portable, &m)?)?;
+    m.add_function(wrap_pyfunction!(relative_bias_portable, &m)?)?;
+    parent.add("_testing", &m)?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item("candle_embed._native._testing", &m)
+}
