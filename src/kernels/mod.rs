@@ -5,6 +5,4 @@ pub mod cpu;
 pub mod segments;
 
 #[cfg(feature = "cuda")]
-// TODO(cuda issue): document the remaining items (BagMode's variants), then drop this allow.
-#[allow(missing_docs)]
 pub mod cuda;

@@ -7,6 +7,10 @@
 //! - `optim`: sparse optimizer row updates (SGD, Adagrad, row-wise Adagrad, SparseAdam);
 //! - `rope`: RoPE forward and backward.
 //!
+//! The ops use these kernels on CUDA tensors only when [`enabled`] (`CANDLE_EMBED_CUDA_KERNELS=1`
+//! or [`set_enabled`]); by default they take their portable candle-op path, the reference, until
+//! a GPU run has passed (scripts/gpu-bundle.sh runs the tests both ways).
+//!
 //! Safety policy: every entry point validates its ids on the host (`ids::validate`, via
 //! `SegmentPlan::new` or directly) and its shapes *before* any launch, so an out-of-range id is
 //! an [`crate::Error::IndexOutOfRange`] and the CUDA context stays usable. Determinism: no
@@ -23,10 +27,11 @@ mod module;
 mod optim;
 mod rope;
 mod scatter;
+mod switch;
 
-pub use crate::BagMode;
 pub use bag::{bag_backward, bag_forward};
 pub use gather::{gather, Gather};
 pub use optim::{adagrad_step, rowwise_adagrad_step, sgd_step, sparse_adam_step};
-pub use rope::rope;
+pub use rope::{rope, rope_storage};
 pub use scatter::{coalesce, embedding_backward, index_add, index_add_, Segments};
+pub use switch::{active, enabled, set_enabled};
