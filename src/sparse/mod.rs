@@ -10,4 +10,4 @@ pub mod scatter;
 pub use autograd::TrainLookup;
 pub use coalesce::{coalesce_portable, coalesce_rows, coalesce_to_grad, CoalesceOptions};
 pub use grad::SparseGrad;
-pub use scatter::{index_add, index_add_into, index_add_portable, index_add_to};
+pub use scatter::{index_add, index_add_into, index_add_portable, index_add_tensor, index_add_to};
