@@ -4,8 +4,10 @@
 #![cfg(feature = "cuda")]
 
 use candle_core::{DType, Device, Tensor};
-use candle_embed::kernels::cuda::{self, BagMode};
+use candle_embed::bag::Bags;
+use candle_embed::kernels::cuda;
 use candle_embed::kernels::segments::SegmentPlan;
+use candle_embed::{BagMode, EmbeddingBag, EmbeddingBagConfig};
 use candle_embed::{Error, SparseGrad};
 
 fn gpu() -> Option<Device> {
@@ -201,7 +203,16 @@ fn bag_forward_and_backward_match_reference() {
             (BagMode::Max, false),
         ] {
             let pw = weighted.then_some(&psw[..]);
-            let got = host(&cuda::bag_forward(&t, &ids, &offsets, pw, mode, pad).unwrap());
+            // The bags come from the crate's one offsets check, as in the ops.
+            let cfg = EmbeddingBagConfig {
+                mode,
+                padding_idx: pad.map(|p| p as i64),
+                include_last_offset: true,
+                ..Default::default()
+            };
+            let module = EmbeddingBag::from_pretrained(t.clone(), cfg).unwrap();
+            let bags = module.bags(&ids, &[ids.len()], Some(&offsets[..])).unwrap();
+            let got = host(&cuda::bag_forward(&t, &bags, pw, mode, pad).unwrap());
             let mut want = vec![0.0; nb * dim];
             for b in 0..nb {
                 let members = bag_members(&ids, &offsets, b, pad);
@@ -224,7 +235,7 @@ fn bag_forward_and_backward_match_reference() {
             }
             let gt = tensor(&values(nb * dim, 8), (nb, dim), dt, &dev);
             let goc = host(&gt);
-            let sg = cuda::bag_backward(&gt, &ids, &offsets, pw, mode, pad, rows).unwrap();
+            let sg = cuda::bag_backward(&gt, &bags, pw, mode, pad, rows).unwrap();
             let mut dense = vec![0.0; rows * dim];
             for b in 0..nb {
                 let members = bag_members(&ids, &offsets, b, pad);
@@ -243,11 +254,25 @@ fn bag_forward_and_backward_match_reference() {
         }
     }
     let t = tensor(&w, (rows, dim), DType::F32, &dev);
+    let bad_id = Bags {
+        ids: &[0i64, 40][..],
+        bounds: vec![0, 2],
+    };
     assert!(matches!(
-        cuda::bag_forward(&t, &[0i64, 40], &[0, 2], None, BagMode::Sum, None),
+        cuda::bag_forward(&t, &bad_id, None, BagMode::Sum, None),
         Err(Error::IndexOutOfRange { index: 40, .. })
     ));
-    assert!(cuda::bag_forward(&t, &[0i64, 1], &[0, 3], None, BagMode::Sum, None).is_err());
+    // Bounds that were not made by the offsets check are refused before any launch.
+    for bounds in [vec![0, 3], vec![2, 1, 2], vec![]] {
+        let bags = Bags {
+            ids: &[0i64, 1][..],
+            bounds,
+        };
+        assert!(matches!(
+            cuda::bag_forward(&t, &bags, None, BagMode::Sum, None),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
 }
 
 fn grad_on(dev: &Device, rows: usize, dim: usize, idx: &[i64], dt: DType) -> SparseGrad {
@@ -452,24 +477,22 @@ fn rejected_calls_leave_the_context_usable_for_every_op() {
     };
     expect_index(cuda::embedding_backward(&bad, &src, rows, None, false).map(drop));
     expect_index(cuda::index_add(&table, &bad, &src).map(drop));
-    expect_index(cuda::bag_forward(&table, &bad, &[0, 2], None, BagMode::Sum, None).map(drop));
-    expect_index(
-        cuda::bag_backward(
-            &src.narrow(0, 0, 1).unwrap(),
-            &bad,
-            &[0, 2],
-            None,
-            BagMode::Sum,
-            None,
-            rows,
-        )
-        .map(drop),
-    );
+    let bad_bags = Bags {
+        ids: &bad[..],
+        bounds: vec![0, 2],
+    };
+    expect_index(cuda::bag_forward(&table, &bad_bags, None, BagMode::Sum, None).map(drop));
+    let one_bag = src.narrow(0, 0, 1).unwrap();
+    expect_index(cuda::bag_backward(&one_bag, &bad_bags, None, BagMode::Sum, None, rows).map(drop));
     // Each op still runs, and agrees with the reference, after the rejected calls.
     let g = cuda::embedding_backward(&good, &src, rows, None, false).unwrap();
     assert_eq!(g.indices(), &[1, 2]);
     close(&host(g.values()), &host(&src), 0.0);
-    let bag = host(&cuda::bag_forward(&table, &good, &[0, 2], None, BagMode::Sum, None).unwrap());
+    let good_bags = Bags {
+        ids: &good[..],
+        bounds: vec![0, 2],
+    };
+    let bag = host(&cuda::bag_forward(&table, &good_bags, None, BagMode::Sum, None).unwrap());
     let t = host(&table);
     let want: Vec<f64> = (0..dim).map(|c| t[dim + c] + t[2 * dim + c]).collect();
     close(&bag, &want, 1e-6);

@@ -18,9 +18,10 @@ use std::time::Instant;
 
 use candle_core::cuda_backend::cudarc::driver::sys::CUevent_flags;
 use candle_core::{DType, Device, Tensor};
+use candle_embed::bag::Bags;
 use candle_embed::kernels::cuda::{self, Gather, Segments};
 use candle_embed::kernels::segments::SegmentPlan;
-use candle_embed::SparseGrad;
+use candle_embed::{BagMode, SparseGrad};
 use serde_json::{json, Value};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -238,7 +239,11 @@ fn main() -> Res<()> {
 
     // EmbeddingBag (sum) forward, and SparseAdam on the rows of a coalesced gradient.
     let nbags = n / 16;
-    let offsets: Vec<i64> = (0..=nbags).map(|b| (b * 16) as i64).collect();
+    let bounds: Vec<usize> = (0..=nbags).map(|b| b * 16).collect();
+    let bags = Bags {
+        ids: &ids[..],
+        bounds,
+    };
     let grad = SparseGrad::from_coalesced_unchecked(plan.rows.clone(), segs.reduce(&src)?, rows);
     let (m, v) = (table.zeros_like()?, table.zeros_like()?);
     let mut step = 0u64;
@@ -246,16 +251,7 @@ fn main() -> Res<()> {
         (
             "ours_bag_sum_call",
             false,
-            Box::new(|| {
-                done(cuda::bag_forward(
-                    &table,
-                    &ids,
-                    &offsets,
-                    None,
-                    cuda::BagMode::Sum,
-                    None,
-                ))
-            }),
+            Box::new(|| done(cuda::bag_forward(&table, &bags, None, BagMode::Sum, None))),
         ),
         (
             "ours_sparse_adam_call",

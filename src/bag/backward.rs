@@ -34,6 +34,30 @@ impl EmbeddingBag {
         let (dim, nb) = (self.embedding_dim(), bags.num_bags());
         let w = self.weight();
         let padding = self.padding_idx();
+        #[cfg(feature = "cuda")]
+        if crate::kernels::cuda::active(w.device()) && self.mode != Reduce::Max {
+            // Our sort + segment-reduce kernel on the table's device: the upstream gradient
+            // goes up once, the coalesced gradient stays there.
+            let g =
+                Tensor::from_slice(grad_output, (nb, dim), &Device::Cpu)?.to_device(w.device())?;
+            let w64 = per_sample_weights
+                .map(|ws| crate::alloc::try_collect(ws.iter().map(|x| x.as_f64())))
+                .transpose()?;
+            let sg = crate::kernels::cuda::bag_backward(
+                &g,
+                &bags,
+                w64.as_deref(),
+                self.mode,
+                padding,
+                self.num_embeddings(),
+            )?;
+            let values = sg.values().to_dtype(w.dtype())?;
+            return Ok(SparseGrad::from_coalesced_unchecked(
+                sg.indices().to_vec(),
+                values,
+                self.num_embeddings(),
+            ));
+        }
         // Bag of each position and the scale of its gradient row.
         let mut bag_of = try_alloc::<usize>(ids.len())?;
         let mut scale = try_alloc::<f64>(ids.len())?;

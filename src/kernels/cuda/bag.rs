@@ -2,7 +2,11 @@
 //! or max) in bag order. Backward (sum / mean): a segment reduce over a host plan that maps each
 //! lookup to its bag's output-gradient row, scaled by its weight or `1 / count`.
 //!
-//! Portable reference: the candle-op bag in `crate::bag` (gather, then per-bag reductions).
+//! The bags come validated by the crate's one offsets check ([`EmbeddingBag::bags`]), and the
+//! reduction is the CPU kernel's [`Reduce`]. Portable reference: `EmbeddingBag::forward_portable`
+//! (gather, then per-bag reductions in candle ops).
+//!
+//! [`EmbeddingBag::bags`]: crate::EmbeddingBag::bags
 
 use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::WrapErr;
@@ -14,145 +18,120 @@ use super::launch::{
 };
 use super::module::BAG;
 use super::scatter::Segments;
+use crate::bag::Bags;
 use crate::ids::{self, Id};
+use crate::kernels::cpu::bag::Reduce;
 use crate::kernels::segments::SegmentPlan;
-use crate::{bail_invalid, bail_shape, BagMode, Result, SparseGrad};
+use crate::{bail_invalid, bail_shape, Result, SparseGrad};
 
-/// Check CSR offsets (`B + 1` entries, `0`, non-decreasing, last = `n`).
-fn check_offsets(offsets: &[i64], n: usize) -> Result<()> {
-    if offsets.first() != Some(&0) || offsets.last() != Some(&(n as i64)) {
-        bail_invalid!("offsets must start at 0 and end at the number of ids ({n})");
+/// The kernels index `ids` through the bounds, so a launch needs the invariant that
+/// [`crate::EmbeddingBag::bags`] established: `B + 1` non-decreasing bounds ending at most at
+/// `ids.len()`, and per-sample weights (if any) one per id.
+fn launchable<I>(bags: &Bags<'_, I>, weights: Option<&[f64]>) -> Result<()> {
+    let b = &bags.bounds;
+    if b.is_empty() || b.windows(2).any(|w| w[0] > w[1]) || b[b.len() - 1] > bags.ids.len() {
+        bail_invalid!("bag bounds must be the checked CSR bounds of EmbeddingBag::bags");
     }
-    if let Some(w) = offsets.windows(2).find(|w| w[0] > w[1]) {
-        bail_invalid!("offsets must be non-decreasing, got {} then {}", w[0], w[1]);
+    if weights.is_some_and(|w| w.len() != bags.ids.len()) {
+        bail_shape!("per_sample_weights must hold one weight per id");
     }
     Ok(())
 }
 
-/// EmbeddingBag forward on CUDA: `(B, dim)` pooled rows. `offsets` is CSR (`B + 1` entries);
-/// `per_sample_weights` only with `Sum`; rows equal to `padding_idx` are skipped and not counted.
+/// EmbeddingBag forward on CUDA: `(B, dim)` pooled rows of `table`, in its dtype.
+/// `per_sample_weights` (sum mode only, checked by the caller) scale each id's row; rows equal
+/// to `padding_idx` are skipped and not counted; an empty bag gives zeros.
 pub fn bag_forward<I: Id>(
     table: &Tensor,
-    ids: &[I],
-    offsets: &[i64],
+    bags: &Bags<'_, I>,
     per_sample_weights: Option<&[f64]>,
-    mode: BagMode,
+    mode: Reduce,
     padding_idx: Option<usize>,
 ) -> Result<Tensor> {
+    launchable(bags, per_sample_weights)?;
     let (rows, dim) = dims2(table, "table")?;
-    ids::validate(ids, rows, "index", "an embedding table")?;
-    check_offsets(offsets, ids.len())?;
-    if let Some(w) = per_sample_weights {
-        if mode != BagMode::Sum {
-            bail_invalid!("per_sample_weights are only supported with mode='sum'");
-        }
-        if w.len() != ids.len() {
-            bail_shape!(
-                "per_sample_weights has {} entries for {} ids",
-                w.len(),
-                ids.len()
-            );
-        }
-    }
+    ids::validate(bags.ids, rows, "index", "an embedding table")?;
     let dev = cuda_device(table)?;
     let dtype = table.dtype();
     let name = format!("ce_bag_forward_{}", suffix(dtype)?);
-    let nbags = offsets.len() - 1;
+    let nbags = bags.num_bags();
     if nbags == 0 || dim == 0 {
         return Ok(Tensor::zeros((nbags, dim), dtype, table.device())?);
     }
     let (nb32, dim32) = (u32_len(nbags, "bags")?, u32_len(dim, "embedding_dim")?);
     let mode32: u32 = match mode {
-        BagMode::Sum => 0,
-        BagMode::Mean => 1,
-        BagMode::Max => 2,
+        Reduce::Sum => 0,
+        Reduce::Mean => 1,
+        Reduce::Max => 2,
     };
     let pad = padding_idx.map_or(-1i64, |p| p as i64);
-    let wide: Vec<i64> = ids.iter().map(|&i| i.wide() as i64).collect();
+    let wide: Vec<i64> = bags.ids.iter().map(|&i| i.wide() as i64).collect();
+    let offsets: Vec<i64> = bags.bounds.iter().map(|&b| b as i64).collect();
     let table = table.contiguous()?;
     Ok(
         table.apply_op1_no_bwd(&Produce(|s: &CudaStorage, off: usize| {
             let ids_d = upload(&dev, &wide)?;
-            let offs_d = upload(&dev, offsets)?;
-            let w = AccBuf::upload(&dev, dtype, per_sample_weights.unwrap_or(&[]))?;
-            let has_w = per_sample_weights.is_some() as u32;
-            let argmax =
-                dev.alloc_zeros::<i64>(if mode == BagMode::Max { nbags * dim } else { 1 })?;
+            let offs_d = upload(&dev, &offsets)?;
+            let w = per_sample_weights
+                .map(|w| AccBuf::upload(&dev, dtype, w))
+                .transpose()?;
+            let has_w = w.is_some() as u32;
             let (out, out_p) = alloc_output(&dev, dtype, nbags * dim)?;
-            let (src, ids_p, offs_p, w_p, am_p) = (
-                ptr_of(&s.slice, off)?,
-                dev_ptr(&ids_d),
-                dev_ptr(&offs_d),
-                w.ptr(),
-                dev_ptr(&argmax),
-            );
+            let (src, ids_p, offs_p) = (ptr_of(&s.slice, off)?, dev_ptr(&ids_d), dev_ptr(&offs_d));
+            let w_p = w.as_ref().map_or(0, AccBuf::ptr);
             let kernel = Kernel::new(&dev, &BAG, &name)?;
             let mut b = kernel.builder();
             b.arg(&src).arg(&ids_p).arg(&offs_p).arg(&w_p).arg(&has_w);
-            b.arg(&nb32).arg(&dim32).arg(&mode32).arg(&pad);
-            b.arg(&out_p).arg(&am_p);
-            // SAFETY: ids validated, offsets checked as CSR over ids; out holds B * dim elements.
+            b.arg(&nb32).arg(&dim32).arg(&mode32).arg(&pad).arg(&out_p);
+            // SAFETY: ids validated, bounds checked as CSR over ids; out holds B * dim elements.
             unsafe { b.launch(row_cfg(nbags, dim)) }.w()?;
             Ok((out, Shape::from((nbags, dim))))
         }))?,
     )
 }
 
-/// EmbeddingBag backward on CUDA (`Sum` / `Mean`): the coalesced sparse gradient of the table.
-/// Each lookup `j` of bag `b` contributes `grad_output[b] * (w_j | 1/count_b | 1)`.
+/// EmbeddingBag backward on CUDA (`Sum` / `Mean`): the coalesced sparse gradient of a table of
+/// `num_rows` rows, values in `grad_output`'s dtype on its device. Each lookup `j` of bag `b`
+/// contributes `grad_output[b] * (w_j | 1/count_b | 1)`; `padding_idx` rows get nothing.
 pub fn bag_backward<I: Id>(
     grad_output: &Tensor,
-    ids: &[I],
-    offsets: &[i64],
+    bags: &Bags<'_, I>,
     per_sample_weights: Option<&[f64]>,
-    mode: BagMode,
+    mode: Reduce,
     padding_idx: Option<usize>,
     num_rows: usize,
 ) -> Result<SparseGrad> {
+    launchable(bags, per_sample_weights)?;
     let (nbags, _) = dims2(grad_output, "grad_output")?;
-    check_offsets(offsets, ids.len())?;
-    if offsets.len() != nbags + 1 {
-        bail_shape!(
-            "grad_output has {nbags} rows for {} bags",
-            offsets.len() - 1
-        );
+    if bags.num_bags() != nbags {
+        bail_shape!("grad_output has {nbags} rows for {} bags", bags.num_bags());
     }
-    if mode == BagMode::Max {
-        bail_invalid!(
-            "the CUDA bag backward covers mode='sum' and 'mean'; use the portable path for 'max'"
-        );
-    }
-    if let Some(w) = per_sample_weights {
-        if w.len() != ids.len() {
-            bail_shape!(
-                "per_sample_weights has {} entries for {} ids",
-                w.len(),
-                ids.len()
-            );
-        }
+    if mode == Reduce::Max {
+        bail_invalid!("the CUDA bag backward covers mode='sum' and 'mean'");
     }
     u32_len(nbags, "bags")?;
+    let ids = bags.ids;
     let plan = SegmentPlan::new(ids, num_rows, padding_idx)?;
     let mut bag_of = vec![0u32; ids.len()];
     let mut scale = vec![1.0f64; ids.len()];
     for b in 0..nbags {
-        let (lo, hi) = (offsets[b] as usize, offsets[b + 1] as usize);
+        let (lo, hi) = (bags.bounds[b], bags.bounds[b + 1]);
         let count = ids[lo..hi]
             .iter()
-            .filter(|i| Some(i.wide()) != padding_idx.map(|p| p as i128))
+            .filter(|i| Some(i.index()) != padding_idx)
             .count();
         for j in lo..hi {
             bag_of[j] = b as u32;
             scale[j] = match (mode, per_sample_weights) {
-                (BagMode::Sum, Some(w)) => w[j],
-                (BagMode::Mean, _) => 1.0 / count.max(1) as f64,
+                (Reduce::Sum, Some(w)) => w[j],
+                (Reduce::Mean, _) => 1.0 / count.max(1) as f64,
                 _ => 1.0,
             };
         }
     }
     let src_rows: Vec<u32> = plan.order.iter().map(|&p| bag_of[p as usize]).collect();
     let weights: Vec<f64> = plan.order.iter().map(|&p| scale[p as usize]).collect();
-    let weighted = mode == BagMode::Mean || per_sample_weights.is_some();
+    let weighted = mode == Reduce::Mean || per_sample_weights.is_some();
     let values = Segments::new(
         grad_output,
         &plan,
