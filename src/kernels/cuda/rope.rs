@@ -1,20 +1,57 @@
-//! Rotary position embedding on CUDA, forward and backward (the transpose: rotation by -theta).
-//! Portable reference: the candle-op RoPE in `crate::positional` (narrow, mul, add, cat).
+//! Rotary position embedding on CUDA, forward and backward (the transpose: rotation by -theta),
+//! with the CPU kernel's geometry ([`RopeShape`]: partial rotary, both layouts, per-batch
+//! position tables) and its checks. `RotaryEmbedding`'s candle op (`RopeOp`, which carries the
+//! backward for autograd) runs [`rope_storage`] as its CUDA forward; [`rope`] is the same
+//! kernel on tensors. Portable reference: `RotaryEmbedding::forward_portable` (narrow, mul, cat).
 
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::WrapErr;
-use candle_core::{CudaStorage, DType, Tensor};
+use candle_core::{CudaDevice, CudaStorage, DType, Layout, Shape, Tensor};
 
 use super::launch::{
-    alloc_output, cuda_device, dims2, grid, ptr_of, suffix, tensor_ptr, u32_len, Kernel, Produce,
+    alloc_output, cuda_device, dev_ptr, dims2, grid, ptr_of, suffix, tensor_ptr, CResult, Kernel,
+    Produce,
 };
 use super::module::ROPE;
-use crate::{bail_invalid, bail_shape, Error, Result};
+use crate::kernels::cpu::rope::{self, RopeLayout, RopeShape};
+use crate::positional::rotary::RopeTables;
+use crate::{bail_invalid, Error, Result};
 
-/// Rotary embedding on CUDA. `x`: `(..., T, head_dim)`; `cos`, `sin`: `(T, rotary_dim / 2)` in
-/// float64 for a float64 `x`, else float32 (attention scaling already applied). Columns
-/// `rotary_dim..head_dim` pass through. `backward = true` applies the transpose (rotation by
-/// -theta), which is the gradient of the forward with respect to `x`.
+/// The geometry of `x` (`(..., T, head_dim)`) for cos/sin tables of `table_rows x half`
+/// (`table_rows = batches * T`), checked by the CPU kernel's own check.
+fn shape_of(
+    dims: &[usize],
+    table_rows: usize,
+    half: usize,
+    layout: RopeLayout,
+) -> Result<RopeShape> {
+    if dims.len() < 2 {
+        return Err(Error::shape(format!(
+            "x must be at least 2-D (..., T, head_dim), got {dims:?}"
+        )));
+    }
+    let (seq_len, head_dim) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    let shape = RopeShape {
+        head_dim,
+        rotary_dim: 2 * half,
+        seq_len,
+        batches: table_rows.checked_div(seq_len).unwrap_or(0),
+        layout,
+    };
+    let n = dims.iter().product();
+    if half == 0 || table_rows != shape.batches * seq_len {
+        return Err(Error::shape(format!(
+            "cos/sin of {table_rows} rows of {half} do not fit x of shape {dims:?}"
+        )));
+    }
+    rope::check(n, n, &shape, table_rows * half).map_err(Error::shape)?;
+    Ok(shape)
+}
+
+/// Rotary embedding on CUDA tensors. `x`: `(..., T, head_dim)`; `cos`, `sin`:
+/// `(batches * T, rotary_dim / 2)` (batches 1, or `x`'s leading dimension for per-batch
+/// positions) in float64 for a float64 `x`, else float32, attention scaling applied. Columns
+/// `rotary_dim..head_dim` pass through. `backward = true` applies the transpose.
 pub fn rope(
     x: &Tensor,
     cos: &Tensor,
@@ -22,19 +59,16 @@ pub fn rope(
     interleaved: bool,
     backward: bool,
 ) -> Result<Tensor> {
-    let dims = x.dims();
-    if dims.len() < 2 {
-        bail_shape!("x must be at least 2-D (..., T, head_dim), got {dims:?}");
+    let (table_rows, half) = dims2(cos, "cos")?;
+    if cos.dims() != sin.dims() {
+        bail_invalid!("cos has shape {:?} but sin {:?}", cos.dims(), sin.dims());
     }
-    let (seq, head_dim) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-    let (ct, half) = dims2(cos, "cos")?;
-    if cos.dims() != sin.dims() || ct != seq || 2 * half > head_dim || half == 0 {
-        bail_shape!(
-            "cos/sin of shapes {:?}/{:?} do not fit x of shape {dims:?}",
-            cos.dims(),
-            sin.dims()
-        );
-    }
+    let layout = if interleaved {
+        RopeLayout::Interleaved
+    } else {
+        RopeLayout::Half
+    };
+    let shape = shape_of(x.dims(), table_rows, half, layout)?;
     let acc = if x.dtype() == DType::F64 {
         DType::F64
     } else {
@@ -51,39 +85,131 @@ pub fn rope(
         bail_invalid!("cos/sin must be on x's device");
     }
     let dtype = x.dtype();
-    let name = format!("ce_rope_{}", suffix(dtype)?);
+    suffix(dtype)?;
     if x.elem_count() == 0 {
         return Ok(x.zeros_like()?);
     }
-    let n_rows = x.elem_count() / head_dim;
-    let (nr32, seq32, hd32, rot32) = (
-        u32_len(n_rows, "rows")?,
-        u32_len(seq, "sequence length")?,
-        u32_len(head_dim, "head_dim")?,
-        u32_len(2 * half, "rotary_dim")?,
-    );
-    let inter = interleaved as u32;
-    let sign: f32 = if backward { -1.0 } else { 1.0 };
     let (cos, sin) = (cos.contiguous()?, sin.contiguous()?);
     let (cos_p, sin_p) = (tensor_ptr(&cos)?, tensor_ptr(&sin)?);
     let x = x.contiguous()?;
-    let shape = x.shape().clone();
+    let dims = x.shape().clone();
     Ok(x.apply_op1_no_bwd(&Produce(|s: &CudaStorage, off: usize| {
-        let (out, out_p) = alloc_output(&dev, dtype, n_rows * head_dim)?;
         let x_p = ptr_of(&s.slice, off)?;
-        let kernel = Kernel::new(&dev, &ROPE, &name)?;
-        // One thread per rotated pair or pass-through column.
-        let work = n_rows * (half + head_dim - 2 * half);
-        let cfg = LaunchConfig {
-            grid_dim: (grid(work.div_ceil(256)), 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut b = kernel.builder();
-        b.arg(&x_p).arg(&cos_p).arg(&sin_p).arg(&out_p).arg(&nr32);
-        b.arg(&seq32).arg(&hd32).arg(&rot32).arg(&inter).arg(&sign);
-        // SAFETY: shapes checked above; out holds x.elem_count() elements.
-        unsafe { b.launch(cfg) }.w()?;
-        Ok((out, shape.clone()))
+        let out = launch(
+            &dev,
+            dtype,
+            x_p,
+            dims.elem_count(),
+            &shape,
+            cos_p,
+            sin_p,
+            backward,
+        )?;
+        Ok((out, dims.clone()))
     }))?)
+}
+
+/// The CUDA forward of `RotaryEmbedding`'s candle op: `x` (storage and layout as candle hands
+/// them to a custom op) rotated with `tables` (uploaded here), `transpose` for the backward.
+pub fn rope_storage(
+    s: &CudaStorage,
+    l: &Layout,
+    shape: &RopeShape,
+    tables: &RopeTables,
+    transpose: bool,
+) -> CResult<(CudaStorage, Shape)> {
+    let Some((start, end)) = l.contiguous_offsets() else {
+        candle_core::bail!("rope: input must be contiguous")
+    };
+    let n = end - start;
+    rope::check(n, n, shape, tables.cos32.len()).map_err(candle_core::Error::Msg)?;
+    let (dev, dtype) = (&s.device, candle_core::backend::BackendStorage::dtype(s));
+    let x_p = ptr_of(&s.slice, start)?;
+    let out = if dtype == DType::F64 {
+        let (c, si) = (
+            dev.clone_htod(&tables.cos64)?,
+            dev.clone_htod(&tables.sin64)?,
+        );
+        launch(
+            dev,
+            dtype,
+            x_p,
+            n,
+            shape,
+            dev_ptr(&c),
+            dev_ptr(&si),
+            transpose,
+        )?
+    } else {
+        let (c, si) = (
+            dev.clone_htod(&tables.cos32)?,
+            dev.clone_htod(&tables.sin32)?,
+        );
+        launch(
+            dev,
+            dtype,
+            x_p,
+            n,
+            shape,
+            dev_ptr(&c),
+            dev_ptr(&si),
+            transpose,
+        )?
+    };
+    Ok((out, l.shape().clone()))
+}
+
+/// One launch over `n` elements of `x` (of `dtype`) at `x_p`; a fresh output of that dtype.
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    dev: &CudaDevice,
+    dtype: DType,
+    x_p: u64,
+    n: usize,
+    shape: &RopeShape,
+    cos_p: u64,
+    sin_p: u64,
+    transpose: bool,
+) -> CResult<CudaStorage> {
+    let name = match suffix(dtype) {
+        Ok(sfx) => format!("ce_rope_{sfx}"),
+        Err(e) => candle_core::bail!("{e}"),
+    };
+    let (out, out_p) = alloc_output(dev, dtype, n)?;
+    if n == 0 {
+        return Ok(out);
+    }
+    let n_rows = (n / shape.head_dim) as u64;
+    let rows_per_batch = n_rows / shape.batches as u64;
+    let (Ok(seq), Ok(hd), Ok(rot)) = (
+        u32::try_from(shape.seq_len),
+        u32::try_from(shape.head_dim),
+        u32::try_from(shape.rotary_dim),
+    ) else {
+        candle_core::bail!("rope: sequence length or head_dim beyond the kernel's u32 range")
+    };
+    let inter = (shape.layout == RopeLayout::Interleaved) as u32;
+    let sign: f32 = if transpose { -1.0 } else { 1.0 };
+    let half = shape.rotary_dim / 2;
+    // One thread per rotated pair or pass-through column.
+    let work = n_rows as usize * (half + shape.head_dim - shape.rotary_dim);
+    let cfg = LaunchConfig {
+        grid_dim: (grid(work.div_ceil(256)), 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let kernel = Kernel::new(dev, &ROPE, &name)?;
+    let mut b = kernel.builder();
+    b.arg(&x_p).arg(&cos_p).arg(&sin_p).arg(&out_p);
+    b.arg(&n_rows)
+        .arg(&rows_per_batch)
+        .arg(&seq)
+        .arg(&hd)
+        .arg(&rot);
+    b.arg(&inter).arg(&sign);
+    // SAFETY: the geometry passed the CPU kernel's check (n a whole number of (T, head_dim)
+    // blocks splitting into the table batches, tables of batches * T * rot/2 entries); out
+    // holds n elements.
+    unsafe { b.launch(cfg) }.w()?;
+    Ok(out)
 }
