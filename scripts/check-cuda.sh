@@ -3,8 +3,9 @@
 # (scripts/cuda-toolkit.sh), compiles candle's CUDA kernels and ours (fatbins), runs clippy
 # -D warnings on the crate with `--features cuda` (lib, tests, benches, examples), compiles and
 # links its tests, and runs the ones that need no GPU: the unit tests (among them the fatbin
-# check: every kernel file holds sm_90 SASS + compute_90 PTX) and tests/cuda.rs, whose GPU tests
-# skip themselves. The GPU run itself is the bundle's job (scripts/gpu-bundle.sh).
+# check: every kernel file holds sm_90 SASS + compute_90 PTX, and the host-staged optimizer
+# walk) and tests/cuda.rs + tests/cuda_ops.rs, whose GPU tests skip themselves. The GPU run
+# itself is the bundle's job (scripts/gpu-bundle.sh).
 #
 # Both cargo commands use the dev profile and select the same package, so they share the run
 # of candle-kernels' build script (nvcc over all of candle's kernels: most of the time); a
@@ -37,5 +38,5 @@ echo "tests linked: $((SECONDS - start)) s"
 if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 '; then
   export LD_LIBRARY_PATH="$CUDA_HOME/lib:$CUDA_HOME/lib/stubs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
-cargo test -p candle-embed --features cuda --lib --test cuda
+cargo test -p candle-embed --features cuda --lib --test cuda --test cuda_ops
 echo "cuda feature checked in $((SECONDS - start)) s"

@@ -6,8 +6,9 @@
 # then, on the GPU machine, from anywhere:
 #     python3 DIR/run.py --out RESULTS                 # (RESULTS defaults to $OUT, else ./results)
 #
-# DIR holds: wheel/ (the abi3 CUDA wheel, CUDA 13.0, sm_90 SASS + PTX), bin/cuda_tests.xz (the
-# Rust kernel tests, tests/cuda.rs), bin/gpu_kernels.xz (the kernel benchmark, benches/gpu/kernels.rs),
+# DIR holds: wheel/ (the abi3 CUDA wheel, CUDA 13.0, sm_90 SASS + PTX), bin/cuda_tests.xz and
+# bin/cuda_ops_tests.xz (the Rust GPU tests, tests/cuda.rs and tests/cuda_ops.rs),
+# bin/gpu_kernels.xz (the kernel benchmark, benches/gpu/kernels.rs),
 # tests/ (the Python suite), bench_gpu.py + _bench_cases.py (the API benchmark vs PyTorch),
 # run.py + only_device.py (the runner and its pytest plugin), README.txt and MANIFEST.json.
 # --dry-run then runs DIR/run.py --dry-run here (no GPU: CPU cases, stub CUDA libraries) and
@@ -37,29 +38,39 @@ start=$SECONDS
 bash scripts/build-cuda.sh wheel
 toolkit_env=$(bash scripts/cuda-toolkit.sh)  # a failed install stops here (set -e)
 eval "$toolkit_env"
-executable() {  # cargo's JSON messages -> the path of the one executable built
+executables() {  # cargo's JSON messages -> "target-name path" of each executable built
   "$PY" -c 'import json, sys
-paths = [m["executable"] for m in map(json.loads, sys.stdin) if m.get("reason") == "compiler-artifact" and m.get("executable")]
-assert len(paths) == 1, paths
-print(paths[0])'
+for m in map(json.loads, sys.stdin):
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["target"]["name"], m["executable"])'
 }
-tests_bin=$(cargo test --release --features cuda -p candle-embed --test cuda --no-run \
-  --message-format=json-render-diagnostics | executable)
-bench_bin=$(cargo bench --features cuda -p candle-embed --bench gpu_kernels --no-run \
-  --message-format=json-render-diagnostics | executable)
+{
+  cargo test --release --features cuda -p candle-embed --test cuda --test cuda_ops --no-run \
+    --message-format=json-render-diagnostics
+  cargo bench --features cuda -p candle-embed --bench gpu_kernels --no-run \
+    --message-format=json-render-diagnostics
+} | executables > "$CARGO_TARGET_DIR/gpu-bundle-executables.txt"
 
 # 2. The folder.
 rm -rf "$DIR"
 mkdir -p "$DIR/wheel" "$DIR/bin" "$DIR/tests"
 cp "$CARGO_TARGET_DIR"/wheels/candle_embed-*.whl "$DIR/wheel/"
-# The two executables embed candle's kernels (~40 MB each): stripped and xz-compressed (~5 MB),
-# run.py unpacks them with Python's lzma.
-for pair in "$tests_bin:cuda_tests" "$bench_bin:gpu_kernels"; do
-  cp "${pair%%:*}" "$DIR/bin/${pair##*:}"
-  strip "$DIR/bin/${pair##*:}" 2>/dev/null || true
+# The executables embed candle's kernels (~40 MB each): stripped and xz-compressed (~5 MB),
+# run.py unpacks them with Python's lzma. bin/cuda_tests and bin/cuda_ops_tests are
+# tests/cuda.rs and tests/cuda_ops.rs, bin/gpu_kernels is benches/gpu/kernels.rs.
+while read -r name exe; do
+  case "$name" in
+    cuda|cuda_ops) dest="$DIR/bin/${name}_tests" ;;
+    *) dest="$DIR/bin/$name" ;;
+  esac
+  cp "$exe" "$dest"
+  strip "$dest" 2>/dev/null || true
   "$PY" -c 'import lzma, sys; data = open(sys.argv[1], "rb").read()
-open(sys.argv[1] + ".xz", "wb").write(lzma.compress(data, preset=6))' "$DIR/bin/${pair##*:}"
-  rm "$DIR/bin/${pair##*:}"
+open(sys.argv[1] + ".xz", "wb").write(lzma.compress(data, preset=6))' "$dest"
+  rm "$dest"
+done < "$CARGO_TARGET_DIR/gpu-bundle-executables.txt"
+for want in cuda_tests cuda_ops_tests gpu_kernels; do
+  [[ -e "$DIR/bin/$want.xz" ]] || { echo "the build made no $want" >&2; exit 1; }
 done
 cp python/tests/*.py "$DIR/tests/"
 cp benches/gpu/bench_gpu.py benches/gpu/_bench_cases.py benches/gpu/run.py benches/gpu/only_device.py \

@@ -10,7 +10,7 @@ the CUDA 13 libraries and the benchmark's peers) and no network:
 2. puts the CUDA 13 runtime libraries candle links (cudart, cublas, cublasLt, curand, nvrtc) on
    LD_LIBRARY_PATH, found in PyTorch's install (site-packages/nvidia/cu13/lib), never downloaded;
 3. checks that ``candle_embed`` imports and lists cuda:0;
-4. runs the Rust kernel tests (tests/cuda.rs, a compiled binary) on the GPU;
+4. runs the Rust GPU tests (tests/cuda.rs, tests/cuda_ops.rs: compiled binaries);
 5. runs the device-parametrised pytest suite on cuda:0 twice: the portable candle-op path
    (``CANDLE_EMBED_CUDA_KERNELS=0``) and our CUDA kernels (``=1``);
 6. runs the benchmarks: kernel-level (Rust, CUDA events) and API-level (Python, vs PyTorch);
@@ -307,18 +307,20 @@ def main() -> int:
         return run.finish()
     run.note("device", True, device=device)
 
-    # 4. Rust kernel tests (each kernel against float64 references, determinism, bad ids)
-    rust_tests = unpack("cuda_tests", bin_dir)
-    if rust_tests is not None:
-        cmd = [str(rust_tests), "--test-threads=1", "--nocapture"]
-        rec = run.step("rust_kernel_tests", cmd, env, 120)
+    # 4. Rust GPU tests: each kernel against float64 references, determinism and bad ids
+    #    (tests/cuda.rs); the ops with the kernels on against their portable paths and the CPU
+    #    (tests/cuda_ops.rs).
+    for name in ("cuda_tests", "cuda_ops_tests"):
+        exe = unpack(name, bin_dir)
+        if exe is None:
+            run.note(f"rust_{name}", False, error=f"bin/{name}.xz missing from the bundle")
+            continue
+        rec = run.step(f"rust_{name}", [str(exe), "--test-threads=1", "--nocapture"], env, 120)
         skipped = sum("skipped: no CUDA device" in line for line in run.last_lines)
         rec["skipped"] = skipped
         if not args.dry_run and skipped:
             rec["ok"] = False
             rec["error"] = "the GPU tests skipped themselves: no CUDA device opened"
-    else:
-        run.note("rust_kernel_tests", False, error="bin/cuda_tests.xz missing from the bundle")
 
     # 5. pytest on the device, portable path then our kernels
     tests = str(HERE / "tests")
