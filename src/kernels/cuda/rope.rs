@@ -9,7 +9,7 @@ use candle_core::cuda_backend::WrapErr;
 use candle_core::{CudaDevice, CudaStorage, DType, Layout, Shape, Tensor};
 
 use super::launch::{
-    alloc_output, cuda_device, dev_ptr, dims2, grid, ptr_of, suffix, tensor_ptr, CResult, Kernel,
+    alloc_output, cuda_device, dims2, grid, ptr_of, suffix, tensor_ptr, AccBuf, CResult, Kernel,
     Produce,
 };
 use super::module::ROPE;
@@ -125,37 +125,10 @@ pub fn rope_storage(
     rope::check(n, n, shape, tables.cos32.len()).map_err(candle_core::Error::Msg)?;
     let (dev, dtype) = (&s.device, candle_core::backend::BackendStorage::dtype(s));
     let x_p = ptr_of(&s.slice, start)?;
-    let out = if dtype == DType::F64 {
-        let (c, si) = (
-            dev.clone_htod(&tables.cos64)?,
-            dev.clone_htod(&tables.sin64)?,
-        );
-        launch(
-            dev,
-            dtype,
-            x_p,
-            n,
-            shape,
-            dev_ptr(&c),
-            dev_ptr(&si),
-            transpose,
-        )?
-    } else {
-        let (c, si) = (
-            dev.clone_htod(&tables.cos32)?,
-            dev.clone_htod(&tables.sin32)?,
-        );
-        launch(
-            dev,
-            dtype,
-            x_p,
-            n,
-            shape,
-            dev_ptr(&c),
-            dev_ptr(&si),
-            transpose,
-        )?
-    };
+    // The tables in the kernel's precision (f64, or rounded to f32 as `cos32` is), a few KB.
+    let cos = AccBuf::upload(dev, dtype, &tables.cos64)?;
+    let sin = AccBuf::upload(dev, dtype, &tables.sin64)?;
+    let out = launch(dev, dtype, x_p, n, shape, cos.ptr(), sin.ptr(), transpose)?;
     Ok((out, l.shape().clone()))
 }
 
