@@ -112,24 +112,15 @@ pub fn bag_backward<I: Id>(
     u32_len(nbags, "bags")?;
     let ids = bags.ids;
     let plan = SegmentPlan::new(ids, num_rows, padding_idx)?;
-    let mut bag_of = vec![0u32; ids.len()];
-    let mut scale = vec![1.0f64; ids.len()];
-    for b in 0..nbags {
-        let (lo, hi) = (bags.bounds[b], bags.bounds[b + 1]);
-        let count = ids[lo..hi]
-            .iter()
-            .filter(|i| Some(i.index()) != padding_idx)
-            .count();
-        for j in lo..hi {
-            bag_of[j] = b as u32;
-            scale[j] = match (mode, per_sample_weights) {
-                (Reduce::Sum, Some(w)) => w[j],
-                (Reduce::Mean, _) => 1.0 / count.max(1) as f64,
-                _ => 1.0,
-            };
-        }
-    }
-    let src_rows: Vec<u32> = plan.order.iter().map(|&p| bag_of[p as usize]).collect();
+    let (bag_of, scale) = bags.position_scales(mode, padding_idx, |p| {
+        per_sample_weights.map_or(1.0, |w| w[p])
+    })?;
+    // Bag indices fit in u32: checked above.
+    let src_rows: Vec<u32> = plan
+        .order
+        .iter()
+        .map(|&p| bag_of[p as usize] as u32)
+        .collect();
     let weights: Vec<f64> = plan.order.iter().map(|&p| scale[p as usize]).collect();
     let weighted = mode == Reduce::Mean || per_sample_weights.is_some();
     let values = Segments::new(
