@@ -81,10 +81,11 @@ with NumPy, pytest and PyTorch (CUDA 13 build), no network needed:
 
     python3 run.py --out RESULTS_DIR
 
-It installs the wheel into a temporary folder, runs the Rust kernel tests and the pytest suite
-on cuda:0 (portable candle path and CANDLE_EMBED_CUDA_KERNELS=1), then the benchmarks, and
-writes run.log, results.json, bench_kernels.json and bench_api.json into RESULTS_DIR (default
-\$OUT, else ./results). Exit status 0 only if every step passed. About 2-8 minutes.
+It installs the wheel into a temporary folder, runs the Rust GPU tests, the pytest suite on
+cuda:0 (portable candle path, then CANDLE_EMBED_CUDA_KERNELS=1) and the benchmarks, and writes
+run.log, results.json (every step and every figure), bench_kernels.json, bench_api_portable.json
+and bench_api_kernels.json into RESULTS_DIR (default \$OUT, else ./results). Exit status 0 only
+if every step passed. At most 7.5 minutes (--budget).
 EOF
 "$PY" - "$DIR" <<'EOF'
 import hashlib, json, os, subprocess, sys, time
