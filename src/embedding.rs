@@ -344,7 +344,7 @@ impl Embedding {
     }
 
     /// The lookup on the table's device: our CUDA gather when the CUDA kernels are on
-    /// ([`crate::kernels::cuda::enabled`]), else [`Self::lookup_portable`]. Same checks and
+    /// (`kernels::cuda::enabled`), else [`Self::lookup_portable`]. Same checks and
     /// `max_norm` as the portable path; the rows are an exact copy either way.
     pub fn lookup_device<I: Id>(&self, ids: &[I], shape: &[usize]) -> Result<Tensor> {
         #[cfg(feature = "cuda")]

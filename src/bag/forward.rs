@@ -80,7 +80,7 @@ impl EmbeddingBag {
     }
 
     /// The reduction on the table's device: our CUDA kernel when the CUDA kernels are on
-    /// ([`crate::kernels::cuda::enabled`]), else the portable path. `(B, D)`, table dtype.
+    /// (`kernels::cuda::enabled`), else the portable path. `(B, D)`, table dtype.
     fn reduce_device<I: Id, W: Float>(
         &self,
         bags: &Bags<'_, I>,

@@ -64,7 +64,7 @@ impl Embedding {
 
     /// Backward for candle users: `grad_output` of shape `ids.shape + (D,)` on any device.
     /// CPU takes the fast path; CUDA our sort + segment-reduce kernel when the CUDA kernels
-    /// are on ([`crate::kernels::cuda::enabled`]); other devices the portable path.
+    /// are on (`kernels::cuda::enabled`); other devices the portable path.
     pub fn backward_tensor(&self, ids: &[i64], grad_output: &Tensor) -> Result<SparseGrad> {
         let dim = self.embedding_dim();
         if grad_output.elem_count() != ids.len() * dim

@@ -118,7 +118,7 @@ pub fn index_add_to<I: Id, T: Float>(
 
 /// `dst` with `src` rows added at `ids` on `dst`'s device (`dst` `(V, D)`, `src` `(n, D)`;
 /// `dst` unchanged): the fast path on CPU, our deterministic sorted segment-add kernel on
-/// CUDA when the CUDA kernels are on ([`crate::kernels::cuda::enabled`]), else the portable
+/// CUDA when the CUDA kernels are on (`kernels::cuda::enabled`), else the portable
 /// path.
 pub fn index_add_tensor<I: Id>(dst: &Tensor, ids: &[I], src: &Tensor) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
