@@ -2,7 +2,13 @@
 //! coalesced [`SparseGrad`] only, in place, one block per gradient row. Rows are unique (a
 //! `SparseGrad` invariant), so no two blocks touch the same row.
 //!
-//! References: the CPU steps in `crate::optim` (same formulas, PyTorch's and FBGEMM's).
+//! Not wired into `crate::optim`: its optimizers keep their state on the host and step a CUDA
+//! table through it (`optim::touched`), with every option (dampening, Nesterov, `maximize`,
+//! stochastic rounding, AdamW's decay) bit-identical to the CPU. These kernels cover the base
+//! rules only (SGD with momentum and weight decay, Adagrad, row-wise Adagrad, SparseAdam) on
+//! state tensors that live on the device; they are tested against float64 formulas
+//! (tests/cuda.rs) and timed (bench `gpu_kernels`), for the day the optimizers keep device
+//! state. References: the CPU rules in `crate::optim` (PyTorch's and FBGEMM's formulas).
 
 use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::WrapErr;
