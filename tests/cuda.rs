@@ -497,3 +497,29 @@ fn rejected_calls_leave_the_context_usable_for_every_op() {
     let want: Vec<f64> = (0..dim).map(|c| t[dim + c] + t[2 * dim + c]).collect();
     close(&bag, &want, 1e-6);
 }
+
+#[test]
+fn scatter_rows_writes_exactly_the_given_rows_and_checks_its_ids() {
+    let Some(dev) = gpu() else { return };
+    let (rows, dim) = (40, 13);
+    for (dt, _) in DTYPES {
+        let table = tensor(&values(rows * dim, 16), (rows, dim), dt, &dev);
+        let before = host(&table);
+        let ids = [0i64, 7, 8, 39];
+        let new = tensor(&values(ids.len() * dim, 17), (ids.len(), dim), dt, &dev);
+        cuda::scatter_rows(&table, &ids, &new).unwrap();
+        let (after, nh) = (host(&table), host(&new));
+        for r in 0..rows {
+            let got = &after[r * dim..(r + 1) * dim];
+            match ids.iter().position(|&i| i as usize == r) {
+                Some(k) => assert_eq!(got, &nh[k * dim..(k + 1) * dim], "{dt:?} row {r}"),
+                None => assert_eq!(got, &before[r * dim..(r + 1) * dim], "{dt:?} row {r}"),
+            }
+        }
+        // Out of range, repeated or unsorted ids: refused before the launch, table unchanged.
+        for bad in [[0i64, 7, 8, 40], [0, 7, 7, 8], [7, 0, 8, 39]] {
+            assert!(cuda::scatter_rows(&table, &bad, &new).is_err());
+        }
+        assert_eq!(host(&table), after);
+    }
+}

@@ -151,9 +151,9 @@ pub(crate) fn for_each_touched_row<T: Float, A: AccElem>(
     })
 }
 
-/// A table on another device (CUDA, Metal): its touched rows come to the host in one
-/// `index_select`, the same rule runs on them (state rows by table row, as on CPU), and they
-/// go back with candle's `scatter_set`, an exact copy, so the step gives the CPU path's bits.
+/// A table on another device (CUDA, Metal): its touched rows come to the host in one gather,
+/// the same rule runs on them (state rows by table row, as on CPU), and they go back in one
+/// scatter, an exact copy, so the step gives the CPU path's bits.
 /// The state stays on the host. A concurrent lookup sees the rows before or after the
 /// `scatter_set`, never torn.
 fn staged<T: Float, A: AccElem>(
@@ -163,20 +163,36 @@ fn staged<T: Float, A: AccElem>(
     round_key: Option<u64>,
     rule: impl Fn(&mut WeightRow<'_, T>, &[A], SlotRows<'_, A>) + Sync,
 ) -> Result<()> {
-    let (num_rows, dim) = w.dims2()?;
-    let nnz = pg.rows.len();
-    let ids = alloc::try_collect(pg.rows.iter().map(|&r| r as i64))?;
-    let idx = Tensor::from_vec(ids, nnz, w.device())?;
-    let rows = w
-        .index_select(&idx, 0)?
-        .to_device(&Device::Cpu)?
-        .contiguous()?;
+    let num_rows = w.dims2()?.0;
+    let ids: Vec<i64> = alloc::try_collect(pg.rows.iter().map(|&r| r as i64))?;
+    let rows = fetch_rows(w, &ids)?.to_device(&Device::Cpu)?.contiguous()?;
     storage::write::<T, ()>(&rows, |ws| {
         walk(ws, num_rows, |k, _| k, pg, slots, round_key, &rule)
     })?;
-    let idx = idx.unsqueeze(1)?.broadcast_as((nnz, dim))?.contiguous()?;
-    w.scatter_set(&idx, &rows.to_device(w.device())?, 0)?;
-    Ok(())
+    store_rows(w, &ids, &rows.to_device(w.device())?)
+}
+
+/// The table rows `ids` (a gradient's: sorted, unique): our CUDA gather when the CUDA kernels
+/// are on, else candle's `index_select`.
+fn fetch_rows(w: &Tensor, ids: &[i64]) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if crate::kernels::cuda::active(w.device()) {
+        return crate::kernels::cuda::gather(w, ids);
+    }
+    Ok(w.index_select(&Tensor::from_slice(ids, ids.len(), w.device())?, 0)?)
+}
+
+/// Write `rows` back at `ids` (sorted, unique), an exact copy: our CUDA row scatter when the
+/// CUDA kernels are on, else candle's `scatter_set`.
+fn store_rows(w: &Tensor, ids: &[i64], rows: &Tensor) -> Result<()> {
+    #[cfg(feature = "cuda")]
+    if crate::kernels::cuda::active(w.device()) {
+        return crate::kernels::cuda::scatter_rows(w, ids, rows);
+    }
+    let idx = Tensor::from_slice(ids, (ids.len(), 1), w.device())?
+        .broadcast_as(rows.dims())?
+        .contiguous()?;
+    Ok(w.scatter_set(&idx, rows, 0)?)
 }
 
 #[cfg(test)]

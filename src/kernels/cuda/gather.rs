@@ -1,16 +1,18 @@
-//! Row gather on CUDA: `out[i, :] = table[ids[i], :]`, `(ids.len(), dim)` on the table's device.
-//! Portable reference: `table.index_select(ids, 0)`, which it must equal bit for bit (a copy).
+//! Row moves on CUDA, pure copies: gather `out[i, :] = table[ids[i], :]` (the lookup; portable
+//! reference `table.index_select(ids, 0)`, equal bit for bit) and its inverse, scatter
+//! `table[ids[i], :] = rows[i, :]` (portable reference candle's `scatter_set`).
 
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::WrapErr;
-use candle_core::{CudaStorage, Shape, Tensor};
+use candle_core::{CudaDevice, CudaStorage, Shape, Tensor};
 
 use super::launch::{
-    alloc_output, cuda_device, dev_ptr, dims2, grid, ptr_of, u32_len, upload, Kernel, Produce,
+    alloc_output, check_same_device, cuda_device, dev_ptr, dims2, grid, ptr_of, tensor_ptr,
+    u32_len, upload, CResult, Kernel, Mutate, Produce,
 };
 use super::module::GATHER;
 use crate::ids::{self, Id};
-use crate::Result;
+use crate::{bail_invalid, bail_shape, Result};
 
 /// The widest copy unit (16, 8, 4 or 2 bytes) dividing the row's byte length and both base
 /// addresses: a row of 128 f32 then moves as 32 16-byte loads, one warp instruction.
@@ -72,36 +74,94 @@ impl Gather {
             .apply_op1_no_bwd(&Produce(|s: &CudaStorage, off: usize| {
                 let (out, out_p) = alloc_output(&dev, dtype, n * dim)?;
                 let src = ptr_of(&s.slice, off)?;
-                let unit = unit_bytes(row_bytes, src, out_p);
-                let name = match unit {
-                    16 => "ce_gather_u128",
-                    8 => "ce_gather_u64",
-                    4 => "ce_gather_u32",
-                    2 => "ce_gather_u16",
-                    _ => candle_core::bail!("cannot gather rows of {row_bytes} bytes"),
-                };
-                let (n32, row_units) = (n as u32, (row_bytes / unit) as u32);
-                let (per_row, rows_per_block) = block_shape(row_units as usize);
-                let cfg = LaunchConfig {
-                    grid_dim: (grid(n.div_ceil(rows_per_block as usize)), 1, 1),
-                    block_dim: (per_row, rows_per_block, 1),
-                    shared_mem_bytes: 0,
-                };
-                let kernel = Kernel::new(&dev, &GATHER, name)?;
-                let ids_p = dev_ptr(&self.ids);
-                let mut b = kernel.builder();
-                b.arg(&src)
-                    .arg(&ids_p)
-                    .arg(&out_p)
-                    .arg(&n32)
-                    .arg(&row_units);
-                // SAFETY: ids validated against the table's rows in `new`; out holds n * dim
-                // elements; the unit divides the row length and both addresses.
-                unsafe { b.launch(cfg) }.w()?;
+                // SAFETY: ids validated against the table's rows in `new`; out holds n rows.
+                unsafe { move_rows(&dev, src, dev_ptr(&self.ids), out_p, n, row_bytes, false)? };
                 Ok((out, Shape::from((n, dim))))
             }))?;
         Ok(out)
     }
+}
+
+/// `table[ids[i], :] = rows[i, :]` in place: `table` `(V, D)` contiguous, `rows` `(ids.len(), D)`
+/// of its dtype on its device, `ids` strictly increasing (so each row is written once) and in
+/// range; checked before the launch.
+pub fn scatter_rows<I: Id>(table: &Tensor, ids: &[I], rows: &Tensor) -> Result<()> {
+    let (num_rows, dim) = dims2(table, "table")?;
+    if dims2(rows, "rows")? != (ids.len(), dim) {
+        bail_shape!(
+            "rows of shape {:?} for {} ids of a ({num_rows}, {dim}) table",
+            rows.dims(),
+            ids.len()
+        );
+    }
+    check_same_device(table, rows)?;
+    ids::validate(ids, num_rows, "index", "an embedding table")?;
+    if ids.windows(2).any(|w| w[0].wide() >= w[1].wide()) {
+        bail_invalid!("scatter_rows needs strictly increasing ids (each row written once)");
+    }
+    if !table.is_contiguous() {
+        bail_invalid!("scatter_rows needs a contiguous table");
+    }
+    let (n, row_bytes) = (ids.len(), dim * table.dtype().size_in_bytes());
+    u32_len(n, "rows")?;
+    u32_len(row_bytes, "row bytes")?;
+    if n == 0 || dim == 0 {
+        return Ok(());
+    }
+    let dev = cuda_device(table)?;
+    let wide: Vec<i64> = ids.iter().map(|&i| i.wide() as i64).collect();
+    let ids_d = upload(&dev, &wide)?;
+    let rows = rows.contiguous()?;
+    // `rows` is borrowed (and its storage unchanged) for the whole launch.
+    let src = tensor_ptr(&rows)?;
+    table.inplace_op1(&Mutate(|t: &mut CudaStorage, off: usize| {
+        let dst = ptr_of(&t.slice, off)?;
+        // SAFETY: ids unique and in range, rows holds n rows of the table's width.
+        unsafe { move_rows(&dev, src, dev_ptr(&ids_d), dst, n, row_bytes, true) }
+    }))?;
+    Ok(())
+}
+
+/// One launch moving `n` rows of `row_bytes` (gather: `dst[i] = src[ids[i]]`; scatter:
+/// `dst[ids[i]] = src[i]`).
+///
+/// # Safety
+/// `ids` must hold `n` in-range rows (unique for a scatter); both buffers must hold the rows.
+unsafe fn move_rows(
+    dev: &CudaDevice,
+    src: u64,
+    ids: u64,
+    dst: u64,
+    n: usize,
+    row_bytes: usize,
+    scatter: bool,
+) -> CResult<()> {
+    let unit = unit_bytes(row_bytes, src, dst);
+    let name = match unit {
+        16 => "ce_move_rows_u128",
+        8 => "ce_move_rows_u64",
+        4 => "ce_move_rows_u32",
+        2 => "ce_move_rows_u16",
+        _ => candle_core::bail!("cannot move rows of {row_bytes} bytes"),
+    };
+    let (n32, row_units, scatter) = (n as u32, (row_bytes / unit) as u32, scatter as u32);
+    let (per_row, rows_per_block) = block_shape(row_units as usize);
+    let cfg = LaunchConfig {
+        grid_dim: (grid(n.div_ceil(rows_per_block as usize)), 1, 1),
+        block_dim: (per_row, rows_per_block, 1),
+        shared_mem_bytes: 0,
+    };
+    let kernel = Kernel::new(dev, &GATHER, name)?;
+    let mut b = kernel.builder();
+    b.arg(&src)
+        .arg(&ids)
+        .arg(&dst)
+        .arg(&n32)
+        .arg(&row_units)
+        .arg(&scatter);
+    // SAFETY: the caller's contract; the unit divides the row length and both addresses.
+    unsafe { b.launch(cfg) }.w()?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! CUDA fast paths (feature `cuda`), one file per op family like `kernels/cpu/`, each launcher
 //! beside the `.cu` file of the same name that build.rs compiles to a fatbin (SASS for the
 //! target GPU + PTX; see `module`):
-//! - `gather`: row gather (embedding lookup);
+//! - `gather`: row gather (embedding lookup) and its inverse, row scatter;
 //! - `scatter`: deterministic sort/segment-based coalesce, embedding backward and scatter-add;
 //! - `bag`: EmbeddingBag forward and backward;
 //! - `optim`: sparse optimizer row updates (SGD, Adagrad, row-wise Adagrad, SparseAdam);
@@ -30,7 +30,7 @@ mod scatter;
 mod switch;
 
 pub use bag::{bag_backward, bag_forward};
-pub use gather::{gather, Gather};
+pub use gather::{gather, scatter_rows, Gather};
 pub use optim::{adagrad_step, rowwise_adagrad_step, sgd_step, sparse_adam_step};
 pub use rope::{rope, rope_storage};
 pub use scatter::{coalesce, embedding_backward, index_add, index_add_, Segments};
