@@ -29,6 +29,15 @@ def data(s: dict[str, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return w, ids
 
 
+def trainable(
+    s: dict[str, int], seed: int, device: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, ce.Embedding]:
+    """Table, ids, an upstream gradient for them, and a trainable table on `device`."""
+    w, ids = data(s)
+    grad = np.random.default_rng(seed).standard_normal((ids.size, s["dim"]), dtype=np.float32)
+    return w, ids, grad, ce.Embedding.from_pretrained(w, freeze=False, device=device)
+
+
 def device_call(torch: Any, device: str, f: Callable[[], object]) -> Callable[[int], object]:
     """`f` on device-resident inputs, waited for (no host copy of its result)."""
     on_gpu = device.startswith("cuda")
@@ -65,9 +74,7 @@ def lookup(s: dict[str, int]) -> Builder:
 
 def backward(s: dict[str, int]) -> Builder:
     def build(device: str, torch: Any) -> tuple[Peers, dict[str, Any]]:
-        w, ids = data(s)
-        grad = np.random.default_rng(1).standard_normal((ids.size, s["dim"]), dtype=np.float32)
-        emb = ce.Embedding.from_pretrained(w, freeze=False, device=device)
+        w, ids, grad, emb = trainable(s, 1, device)
 
         def ours(i: int) -> object:
             g = emb.backward(ids, grad)
@@ -121,9 +128,7 @@ def bag(s: dict[str, int]) -> Builder:
 
 def sparse_adam(s: dict[str, int]) -> Builder:
     def build(device: str, torch: Any) -> tuple[Peers, dict[str, Any]]:
-        w, ids = data(s)
-        grad = np.random.default_rng(3).standard_normal((ids.size, s["dim"]), dtype=np.float32)
-        emb = ce.Embedding.from_pretrained(w, freeze=False, device=device)
+        w, ids, grad, emb = trainable(s, 3, device)
         g = emb.backward(ids, grad)
         opt = optim.SparseAdam([emb], lr=1e-3)
         probe = np.zeros(1, dtype=np.int64)
