@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_embed::kernels::cuda;
+use candle_embed::kernels::index_add_tensor;
 use candle_embed::optim::{Optimizer, SparseAdamConfig, SparseOptimizer};
 use candle_embed::positional::rotary::{Positions, RopeLayout, RotaryConfig, RotaryEmbedding};
-use candle_embed::sparse::{index_add_portable, index_add_tensor};
+use candle_embed::sparse::index_add_portable;
 use candle_embed::{
     BagMode, Embedding, EmbeddingBag, EmbeddingBagConfig, EmbeddingConfig, Error, SparseGrad,
 };

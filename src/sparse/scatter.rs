@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::alloc::try_alloc_uninit;
 use crate::dtype::Float;
 use crate::ids::{self, Id};
-use crate::kernels::cpu::rows::RowsMut;
+use crate::rows::RowsMut;
 use crate::sparse::coalesce::{bucket_positions, split_at_offsets};
 use crate::{threads, Error, Result};
 
@@ -114,28 +114,6 @@ pub fn index_add_to<I: Id, T: Float>(
         });
     }
     index_add_into(out, dim, ids, src)
-}
-
-/// `dst` with `src` rows added at `ids` on `dst`'s device (`dst` `(V, D)`, `src` `(n, D)`;
-/// `dst` unchanged): the fast path on CPU, our deterministic sorted segment-add kernel on
-/// CUDA when the CUDA kernels are on (`kernels::cuda::enabled`), else the portable
-/// path.
-pub fn index_add_tensor<I: Id>(dst: &Tensor, ids: &[I], src: &Tensor) -> Result<Tensor> {
-    #[cfg(feature = "cuda")]
-    if crate::kernels::cuda::active(dst.device()) {
-        return crate::kernels::cuda::index_add(dst, ids, src);
-    }
-    let (rows, dim) = dst.dims2()?;
-    if !dst.device().is_cpu() || !src.device().is_cpu() || src.dtype() != dst.dtype() {
-        return index_add_portable(dst, ids, src);
-    }
-    let (dst, src) = (dst.contiguous()?, src.contiguous()?);
-    crate::with_float!(dst.dtype(), T => {
-        let out = crate::storage::read::<T, Result<Vec<T>>>(&dst, |d| {
-            crate::storage::read::<T, Result<Vec<T>>>(&src, |s| index_add(d, dim, ids, s))?
-        })??;
-        Ok(Tensor::from_vec(out, (rows, dim), &candle_core::Device::Cpu)?)
-    })
 }
 
 /// Portable path: candle's `index_add` along dim 0 (`dst` `(V, ...)`, `src` `(n, ...)`).

@@ -18,9 +18,8 @@ use super::launch::{
 };
 use super::module::BAG;
 use super::scatter::Segments;
-use crate::bag::Bags;
 use crate::ids::{self, Id};
-use crate::kernels::cpu::bag::Reduce;
+use crate::kernels::cpu::bag::{Bags, Reduce};
 use crate::kernels::segments::SegmentPlan;
 use crate::{bail_invalid, bail_shape, Result, SparseGrad};
 

@@ -14,7 +14,6 @@ use super::launch::{
 };
 use super::module::ROPE;
 use crate::kernels::cpu::rope::{self, RopeLayout, RopeShape};
-use crate::positional::rotary::RopeTables;
 use crate::{bail_invalid, Error, Result};
 
 /// The geometry of `x` (`(..., T, head_dim)`) for cos/sin tables of `table_rows x half`
@@ -110,24 +109,29 @@ pub fn rope(
 }
 
 /// The CUDA forward of `RotaryEmbedding`'s candle op: `x` (storage and layout as candle hands
-/// them to a custom op) rotated with `tables` (uploaded here), `transpose` for the backward.
+/// them to a custom op) rotated with the f64 tables `cos64`, `sin64` (`RopeTables`' `(batches,
+/// T, rotary_dim / 2)`, uploaded here), `transpose` for the backward.
 pub fn rope_storage(
     s: &CudaStorage,
     l: &Layout,
     shape: &RopeShape,
-    tables: &RopeTables,
+    cos64: &[f64],
+    sin64: &[f64],
     transpose: bool,
 ) -> CResult<(CudaStorage, Shape)> {
     let Some((start, end)) = l.contiguous_offsets() else {
         candle_core::bail!("rope: input must be contiguous")
     };
     let n = end - start;
-    rope::check(n, n, shape, tables.cos32.len()).map_err(candle_core::Error::Msg)?;
+    if sin64.len() != cos64.len() {
+        candle_core::bail!("rope: cos and sin tables differ in length")
+    }
+    rope::check(n, n, shape, cos64.len()).map_err(candle_core::Error::Msg)?;
     let (dev, dtype) = (&s.device, candle_core::backend::BackendStorage::dtype(s));
     let x_p = ptr_of(&s.slice, start)?;
     // The tables in the kernel's precision (f64, or rounded to f32 as `cos32` is), a few KB.
-    let cos = AccBuf::upload(dev, dtype, &tables.cos64)?;
-    let sin = AccBuf::upload(dev, dtype, &tables.sin64)?;
+    let cos = AccBuf::upload(dev, dtype, cos64)?;
+    let sin = AccBuf::upload(dev, dtype, sin64)?;
     let out = launch(dev, dtype, x_p, n, shape, cos.ptr(), sin.ptr(), transpose)?;
     Ok((out, l.shape().clone()))
 }

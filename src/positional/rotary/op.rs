@@ -57,7 +57,8 @@ impl CustomOp1 for RopeOp {
         s: &candle_core::CudaStorage,
         l: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        crate::kernels::cuda::rope_storage(s, l, &self.shape, &self.tables, self.transpose)
+        let t = &self.tables;
+        crate::kernels::cuda::rope_storage(s, l, &self.shape, &t.cos64, &t.sin64, self.transpose)
     }
 
     fn bwd(
