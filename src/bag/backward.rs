@@ -1,6 +1,7 @@
 //! The backward of a bag: the table's coalesced gradient and the per-sample weights' gradient.
 //!
-//! `d W[i] = sum_{k: ids[k] = i} s_k * g[bag(k)]` with `s_k = w_k` (sum), `1/count` (mean);
+//! `d W[i] = sum_{k: ids[k] = i} s_k * g[bag(k)]` with `s_k = w_k` (sum), `1/count` (mean),
+//! divided by `n_i` (the non-padding positions of `i` in the call) with `scale_grad_by_freq`;
 //! for max each column's gradient goes to that column's argmax (first occurrence), recomputed
 //! from the current table. The sum over the positions of one id is the crate's grouping
 //! primitive ([`crate::sparse::coalesce`]) with the bag's own per-position contribution, so no
@@ -35,7 +36,10 @@ impl EmbeddingBag {
         let w = self.weight();
         let padding = self.padding_idx();
         #[cfg(feature = "cuda")]
-        if crate::kernels::cuda::active(w.device()) && self.mode != Reduce::Max {
+        if crate::kernels::cuda::active(w.device())
+            && self.mode != Reduce::Max
+            && !self.scale_grad_by_freq()
+        {
             // Our sort + segment-reduce kernel on the table's device: the upstream gradient
             // goes up once, the coalesced gradient stays there.
             let g = Tensor::from_slice(grad_output, (bags.num_bags(), dim), &Device::Cpu)?
@@ -58,9 +62,19 @@ impl EmbeddingBag {
                 self.num_embeddings(),
             ));
         }
-        let (bag_of, scale) = bags.position_scales(self.mode, padding, |p| {
+        let (bag_of, mut scale) = bags.position_scales(self.mode, padding, |p| {
             per_sample_weights.map_or(1.0, |ws| ws[p].as_f64())
         })?;
+        let groups = group(ids, self.num_embeddings(), padding)?;
+        if self.scale_grad_by_freq() {
+            // Each position of id i also carries 1/n_i, n_i = the size of i's group.
+            for k in 0..groups.len() {
+                let n = groups.positions(k).len() as f64;
+                for &pos in groups.positions(k) {
+                    scale[pos] /= n;
+                }
+            }
+        }
         let argmax = if self.mode == Reduce::Max {
             let wc = w.to_device(&Device::Cpu)?;
             Some(
@@ -91,7 +105,6 @@ impl EmbeddingBag {
                 }
             }
         });
-        let groups = group(ids, self.num_embeddings(), padding)?;
         let n = groups.len();
         let values = with_float!(w.dtype(), S => {
             let mut v = try_alloc_uninit::<S>(n * dim)?;

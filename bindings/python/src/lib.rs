@@ -14,11 +14,13 @@ pub mod gil;
 mod optim;
 mod positional;
 mod properties;
+mod similarity;
 mod sparse_grad;
 mod sparse_ops;
 mod techniques;
 mod testing;
 mod word2vec;
+mod word_vectors;
 
 use crate::errors::IntoPyResult;
 
@@ -55,8 +57,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sparse_ops::coalesce, m)?)?;
     optim::register(m)?;
     m.add_function(wrap_pyfunction!(word2vec::_w2v_train, m)?)?;
-    m.add_function(wrap_pyfunction!(word2vec::_read_word_vectors, m)?)?;
-    m.add_function(wrap_pyfunction!(word2vec::_write_word_vectors, m)?)?;
+    word_vectors::register(m)?;
+    similarity::register(m)?;
     positional::register(m)?;
     testing::register(m)
 }
