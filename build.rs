@@ -1,7 +1,13 @@
-//! Compiles `src/kernels/cuda/*.cu` to PTX when (and only when) the `cuda` feature is on, so the
-//! default build never needs nvcc. nvcc: `$NVCC`, else `nvcc` on PATH (see scripts/build-cuda.sh).
-//! Target: `compute_$CUDA_COMPUTE_CAP` (default 75, the oldest CUDA 13 supports); PTX is
-//! JIT-compiled forward by the driver, so one build runs on any newer GPU.
+//! Compiles each `src/kernels/cuda/*.cu` to a fatbin when (and only when) the `cuda` feature is
+//! on, so the default build never needs nvcc. nvcc: `$NVCC`, else `$CUDA_HOME/bin/nvcc`, else
+//! `nvcc` on PATH (scripts/cuda-toolkit.sh installs the pinned one).
+//!
+//! Each fatbin holds machine code (SASS) for `sm_$CUDA_COMPUTE_CAP` and PTX for
+//! `compute_$CUDA_COMPUTE_CAP` (default 90, Hopper): the SASS loads with no JIT step on that
+//! generation, and the PTX is JIT-compiled by the driver on newer ones. An `a`/`f` suffix on the
+//! cap (`90a`) is ignored: these kernels use no architecture-specific instructions, and the
+//! plain target keeps the PTX forward-compatible. The driver must be at least as new as this
+//! nvcc (see scripts/cuda-toolkit.sh).
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -12,44 +18,77 @@ fn main() {
 }
 
 mod cuda {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::process::Command;
 
+    const SOURCE_DIR: &str = "src/kernels/cuda";
+
     pub fn compile() {
-        println!("cargo:rerun-if-changed=src/kernels/cuda");
-        println!("cargo:rerun-if-env-changed=NVCC");
-        println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
+        println!("cargo:rerun-if-changed={SOURCE_DIR}");
+        for var in ["NVCC", "CUDA_HOME", "CUDA_COMPUTE_CAP"] {
+            println!("cargo:rerun-if-env-changed={var}");
+        }
         let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
-        let nvcc = std::env::var("NVCC").unwrap_or_else(|_| "nvcc".into());
-        let cap = std::env::var("CUDA_COMPUTE_CAP")
-            .ok()
-            .map(|c| c.trim().trim_end_matches(['a', 'f']).to_string())
-            .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| "75".into());
-        let mut sources: Vec<PathBuf> = std::fs::read_dir("src/kernels/cuda")
-            .expect("src/kernels/cuda")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "cu"))
-            .collect();
+        let nvcc = nvcc();
+        let cap = compute_cap();
+        println!("cargo:rustc-env=CANDLE_EMBED_CUDA_CAP={cap}");
+        let gencode = format!("arch=compute_{cap},code=[sm_{cap},compute_{cap}]");
+        let mut sources = Vec::new();
+        for entry in std::fs::read_dir(SOURCE_DIR).expect(SOURCE_DIR) {
+            let path = entry.expect(SOURCE_DIR).path();
+            println!("cargo:rerun-if-changed={}", path.display());
+            if path.extension().is_some_and(|x| x == "cu") {
+                sources.push(path);
+            }
+        }
         sources.sort();
         for src in sources {
             let stem = src.file_stem().unwrap().to_string_lossy().into_owned();
-            let ptx = out_dir.join(format!("{stem}.ptx"));
+            let fatbin = out_dir.join(format!("{stem}.fatbin"));
             let status = Command::new(&nvcc)
-                .args(["-ptx", "-std=c++17", "-O3", "--expt-relaxed-constexpr"])
-                .arg(format!("-arch=compute_{cap}"))
+                .args(["-fatbin", "-std=c++17", "-O3", "--expt-relaxed-constexpr"])
+                .args(["-gencode", &gencode])
+                .arg("-I")
+                .arg(SOURCE_DIR)
                 .arg(&src)
                 .arg("-o")
-                .arg(&ptx)
+                .arg(&fatbin)
                 .status()
                 .unwrap_or_else(|e| {
                     panic!(
-                        "cannot run nvcc ({nvcc}): {e}. The `cuda` feature needs the CUDA \
-                         compiler; `eval \"$(bash scripts/cuda-toolkit.sh)\"` installs one from \
-                         PyPI, or set NVCC"
+                        "cannot run nvcc ({}): {e}. The `cuda` feature needs the CUDA compiler; \
+                         `eval \"$(bash scripts/cuda-toolkit.sh)\"` installs one from PyPI, or \
+                         set NVCC",
+                        nvcc.display()
                     )
                 });
             assert!(status.success(), "nvcc failed on {}", src.display());
         }
+    }
+
+    fn nvcc() -> PathBuf {
+        if let Some(n) = std::env::var_os("NVCC") {
+            return n.into();
+        }
+        if let Some(home) = std::env::var_os("CUDA_HOME") {
+            let n = Path::new(&home).join("bin").join("nvcc");
+            if n.is_file() {
+                return n;
+            }
+        }
+        "nvcc".into()
+    }
+
+    fn compute_cap() -> String {
+        let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_default();
+        let cap = cap.trim().trim_end_matches(['a', 'f']);
+        if cap.is_empty() {
+            return "90".into();
+        }
+        assert!(
+            cap.bytes().all(|b| b.is_ascii_digit()),
+            "CUDA_COMPUTE_CAP must look like 90 or 90a, got {cap:?}"
+        );
+        cap.into()
     }
 }

@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# Install a CUDA 13.4 compile toolchain from PyPI (no GPU, no driver, no root) and print the
+# Install a CUDA 13.0 compile toolchain from PyPI (no GPU, no driver, no root) and print the
 # environment that `cargo build --features cuda` needs. Usage:
 #     eval "$(bash scripts/cuda-toolkit.sh)"
 # Idempotent: a second run only prints the environment. Everything lives under
-# $CANDLE_EMBED_CUDA_HOME (default ~/.cache/candle-embed/cuda-13.4), about 300 MB.
+# $CANDLE_EMBED_CUDA_HOME (default ~/.cache/candle-embed/cuda-13.0), about 300 MB.
 #
-# What it installs (PyPI, CUDA 13.4 — the newest that cudarc 0.19 knows):
-#   nvidia-cuda-nvcc, nvidia-nvvm (cicc + libdevice), nvidia-cuda-crt, nvidia-cuda-runtime
-#   (headers + libcudart), nvidia-cuda-cccl (cub/thrust/libcu++ headers).
+# Why 13.0: the compiler must not be newer than the CUDA version of the driver that runs the
+# code. The target GPU machines run driver 580 (CUDA 13.0), and PTX written by a newer nvcc
+# (13.4's PTX ISA) is refused there with CUDA_ERROR_UNSUPPORTED_PTX_VERSION. cudarc 0.19 reads
+# the version from `nvcc --version` (candle enables its `cuda-version-from-build-system`), so
+# this pin also makes cudarc bind the 13.0 API (feature cuda-13000) and nothing newer.
+# Override with CANDLE_EMBED_CUDA_VERSION / _RUNTIME_VERSION / _CCCL_VERSION for another driver.
+#
+# What it installs (PyPI, CUDA 13.0.x):
+#   nvidia-cuda-nvcc (nvcc, ptxas, fatbinary), nvidia-nvvm (cicc + libdevice), nvidia-cuda-crt,
+#   nvidia-cuda-runtime (headers + libcudart), nvidia-cuda-cccl (cub/thrust/libcu++ headers).
 # What it makes: link stubs for the libraries candle's cudarc links dynamically (libcuda.so.1,
 #   libnvrtc.so.13, libcublas.so.13, libcublasLt.so.13, libcurand.so.10), generated from the
-#   symbol lists in cudarc's own bindings, exactly like the toolkit's lib/stubs: they satisfy the
-#   linker here; at run time the real driver and libraries are loaded by soname.
+#   symbol lists in cudarc's own bindings, like the toolkit's lib/stubs: they satisfy the linker
+#   here; at run time the real driver and libraries are loaded by soname. Every stub function
+#   returns 100 (CUDA_ERROR_NO_DEVICE), so a program that is run against the stubs on a machine
+#   without a GPU (the bundle's --dry-run) fails cleanly at cuInit, the first call of any CUDA use.
 set -euo pipefail
 
-VER="${CANDLE_EMBED_CUDA_VERSION:-13.4.92}"
-CCCL_VER="${CANDLE_EMBED_CCCL_VERSION:-13.3.5.0.6}"
-PREFIX="${CANDLE_EMBED_CUDA_HOME:-$HOME/.cache/candle-embed/cuda-13.4}"
+VER="${CANDLE_EMBED_CUDA_VERSION:-13.0.88}"
+RUNTIME_VER="${CANDLE_EMBED_CUDA_RUNTIME_VERSION:-13.0.96}"
+CCCL_VER="${CANDLE_EMBED_CCCL_VERSION:-13.0.85}"
+PREFIX="${CANDLE_EMBED_CUDA_HOME:-$HOME/.cache/candle-embed/cuda-${VER%.*}}"
 ROOT="$PREFIX/nvidia/cu13"
 PY="${PYTHON:-python3}"
 
@@ -24,7 +34,7 @@ if [[ ! -x "$ROOT/bin/nvcc" || ! -x "$ROOT/nvvm/bin/cicc" ]]; then
   echo "installing the CUDA $VER compile toolchain from PyPI into $PREFIX" >&2
   "$PY" -m pip install --quiet --no-deps --upgrade --target "$PREFIX" \
     "nvidia-cuda-nvcc==$VER" "nvidia-nvvm==$VER" "nvidia-cuda-crt==$VER" \
-    "nvidia-cuda-runtime==$VER" "nvidia-cuda-cccl==$CCCL_VER" >&2
+    "nvidia-cuda-runtime==$RUNTIME_VER" "nvidia-cuda-cccl==$CCCL_VER" >&2
 fi
 
 # libcudart.so (linker name) for candle-kernels' `-lcudart`.
@@ -45,7 +55,7 @@ if [[ ! -e "$STUBS/.done" ]]; then
   for spec in cuda:libcuda.so.1:driver nvrtc:libnvrtc.so.13:nvrtc cublas:libcublas.so.13:cublas \
               cublasLt:libcublasLt.so.13:cublaslt curand:libcurand.so.10:curand; do
     IFS=: read -r name soname module <<<"$spec"
-    sed -n 's/^pub unsafe fn \([A-Za-z0-9_]*\)(.*/void \1(void) {}/p' \
+    sed -n 's/^pub unsafe fn \([A-Za-z0-9_]*\)(.*/int \1(void) { return 100; }/p' \
       "$CUDARC/src/$module/sys/mod.rs" | sort -u > "$STUBS/$name.c"
     cc -shared -fPIC -o "$STUBS/$soname" -Wl,-soname,"$soname" "$STUBS/$name.c"
     ln -sf "$soname" "$STUBS/lib$name.so"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every check: formatting, lints, Rust tests, the release wheel, the stub, the Python tests.
+# Every check: formatting, lints, Rust tests, the cuda feature (built, linted, tests linked; no
+# GPU), the release wheel, the stub, the Python tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p candle-embed
 
 step "cargo test (release: shares the build with the wheel)"
 cargo test --release -p candle-embed
+
+step "cuda feature: clippy -D warnings, tests linked, host-side tests (no GPU; CANDLE_EMBED_SKIP_CUDA=1 skips)"
+bash scripts/check-cuda.sh
 
 step "release wheel + virtual environment"
 bash scripts/setup.sh

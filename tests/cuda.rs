@@ -4,7 +4,10 @@
 #![cfg(feature = "cuda")]
 
 use candle_core::{DType, Device, Tensor};
-use candle_embed::kernels::cuda::{self, BagMode};
+use candle_embed::bag::Bags;
+use candle_embed::kernels::cuda;
+use candle_embed::kernels::segments::SegmentPlan;
+use candle_embed::{BagMode, EmbeddingBag, EmbeddingBagConfig};
 use candle_embed::{Error, SparseGrad};
 
 fn gpu() -> Option<Device> {
@@ -200,7 +203,16 @@ fn bag_forward_and_backward_match_reference() {
             (BagMode::Max, false),
         ] {
             let pw = weighted.then_some(&psw[..]);
-            let got = host(&cuda::bag_forward(&t, &ids, &offsets, pw, mode, pad).unwrap());
+            // The bags come from the crate's one offsets check, as in the ops.
+            let cfg = EmbeddingBagConfig {
+                mode,
+                padding_idx: pad.map(|p| p as i64),
+                include_last_offset: true,
+                ..Default::default()
+            };
+            let module = EmbeddingBag::from_pretrained(t.clone(), cfg).unwrap();
+            let bags = module.bags(&ids, &[ids.len()], Some(&offsets[..])).unwrap();
+            let got = host(&cuda::bag_forward(&t, &bags, pw, mode, pad).unwrap());
             let mut want = vec![0.0; nb * dim];
             for b in 0..nb {
                 let members = bag_members(&ids, &offsets, b, pad);
@@ -223,7 +235,7 @@ fn bag_forward_and_backward_match_reference() {
             }
             let gt = tensor(&values(nb * dim, 8), (nb, dim), dt, &dev);
             let goc = host(&gt);
-            let sg = cuda::bag_backward(&gt, &ids, &offsets, pw, mode, pad, rows).unwrap();
+            let sg = cuda::bag_backward(&gt, &bags, pw, mode, pad, rows).unwrap();
             let mut dense = vec![0.0; rows * dim];
             for b in 0..nb {
                 let members = bag_members(&ids, &offsets, b, pad);
@@ -242,11 +254,25 @@ fn bag_forward_and_backward_match_reference() {
         }
     }
     let t = tensor(&w, (rows, dim), DType::F32, &dev);
+    let bad_id = Bags {
+        ids: &[0i64, 40][..],
+        bounds: vec![0, 2],
+    };
     assert!(matches!(
-        cuda::bag_forward(&t, &[0i64, 40], &[0, 2], None, BagMode::Sum, None),
+        cuda::bag_forward(&t, &bad_id, None, BagMode::Sum, None),
         Err(Error::IndexOutOfRange { index: 40, .. })
     ));
-    assert!(cuda::bag_forward(&t, &[0i64, 1], &[0, 3], None, BagMode::Sum, None).is_err());
+    // Bounds that were not made by the offsets check are refused before any launch.
+    for bounds in [vec![0, 3], vec![2, 1, 2], vec![]] {
+        let bags = Bags {
+            ids: &[0i64, 1][..],
+            bounds,
+        };
+        assert!(matches!(
+            cuda::bag_forward(&t, &bags, None, BagMode::Sum, None),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
 }
 
 fn grad_on(dev: &Device, rows: usize, dim: usize, idx: &[i64], dt: DType) -> SparseGrad {
@@ -395,5 +421,105 @@ fn rope_forward_backward_match_reference() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn prepared_gather_and_segments_rerun_bit_identically_and_check_their_inputs() {
+    let Some(dev) = gpu() else { return };
+    let (rows, dim, n) = (500, 19, 3000);
+    let table = tensor(&values(rows * dim, 12), (rows, dim), DType::F32, &dev);
+    let ids: Vec<i64> = (0..n as i64).map(|i| i * 7 % rows as i64).collect();
+    let g = cuda::Gather::new(&table, &ids).unwrap();
+    let (a, b) = (host(&g.run().unwrap()), host(&g.run().unwrap()));
+    assert_eq!(a, b);
+    assert_eq!(a, host(&cuda::gather(&table, &ids).unwrap()));
+    assert!(matches!(
+        cuda::Gather::new(&table, &[rows as i64]),
+        Err(Error::IndexOutOfRange { .. })
+    ));
+
+    let src = tensor(&values(n * dim, 13), (n, dim), DType::F32, &dev);
+    let plan = SegmentPlan::new(&ids, rows, None).unwrap();
+    let segs = cuda::Segments::new(&src, &plan, &plan.order, None).unwrap();
+    let first = host(&segs.reduce(&src).unwrap());
+    assert_eq!(first, host(&segs.reduce(&src).unwrap()));
+    // Inputs that do not fit the plan are refused before any launch.
+    let short = src.narrow(0, 0, n - 1).unwrap();
+    assert!(matches!(segs.reduce(&short), Err(Error::Shape(_))));
+    let mut bad_rows = plan.order.clone();
+    bad_rows[0] = n as u32;
+    assert!(matches!(
+        cuda::Segments::new(&src, &plan, &bad_rows, None),
+        Err(Error::Shape(_))
+    ));
+    let small = Tensor::zeros(
+        (plan.rows[plan.rows.len() - 1] as usize, dim),
+        DType::F32,
+        &dev,
+    )
+    .unwrap();
+    assert!(matches!(segs.add_into(&src, &small), Err(Error::Shape(_))));
+    // ... and the device still works.
+    assert_eq!(first, host(&segs.reduce(&src).unwrap()));
+}
+
+#[test]
+fn rejected_calls_leave_the_context_usable_for_every_op() {
+    let Some(dev) = gpu() else { return };
+    let (rows, dim) = (30, 8);
+    let table = tensor(&values(rows * dim, 14), (rows, dim), DType::F32, &dev);
+    let src = tensor(&values(2 * dim, 15), (2, dim), DType::F32, &dev);
+    let bad = [1i64, rows as i64];
+    let good = [1i64, 2];
+    let expect_index = |r: candle_embed::Result<()>| {
+        assert!(matches!(r, Err(Error::IndexOutOfRange { .. })), "{r:?}")
+    };
+    expect_index(cuda::embedding_backward(&bad, &src, rows, None, false).map(drop));
+    expect_index(cuda::index_add(&table, &bad, &src).map(drop));
+    let bad_bags = Bags {
+        ids: &bad[..],
+        bounds: vec![0, 2],
+    };
+    expect_index(cuda::bag_forward(&table, &bad_bags, None, BagMode::Sum, None).map(drop));
+    let one_bag = src.narrow(0, 0, 1).unwrap();
+    expect_index(cuda::bag_backward(&one_bag, &bad_bags, None, BagMode::Sum, None, rows).map(drop));
+    // Each op still runs, and agrees with the reference, after the rejected calls.
+    let g = cuda::embedding_backward(&good, &src, rows, None, false).unwrap();
+    assert_eq!(g.indices(), &[1, 2]);
+    close(&host(g.values()), &host(&src), 0.0);
+    let good_bags = Bags {
+        ids: &good[..],
+        bounds: vec![0, 2],
+    };
+    let bag = host(&cuda::bag_forward(&table, &good_bags, None, BagMode::Sum, None).unwrap());
+    let t = host(&table);
+    let want: Vec<f64> = (0..dim).map(|c| t[dim + c] + t[2 * dim + c]).collect();
+    close(&bag, &want, 1e-6);
+}
+
+#[test]
+fn scatter_rows_writes_exactly_the_given_rows_and_checks_its_ids() {
+    let Some(dev) = gpu() else { return };
+    let (rows, dim) = (40, 13);
+    for (dt, _) in DTYPES {
+        let table = tensor(&values(rows * dim, 16), (rows, dim), dt, &dev);
+        let before = host(&table);
+        let ids = [0i64, 7, 8, 39];
+        let new = tensor(&values(ids.len() * dim, 17), (ids.len(), dim), dt, &dev);
+        cuda::scatter_rows(&table, &ids, &new).unwrap();
+        let (after, nh) = (host(&table), host(&new));
+        for r in 0..rows {
+            let got = &after[r * dim..(r + 1) * dim];
+            match ids.iter().position(|&i| i as usize == r) {
+                Some(k) => assert_eq!(got, &nh[k * dim..(k + 1) * dim], "{dt:?} row {r}"),
+                None => assert_eq!(got, &before[r * dim..(r + 1) * dim], "{dt:?} row {r}"),
+            }
+        }
+        // Out of range, repeated or unsorted ids: refused before the launch, table unchanged.
+        for bad in [[0i64, 7, 8, 40], [0, 7, 7, 8], [7, 0, 8, 39]] {
+            assert!(cuda::scatter_rows(&table, &bad, &new).is_err());
+        }
+        assert_eq!(host(&table), after);
     }
 }

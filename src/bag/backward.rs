@@ -32,26 +32,39 @@ impl EmbeddingBag {
         let bags = self.bags(ids, shape, offsets)?;
         self.check_weights(&bags, per_sample_weights)?;
         self.check_output(&bags, grad_output.len(), "grad_output")?;
-        let (dim, nb) = (self.embedding_dim(), bags.num_bags());
+        let dim = self.embedding_dim();
         let w = self.weight();
         let padding = self.padding_idx();
-        // Bag of each position and the scale of its gradient row.
-        let mut bag_of = try_alloc::<usize>(ids.len())?;
-        let mut scale = try_alloc::<f64>(ids.len())?;
-        for b in 0..nb {
-            let (lo, hi) = (bags.bounds[b], bags.bounds[b + 1]);
-            let count = ids[lo..hi]
-                .iter()
-                .filter(|i| Some(i.index()) != padding)
-                .count();
-            bag_of[lo..hi].fill(b);
-            for (pos, s) in (lo..hi).zip(&mut scale[lo..hi]) {
-                *s = match self.mode {
-                    Reduce::Mean => 1.0 / count.max(1) as f64,
-                    _ => per_sample_weights.map_or(1.0, |ws| ws[pos].as_f64()),
-                };
-            }
+        #[cfg(feature = "cuda")]
+        if crate::kernels::cuda::active(w.device())
+            && self.mode != Reduce::Max
+            && !self.scale_grad_by_freq()
+        {
+            // Our sort + segment-reduce kernel on the table's device: the upstream gradient
+            // goes up once, the coalesced gradient stays there.
+            let g = Tensor::from_slice(grad_output, (bags.num_bags(), dim), &Device::Cpu)?
+                .to_device(w.device())?;
+            let w64 = per_sample_weights
+                .map(|ws| crate::alloc::try_collect(ws.iter().map(|x| x.as_f64())))
+                .transpose()?;
+            let sg = crate::kernels::cuda::bag_backward(
+                &g,
+                &bags,
+                w64.as_deref(),
+                self.mode,
+                padding,
+                self.num_embeddings(),
+            )?;
+            let values = sg.values().to_dtype(w.dtype())?;
+            return Ok(SparseGrad::from_coalesced_unchecked(
+                sg.indices().to_vec(),
+                values,
+                self.num_embeddings(),
+            ));
         }
+        let (bag_of, mut scale) = bags.position_scales(self.mode, padding, |p| {
+            per_sample_weights.map_or(1.0, |ws| ws[p].as_f64())
+        })?;
         let groups = group(ids, self.num_embeddings(), padding)?;
         if self.scale_grad_by_freq() {
             // Each position of id i also carries 1/n_i, n_i = the size of i's group.

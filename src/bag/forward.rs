@@ -30,7 +30,7 @@ impl EmbeddingBag {
         self.table.apply_max_norm(ids)?;
         let w = self.weight();
         if !w.device().is_cpu() {
-            let t = self.reduce_portable(&bags, per_sample_weights)?;
+            let t = self.reduce_device(&bags, per_sample_weights)?;
             return storage::copy_into(&t, out);
         }
         let (padding, mode) = (self.padding_idx(), self.mode);
@@ -77,6 +77,29 @@ impl EmbeddingBag {
         self.check_weights(&bags, per_sample_weights)?;
         self.table.apply_max_norm(ids)?;
         self.reduce_portable(&bags, per_sample_weights)
+    }
+
+    /// The reduction on the table's device: our CUDA kernel when the CUDA kernels are on
+    /// (`kernels::cuda::enabled`), else the portable path. `(B, D)`, table dtype.
+    fn reduce_device<I: Id, W: Float>(
+        &self,
+        bags: &Bags<'_, I>,
+        weights: Option<&[W]>,
+    ) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if crate::kernels::cuda::active(self.weight().device()) {
+            let w64 = weights
+                .map(|ws| try_collect(ws.iter().map(|x| x.as_f64())))
+                .transpose()?;
+            return crate::kernels::cuda::bag_forward(
+                &self.weight(),
+                bags,
+                w64.as_deref(),
+                self.mode,
+                self.padding_idx(),
+            );
+        }
+        self.reduce_portable(bags, weights)
     }
 
     fn reduce_portable<I: Id, W: Float>(

@@ -7,23 +7,9 @@
 use super::{mode_name, EmbeddingBag};
 use crate::alloc::{try_collect, try_with_capacity};
 use crate::ids::Id;
+pub use crate::kernels::cpu::bag::Bags;
 use crate::kernels::cpu::bag::Reduce;
 use crate::{Error, Result};
-
-/// The bags of one call: ids (flat) and validated CSR bounds.
-pub struct Bags<'a, I> {
-    /// Every id of the call, bag after bag.
-    pub ids: &'a [I],
-    /// `B + 1` non-decreasing offsets into `ids`: bag `b` is `ids[bounds[b]..bounds[b + 1]]`.
-    pub bounds: Vec<usize>,
-}
-
-impl<I> Bags<'_, I> {
-    /// The number of bags `B`.
-    pub fn num_bags(&self) -> usize {
-        self.bounds.len() - 1
-    }
-}
 
 impl EmbeddingBag {
     /// Number of bags for ids of `shape` and `offsets_len` offsets (checks ranks and presence).

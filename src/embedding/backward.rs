@@ -63,7 +63,8 @@ impl Embedding {
     }
 
     /// Backward for candle users: `grad_output` of shape `ids.shape + (D,)` on any device.
-    /// CPU takes the fast path; other devices the portable one.
+    /// CPU takes the fast path; CUDA our sort + segment-reduce kernel when the CUDA kernels
+    /// are on (`kernels::cuda::enabled`); other devices the portable path.
     pub fn backward_tensor(&self, ids: &[i64], grad_output: &Tensor) -> Result<SparseGrad> {
         let dim = self.embedding_dim();
         if grad_output.elem_count() != ids.len() * dim
@@ -76,6 +77,17 @@ impl Embedding {
             )));
         }
         let rows = grad_output.reshape((ids.len(), dim))?;
+        #[cfg(feature = "cuda")]
+        if crate::kernels::cuda::active(rows.device()) {
+            let o = self.coalesce_options();
+            return crate::kernels::cuda::embedding_backward(
+                ids,
+                &rows,
+                self.num_embeddings(),
+                o.skip,
+                o.scale_by_count,
+            );
+        }
         if !matches!(rows.device(), Device::Cpu) {
             return self.backward_portable(ids, &rows);
         }

@@ -308,7 +308,7 @@ impl Embedding {
         self.apply_max_norm(ids)?;
         let w = self.weight();
         if !w.device().is_cpu() {
-            let rows = self.lookup_portable(ids, &[ids.len()])?;
+            let rows = self.lookup_device(ids, &[ids.len()])?;
             return storage::copy_into(&rows, out);
         }
         with_float!(w.dtype(), S => storage::read::<S, ()>(&w, |t| {
@@ -348,6 +348,28 @@ impl Embedding {
         Ok(w.index_select(&idx, 0)?.reshape(out_shape)?)
     }
 
+    /// The lookup on the table's device: our CUDA gather when the CUDA kernels are on
+    /// (`kernels::cuda::enabled`), else [`Self::lookup_portable`]. Same checks and
+    /// `max_norm` as the portable path; the rows are an exact copy either way.
+    pub fn lookup_device<I: Id>(&self, ids: &[I], shape: &[usize]) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if crate::kernels::cuda::active(self.weight().device()) {
+            if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(ids.len()) {
+                return Err(Error::shape(format!(
+                    "{} ids do not fill shape {shape:?}",
+                    ids.len()
+                )));
+            }
+            self.validate_ids(ids)?;
+            self.apply_max_norm(ids)?;
+            let mut out_shape = shape.to_vec();
+            out_shape.push(self.embedding_dim);
+            let rows = crate::kernels::cuda::gather(&self.weight(), ids)?;
+            return Ok(rows.reshape(out_shape)?);
+        }
+        self.lookup_portable(ids, shape)
+    }
+
     /// Look up a tensor of ids (u8, u32 or i64, any shape) on any device; the result has shape
     /// `ids.shape + (D,)`. On CPU this takes the fast path.
     pub fn lookup_tensor(&self, ids: &Tensor) -> Result<Tensor> {
@@ -363,7 +385,7 @@ impl Embedding {
         };
         let w = self.weight();
         if !w.device().is_cpu() {
-            return self.lookup_portable(&ids_vec, &shape);
+            return self.lookup_device(&ids_vec, &shape);
         }
         let mut out_shape = shape;
         out_shape.push(self.embedding_dim);

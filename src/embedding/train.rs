@@ -63,13 +63,14 @@ impl TrainLookup {
 }
 
 impl Embedding {
-    /// Rows at `ids` as a tensor of shape `shape + (D,)`: the fast path on CPU, else candle's.
+    /// Rows at `ids` as a tensor of shape `shape + (D,)`: the fast path on CPU, else the
+    /// device path ([`Embedding::lookup_device`]).
     pub fn lookup_portable_or_fast(&self, ids: &[i64], shape: &[usize]) -> Result<Tensor> {
         if self.device().is_cpu() {
             let t = Tensor::from_slice(ids, shape, &candle_core::Device::Cpu)?;
             self.lookup_tensor(&t)
         } else {
-            self.lookup_portable(ids, shape)
+            self.lookup_device(ids, shape)
         }
     }
 }

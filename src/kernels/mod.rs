@@ -2,9 +2,10 @@
 //! that uses it, and the tests assert the two agree.
 
 pub mod cpu;
+mod index_add;
 pub mod segments;
 
+pub use index_add::index_add_tensor;
+
 #[cfg(feature = "cuda")]
-// TODO(cuda issue): document the remaining items (BagMode's variants), then drop this allow.
-#[allow(missing_docs)]
 pub mod cuda;

@@ -19,8 +19,12 @@
 //! serialize per table: a lookup sees every row either before or after the step, never torn.
 //! The optimizer state itself lives behind `&mut self` (the Python wrapper holds a mutex).
 //!
-//! Every check (frozen table, CPU device, gradient count and shapes, state shapes) happens
-//! before the first row is written, so a failed step leaves tables and state unchanged.
+//! Every check (frozen table, gradient count and shapes, state shapes) happens before the first
+//! row is written, so a failed step leaves tables and state unchanged.
+//!
+//! Devices: the state lives on the host. A table on another device (CUDA, Metal) is stepped
+//! through the host: its touched rows are gathered, updated by the same rule, and written back
+//! with candle's `scatter_set` (an exact copy), so every device gives the CPU's bits.
 //!
 //! Layout: each optimizer is one file holding its config (whose `Default` is the one home of
 //! its defaults) and its [`Rule`]: the per-row update and the state it keeps. Everything else

@@ -43,8 +43,8 @@ macro_rules! with_table {
     };
 }
 
-/// A sparse optimizer over CPU tables: `Optimizer<SgdConfig>` ([`Sgd`](super::Sgd)) and so
-/// on. Tables and state are only written by `step` and `load_state_dict`, and only after
+/// A sparse optimizer over tables (CPU, or any device through the host):
+/// `Optimizer<SgdConfig>` ([`Sgd`](super::Sgd)) and so on. Tables and state are only written by `step` and `load_state_dict`, and only after
 /// every check passed.
 pub struct Optimizer<R: Rule> {
     params: Vec<Arc<Embedding>>,
@@ -53,7 +53,7 @@ pub struct Optimizer<R: Rule> {
 }
 
 impl<R: Rule> Optimizer<R> {
-    /// An optimizer over `params` (unfrozen CPU tables) with zeroed step counts and state
+    /// An optimizer over `params` (unfrozen tables) with zeroed step counts and state
     /// buffers at their initial values.
     pub fn new(params: Vec<Arc<Embedding>>, config: R) -> Result<Self> {
         check_params(&params)?;
@@ -125,19 +125,14 @@ impl<R: Rule> SparseOptimizer for Optimizer<R> {
     }
 }
 
-/// Refuse frozen or non-CPU tables (at construction).
+/// Refuse frozen tables (at construction). Tables on any device are accepted: those off the
+/// CPU are stepped through the host (`touched`), with the same rule and the same bits.
 fn check_params(params: &[Arc<Embedding>]) -> Result<()> {
     for (i, p) in params.iter().enumerate() {
         if p.is_frozen() {
             return Err(Error::InvalidArgument(format!(
                 "parameter {i} is a frozen table (from_pretrained(freeze=True)) and cannot be optimized"
             )));
-        }
-        if !p.device().is_cpu() {
-            return Err(Error::UnsupportedDevice {
-                device: format!("{:?}", p.device()),
-                reason: "sparse optimizers run on CPU tables".into(),
-            });
         }
     }
     Ok(())

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 
 use super::rounding::WeightRow;
 use super::state::Layout;
@@ -15,7 +15,7 @@ use crate::embedding::Embedding;
 use crate::kernels::cpu::prefetch::{prefetch_bytes, DISTANCE};
 use crate::rows::RowsMut;
 use crate::sparse::SparseGrad;
-use crate::{storage, threads, Error, Result};
+use crate::{alloc, storage, threads, Error, Result};
 
 /// One table's gradient ready for a step: its rows and its values in the accumulator dtype.
 pub(crate) struct Prepared {
@@ -142,7 +142,86 @@ pub(crate) fn for_each_touched_row<T: Float, A: AccElem>(
     round_key: Option<u64>,
     rule: impl Fn(&mut WeightRow<'_, T>, &[A], SlotRows<'_, A>) + Sync,
 ) -> Result<()> {
-    let (num_rows, dim) = w.dims2()?;
+    if !w.device().is_cpu() || staged_for_tests() {
+        return staged(w, pg, slots, round_key, rule);
+    }
+    let num_rows = w.dims2()?.0;
+    storage::write::<T, ()>(w, |ws| {
+        walk(ws, num_rows, |_, r| r, pg, slots, round_key, &rule)
+    })
+}
+
+/// A table on another device (CUDA, Metal): its touched rows come to the host in one gather,
+/// the same rule runs on them (state rows by table row, as on CPU), and they go back in one
+/// scatter, an exact copy, so the step gives the CPU path's bits.
+/// The state stays on the host. A concurrent lookup sees the rows before or after the
+/// `scatter_set`, never torn.
+fn staged<T: Float, A: AccElem>(
+    w: &Tensor,
+    pg: &Prepared,
+    slots: &mut [Slot],
+    round_key: Option<u64>,
+    rule: impl Fn(&mut WeightRow<'_, T>, &[A], SlotRows<'_, A>) + Sync,
+) -> Result<()> {
+    let num_rows = w.dims2()?.0;
+    let ids: Vec<i64> = alloc::try_collect(pg.rows.iter().map(|&r| r as i64))?;
+    let rows = fetch_rows(w, &ids)?.to_device(&Device::Cpu)?.contiguous()?;
+    storage::write::<T, ()>(&rows, |ws| {
+        walk(ws, num_rows, |k, _| k, pg, slots, round_key, &rule)
+    })?;
+    store_rows(w, &ids, &rows.to_device(w.device())?)
+}
+
+/// The table rows `ids` (a gradient's: sorted, unique): our CUDA gather when the CUDA kernels
+/// are on, else candle's `index_select`.
+fn fetch_rows(w: &Tensor, ids: &[i64]) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if crate::kernels::cuda::active(w.device()) {
+        return crate::kernels::cuda::gather(w, ids);
+    }
+    Ok(w.index_select(&Tensor::from_slice(ids, ids.len(), w.device())?, 0)?)
+}
+
+/// Write `rows` back at `ids` (sorted, unique), an exact copy: our CUDA row scatter when the
+/// CUDA kernels are on, else candle's `scatter_set`.
+fn store_rows(w: &Tensor, ids: &[i64], rows: &Tensor) -> Result<()> {
+    #[cfg(feature = "cuda")]
+    if crate::kernels::cuda::active(w.device()) {
+        return crate::kernels::cuda::scatter_rows(w, ids, rows);
+    }
+    let idx = Tensor::from_slice(ids, (ids.len(), 1), w.device())?
+        .broadcast_as(rows.dims())?
+        .contiguous()?;
+    Ok(w.scatter_set(&idx, rows, 0)?)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests run CPU tables through [`staged`] to compare it with the direct path.
+    pub(crate) static FORCE_STAGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn staged_for_tests() -> bool {
+    #[cfg(test)]
+    return FORCE_STAGED.with(|f| f.get());
+    #[cfg(not(test))]
+    false
+}
+
+/// The parallel walk over a gradient's rows: gradient row `k` (table row `r = pg.rows[k]`)
+/// updates row `weight_row(k, r)` of `ws` (rows of the table's width) and row `r` of each slot
+/// (`num_rows` rows each).
+#[allow(clippy::too_many_arguments)]
+fn walk<T: Float, A: AccElem>(
+    ws: &mut [T],
+    num_rows: usize,
+    weight_row: impl Fn(usize, usize) -> usize + Sync,
+    pg: &Prepared,
+    slots: &mut [Slot],
+    round_key: Option<u64>,
+    rule: &(impl Fn(&mut WeightRow<'_, T>, &[A], SlotRows<'_, A>) + Sync),
+) -> Result<()> {
+    let dim = pg.values.dims2()?.1;
     let rows_of = |n: usize| n.checked_div(num_rows).unwrap_or(0);
     let mut floats: Vec<RowsMut<A>> = Vec::new();
     let mut steps: Vec<RowsMut<u64>> = Vec::new();
@@ -156,32 +235,32 @@ pub(crate) fn for_each_touched_row<T: Float, A: AccElem>(
         }
     }
     let rows = &pg.rows;
-    storage::read::<A, Result<()>>(&pg.values, |gs| {
-        storage::write::<T, ()>(w, |ws| {
-            let table = RowsMut::new(ws, dim);
-            par_rows(rows.len(), dim, |k| {
-                // The rows are scattered over a table far larger than the caches: ask for the
-                // ones `DISTANCE` steps ahead now, as the gather does.
-                if let Some(&ahead) = rows.get(k + DISTANCE) {
-                    prefetch_bytes(table.row_ptr(ahead), table.row_bytes());
-                    for s in &floats {
-                        prefetch_bytes(s.row_ptr(ahead), s.row_bytes());
-                    }
+    storage::read::<A, ()>(&pg.values, |gs| {
+        let table = RowsMut::new(ws, dim);
+        par_rows(rows.len(), dim, |k| {
+            // The rows are scattered over a table far larger than the caches: ask for the
+            // ones `DISTANCE` steps ahead now, as the gather does.
+            if let Some(&ahead) = rows.get(k + DISTANCE) {
+                prefetch_bytes(
+                    table.row_ptr(weight_row(k + DISTANCE, ahead)),
+                    table.row_bytes(),
+                );
+                for s in &floats {
+                    prefetch_bytes(s.row_ptr(ahead), s.row_bytes());
                 }
-                let r = rows[k];
-                // SAFETY: a coalesced gradient's rows are unique, so row `r` of the table and
-                // of each slot is touched by this `k` only.
-                let mut wrow = WeightRow::new(unsafe { table.row(r) }, round_key, r);
-                let state = SlotRows {
-                    floats: &floats,
-                    steps: &steps,
-                    row: r,
-                };
-                rule(&mut wrow, &gs[k * dim..(k + 1) * dim], state);
-            });
-            Ok(())
-        })
-    })?
+            }
+            let r = rows[k];
+            // SAFETY: a coalesced gradient's rows are unique, so row `r` of each slot (and the
+            // weight row, `r` or `k`) is touched by this `k` only.
+            let mut wrow = WeightRow::new(unsafe { table.row(weight_row(k, r)) }, round_key, r);
+            let state = SlotRows {
+                floats: &floats,
+                steps: &steps,
+                row: r,
+            };
+            rule(&mut wrow, &gs[k * dim..(k + 1) * dim], state);
+        });
+    })
 }
 
 /// Run `f(k)` for every gradient row `k in 0..nnz`, in chunks on the caller and the pool
@@ -196,4 +275,97 @@ fn par_rows(nnz: usize, dim: usize, f: impl Fn(usize) + Sync) {
     threads::run_chunks(nnz.div_ceil(chunk), &|c| {
         (c * chunk..((c + 1) * chunk).min(nnz)).for_each(&f);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use candle_core::{DType, Device, Tensor};
+
+    use super::FORCE_STAGED;
+    use crate::optim::*;
+    use crate::{Embedding, EmbeddingConfig, SparseGrad};
+
+    fn values(t: &Tensor) -> Vec<f64> {
+        let t = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+        t.to_vec1().unwrap()
+    }
+
+    /// Three steps of `config` on a fresh table, through the direct or the staged walk:
+    /// (table, every state buffer).
+    fn run<R: Rule>(config: R, dtype: DType, staged: bool) -> (Vec<f64>, Vec<Vec<f64>>) {
+        let (rows, dim) = (40, 9);
+        let emb = Embedding::new(
+            rows,
+            dim,
+            EmbeddingConfig::default(),
+            dtype,
+            &Device::Cpu,
+            Some(3),
+        )
+        .unwrap();
+        let mut opt = Optimizer::new(vec![Arc::new(emb)], config).unwrap();
+        FORCE_STAGED.with(|f| f.set(staged));
+        for (s, ids) in [vec![0i64, 3, 39], vec![3, 4, 5, 6], vec![0, 17, 39]]
+            .iter()
+            .enumerate()
+        {
+            let v: Vec<f32> = (0..ids.len() * dim)
+                .map(|i| ((i * 7 + s * 13) % 11) as f32 - 5.0)
+                .collect();
+            let g = Tensor::from_vec(v, (ids.len(), dim), &Device::Cpu).unwrap();
+            let g = SparseGrad::new(ids.clone(), g, rows).unwrap();
+            opt.step(&[Some(&g)]).unwrap();
+        }
+        FORCE_STAGED.with(|f| f.set(false));
+        let table = values(&opt.params()[0].weight());
+        let sd = opt.state_dict().unwrap();
+        let bufs = sd.buffers[0].iter().map(|(_, t)| values(t)).collect();
+        (table, bufs)
+    }
+
+    /// The host-staged walk that steps tables on other devices gives the direct CPU walk's
+    /// bits, for every rule, with stochastic rounding on a bf16 table too.
+    #[test]
+    fn staged_steps_equal_direct_steps_bit_for_bit() {
+        fn both<R: Rule>(config: R) {
+            for dtype in [DType::F32, DType::F64, DType::BF16] {
+                let direct = run(config, dtype, false);
+                assert_eq!(direct, run(config, dtype, true), "{} {dtype:?}", R::KIND);
+            }
+        }
+        let options = StepOptions {
+            maximize: true,
+            stochastic_rounding: true,
+            seed: 7,
+        };
+        both(SgdConfig {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 0.01,
+            options,
+            ..Default::default()
+        });
+        both(AdagradConfig {
+            lr_decay: 0.1,
+            weight_decay: 0.01,
+            initial_accumulator_value: 0.5,
+            options,
+            ..Default::default()
+        });
+        both(RowWiseAdagradConfig {
+            options,
+            ..Default::default()
+        });
+        both(SparseAdamConfig {
+            options,
+            ..Default::default()
+        });
+        both(AdamWConfig {
+            options,
+            ..Default::default()
+        });
+    }
 }

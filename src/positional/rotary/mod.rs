@@ -275,8 +275,9 @@ impl RotaryEmbedding {
         Ok(())
     }
 
-    /// The fast forward on a tensor (CPU: the one-pass kernel as a candle `CustomOp1` with a
-    /// backward, so gradients flow; other devices: [`Self::forward_portable`]).
+    /// The fast forward on a tensor (CPU, and CUDA when the CUDA kernels are on: the one-pass
+    /// kernel as a candle `CustomOp1` with a backward, so gradients flow; other devices:
+    /// [`Self::forward_portable`]).
     pub fn forward(&self, x: &Tensor, positions: &Positions) -> Result<Tensor> {
         self.run(x, positions, false)
     }
@@ -289,7 +290,11 @@ impl RotaryEmbedding {
     fn run(&self, x: &Tensor, positions: &Positions, transpose: bool) -> Result<Tensor> {
         crate::dtype::check_float(x.dtype())?;
         let g = self.geometry(x.dims(), positions)?;
-        if !x.device().is_cpu() {
+        #[cfg(feature = "cuda")]
+        let fast = x.device().is_cpu() || crate::kernels::cuda::active(x.device());
+        #[cfg(not(feature = "cuda"))]
+        let fast = x.device().is_cpu();
+        if !fast {
             return self.portable(x, positions, transpose);
         }
         let tables = self.tables(positions, g.seq_len)?;

@@ -1,5 +1,6 @@
 //! The fast rotary kernel as a candle `CustomOp1`, so candle's autograd flows through it: the
-//! tables ride along and the backward applies the transposed rotation.
+//! tables ride along and the backward applies the transposed rotation. CPU storage runs the
+//! CPU kernel, CUDA storage our CUDA kernel (`kernels::cuda::rope_storage`).
 
 use std::sync::Arc;
 
@@ -46,6 +47,18 @@ impl CustomOp1 for RopeOp {
             _ => candle_core::bail!("rope: unsupported dtype"),
         };
         Ok((out, l.shape().clone()))
+    }
+
+    /// Our CUDA kernel (`RotaryEmbedding::run` applies this op to CUDA tensors only when the
+    /// CUDA kernels are on; otherwise they take the portable path).
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let t = &self.tables;
+        crate::kernels::cuda::rope_storage(s, l, &self.shape, &t.cos64, &t.sin64, self.transpose)
     }
 
     fn bwd(
