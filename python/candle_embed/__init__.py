@@ -13,6 +13,7 @@ from candle_embed._errors import (
     CandleEmbedIndexError,
     CandleEmbedKeyError,
     CandleEmbedMemoryError,
+    CandleEmbedNotImplementedError,
     CandleEmbedOSError,
     CandleEmbedRuntimeError,
     CandleEmbedTypeError,
@@ -38,6 +39,13 @@ from candle_embed._native import (
     relative_position_bucket,
     set_num_threads,
 )
+from candle_embed.fasttext import (
+    FastText,
+    FastTextKeyedVectors,
+    load_facebook_model,
+    load_facebook_vectors,
+    save_facebook_model,
+)
 from candle_embed.keyed_vectors import KeyedVectors
 from candle_embed.plot import plot_embeddings
 from candle_embed.word2vec import Word2Vec
@@ -47,12 +55,15 @@ __all__ = [
     "CandleEmbedIndexError",
     "CandleEmbedKeyError",
     "CandleEmbedMemoryError",
+    "CandleEmbedNotImplementedError",
     "CandleEmbedOSError",
     "CandleEmbedRuntimeError",
     "CandleEmbedTypeError",
     "CandleEmbedValueError",
     "Embedding",
     "EmbeddingBag",
+    "FastText",
+    "FastTextKeyedVectors",
     "KeyedVectors",
     "LearnedPositionalEmbedding",
     "RelativePositionBias",
@@ -68,9 +79,12 @@ __all__ = [
     "devices",
     "get_num_threads",
     "index_add",
+    "load_facebook_model",
+    "load_facebook_vectors",
     "optim",
     "plot_embeddings",
     "position_ids_from_padding",
     "relative_position_bucket",
+    "save_facebook_model",
     "set_num_threads",
 ]

@@ -39,3 +39,7 @@ class CandleEmbedFileNotFoundError(CandleEmbedOSError, FileNotFoundError):
 
 class CandleEmbedRuntimeError(CandleEmbedError, RuntimeError):
     """An internal failure (a bug: please report it)."""
+
+
+class CandleEmbedNotImplementedError(CandleEmbedError, NotImplementedError):
+    """A feature this build does not have yet (the message names the missing piece)."""

@@ -479,6 +479,77 @@ def _write_word_vectors(
 ) -> None:
     """Write "text", "binary" or "safetensors" word vectors atomically."""
 
+# --- fasttext ---
+def _ft_word_vectors(
+    table: npt.ArrayLike,
+    nwords: int,
+    words: Sequence[str],
+    min_n: int,
+    max_n: int,
+    bucket: int,
+    own_rows: bool,
+    out: npt.NDArray[np.float32] | None = None,
+) -> npt.NDArray[np.float32]:
+    """fastText word vectors ``(len(words), dim)``: means of each word's n-gram rows
+    ``nwords + hash % bucket`` of ``table`` (and of its own row ``k`` first when ``own_rows``)."""
+
+def _ft_read_bin(path: str | PathLike[str], full_model: bool = True) -> dict[str, Any]:
+    """Read a fastText ``.bin`` file: header fields, ``words`` (bytes), ``counts``,
+    ``ntokens``, ``input`` and ``output`` (None unless ``full_model``)."""
+
+def _ft_write_bin(
+    path: str | PathLike[str],
+    words: Sequence[bytes],
+    counts: Sequence[int],
+    input: npt.ArrayLike,
+    output: npt.ArrayLike,
+    *,
+    ws: int,
+    epoch: int,
+    min_count: int,
+    neg: int,
+    word_ngrams: int,
+    loss: int,
+    model: int,
+    bucket: int,
+    minn: int,
+    maxn: int,
+    lr_update_rate: int,
+    t: float,
+    ntokens: int,
+) -> None:
+    """Write a fastText ``.bin`` file (version 12) atomically."""
+
+def _ft_train(
+    sentences: Iterable[Sequence[str]] | None = None,
+    corpus_file: str | PathLike[str] | None = None,
+    *,
+    vector_size: int = 100,
+    window: int = 5,
+    min_count: int = 5,
+    negative: int = 5,
+    epochs: int = 5,
+    alpha: float = 0.025,
+    min_alpha: float = 0.0001,
+    sample: float = 1e-3,
+    seed: int = 1,
+    workers: int = 2,
+    sg: bool = True,
+    cbow_mean: bool = True,
+    ns_exponent: float = 0.75,
+    min_n: int = 3,
+    max_n: int = 6,
+    bucket: int = 2000000,
+    progress: Callable[[int, int], Any] | None = None,
+) -> tuple[
+    list[str],
+    npt.NDArray[np.uint64],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32],
+    dict[str, Any],
+]:
+    """Train FastText (interim trainer): ``(words, counts, input, output, stats)``."""
+
 # --- positional ---
 @final
 class SinusoidalPositionalEncoding:

@@ -10,6 +10,7 @@ mod bag;
 mod docs;
 mod embedding;
 pub mod errors;
+mod fasttext;
 pub mod gil;
 mod optim;
 mod positional;
@@ -57,6 +58,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(word2vec::_w2v_train, m)?)?;
     m.add_function(wrap_pyfunction!(word2vec::_read_word_vectors, m)?)?;
     m.add_function(wrap_pyfunction!(word2vec::_write_word_vectors, m)?)?;
+    fasttext::register(m)?;
     positional::register(m)?;
     testing::register(m)
 }

@@ -13,7 +13,8 @@ use crate::arrays::{vec_output, Floats};
 use crate::errors::{type_error, value_error};
 use crate::gil::without_gil;
 
-fn corpus_from_sentences(sentences: &Bound<'_, PyAny>) -> PyResult<Corpus> {
+/// A corpus from an iterable of token lists (shared with FastText training).
+pub(crate) fn corpus_from_sentences(sentences: &Bound<'_, PyAny>) -> PyResult<Corpus> {
     if sentences.is_instance_of::<PyString>() {
         return Err(type_error(
             "sentences must be an iterable of token lists, not a string \
