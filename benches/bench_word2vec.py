@@ -1,12 +1,21 @@
-"""Quality and speed of candle_embed.Word2Vec against gensim Word2Vec(sg=1), same run.
+"""Per-mode quality and speed of candle_embed.Word2Vec against gensim's Word2Vec, same run.
 
-Corpus: gensim's text8 excerpt (test_data/head500.noblanks.cor, ~331k words, one long line per
-"sentence"), evaluated on wordsim353 (Spearman). Same hyper-parameters for both (gensim's
-defaults: dim 100, window 5, negative 5, min_count 5, sample 1e-3, 5 epochs, alpha 0.025),
-same number of threads. Rounds are interleaved (ours, gensim, ours, ...) with a different seed
-per round; times are medians, Spearman is the mean over rounds (and its spread).
+Modes: skip-gram / CBOW x negative sampling / hierarchical softmax (``sg-ns``, ``sg-hs``,
+``cbow-ns``, ``cbow-hs``), each trained by both libraries with the same gensim parameters
+(dim 100, window 5, min_count 5, sample 1e-3, alpha 0.025 for sg and 0.05 for cbow as gensim's
+word2vec.c, 5 epochs; ns: negative=5, hs=0; hs: hs=1, negative=0) on the same corpus file and
+the same number of threads. Rounds are interleaved (ours, gensim, ours, ...) with seed r+1 in
+round r. Both models are scored by the same evaluator (gensim's ``KeyedVectors``: ours is copied
+into one): wordsim353 Spearman and questions-words analogy accuracy (top 300k words, gensim's
+``evaluate_word_analogies`` default ``restrict_vocab``). Times are medians, scores means over
+rounds; ``speed`` is gensim's time over ours (>= 1: we are at least as fast).
 
-    python benches/bench_word2vec.py [--rounds 3] [--threads 1 2]
+Corpora: ``head500`` (gensim's text8 excerpt, ~331k words), ``lee`` (gensim's
+lee_background.cor, ~60k words), ``demo`` (the built-in demo corpus, ~350k words),
+``big`` (benches/make_corpus.py's cached English, >= 10M words), or any text file path.
+
+    python benches/bench_word2vec.py [--corpus head500 lee demo] [--modes sg-ns cbow-hs]
+        [--rounds 3] [--threads 2] [--epochs 5] [--no-gensim-corpus-file]
 """
 
 from __future__ import annotations
@@ -14,65 +23,120 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import time
+from typing import Any
 
 import candle_embed as ce
+
+MODES = {
+    "sg-ns": dict(sg=1, hs=0, negative=5, alpha=0.025),
+    "sg-hs": dict(sg=1, hs=1, negative=0, alpha=0.025),
+    "cbow-ns": dict(sg=0, hs=0, negative=5, alpha=0.05),
+    "cbow-hs": dict(sg=0, hs=1, negative=0, alpha=0.05),
+}
+
+
+def corpus_path(name: str, data: str) -> str:
+    """A one-sentence-per-line text file for ``name`` (written once for ``demo``)."""
+    if name == "head500":
+        return os.path.join(data, "head500.noblanks.cor")
+    if name == "lee":
+        return os.path.join(data, "lee_background.cor")
+    if name == "big":
+        from make_corpus import cached_corpus  # type: ignore[import-not-found]
+
+        return str(cached_corpus())
+    if name == "demo":
+        from candle_embed.demo_corpus import stdlib_sentences
+
+        path = os.path.join(tempfile.gettempdir(), "candle_embed_demo_corpus.txt")
+        if not os.path.exists(path):
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
+                f.writelines(" ".join(s) + "\n" for s in stdlib_sentences())
+            os.replace(path + ".tmp", path)
+        return path
+    return name
+
+
+def scores(keys: list[str], vectors: Any, data: str) -> tuple[float, float]:
+    """(wordsim353 Spearman, analogy accuracy) by gensim's evaluator."""
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(vectors.shape[1])
+    kv.add_vectors(keys, vectors)
+    rho = kv.evaluate_word_pairs(os.path.join(data, "wordsim353.tsv"))[1][0]
+    acc = kv.evaluate_word_analogies(os.path.join(data, "questions-words.txt"))[0]
+    return float(rho), float(acc)
+
+
+def run_mode(path: str, mode: str, args: argparse.Namespace, data: str) -> dict[str, Any]:
+    from gensim.models import Word2Vec as GWord2Vec
+    from gensim.models.word2vec import LineSentence
+
+    hp = dict(
+        vector_size=100, window=5, min_count=5, sample=1e-3, epochs=args.epochs, **MODES[mode]
+    )
+    runs = {
+        "candle_embed": lambda seed: ce.Word2Vec(
+            corpus_file=path, seed=seed, workers=args.threads, **hp
+        ),
+        "gensim (LineSentence)": lambda seed: GWord2Vec(
+            LineSentence(path), seed=seed, workers=args.threads, **hp
+        ),
+    }
+    if args.gensim_corpus_file:
+        runs["gensim (corpus_file)"] = lambda seed: GWord2Vec(
+            corpus_file=path, seed=seed, workers=args.threads, **hp
+        )
+    res: dict[str, dict[str, list[float]]] = {}
+    for r in range(args.rounds):
+        for name, fn in runs.items():
+            t0 = time.perf_counter()
+            m = fn(r + 1)
+            dt = time.perf_counter() - t0
+            rho, acc = scores(list(m.wv.index_to_key), m.wv.vectors, data)
+            d = res.setdefault(name, {"t": [], "rho": [], "acc": []})
+            d["t"].append(dt)
+            d["rho"].append(rho)
+            d["acc"].append(acc)
+    return res
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--corpus", nargs="+", default=["head500"])
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--no-gensim-corpus-file", dest="gensim_corpus_file", action="store_false")
     args = ap.parse_args()
 
     import gensim
-    from gensim.models import Word2Vec as GWord2Vec
-    from gensim.models.word2vec import LineSentence
 
     data = os.path.join(os.path.dirname(gensim.__file__), "test", "test_data")
-    corpus = os.path.join(data, "head500.noblanks.cor")
-    ws = os.path.join(data, "wordsim353.tsv")
-    hp = dict(vector_size=100, window=5, min_count=5, negative=5, sample=1e-3, epochs=args.epochs)
-    print(f"corpus {corpus}\nhyper-parameters {hp}, sg=1, hs=0")
     print(f"gensim {gensim.__version__}, candle_embed {ce.__version__}, cpus {os.cpu_count()}")
-
-    for threads in args.threads:
-        res: dict[str, dict[str, list[float]]] = {}
-        for r in range(args.rounds):
-            seed = r + 1
-            runs = {
-                "candle_embed": lambda seed=seed, threads=threads: (
-                    ce.Word2Vec(corpus_file=corpus, seed=seed, workers=threads, **hp).wv
-                ),
-                "gensim (LineSentence)": lambda seed=seed, threads=threads: (
-                    GWord2Vec(LineSentence(corpus), sg=1, hs=0, seed=seed, workers=threads, **hp).wv
-                ),
-                "gensim (corpus_file)": lambda seed=seed, threads=threads: (
-                    GWord2Vec(corpus_file=corpus, sg=1, hs=0, seed=seed, workers=threads, **hp).wv
-                ),
-            }
-            for name, fn in runs.items():
-                t0 = time.perf_counter()
-                wv = fn()
-                dt = time.perf_counter() - t0
-                rho = wv.evaluate_word_pairs(ws)[1][0]
-                d = res.setdefault(name, {"t": [], "rho": []})
-                d["t"].append(dt)
-                d["rho"].append(float(rho))
-        ours = statistics.median(res["candle_embed"]["t"])
-        ours_rho = statistics.mean(res["candle_embed"]["rho"])
-        print(f"\nthreads={threads}, {args.rounds} rounds")
-        print(f"{'':24} {'time s (median)':>16} {'ours/peer':>10} {'ws353 rho':>10} {'spread':>8}")
-        for name, d in res.items():
-            t = statistics.median(d["t"])
-            rho = statistics.mean(d["rho"])
-            spread = max(d["rho"]) - min(d["rho"])
-            print(f"{name:24} {t:16.2f} {ours / t:10.2f} {rho:10.3f} {spread:8.3f}")
-        for name in res:
-            if name != "candle_embed":
-                gap = ours_rho - statistics.mean(res[name]["rho"])
-                print(f"  rho(ours) - rho({name}) = {gap:+.3f}")
+    print(f"threads {args.threads}, epochs {args.epochs}, {args.rounds} rounds (seeds 1..)")
+    for name in args.corpus:
+        path = corpus_path(name, data)
+        print(f"\ncorpus {name}: {path}")
+        head = f"{'mode':8} {'implementation':22} {'time s':>8} {'speed':>6}"
+        print(head + f" {'ws353 rho':>9} {'analogy':>8} {'d rho':>7} {'d acc':>7}")
+        for mode in args.modes:
+            res = run_mode(path, mode, args, data)
+            ours = res["candle_embed"]
+            for impl, d in res.items():
+                t = statistics.median(d["t"])
+                speed = t / statistics.median(ours["t"])
+                rho, acc = statistics.mean(d["rho"]), statistics.mean(d["acc"])
+                if impl == "candle_embed":
+                    gaps = f"{'':>7} {'':>7}"
+                else:  # ours minus this peer: within +-0.02 is issue #13's bar
+                    drho = statistics.mean(ours["rho"]) - rho
+                    dacc = statistics.mean(ours["acc"]) - acc
+                    gaps = f"{drho:+7.3f} {dacc:+7.3f}"
+                print(f"{mode:8} {impl:22} {t:8.2f} {speed:6.2f} {rho:9.3f} {acc:8.3f} {gaps}")
 
 
 if __name__ == "__main__":

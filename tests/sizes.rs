@@ -164,8 +164,10 @@ fn position_ids_past_i64_are_invalid_not_wrapped() {
 /// Train on a tiny corpus with `cfg` (one worker).
 fn train(cfg: TrainConfig) -> Result<Vec<f32>> {
     let mut corpus = Corpus::new();
-    corpus.push_sentence("a b c d e f a b c d e f".split(' '));
-    corpus.push_sentence("b c d a e f".split(' '));
+    corpus
+        .push_sentence("a b c d e f a b c d e f".split(' '))
+        .unwrap();
+    corpus.push_sentence("b c d a e f".split(' ')).unwrap();
     let vocab = Vocab::build(&corpus, 1, 1e-3, 0.75).unwrap();
     let cfg = TrainConfig { workers: 1, ..cfg };
     word2vec::train(&corpus, &vocab, &cfg, &mut |_, _| true).map(|t| t.vectors)
@@ -187,5 +189,5 @@ fn word2vec_sizes_that_cannot_exist_or_overflow_are_typed_errors() {
         ..Default::default()
     };
     assert!(is_memory(train(vector_size)));
-    assert!(is_memory(word2vec::sgns::init_vectors(3, HUGE, 0)));
+    assert!(is_memory(word2vec::model::init_vectors(3, HUGE, 0)));
 }

@@ -7,7 +7,7 @@ use candle_embed::Error;
 fn corpus(lines: &[&str]) -> Corpus {
     let mut c = Corpus::new();
     for l in lines {
-        c.push_sentence(l.split_whitespace());
+        c.push_sentence(l.split_whitespace()).unwrap();
     }
     c
 }
@@ -16,7 +16,8 @@ fn corpus(lines: &[&str]) -> Corpus {
 fn vocab_sorted_filtered_and_gensim_tables() {
     let c = corpus(&["a b b c c c c", "c d d"]);
     let v = Vocab::build(&c, 2, 0.1, 0.75).unwrap();
-    assert_eq!(v.words, ["c", "b", "d"]);
+    // gensim 4.4 sorts with `lexsort((-index, -count))`: equal counts put the later word first
+    assert_eq!(v.words, ["c", "d", "b"]);
     assert_eq!(v.counts, [5, 2, 2]);
     // sample_int = round(min(1, (sqrt(n/t) + 1) * t/n) * 2^32), t = sample * retained total
     let t = 0.1 * 9.0;
@@ -39,7 +40,7 @@ fn vocab_sorted_filtered_and_gensim_tables() {
     assert_eq!(v.draw(0), 0);
     assert_eq!(v.draw(v.cum_table[0] as u64 + 1), 1);
     assert_eq!(
-        v.remap[c.words.iter().position(|w| w == "a").unwrap()],
+        v.remap(&c).unwrap()[c.words.iter().position(|w| w == "a").unwrap()],
         u32::MAX
     );
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from candle_embed import optim
 from candle_embed._errors import (
+    CandleEmbedAttributeError,
     CandleEmbedError,
     CandleEmbedIndexError,
     CandleEmbedKeyError,
@@ -39,6 +40,8 @@ from candle_embed._native import (
     relative_position_bucket,
     set_num_threads,
 )
+from candle_embed.callbacks import CallbackAny2Vec
+from candle_embed.corpora import LineSentence, PathLineSentences
 from candle_embed.fasttext import (
     FastText,
     FastTextKeyedVectors,
@@ -51,6 +54,8 @@ from candle_embed.plot import plot_embeddings
 from candle_embed.word2vec import Word2Vec
 
 __all__ = [
+    "CallbackAny2Vec",
+    "CandleEmbedAttributeError",
     "CandleEmbedError",
     "CandleEmbedIndexError",
     "CandleEmbedKeyError",
@@ -66,6 +71,8 @@ __all__ = [
     "FastTextKeyedVectors",
     "KeyedVectors",
     "LearnedPositionalEmbedding",
+    "LineSentence",
+    "PathLineSentences",
     "RelativePositionBias",
     "RotaryEmbedding",
     "SinusoidalPositionalEncoding",

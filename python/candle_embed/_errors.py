@@ -37,6 +37,10 @@ class CandleEmbedFileNotFoundError(CandleEmbedOSError, FileNotFoundError):
     """A file that does not exist."""
 
 
+class CandleEmbedAttributeError(CandleEmbedError, AttributeError):
+    """A missing attribute, or a class method called on an instance."""
+
+
 class CandleEmbedRuntimeError(CandleEmbedError, RuntimeError):
     """An internal failure (a bug: please report it)."""
 

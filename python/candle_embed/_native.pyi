@@ -1,6 +1,6 @@
 """Type stub of the compiled module ``candle_embed._native`` (checked by mypy's stubtest)."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from os import PathLike
 from types import ModuleType
 from typing import Any, Self, TypeAlias, final, type_check_only
@@ -451,23 +451,111 @@ class RotaryEmbedding:
     def rope_type(self) -> str: ...
 
 # --- word2vec ---
-def _w2v_train(
-    sentences: Iterable[Sequence[str]] | None = None,
-    corpus_file: str | PathLike[str] | None = None,
-    *,
-    vector_size: int = 100,
-    window: int = 5,
-    min_count: int = 5,
-    negative: int = 5,
-    epochs: int = 5,
-    alpha: float = 0.025,
-    min_alpha: float = 0.0001,
-    sample: float = 1e-3,
-    seed: int = 1,
-    workers: int = 2,
-    progress: Callable[[int, int], Any] | None = None,
-) -> tuple[list[str], npt.NDArray[np.uint64], npt.NDArray[np.float32], dict[str, Any]]:
-    """Train skip-gram vectors: ``(words, counts, vectors, stats)``."""
+@final
+class _W2VCorpus:
+    """A corpus read once, as interned word ids (word2vec training)."""
+
+    @staticmethod
+    def from_sentences(sentences: object, max_sentence_length: int = 10000) -> _W2VCorpus:
+        """Intern an iterable of token lists."""
+    @staticmethod
+    def from_sources(
+        sources: list[Any],
+        names: list[str],
+        limit: int | None = None,
+        max_sentence_length: int = 10000,
+    ) -> _W2VCorpus:
+        """Read text sources (paths, or ``read(n) -> bytes`` callables) one after the other."""
+    @property
+    def examples(self) -> int:
+        """Examples (gensim's ``corpus_count``)."""
+    @property
+    def total_words(self) -> int:
+        """Raw words (gensim's ``corpus_total_words``)."""
+    def sentences(self) -> list[list[str]]:
+        """The stored sentences as lists of words."""
+
+def _w2v_split(line: str) -> list[str]:
+    """Python's ``str.split()`` of ``line``, as the corpus reader splits."""
+
+@final
+class _W2VModel:
+    """Vocabulary and tables of a word2vec model, trained one epoch per call."""
+
+    def __new__(
+        cls,
+        vector_size: int,
+        sg: bool,
+        hs: bool,
+        negative: int,
+        cbow_mean: bool,
+        window: int,
+        shrink_windows: bool,
+        ns_exponent: float,
+        seed: int,
+    ) -> _W2VModel: ...
+    def build_vocab(
+        self,
+        corpus: _W2VCorpus,
+        update: bool,
+        min_count: int,
+        sample: float,
+        max_final_vocab: int | None,
+        sorted_vocab: bool,
+        max_vocab_size: int | None,
+        trim_rule: Callable[[str, int, int], Any] | None = None,
+    ) -> dict[str, int]:
+        """gensim's scan + prepare vocabulary + weights; returns the report values."""
+    def build_vocab_from_freq(
+        self,
+        words: list[str],
+        counts: list[int],
+        corpus_count: int,
+        update: bool,
+        min_count: int,
+        sample: float,
+        max_final_vocab: int | None,
+        sorted_vocab: bool,
+        trim_rule: Callable[[str, int, int], Any] | None = None,
+    ) -> dict[str, int]:
+        """gensim's ``build_vocab_from_freq``."""
+    def train_epoch(
+        self,
+        corpus: _W2VCorpus,
+        epoch: int,
+        epochs: int,
+        start_alpha: float,
+        end_alpha: float,
+        total_examples: int | None,
+        total_words: int | None,
+        batch_words: int,
+        compute_loss: bool,
+        workers: int,
+        progress: Callable[[int], Any] | None = None,
+    ) -> dict[str, Any]:
+        """Train one epoch; returns its statistics."""
+    def words(self) -> list[str]:
+        """The words, by index."""
+    def vocab_arrays(
+        self,
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
+        """``(counts, sample_int, cum_table)``."""
+    def table(self, name: str) -> npt.NDArray[np.float32] | None:
+        """A copy of "vectors", "syn1neg" or "syn1"."""
+    def set_inputs(self, vectors: npt.ArrayLike, lockf: npt.ArrayLike) -> None:
+        """Replace the input vectors and lock factors."""
+    def huffman_path(self, index: int) -> tuple[list[int], list[int]]:
+        """Word ``index``'s Huffman ``(code, points)``."""
+    def params(self) -> dict[str, Any]:
+        """The hyper-parameters."""
+    @property
+    def jobs_done(self) -> int:
+        """Jobs trained so far."""
+    def save(self, path: str | PathLike[str], state: str) -> None:
+        """Save the model and a JSON state string."""
+    @staticmethod
+    def load(path: str | PathLike[str]) -> tuple[_W2VModel, str]:
+        """Load a saved model: ``(model, state JSON)``."""
 
 def _read_word_vectors(
     path: str | PathLike[str], fmt_kind: str, limit: int | None = None
@@ -521,34 +609,38 @@ def _ft_write_bin(
     """Write a fastText ``.bin`` file (version 12) atomically."""
 
 def _ft_train(
-    sentences: Iterable[Sequence[str]] | None = None,
-    corpus_file: str | PathLike[str] | None = None,
+    corpus: _W2VCorpus,
     *,
     vector_size: int = 100,
     window: int = 5,
     min_count: int = 5,
+    sg: bool = True,
+    hs: bool = False,
     negative: int = 5,
+    cbow_mean: bool = True,
     epochs: int = 5,
     alpha: float = 0.025,
     min_alpha: float = 0.0001,
     sample: float = 1e-3,
     seed: int = 1,
     workers: int = 2,
-    sg: bool = True,
-    cbow_mean: bool = True,
     ns_exponent: float = 0.75,
+    shrink_windows: bool = True,
     min_n: int = 3,
     max_n: int = 6,
     bucket: int = 2000000,
+    batch_words: int = 10000,
     progress: Callable[[int, int], Any] | None = None,
 ) -> tuple[
     list[str],
     npt.NDArray[np.uint64],
     npt.NDArray[np.float32],
-    npt.NDArray[np.float32],
+    npt.NDArray[np.float32] | None,
+    npt.NDArray[np.float32] | None,
     dict[str, Any],
 ]:
-    """Train FastText (interim trainer): ``(words, counts, input, output, stats)``."""
+    """Train FastText on the Word2Vec trainer with bags of rows:
+    ``(words, counts, input, syn1, syn1neg, stats)``."""
 
 # --- positional ---
 @final

@@ -147,7 +147,10 @@ def run_demo(args: argparse.Namespace) -> int:
         f"{len(sentences)} sentences, {n} words ({time.perf_counter() - t0:.1f} s to read)"
     )
     model = _model(args)
-    model.train(sentences, progress=not args.quiet)
+    model.build_vocab(sentences)
+    model.train(
+        sentences, total_examples=model.corpus_count, epochs=model.epochs, progress=not args.quiet
+    )
     print(_summary(model))
     print("nearest neighbours (cosine):")
     _show(model.wv, DEMO_WORDS, DEMO_ANALOGIES)
@@ -175,7 +178,13 @@ def run_train(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.corpus):
         raise FileNotFoundError(f"corpus file not found: {args.corpus}")
     model = _model(args)
-    model.train(corpus_file=args.corpus, progress=not args.quiet)
+    model.build_vocab(corpus_file=args.corpus)
+    model.train(
+        corpus_file=args.corpus,
+        total_examples=model.corpus_count,
+        epochs=model.epochs,
+        progress=not args.quiet,
+    )
     print(_summary(model))
     model.wv._write(args.out, kind)
     print(f"wrote {os.path.abspath(args.out)} ({kind})")

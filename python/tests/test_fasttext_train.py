@@ -1,4 +1,4 @@
-"""FastText training (the interim Rust trainer): gensim's training tests ported from
+"""FastText training (the Word2Vec trainer on bags of rows): gensim's training tests ported from
 ``gensim/test/test_fasttext.py`` (names cited), reproducibility, the result read back through
 Facebook's format by gensim, and typed errors for what is not implemented or invalid."""
 
@@ -41,7 +41,7 @@ def structural_sanity(model: ce.FastText) -> None:
 
 
 def test_training_small_corpus() -> None:
-    # gensim TestFastTextModel.test_training (negative sampling instead of hs, not implemented)
+    # gensim TestFastTextModel.test_training, with negative sampling (its hs=1 case: below)
     model = ce.FastText(
         COMMON_TEXTS, vector_size=12, min_count=1, seed=42, workers=1, bucket=BUCKET
     )
@@ -61,6 +61,23 @@ def test_training_small_corpus() -> None:
     np.testing.assert_allclose(wv["graph"], want, rtol=1e-5, atol=1e-7)
     assert model.counts[i] == 3
     assert model.corpus_total_words == sum(len(s) for s in COMMON_TEXTS)
+
+
+@pytest.mark.parametrize("sg", [0, 1])
+def test_training_hierarchical_softmax(sg: int) -> None:
+    # gensim TestFastTextModel.test_training: hs=1, negative=0 (its own parameters).
+    model = ce.FastText(
+        COMMON_TEXTS, vector_size=12, min_count=1, hs=1, negative=0, sg=sg, seed=42, workers=1,
+        bucket=BUCKET,
+    )  # fmt: skip
+    wv = model.wv
+    assert model.syn1 is not None and model.syn1.shape == (12, 12) and model.syn1neg is None
+    assert np.isfinite(model.syn1).all() and np.any(model.syn1 != 0)
+    assert wv.vectors.shape == (12, 12) and wv.vectors_ngrams.shape == (BUCKET, 12)
+    for w in ["graph", "minor", "unseenword"]:
+        own = wv.key_to_index.get(w)
+        want = ref.word_vector(wv._input, w, own, len(wv), wv.min_n, wv.max_n, wv.bucket)
+        np.testing.assert_allclose(wv[w], want, rtol=1e-5, atol=1e-7, err_msg=w)
 
 
 def test_same_seed_one_worker_is_bit_identical_and_files_match(tmp_path: Path) -> None:
@@ -152,8 +169,6 @@ def test_trained_model_round_trips_through_facebook_format(tmp_path: Path) -> No
 
 
 def test_not_implemented_and_invalid_parameters() -> None:
-    with pytest.raises(ce.CandleEmbedNotImplementedError, match="hierarchical softmax"):
-        ce.FastText(COMMON_TEXTS, hs=1, min_count=1, bucket=10)
     with pytest.raises(NotImplementedError):
         ce.FastText(word_ngrams=2)
     for bad in [dict(vector_size=0), dict(bucket=-1), dict(window=-1), dict(epochs=2**40)]:

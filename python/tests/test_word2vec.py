@@ -214,7 +214,7 @@ def test_bad_corpus_inputs(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         ce.Word2Vec([["a", 3]])
     with pytest.raises(ValueError):
-        ce.Word2Vec([["a"]], sg=0)
+        ce.Word2Vec([["a"]], sg=2)
     with pytest.raises(ValueError):
         ce.Word2Vec([["a"]], vector_size=0, min_count=1)
     with pytest.raises(ValueError):

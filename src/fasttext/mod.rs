@@ -12,8 +12,8 @@
 //! - [`vectors`]: bag means through the crate's EmbeddingBag machinery (fast kernel and
 //!   portable path).
 //! - [`bin`]: Facebook's `.bin` model format, read with full validation and written atomically.
-//! - [`train`]: interim skip-gram / CBOW training with negative sampling (until the word2vec
-//!   trainer takes bags).
+//! - [`train`]: training on the word2vec trainer with [`train::BagRows`], a word's input the
+//!   bag of its rows (skip-gram / CBOW, negative sampling and/or hierarchical softmax).
 
 pub mod bin;
 pub mod hash;

@@ -1,24 +1,34 @@
-//! Skip-gram with negative sampling (word2vec), following gensim's `Word2Vec(sg=1, hs=0)`:
+//! word2vec (gensim's `Word2Vec`): skip-gram and CBOW, each with negative sampling and/or
+//! hierarchical softmax, trained the way gensim trains them.
 //!
-//! - vocabulary: words with `count >= min_count`, sorted by descending count;
-//! - subsampling: a word of count `c` is kept with probability
-//!   `p = (sqrt(c / t) + 1) * t / c` (capped at 1), `t = sample * retained_total`;
-//! - noise distribution `count^0.75` as a cumulative table over `0..2^31-1` (bisect draw);
-//! - window shrinking: each position draws `b` in `0..window` and uses `window - b`;
-//! - per (center `w`, context `c`) pair, `1 + negative` logistic updates of
-//!   `syn1neg[t]` against `syn0[c]` with `sigma` from a 1000-entry table on `[-6, 6]`
-//!   (dot products outside are skipped, as gensim), the accumulated `syn0[c]` update applied
-//!   after the pair;
-//! - learning rate decayed linearly from `alpha` to `min_alpha` over all epochs, per job of
-//!   at most 10 000 words (gensim's `batch_words`).
+//! - [`corpus`]: the corpus as interned word ids (token lists, or text read as gensim's
+//!   `LineSentence`), binary input refused;
+//! - [`scan`] + [`vocab`]: the raw counts (with `max_vocab_size` pruning and a `trim_rule`)
+//!   and the vocabulary (`min_count`, `max_final_vocab`, sorting, online updates,
+//!   subsampling thresholds, the noise table); [`huffman`]: gensim's Huffman codes;
+//! - [`model`]: the tables (`syn0`, `syn1`, `syn1neg`) and hyper-parameters;
+//! - [`kernels`] + [`job`]: the updates of one example and one job, line by line gensim's
+//!   `word2vec_inner.pyx`; [`mod@train`]: epochs over jobs on `workers` threads with the
+//!   learning-rate schedule.
 //!
 //! Training is Hogwild (lock-free, racy row updates from `workers` threads), as gensim and the
-//! original C tool: see [`sgns`] for why this is not a mini-batch sparse-gradient step.
+//! original C tool: each (word, context) example's update is applied before the next example
+//! reads the rows. With `workers = 1` a seed gives bit-identical tables.
 
 pub mod corpus;
-pub mod sgns;
+pub mod huffman;
+pub mod job;
+pub mod kernels;
+pub mod model;
+pub mod persist;
+pub mod scan;
+pub mod train;
 pub mod vocab;
 
-pub use corpus::Corpus;
-pub use sgns::{train, TrainConfig, Trained};
-pub use vocab::Vocab;
+pub use corpus::{Corpus, LineReader};
+pub use model::{Model, Params};
+pub use scan::{RawVocab, Rule};
+pub use train::{
+    train, train_epoch, train_epoch_with, EpochPlan, EpochStats, TrainConfig, Trained,
+};
+pub use vocab::{Vocab, VocabReport, VocabSettings};

@@ -20,6 +20,8 @@ mod sparse_ops;
 mod techniques;
 mod testing;
 mod word2vec;
+mod word2vec_corpus;
+mod word2vec_train;
 
 use crate::errors::IntoPyResult;
 
@@ -55,7 +57,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sparse_ops::index_add, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_ops::coalesce, m)?)?;
     optim::register(m)?;
-    m.add_function(wrap_pyfunction!(word2vec::_w2v_train, m)?)?;
+    word2vec_train::register(m)?;
     m.add_function(wrap_pyfunction!(word2vec::_read_word_vectors, m)?)?;
     m.add_function(wrap_pyfunction!(word2vec::_write_word_vectors, m)?)?;
     fasttext::register(m)?;

@@ -19,8 +19,8 @@ import numpy as np
 
 from candle_embed import _native
 from candle_embed._errors import CandleEmbedTypeError, CandleEmbedValueError
+from candle_embed._w2v_args import int_arg
 from candle_embed.fasttext.keyed_vectors import FastTextKeyedVectors
-from candle_embed.word2vec import _int_arg
 
 if TYPE_CHECKING:
     from candle_embed.fasttext.model import FastText
@@ -126,13 +126,13 @@ def save_facebook_model(
         epoch=model.epochs,
         min_count=model.min_count,
         neg=model.negative,
-        word_ngrams=_int_arg("word_ngrams", word_ngrams, 0, 2**31),
+        word_ngrams=int_arg("word_ngrams", word_ngrams, 0, 2**31),
         loss=LOSS_HS if model.hs else LOSS_NS,
         model=MODEL_SG if model.sg else MODEL_CBOW,
         bucket=wv.bucket,
         minn=wv.min_n,
         maxn=wv.max_n,
-        lr_update_rate=_int_arg("lr_update_rate", lr_update_rate, 0, 2**31),
+        lr_update_rate=int_arg("lr_update_rate", lr_update_rate, 0, 2**31),
         t=model.sample,
         ntokens=model.corpus_total_words,
     )

@@ -25,8 +25,8 @@ import numpy.typing as npt
 
 from candle_embed import _native
 from candle_embed._errors import CandleEmbedKeyError, CandleEmbedValueError
+from candle_embed._w2v_args import int_arg
 from candle_embed.keyed_vectors import KeyedVectors
-from candle_embed.word2vec import _int_arg
 
 _MAX_I32 = 2**31
 
@@ -37,7 +37,7 @@ class FastTextKeyedVectors(KeyedVectors):
     zero n-gram table of ``bucket`` rows until a model fills them."""
 
     def __init__(self, vector_size: int, min_n: int, max_n: int, bucket: int) -> None:
-        dim = _int_arg("vector_size", vector_size, 1)
+        dim = int_arg("vector_size", vector_size, 1)
         self._setup([], np.zeros((0, dim), np.float32), min_n, max_n, bucket)
 
     @classmethod
@@ -70,9 +70,9 @@ class FastTextKeyedVectors(KeyedVectors):
     ) -> None:
         """The one place the base class is initialised: vocabulary ``keys`` and the input
         table (``(len(keys) + bucket, dim)``; a bare ``(0, dim)`` gets zero bucket rows)."""
-        self.min_n = _int_arg("min_n", min_n, 0, _MAX_I32)
-        self.max_n = _int_arg("max_n", max_n, 0, _MAX_I32)
-        self.bucket = _int_arg("bucket", bucket, 0, _MAX_I32)
+        self.min_n = int_arg("min_n", min_n, 0, _MAX_I32)
+        self.max_n = int_arg("max_n", max_n, 0, _MAX_I32)
+        self.bucket = int_arg("bucket", bucket, 0, _MAX_I32)
         t = word_rows_or_table
         dim = t.shape[1]
         if not keys and t.shape[0] == 0:

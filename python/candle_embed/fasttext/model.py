@@ -1,16 +1,16 @@
 """``FastText``: word vectors from words and their character n-grams, gensim's names.
 
-Training runs in Rust (``candle_embed._native._ft_train``, the GIL released). It is an
-*interim* trainer (``src/fasttext/train.rs``: skip-gram or CBOW with negative sampling, the
-per-pair rule of fastText and gensim) until the Word2Vec trainer learns bags of rows; then
-``FastText`` trains there, with its minibatched and deterministic modes.
+Training runs in Rust on the Word2Vec trainer (``candle_embed._native._ft_train``, the GIL
+released): the same jobs, windows, subsampling, schedule, negative sampling and hierarchical
+softmax, with each word's input vector the bag of its own row and its n-gram rows
+(``src/fasttext/train.rs``, fastText's rule as gensim's ``fasttext_inner.pyx``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from os import PathLike, fspath
+from os import PathLike
 from typing import Any, Union
 
 import numpy as np
@@ -18,8 +18,10 @@ import numpy.typing as npt
 
 from candle_embed import _native
 from candle_embed._errors import CandleEmbedNotImplementedError, CandleEmbedValueError
+from candle_embed._w2v_args import flag_arg, int_arg, real_arg
+from candle_embed._w2v_support import tqdm_progress
+from candle_embed.corpora import native_corpus
 from candle_embed.fasttext.keyed_vectors import FastTextKeyedVectors
-from candle_embed.word2vec import _int_arg, _real_arg, _tqdm_progress
 
 _PathLike = Union[str, "PathLike[str]"]
 Progress = Union[bool, Callable[[int, int], Any]]
@@ -33,9 +35,10 @@ class FastText:
     ``max_n`` characters, hashed into ``bucket`` rows), so ``model.wv`` has a vector for any
     word, seen or not.
 
-    gensim's parameters and semantics; the default architecture is skip-gram (``sg=1``, like
-    ``candle_embed.Word2Vec``; gensim's ``FastText`` defaults to CBOW, ``sg=0``). Hierarchical
-    softmax (``hs=1``) and ``word_ngrams > 1`` are not implemented. ``seed`` makes training
+    gensim's parameters and semantics: skip-gram (``sg=1``, the default here, like
+    ``candle_embed.Word2Vec``; gensim's ``FastText`` defaults to CBOW, ``sg=0``) or CBOW
+    (``cbow_mean``), negative sampling (``negative``) and/or hierarchical softmax (``hs=1``);
+    ``word_ngrams > 1`` is not implemented (nor in gensim). ``seed`` makes training
     reproducible with ``workers=1``. ``progress=True`` shows a tqdm bar; a callable gets
     ``(words_done, words_total)`` about ten times a second.
     """
@@ -62,30 +65,34 @@ class FastText:
         max_n: int = 6,
         bucket: int = 2_000_000,
         word_ngrams: int = 1,
+        shrink_windows: bool = True,
+        batch_words: int = 10_000,
         progress: Progress = False,
     ) -> None:
         if word_ngrams != 1:
             raise CandleEmbedNotImplementedError(
                 "word_ngrams != 1 is not implemented (gensim does not implement it either)"
             )
-        self.sg = int(bool(sg))
-        self.hs = int(bool(hs))
-        self.vector_size = _int_arg("vector_size", vector_size, 1, _MAX_I32)
-        self.window = _int_arg("window", window, 0, _MAX_I32)
-        self.min_count = _int_arg("min_count", min_count, 0, _MAX_I32)
-        self.negative = _int_arg("negative", negative, 0, _MAX_I32)
-        self.epochs = _int_arg("epochs", epochs, 0, _MAX_I32)
-        self.alpha = _real_arg("alpha", alpha)
-        self.min_alpha = _real_arg("min_alpha", min_alpha)
-        self.sample = _real_arg("sample", sample)
-        self.ns_exponent = float(ns_exponent)
-        self.cbow_mean = int(bool(cbow_mean))
-        self.seed = _int_arg("seed", seed, 0, 2**64)
-        self.workers = _int_arg("workers", workers, 1)
+        self.sg = int(flag_arg("sg", sg))
+        self.hs = int(flag_arg("hs", hs))
+        self.vector_size = int_arg("vector_size", vector_size, 1, _MAX_I32)
+        self.window = int_arg("window", window, 0, _MAX_I32)
+        self.min_count = int_arg("min_count", min_count, 0, _MAX_I32)
+        self.negative = int_arg("negative", negative, 0, _MAX_I32)
+        self.epochs = int_arg("epochs", epochs, 0, _MAX_I32)
+        self.alpha = real_arg("alpha", alpha)
+        self.min_alpha = real_arg("min_alpha", min_alpha)
+        self.sample = real_arg("sample", sample)
+        self.ns_exponent = real_arg("ns_exponent", ns_exponent, None)
+        self.cbow_mean = int(flag_arg("cbow_mean", cbow_mean))
+        self.shrink_windows = flag_arg("shrink_windows", shrink_windows)
+        self.batch_words = int_arg("batch_words", batch_words, 1, _MAX_I32)
+        self.seed = int_arg("seed", seed, 0, 2**64)
+        self.workers = int_arg("workers", workers, 1, 1025)
         self.word_ngrams = 1
-        min_n = _int_arg("min_n", min_n, 0, _MAX_I32)
-        max_n = _int_arg("max_n", max_n, 0, _MAX_I32)
-        bucket = _int_arg("bucket", bucket, 0, _MAX_I32)
+        min_n = int_arg("min_n", min_n, 0, _MAX_I32)
+        max_n = int_arg("max_n", max_n, 0, _MAX_I32)
+        bucket = int_arg("bucket", bucket, 0, _MAX_I32)
         if max_n < min_n:
             bucket = 0  # no n-gram lengths: no bucket rows (gensim)
         self.wv = FastTextKeyedVectors(self.vector_size, min_n, max_n, bucket)
@@ -107,39 +114,37 @@ class FastText:
         ``counts``, ``corpus_total_words`` and ``syn1neg``."""
         if (sentences is None) == (corpus_file is None):
             raise CandleEmbedValueError("give exactly one of sentences and corpus_file")
-        if self.hs:
-            raise CandleEmbedNotImplementedError(
-                "FastText(hs=1): hierarchical softmax needs the Word2Vec trainer's Huffman "
-                "tree, which FastText does not use yet; train with negative sampling (hs=0)"
-            )
+        corpus = native_corpus(sentences, corpus_file)
         close: Callable[[], None] | None = None
         cb: Callable[[int, int], Any] | None
         if progress is True:
-            cb, close = _tqdm_progress("fasttext")
+            cb, close = tqdm_progress("fasttext")
         else:
             cb = progress if callable(progress) else None
         wv = self.wv
         t0 = time.perf_counter()
         try:
-            words, counts, table, output, stats = _native._ft_train(
-                sentences,
-                None if corpus_file is None else fspath(corpus_file),
+            words, counts, table, syn1, syn1neg, stats = _native._ft_train(
+                corpus,
                 vector_size=self.vector_size,
                 window=self.window,
                 min_count=self.min_count,
+                sg=bool(self.sg),
+                hs=bool(self.hs),
                 negative=self.negative,
+                cbow_mean=bool(self.cbow_mean),
                 epochs=self.epochs,
                 alpha=self.alpha,
                 min_alpha=self.min_alpha,
                 sample=self.sample,
                 seed=self.seed,
                 workers=self.workers,
-                sg=bool(self.sg),
-                cbow_mean=bool(self.cbow_mean),
                 ns_exponent=self.ns_exponent,
+                shrink_windows=self.shrink_windows,
                 min_n=wv.min_n,
                 max_n=wv.max_n,
                 bucket=wv.bucket,
+                batch_words=self.batch_words,
                 progress=cb,
             )
         finally:
@@ -150,8 +155,8 @@ class FastText:
         self.wv = FastTextKeyedVectors.from_tables(words, table, wv.min_n, wv.max_n, wv.bucket)
         self.counts = counts
         self.corpus_total_words = int(stats["corpus_words"])
-        self.syn1neg = output
-        self.syn1 = None
+        self.syn1neg = syn1neg
+        self.syn1 = syn1
         self.stats = stats
         return self
 

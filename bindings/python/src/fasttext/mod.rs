@@ -1,5 +1,5 @@
 //! fastText: word vectors from the input table (`_ft_word_vectors`), Facebook's `.bin` files
-//! ([`bin`]) and interim training ([`train`]). Translation only; the work is in
+//! ([`bin`]) and training ([`train`], on the word2vec trainer). Translation only; the work is in
 //! `candle_embed::fasttext`. Words cross as `str` (encoded to UTF-8 here; a lone surrogate is
 //! a `ValueError`) or, for files, as raw `bytes` (Python decodes them with the caller's
 //! encoding, as gensim does).

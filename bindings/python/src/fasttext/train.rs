@@ -1,19 +1,17 @@
-//! `_ft_train`: the interim FastText trainer (`candle_embed::fasttext::train`), from sentences
-//! or a corpus file, with a progress callback and Ctrl-C.
-
-use std::path::PathBuf;
+//! `_ft_train`: FastText training (`candle_embed::fasttext::train`, on the word2vec trainer)
+//! over a corpus read once (`_W2VCorpus`), with a progress callback and Ctrl-C.
 
 use candle_embed::fasttext::train::{self, FastTextConfig};
 use candle_embed::fasttext::Subwords;
-use candle_embed::word2vec::{Corpus, TrainConfig, Vocab};
+use candle_embed::word2vec::{Params, Vocab};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::args;
 use crate::arrays::vec_output;
-use crate::errors::{value_error, IntoPyResult};
+use crate::errors::IntoPyResult;
 use crate::gil::without_gil;
-use crate::word2vec::corpus_from_sentences;
+use crate::word2vec_corpus::PyW2VCorpus;
 
 /// Run `work` without the GIL, with a progress callback that reacquires the GIL about ten
 /// times a second to check for Ctrl-C and call `progress(done, total)`; a signal or an
@@ -42,76 +40,84 @@ fn with_progress<T: Send>(
     }
 }
 
-/// Train FastText vectors; returns `(words, counts, input, output, stats)` with `input` the
-/// `(len(words) + bucket, vector_size)` table and `output` the negative-sampling layer.
+/// Train FastText vectors on `corpus`; returns `(words, counts, input, syn1, syn1neg, stats)`
+/// with `input` the `(len(words) + bucket, vector_size)` table and `syn1` / `syn1neg` the
+/// `(len(words), vector_size)` output layers (`None` when that loss is off).
 #[pyfunction]
-#[pyo3(signature = (sentences=None, corpus_file=None, *, vector_size=100, window=5,
-    min_count=5, negative=5, epochs=5, alpha=0.025, min_alpha=0.0001, sample=1e-3, seed=1,
-    workers=2, sg=true, cbow_mean=true, ns_exponent=0.75, min_n=3, max_n=6, bucket=2000000,
-    progress=None))]
+#[pyo3(signature = (corpus, *, vector_size=100, window=5, min_count=5, sg=true, hs=false,
+    negative=5, cbow_mean=true, epochs=5, alpha=0.025, min_alpha=0.0001, sample=1e-3,
+    seed=1, workers=2, ns_exponent=0.75, shrink_windows=true, min_n=3, max_n=6,
+    bucket=2000000, batch_words=10000, progress=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn _ft_train<'py>(
     py: Python<'py>,
-    sentences: Option<&Bound<'py, PyAny>>,
-    corpus_file: Option<PathBuf>,
+    corpus: &Bound<'py, PyW2VCorpus>,
     #[pyo3(from_py_with = args::size)] vector_size: usize,
     #[pyo3(from_py_with = args::size)] window: usize,
     #[pyo3(from_py_with = args::unsigned)] min_count: u64,
+    sg: bool,
+    hs: bool,
     #[pyo3(from_py_with = args::size)] negative: usize,
-    #[pyo3(from_py_with = args::size)] epochs: usize,
-    alpha: f32,
-    min_alpha: f32,
+    cbow_mean: bool,
+    #[pyo3(from_py_with = args::unsigned)] epochs: u64,
+    alpha: f64,
+    min_alpha: f64,
     sample: f64,
     #[pyo3(from_py_with = args::unsigned)] seed: u64,
     #[pyo3(from_py_with = args::size)] workers: usize,
-    sg: bool,
-    cbow_mean: bool,
     ns_exponent: f64,
+    shrink_windows: bool,
     #[pyo3(from_py_with = args::size)] min_n: usize,
     #[pyo3(from_py_with = args::size)] max_n: usize,
     #[pyo3(from_py_with = args::size)] bucket: usize,
+    #[pyo3(from_py_with = args::size)] batch_words: usize,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let cfg = FastTextConfig {
-        train: TrainConfig {
-            vector_size,
-            window,
-            negative,
-            epochs,
-            alpha,
-            min_alpha,
-            seed,
-            workers,
-        },
+    let params = Params {
+        vector_size,
         sg,
+        hs,
+        negative,
         cbow_mean,
+        window,
+        shrink_windows,
+        ns_exponent,
+        seed,
     };
-    cfg.train.validate().py()?;
-    let sub = Subwords::new(min_n, max_n, bucket).py()?;
-    if !ns_exponent.is_finite() {
-        return Err(value_error(format!(
-            "ns_exponent must be finite, got {ns_exponent}"
-        )));
-    }
-    let corpus = match (sentences, corpus_file) {
-        (Some(s), None) => corpus_from_sentences(s)?,
-        (None, Some(p)) => without_gil(py, || Corpus::from_file(&p))?,
-        _ => return Err(value_error("give exactly one of sentences and corpus_file")),
+    params.validate().py()?;
+    let cfg = FastTextConfig {
+        params,
+        subwords: Subwords::new(min_n, max_n, bucket).py()?,
+        epochs,
+        alpha,
+        min_alpha,
+        workers,
+        batch_words,
     };
-    let vocab = without_gil(py, || Vocab::build(&corpus, min_count, sample, ns_exponent))?;
-    let trained = with_progress(py, progress, |cb| {
-        train::train(&corpus, &vocab, &sub, &cfg, cb)
-    })?;
-    let n = vocab.len();
-    let input = vec_output(py, trained.input, &[n + sub.bucket, vector_size])?;
-    let output = vec_output(py, trained.output, &[n, vector_size])?;
-    let counts = vec_output(py, vocab.counts.clone(), &[n])?;
+    let corpus = &corpus.get().inner;
+    let vocab = without_gil(py, || Vocab::build(corpus, min_count, sample, ns_exponent))?;
+    let (words, counts) = (vocab.words.clone(), vocab.counts.clone());
+    let trained = with_progress(py, progress, |cb| train::train(corpus, vocab, &cfg, cb))?;
+    let n = words.len();
+    let layer = |t: Vec<f32>| -> PyResult<Option<Bound<'py, PyAny>>> {
+        match t.is_empty() {
+            true => Ok(None),
+            false => vec_output(py, t, &[n, vector_size]).map(Some),
+        }
+    };
+    let input = vec_output(py, trained.input, &[n + bucket, vector_size])?;
+    let syn1 = layer(trained.syn1)?;
+    let syn1neg = layer(trained.syn1neg)?;
+    let counts = vec_output(py, counts, &[n])?;
+    let s = trained.stats;
     let stats = PyDict::new(py);
-    stats.set_item("raw_words", trained.raw_words)?;
-    stats.set_item("effective_words", trained.effective_words)?;
+    stats.set_item("raw_words", s.raw_words)?;
+    stats.set_item("effective_words", s.effective_words)?;
+    stats.set_item("examples", s.examples)?;
+    stats.set_item("jobs", s.jobs)?;
     stats.set_item("corpus_words", corpus.num_tokens())?;
-    stats.set_item("sentences", corpus.num_sentences())?;
-    Ok((vocab.words, counts, input, output, stats)
+    stats.set_item("sentences", corpus.num_examples())?;
+    Ok((words, counts, input, syn1, syn1neg, stats)
         .into_pyobject(py)?
         .into_any())
 }
