@@ -246,6 +246,7 @@ class Word2Vec:
         """Rebuild ``wv`` (and drop cached tables) from the native model."""
         self._tables = {}
         vectors = self._native.table("vectors")
+        assert vectors is not None  # "vectors" always exists; only syn1 / syn1neg may not
         self.wv = KeyedVectors(self._native.words(), vectors)
         set_counts(self.wv, self.counts)
 
