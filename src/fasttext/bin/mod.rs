@@ -21,7 +21,7 @@
 //! buffer), every value is range-checked, matrix shapes must agree with the header, weights
 //! must be finite, and the file must end exactly after the output matrix. Supervised
 //! (labelled), quantized and pruned models are refused: they hold no word-vector table this
-//! crate can use (gensim refuses them too). [`write`] writes the new format (version 12,
+//! crate can use (gensim refuses them too). [`write()`] writes the new format (version 12,
 //! unpruned, unquantized), atomically.
 
 mod read;
@@ -201,7 +201,7 @@ pub struct FacebookModel {
     pub output: Option<Matrix>,
 }
 
-/// The parts of a model [`write`] needs, borrowed.
+/// The parts of a model [`write()`] needs, borrowed.
 #[derive(Clone, Copy, Debug)]
 pub struct ModelRef<'a> {
     /// The training arguments (`dim` and `bucket` must match the matrices).
