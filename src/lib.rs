@@ -14,6 +14,7 @@ pub mod device;
 pub mod dtype;
 pub mod embedding;
 mod error;
+pub mod fasttext;
 pub mod hugepages;
 pub mod ids;
 pub mod io;

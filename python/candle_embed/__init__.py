@@ -14,6 +14,7 @@ from candle_embed._errors import (
     CandleEmbedIndexError,
     CandleEmbedKeyError,
     CandleEmbedMemoryError,
+    CandleEmbedNotImplementedError,
     CandleEmbedOSError,
     CandleEmbedRuntimeError,
     CandleEmbedTypeError,
@@ -42,6 +43,13 @@ from candle_embed._native import (
 )
 from candle_embed.callbacks import CallbackAny2Vec
 from candle_embed.corpora import LineSentence, PathLineSentences
+from candle_embed.fasttext import (
+    FastText,
+    FastTextKeyedVectors,
+    load_facebook_model,
+    load_facebook_vectors,
+    save_facebook_model,
+)
 from candle_embed.keyed_vectors import KeyedVectors
 from candle_embed.plot import plot_embeddings
 from candle_embed.word2vec import Word2Vec
@@ -53,12 +61,15 @@ __all__ = [
     "CandleEmbedIndexError",
     "CandleEmbedKeyError",
     "CandleEmbedMemoryError",
+    "CandleEmbedNotImplementedError",
     "CandleEmbedOSError",
     "CandleEmbedRuntimeError",
     "CandleEmbedTypeError",
     "CandleEmbedValueError",
     "Embedding",
     "EmbeddingBag",
+    "FastText",
+    "FastTextKeyedVectors",
     "KeyedVectors",
     "LearnedPositionalEmbedding",
     "LineSentence",
@@ -77,9 +88,12 @@ __all__ = [
     "devices",
     "get_num_threads",
     "index_add",
+    "load_facebook_model",
+    "load_facebook_vectors",
     "optim",
     "plot_embeddings",
     "position_ids_from_padding",
     "relative_position_bucket",
+    "save_facebook_model",
     "set_num_threads",
 ]

@@ -50,6 +50,10 @@ class CandleEmbedRuntimeError(CandleEmbedError, RuntimeError):
     """An internal failure (a bug: please report it)."""
 
 
+class CandleEmbedNotImplementedError(CandleEmbedError, NotImplementedError):
+    """A feature this build does not have yet (the message names the missing piece)."""
+
+
 class CandleEmbedUnicodeDecodeError(CandleEmbedValueError, UnicodeDecodeError):
     """Bytes that are not text in the given encoding (a word in a word-vector file); the
     ``unicode_errors="replace"`` or ``"ignore"`` loaders accept them."""
@@ -67,6 +71,7 @@ class CandleEmbedImportError(CandleEmbedError, ImportError):
 # Builtin exception classes and the ones of ours that stand for them, most specific first.
 _OURS: tuple[tuple[type[BaseException], type[CandleEmbedError]], ...] = (
     (MemoryError, CandleEmbedMemoryError),
+    (NotImplementedError, CandleEmbedNotImplementedError),
     (ImportError, CandleEmbedImportError),
     (FileNotFoundError, CandleEmbedFileNotFoundError),
     (OSError, CandleEmbedOSError),

@@ -1,6 +1,6 @@
 """Type stub of the compiled module ``candle_embed._native`` (checked by mypy's stubtest)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from os import PathLike
 from types import ModuleType
 from typing import Any, Literal, Self, TypeAlias, final, overload, type_check_only
@@ -641,6 +641,81 @@ def _similarity_top_k(
     positive: int | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any], npt.NDArray[np.int64]]:
     """Each output's ``k`` best rows of ``start..end``: ``(rows, scores, counts)``."""
+
+# --- fasttext ---
+def _ft_word_vectors(
+    table: npt.ArrayLike,
+    nwords: int,
+    words: Sequence[str],
+    min_n: int,
+    max_n: int,
+    bucket: int,
+    own_rows: bool,
+    out: npt.NDArray[np.float32] | None = None,
+) -> npt.NDArray[np.float32]:
+    """fastText word vectors ``(len(words), dim)``: means of each word's n-gram rows
+    ``nwords + hash % bucket`` of ``table`` (and of its own row ``k`` first when ``own_rows``)."""
+
+def _ft_read_bin(path: str | PathLike[str], full_model: bool = True) -> dict[str, Any]:
+    """Read a fastText ``.bin`` file: header fields, ``words`` (bytes), ``counts``,
+    ``ntokens``, ``input`` and ``output`` (None unless ``full_model``)."""
+
+def _ft_write_bin(
+    path: str | PathLike[str],
+    words: Sequence[bytes],
+    counts: Sequence[int],
+    input: npt.ArrayLike,
+    output: npt.ArrayLike,
+    *,
+    ws: int,
+    epoch: int,
+    min_count: int,
+    neg: int,
+    word_ngrams: int,
+    loss: int,
+    model: int,
+    bucket: int,
+    minn: int,
+    maxn: int,
+    lr_update_rate: int,
+    t: float,
+    ntokens: int,
+) -> None:
+    """Write a fastText ``.bin`` file (version 12) atomically."""
+
+def _ft_train(
+    corpus: _W2VCorpus,
+    *,
+    vector_size: int = 100,
+    window: int = 5,
+    min_count: int = 5,
+    sg: bool = True,
+    hs: bool = False,
+    negative: int = 5,
+    cbow_mean: bool = True,
+    epochs: int = 5,
+    alpha: float = 0.025,
+    min_alpha: float = 0.0001,
+    sample: float = 1e-3,
+    seed: int = 1,
+    workers: int = 2,
+    ns_exponent: float = 0.75,
+    shrink_windows: bool = True,
+    min_n: int = 3,
+    max_n: int = 6,
+    bucket: int = 2000000,
+    batch_words: int = 10000,
+    progress: Callable[[int, int], Any] | None = None,
+) -> tuple[
+    list[str],
+    npt.NDArray[np.uint64],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32] | None,
+    npt.NDArray[np.float32] | None,
+    dict[str, Any],
+]:
+    """Train FastText on the Word2Vec trainer with bags of rows:
+    ``(words, counts, input, syn1, syn1neg, stats)``."""
 
 # --- positional ---
 @final

@@ -92,7 +92,8 @@ pub struct JobResult {
 }
 
 impl<I: InputVectors> Shared<'_, I> {
-    /// Skip-gram: predict `word` (at `i`) from each context word.
+    /// Skip-gram: predict `word` (at `i`) from each context word (or, with
+    /// [`InputVectors::CENTRE_INPUT`], each context word from `word`).
     #[inline(always)]
     unsafe fn sg(
         &self,
@@ -103,13 +104,16 @@ impl<I: InputVectors> Shared<'_, I> {
         alpha: f32,
         st: &mut u64,
     ) -> f64 {
-        let word = s.idx[i];
         let mut loss = 0.0;
         for j in j0..j1 {
             if j == i {
                 continue;
             }
-            let ctx = s.idx[j];
+            let (ctx, word) = if I::CENTRE_INPUT {
+                (s.idx[i], s.idx[j])
+            } else {
+                (s.idx[j], s.idx[i])
+            };
             if self.params.hs {
                 let (codes, points) = self.huffman.path(word);
                 let l1 = self.input.input(ctx, &mut s.buf);
@@ -146,8 +150,7 @@ impl<I: InputVectors> Shared<'_, I> {
         let mut count = 0f32;
         for m in j0..j1 {
             if m != i {
-                count += 1.0;
-                self.input.add_input_to(s.idx[m], &mut s.neu1);
+                count += self.input.add_input_to(s.idx[m], &mut s.neu1);
             }
         }
         let inv = if count > 0.5 { 1.0 / count } else { 1.0 };

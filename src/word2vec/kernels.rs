@@ -111,17 +111,23 @@ pub fn axpy(g: f32, x: &[f32], y: &mut [f32]) {
 /// Implementations hand out rows of tables shared by every worker (Hogwild): callers must
 /// keep the tables alive and accept racy reads and writes of the same row.
 pub unsafe trait InputVectors: Sync {
+    /// Skip-gram direction: `false` (word2vec, gensim's `train_batch_sg`) makes each context
+    /// word's vector the input and the centre word the target; `true` (fastText and gensim's
+    /// `FastText`) makes the centre word's vector the input and each context word a target.
+    const CENTRE_INPUT: bool = false;
+
     /// The input vector of `w`: a row of the table, or built into `buf` (length `dim`).
     ///
     /// # Safety
     /// `w` must be a valid word; see the trait.
     unsafe fn input<'a>(&'a self, w: u32, buf: &'a mut [f32]) -> &'a [f32];
 
-    /// `acc += input(w)`.
+    /// `acc +=` the sum of `w`'s input rows; returns how many rows that is (CBOW averages over
+    /// rows: 1 for word2vec, the bag size for fastText, as gensim's `fasttext_inner.pyx`).
     ///
     /// # Safety
     /// As [`InputVectors::input`].
-    unsafe fn add_input_to(&self, w: u32, acc: &mut [f32]);
+    unsafe fn add_input_to(&self, w: u32, acc: &mut [f32]) -> f32;
 
     /// Apply the gradient `grad` (already times the learning rate) to `w`'s input rows.
     ///
@@ -162,8 +168,9 @@ unsafe impl InputVectors for PlainRows {
     }
 
     #[inline(always)]
-    unsafe fn add_input_to(&self, w: u32, acc: &mut [f32]) {
+    unsafe fn add_input_to(&self, w: u32, acc: &mut [f32]) -> f32 {
         axpy(1.0, self.row(w), acc);
+        1.0
     }
 
     #[inline(always)]

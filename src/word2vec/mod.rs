@@ -28,5 +28,7 @@ pub mod vocab;
 pub use corpus::{Corpus, LineReader};
 pub use model::{Model, Params};
 pub use scan::{RawVocab, Rule};
-pub use train::{train, train_epoch, EpochPlan, EpochStats, TrainConfig, Trained};
+pub use train::{
+    train, train_epoch, train_epoch_with, EpochPlan, EpochStats, TrainConfig, Trained,
+};
 pub use vocab::{Vocab, VocabReport, VocabSettings};

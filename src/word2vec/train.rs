@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::corpus::{Corpus, MAX_SENTENCE_LEN};
 use super::job::{has_avx2, run_job, Job, Prepared, Scratch, Shared};
-use super::kernels::{Ctx, OutputRows, PlainRows, SigmoidTables};
+use super::kernels::{Ctx, InputVectors, OutputRows, PlainRows, SigmoidTables};
 use super::model::{Model, Params};
 use super::vocab::Vocab;
 use crate::alloc::{checked_count, try_with_capacity};
@@ -182,6 +182,26 @@ pub fn train_epoch(
     plan: &EpochPlan,
     progress: &mut dyn FnMut(u64) -> bool,
 ) -> Result<EpochStats> {
+    let d = model.params.vector_size;
+    let input = PlainRows {
+        rows: model.syn0.as_mut_ptr(),
+        dim: d,
+        lockf: model.lockf.as_ptr(),
+        lockf_len: model.lockf.len().max(1),
+    };
+    train_epoch_with(model, input, corpus, plan, progress)
+}
+
+/// [`train_epoch`] with the input vectors `input` in place of `model.syn0` (fastText's bags of
+/// rows: `crate::fasttext::train`); the output tables, vocabulary and schedule are `model`'s.
+/// `input` must cover every word of `model`'s vocabulary.
+pub fn train_epoch_with<I: InputVectors>(
+    model: &mut Model,
+    input: I,
+    corpus: &Corpus,
+    plan: &EpochPlan,
+    progress: &mut dyn FnMut(u64) -> bool,
+) -> Result<EpochStats> {
     plan.validate()?;
     model.params.validate()?;
     if model.is_empty() {
@@ -197,12 +217,7 @@ pub fn train_epoch(
     let tables = SigmoidTables::default();
     let subsample = model.vocab.sample_int.iter().any(|&s| s != u32::MAX);
     let sh = Shared {
-        input: PlainRows {
-            rows: model.syn0.as_mut_ptr(),
-            dim: d,
-            lockf: model.lockf.as_ptr(),
-            lockf_len: model.lockf.len().max(1),
-        },
+        input,
         syn1: OutputRows {
             rows: model.syn1.as_mut_ptr(),
             dim: d,
@@ -233,8 +248,8 @@ pub fn train_epoch(
     Ok(stats)
 }
 
-fn run_epoch(
-    sh: &Shared<'_, PlainRows>,
+fn run_epoch<I: InputVectors>(
+    sh: &Shared<'_, I>,
     p: &Prepared,
     plan: &EpochPlan,
     seed: u64,

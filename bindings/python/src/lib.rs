@@ -10,6 +10,7 @@ mod bag;
 mod docs;
 mod embedding;
 pub mod errors;
+mod fasttext;
 pub mod gil;
 mod optim;
 mod positional;
@@ -60,6 +61,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     word2vec_train::register(m)?;
     word_vectors::register(m)?;
     similarity::register(m)?;
+    fasttext::register(m)?;
     positional::register(m)?;
     testing::register(m)
 }

@@ -1,0 +1,207 @@
+//! FastText training on the word2vec trainer ([`crate::word2vec`]): the same jobs, windows,
+//! subsampling, learning-rate schedule, negative sampling and hierarchical softmax, with a
+//! word's input vector a *bag of rows* ([`BagRows`]) instead of one row.
+//!
+//! fastText's rule (fastText `Model::computeHidden` / `Model::update`, gensim's
+//! `fasttext_inner.pyx`): with `B(w)` the bag of word `w` (its own row, then the rows
+//! `nwords + hash(g) % bucket` of its n-grams `g`, [`super::subwords`]),
+//!
+//! - skip-gram: the input is the *centre* word's bag mean `h = mean_{r in B(w)} T[r]` and each
+//!   context word a target; the input gradient `work` is added, unscaled, to every row of
+//!   `B(w)`;
+//! - CBOW: `neu1` is the sum of every row of every context word's bag, divided by the total
+//!   number of rows when `cbow_mean` (gensim counts rows, not words); `work` (divided by that
+//!   count for a sum) is added to every row of every context bag.
+//!
+//! The output side (`syn1neg`, `syn1`) is word2vec's, row for row.
+
+use std::marker::PhantomData;
+
+use candle_core::DType;
+
+use super::subwords::{Subwords, WordBags};
+use crate::alloc::check_table_size;
+use crate::word2vec::kernels::{axpy, InputVectors};
+use crate::word2vec::model::{init_rows, Model, Params};
+use crate::word2vec::{train_epoch_with, Corpus, EpochPlan, EpochStats, Vocab};
+use crate::{Error, Result};
+
+/// fastText's input vectors: bag `w` of a `(rows, dim)` table, shared by the workers
+/// (Hogwild).
+pub struct BagRows<'a> {
+    rows: *mut f32,
+    dim: usize,
+    bags: &'a WordBags,
+    _table: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: the workers read and write rows concurrently on purpose (Hogwild, as fastText and
+// gensim); the table is borrowed for `'a`, so it outlives them.
+unsafe impl Send for BagRows<'_> {}
+unsafe impl Sync for BagRows<'_> {}
+
+impl<'a> BagRows<'a> {
+    /// The bags `bags` over `table` (`(rows, dim)` row-major): every row id is checked to be
+    /// `< rows`, so the trainer's unchecked reads stay in the table.
+    pub fn new(table: &'a mut [f32], dim: usize, bags: &'a WordBags) -> Result<Self> {
+        if dim == 0 || table.len() % dim != 0 {
+            return Err(Error::shape(format!(
+                "a table of {} values is not (rows, {dim})",
+                table.len()
+            )));
+        }
+        let rows = table.len() / dim;
+        if let Some(&bad) = bags.ids.iter().find(|&&r| r as usize >= rows) {
+            return Err(Error::IndexOutOfRange {
+                what: "bag row",
+                index: bad as i128,
+                container: "the input table",
+                size: rows,
+            });
+        }
+        Ok(BagRows {
+            rows: table.as_mut_ptr(),
+            dim,
+            bags,
+            _table: PhantomData,
+        })
+    }
+
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row(&self, r: u32) -> &mut [f32] {
+        std::slice::from_raw_parts_mut(self.rows.add(r as usize * self.dim), self.dim)
+    }
+}
+
+unsafe impl InputVectors for BagRows<'_> {
+    const CENTRE_INPUT: bool = true;
+
+    #[inline(always)]
+    unsafe fn input<'b>(&'b self, w: u32, buf: &'b mut [f32]) -> &'b [f32] {
+        let bag = self.bags.bag(w as usize);
+        buf.fill(0.0);
+        for &r in bag {
+            axpy(1.0, self.row(r), buf);
+        }
+        if !bag.is_empty() {
+            let inv = 1.0 / bag.len() as f32;
+            buf.iter_mut().for_each(|x| *x *= inv);
+        }
+        buf
+    }
+
+    #[inline(always)]
+    unsafe fn add_input_to(&self, w: u32, acc: &mut [f32]) -> f32 {
+        let bag = self.bags.bag(w as usize);
+        for &r in bag {
+            axpy(1.0, self.row(r), acc);
+        }
+        bag.len() as f32
+    }
+
+    #[inline(always)]
+    unsafe fn update(&self, w: u32, grad: &[f32]) {
+        for &r in self.bags.bag(w as usize) {
+            axpy(1.0, grad, self.row(r));
+        }
+    }
+}
+
+/// What [`train`] runs: the word2vec model settings, the n-grams, the schedule.
+#[derive(Debug, Clone)]
+pub struct FastTextConfig {
+    /// Architecture, loss(es), window, vector size, seed (word2vec's [`Params`]).
+    pub params: Params,
+    /// The n-gram lengths and buckets.
+    pub subwords: Subwords,
+    /// Passes over the corpus.
+    pub epochs: u64,
+    /// Initial learning rate.
+    pub alpha: f64,
+    /// Final learning rate (decayed linearly over the examples of every epoch).
+    pub min_alpha: f64,
+    /// Training threads (1: bit-identical for a seed).
+    pub workers: usize,
+    /// Largest job, in raw words.
+    pub batch_words: usize,
+}
+
+/// The trained tables and what training did.
+pub struct Trained {
+    /// fastText's input table, `(nwords + bucket, dim)`: word rows then n-gram rows.
+    pub input: Vec<f32>,
+    /// Hierarchical-softmax output rows, `(nwords, dim)` (empty without `hs`).
+    pub syn1: Vec<f32>,
+    /// Negative-sampling output rows, `(nwords, dim)` (empty without `negative`).
+    pub syn1neg: Vec<f32>,
+    /// The epochs' statistics, summed.
+    pub stats: EpochStats,
+}
+
+/// The bags of every vocabulary word: its own row and its n-gram rows.
+pub fn vocab_bags(vocab: &Vocab, subwords: &Subwords) -> Result<WordBags> {
+    let words = vocab.words.iter().enumerate();
+    subwords.bags(words.map(|(i, w)| (Some(i), w.as_bytes())), vocab.len())
+}
+
+/// Train FastText on `corpus` from scratch over `vocab`: every row of the input table uniform
+/// in `[-1/dim, 1/dim)` (fastText and gensim; word2vec's seeded [`init_rows`]), the output
+/// rows zero, then `epochs` epochs of [`train_epoch_with`] on [`BagRows`].
+/// `progress(raw_words_done, raw_words_total)` as in [`crate::word2vec::train_epoch`].
+pub fn train(
+    corpus: &Corpus,
+    vocab: Vocab,
+    cfg: &FastTextConfig,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<Trained> {
+    let mut plan = EpochPlan {
+        epoch: 0,
+        epochs: cfg.epochs,
+        start_alpha: cfg.alpha,
+        end_alpha: cfg.min_alpha,
+        total_examples: Some(corpus.num_examples()),
+        total_words: None,
+        batch_words: cfg.batch_words,
+        compute_loss: false,
+        workers: cfg.workers,
+    };
+    plan.validate()?;
+    let raw_all = corpus.words_times(cfg.epochs)?;
+    let bags = vocab_bags(&vocab, &cfg.subwords)?;
+    let mut model = Model::new(cfg.params.clone(), vocab)?;
+    let (nwords, dim) = (model.len(), cfg.params.vector_size);
+    let rows = nwords.checked_add(cfg.subwords.bucket).ok_or_else(|| {
+        Error::Memory(format!("{nwords} words + {} buckets", cfg.subwords.bucket))
+    })?;
+    check_table_size(rows, dim, DType::F32)?;
+    // Rows 0..nwords are the model's own (same streams); the bucket rows follow.
+    let mut input = std::mem::take(&mut model.syn0);
+    let ngrams = init_rows(nwords, rows, dim, cfg.params.seed)?;
+    input
+        .try_reserve_exact(ngrams.len())
+        .map_err(|_| Error::Memory(format!("cannot hold a ({rows}, {dim}) input table")))?;
+    input.extend_from_slice(&ngrams);
+    drop(ngrams);
+    let mut stats = EpochStats::default();
+    for epoch in 0..cfg.epochs {
+        plan.epoch = epoch;
+        let before = stats.raw_words;
+        let rows = BagRows::new(&mut input, dim, &bags)?;
+        let s = train_epoch_with(&mut model, rows, corpus, &plan, &mut |d| {
+            progress(before + d, raw_all)
+        })?;
+        stats.examples += s.examples;
+        stats.effective_words += s.effective_words;
+        stats.raw_words += s.raw_words;
+        stats.loss += s.loss;
+        stats.jobs += s.jobs;
+    }
+    progress(stats.raw_words, raw_all);
+    Ok(Trained {
+        input,
+        syn1: model.syn1,
+        syn1neg: model.syn1neg,
+        stats,
+    })
+}
