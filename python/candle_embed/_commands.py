@@ -245,6 +245,9 @@ def run_demo(args: argparse.Namespace) -> int:
     model.wv.save_word2vec_format(vec_path)
     print(f"wrote {os.path.abspath(vec_path)} (word2vec text format)")
     print(_plot(model.wv, os.path.join(out_dir, "pca.png")))
+    from candle_embed.fasttext.demo import demo_lines  # subword vectors: words never seen
+
+    print("\n".join(demo_lines(sentences, seed=args.seed, workers=args.threads)))
     return 0
 
 
