@@ -14,7 +14,7 @@ use crate::dtype::Float;
 use crate::ids::Id;
 use crate::kernels::cpu::bag::{bag_argmax, Reduce};
 use crate::sparse::coalesce::{group, round_f64, sum_groups, F64Rows};
-use crate::{storage, with_float, Error, Result, SparseGrad};
+use crate::{with_float, Error, Result, SparseGrad};
 
 impl EmbeddingBag {
     /// Gradient of the table given `grad_output` `(B, D)` (as `B * D` values), coalesced.
@@ -32,7 +32,7 @@ impl EmbeddingBag {
         self.check_weights(&bags, per_sample_weights)?;
         self.check_output(&bags, grad_output.len(), "grad_output")?;
         let (dim, nb) = (self.embedding_dim(), bags.num_bags());
-        let w = self.weight();
+        let table = self.table.rows();
         let padding = self.padding_idx();
         // Bag of each position and the scale of its gradient row.
         let mut bag_of = try_alloc::<usize>(ids.len())?;
@@ -52,12 +52,9 @@ impl EmbeddingBag {
             }
         }
         let argmax = if self.mode == Reduce::Max {
-            let wc = w.to_device(&Device::Cpu)?;
-            Some(
-                with_float!(wc.dtype(), S => storage::read::<S, _>(&wc, |t| {
+            Some(with_float!(table.dtype(), S => table.read::<S, _>(|t| {
                 bag_argmax(t, dim, ids, &bags.bounds, padding)
-            })?)?,
-            )
+            })?)?)
         } else {
             None
         };
@@ -83,14 +80,14 @@ impl EmbeddingBag {
         });
         let groups = group(ids, self.num_embeddings(), padding)?;
         let n = groups.len();
-        let values = with_float!(w.dtype(), S => {
+        let values = with_float!(table.dtype(), S => {
             let mut v = try_alloc_uninit::<S>(n * dim)?;
             sum_groups(&groups, dim, &contribution, &mut v, round_f64::<S>);
             Tensor::from_vec(v, (n, dim), &Device::Cpu).map_err(Error::from)
         })?;
         Ok(SparseGrad::from_coalesced_unchecked(
             groups.unique,
-            values.to_device(w.device())?,
+            values.to_device(&table.device())?,
             self.num_embeddings(),
         ))
     }
@@ -113,10 +110,10 @@ impl EmbeddingBag {
         let bags = self.bags(ids, shape, offsets)?;
         self.check_output(&bags, grad_output.len(), "grad_output")?;
         let (dim, nb) = (self.embedding_dim(), bags.num_bags());
-        let w = self.weight().to_device(&Device::Cpu)?;
+        let table = self.table.rows();
         let padding = self.padding_idx();
         let mut out = try_alloc::<f64>(ids.len())?;
-        with_float!(w.dtype(), S => storage::read::<S, ()>(&w, |t| {
+        with_float!(table.dtype(), S => table.read::<S, ()>(|t| {
             for b in 0..nb {
                 let g = &grad_output[b * dim..(b + 1) * dim];
                 let (lo, hi) = (bags.bounds[b], bags.bounds[b + 1]);

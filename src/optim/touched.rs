@@ -74,7 +74,7 @@ pub(crate) fn step_tables(
     states: &mut [ParamState],
     grads: &[Option<&SparseGrad>],
     maximize: bool,
-    mut update: impl FnMut(usize, &Tensor, &Prepared, &mut ParamState) -> Result<()>,
+    mut update: impl FnMut(usize, &Embedding, &Prepared, &mut ParamState) -> Result<()>,
 ) -> Result<()> {
     let prepared = prepare(params, grads, maximize)?;
     // Refuse the whole step before any table moves if one count would pass the limit.
@@ -96,7 +96,7 @@ pub(crate) fn step_tables(
         if pg.rows.is_empty() || p.embedding_dim() == 0 {
             continue;
         }
-        update(i, &p.weight(), &pg, st)?;
+        update(i, p, &pg, st)?;
     }
     Ok(())
 }
@@ -131,18 +131,19 @@ impl<'a, A> SlotRows<'a, A> {
 }
 
 /// Apply `rule(table_row, grad_row, state_rows)` to every row of a coalesced gradient, in
-/// parallel, under the table's write lock (a concurrent lookup sees each row before or after
+/// parallel, under the table's write lock (`TableRows::write`: an in-memory or a writable
+/// memory-mapped table) (a concurrent lookup sees each row before or after
 /// the step, never torn). Each slot's rows are `buf.len() / num_rows` wide (D for element-wise
 /// state, 1 for row-wise). `round_key` is `Some` under stochastic rounding (see `rounding`).
 /// Rows are independent, so the result does not depend on the thread count.
 pub(crate) fn for_each_touched_row<T: Float, A: AccElem>(
-    w: &Tensor,
+    w: &Embedding,
     pg: &Prepared,
     slots: &mut [Slot],
     round_key: Option<u64>,
     rule: impl Fn(&mut WeightRow<'_, T>, &[A], SlotRows<'_, A>) + Sync,
 ) -> Result<()> {
-    let (num_rows, dim) = w.dims2()?;
+    let (num_rows, dim) = (w.num_embeddings(), w.embedding_dim());
     let rows_of = |n: usize| n.checked_div(num_rows).unwrap_or(0);
     let mut floats: Vec<RowsMut<A>> = Vec::new();
     let mut steps: Vec<RowsMut<u64>> = Vec::new();
@@ -157,7 +158,7 @@ pub(crate) fn for_each_touched_row<T: Float, A: AccElem>(
     }
     let rows = &pg.rows;
     storage::read::<A, Result<()>>(&pg.values, |gs| {
-        storage::write::<T, ()>(w, |ws| {
+        w.rows().write::<T, ()>(|ws| {
             let table = RowsMut::new(ws, dim);
             par_rows(rows.len(), dim, |k| {
                 // The rows are scattered over a table far larger than the caches: ask for the
