@@ -21,6 +21,7 @@ pub mod kernels;
 pub mod norm;
 pub mod optim;
 pub mod positional;
+pub mod quantized;
 pub mod rng;
 pub mod rows;
 pub mod sparse;
