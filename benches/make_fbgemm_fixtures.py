@@ -4,7 +4,7 @@ The quantized tables' tests compare our packing byte for byte and our lookups an
 value against these files, so they run without PyTorch. Regenerate them with PyTorch importable
 (the optional peer venv, ``bash benches/setup_torch_venv.sh``):
 
-    LD_LIBRARY_PATH=/work/bench-venv/cudastub /work/bench-venv/bin/python benches/make_fbgemm_fixtures.py
+    LD_LIBRARY_PATH=$VENV/cudastub $VENV/bin/python benches/make_fbgemm_fixtures.py
 
 Each ``fbgemm_int{8,4}.npz`` holds the float ``weight``, ``packed`` (``torch.ops.quantized.
 embedding_bag_{byte,4bit}_prepack``), ``unpacked`` (the matching ``*_unpack``), and bag cases
@@ -16,6 +16,7 @@ there is no FBGEMM mean to record; the tests check mean against float64 instead.
 
 from __future__ import annotations
 
+import functools
 import pathlib
 
 import numpy as np
@@ -41,8 +42,20 @@ def main() -> None:
     q = torch.ops.quantized
     OUT.mkdir(parents=True, exist_ok=True)
     for bits, dim, prepack, unpack, bag in [
-        (8, 45, q.embedding_bag_byte_prepack, q.embedding_bag_byte_unpack, q.embedding_bag_byte_rowwise_offsets),
-        (4, 40, q.embedding_bag_4bit_prepack, q.embedding_bag_4bit_unpack, q.embedding_bag_4bit_rowwise_offsets),
+        (
+            8,
+            45,
+            q.embedding_bag_byte_prepack,
+            q.embedding_bag_byte_unpack,
+            q.embedding_bag_byte_rowwise_offsets,
+        ),
+        (
+            4,
+            40,
+            q.embedding_bag_4bit_prepack,
+            q.embedding_bag_4bit_unpack,
+            q.embedding_bag_4bit_rowwise_offsets,
+        ),
     ]:
         rows = 48
         w = table(rng, rows, dim)
@@ -54,9 +67,7 @@ def main() -> None:
         weights = rng.uniform(-2.0, 2.0, n).astype(np.float32)
         t = {k: torch.from_numpy(v) for k, v in [("i", indices), ("o", offsets), ("w", weights)]}
 
-        def run(**kw: object) -> np.ndarray:
-            return bag(packed, t["i"], t["o"], mode=0, **kw).numpy()
-
+        run = functools.partial(bag, packed, t["i"], t["o"], mode=0)
         with_last = torch.from_numpy(np.append(offsets, n))
         data = {
             "weight": w,
@@ -65,9 +76,11 @@ def main() -> None:
             "indices": indices,
             "offsets": offsets,
             "per_sample_weights": weights,
-            "sum": run(),
-            "weighted_sum": run(per_sample_weights=t["w"]),
-            "last_offset_sum": bag(packed, t["i"], with_last, mode=0, include_last_offset=True).numpy(),
+            "sum": run().numpy(),
+            "weighted_sum": run(per_sample_weights=t["w"]).numpy(),
+            "last_offset_sum": bag(
+                packed, t["i"], with_last, mode=0, include_last_offset=True
+            ).numpy(),
             "lookup": bag(packed, t["i"], torch.arange(n), mode=0).numpy(),
             "torch_version": np.array(torch.__version__),
         }
