@@ -459,6 +459,11 @@ class QuantizedEmbedding(_Quantized):
         dtype: _OutDtype = "float32",
     ) -> npt.NDArray[Any]:
         """Dequantized rows at ``ids``: shape ``ids.shape + (embedding_dim,)``."""
+    def attend(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """``x @ W.T`` of the dequantized table ``W`` without dequantizing it: ``x`` of shape
+        ``(..., embedding_dim)`` (read as float32) -> ``(..., num_embeddings)`` float32."""
+    def row_norms(self) -> npt.NDArray[np.float32]:
+        """The L2 norm of every dequantized row, float32 ``(num_embeddings,)``."""
 
 @final
 class QuantizedEmbeddingBag(_Quantized):

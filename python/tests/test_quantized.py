@@ -211,3 +211,26 @@ def test_save_load_round_trip_and_cross_loading(bits: int, tmp_path: Path) -> No
     bag2.save(p)
     np.testing.assert_array_equal(ce.QuantizedEmbedding.load(p).packed, bag2.packed)
     assert ce.QuantizedEmbeddingBag.load(p, mmap=True).mode == "max"
+
+
+@pytest.mark.parametrize("bits", BITS)
+def test_attend_and_row_norms_match_float64_reference(bits: int) -> None:
+    # scores x @ W.T of the dequantized rows (W from the float64 formulas, not from our table),
+    # computed without dequantizing; accumulation in float32 over sum |x_j * w_rj|
+    w = table(rows=70, dim=26, seed=11)
+    rows64 = dequantize64(*quantize64(w, bits))
+    q = ce.QuantizedEmbedding.from_float(w, bits)
+    x = np.random.default_rng(4).normal(0.0, 2.0, (2, 3, 26))
+    got = q.attend(x)
+    assert got.shape == (2, 3, 70) and got.dtype == np.float32
+    x64 = x.astype(np.float32).astype(np.float64)
+    bound = np.abs(x64) @ np.abs(rows64).T
+    assert np.all(np.abs(got - x64 @ rows64.T) <= 1e-5 * np.maximum(bound, 1.0))
+    norms = q.row_norms()
+    assert norms.shape == (70,) and norms.dtype == np.float32
+    np.testing.assert_allclose(norms, np.linalg.norm(rows64, axis=1), rtol=1e-5)
+    # most_similar by cosine: the same ranking as the float64 reference
+    cos = q.attend(x64[0, 0]) / norms
+    ref = rows64 @ x64[0, 0] / np.linalg.norm(rows64, axis=1)
+    assert np.argmax(cos) == np.argmax(ref)
+    assert q.attend(np.zeros((0, 26))).shape == (0, 70)

@@ -97,6 +97,8 @@ def test_bad_ids_bags_and_outputs_leave_the_table_unchanged() -> None:
     raises(TypeError, lambda: q([1, 2], dtype="int8"))
     raises(ValueError, lambda: ce.QuantizedEmbeddingBag.from_float(W, mode="median"))
     raises(IndexError, lambda: ce.QuantizedEmbedding.from_float(W, padding_idx=10))
+    raises(ValueError, lambda: q.attend(np.zeros((2, 5))), "shape")
+    raises(ValueError, lambda: q.attend(np.float32(1.0)), "shape")
     after = (q.packed, qb.packed)
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)

@@ -13,9 +13,12 @@
 //! FBGEMM's operation order (bit-identical to its `EmbeddingSpMDM` kernels for f32 output), and
 //! write f32, f16, bf16 or f64. The portable path ([`portable`], candle ops) is the reference.
 //!
+//! [`attend`] scores queries against every row without dequantizing (similarity search).
+//!
 //! A quantized table lives in memory or in a memory-mapped file ([`file`], `load(mmap=true)`),
 //! read in place. CPU only (a portable path exists, but packed tables are host memory).
 
+pub mod attend;
 pub mod bag;
 pub mod file;
 pub mod format;

@@ -13,9 +13,9 @@ use super::{
     table_from_packed,
 };
 use crate::args;
-use crate::arrays::{fill, with_ids, with_out_float, IdArray};
+use crate::arrays::{collect, fill, with_ids, with_out_float, Floats, IdArray};
 use crate::embedding::PyEmbedding;
-use crate::errors::IntoPyResult;
+use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
 use crate::properties::getters;
 
@@ -105,6 +105,33 @@ impl PyQuantizedEmbedding {
     /// Every row dequantized: a float32 array ``(num_embeddings, embedding_dim)``.
     fn dequantize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         dequantized(py, self.inner.table())
+    }
+
+    /// Scores against every row without dequantizing the table: ``x @ W.T`` for ``x`` of shape
+    /// ``(..., embedding_dim)`` (read as float32) and ``W`` the dequantized table, shape
+    /// ``(..., num_embeddings)``, float32 (``scale_r * (x . code_r) + bias_r * sum(x)``).
+    fn attend<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let x = Floats::<f32>::read(x, "x")?;
+        let (table, dim) = (self.inner.table(), self.inner.embedding_dim());
+        let (lead, last) = x.shape().split_at(x.shape().len().saturating_sub(1));
+        if last != [dim] {
+            return Err(value_error(format!(
+                "x must have shape (..., {dim}), got {:?}",
+                x.shape()
+            )));
+        }
+        let n = lead.iter().product::<usize>();
+        let mut shape = lead.to_vec();
+        shape.push(table.rows());
+        let values = x.values();
+        collect(py, &shape, || table.attend(values, n))
+    }
+
+    /// The L2 norm of every dequantized row, float32 ``(num_embeddings,)`` (divide ``attend``
+    /// by it for cosine similarities).
+    fn row_norms<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let table = self.inner.table();
+        collect(py, &[table.rows()], || table.row_norms())
     }
 
     /// Save the packed rows and options to a safetensors file ``path``, atomically.
