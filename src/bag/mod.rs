@@ -28,8 +28,8 @@ pub mod offsets;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::io::mmap::MappedTensor;
 use crate::kernels::cpu::bag::Reduce;
+use crate::mmap::MappedTensor;
 use crate::{Embedding, EmbeddingConfig, Error, Result};
 
 pub(crate) use forward::PortablePool;

@@ -2,7 +2,7 @@
 //! `weight` in a safetensors file, the config as JSON in its metadata (key
 //! `candle_embed.config`; a bag adds `mode` and `include_last_offset`). Either loader reads the
 //! other's files: the table and its shared options are the same. `load_mapped` maps the file
-//! instead of reading it (see `io::mmap`): the table's rows stay in the file.
+//! instead of reading it (see `mmap`): the table's rows stay in the file.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,8 +11,8 @@ use candle_core::{Device, Tensor};
 use serde_json::{json, Map, Value};
 
 use crate::bag::{mode_name, parse_mode, BagMode, EmbeddingBagConfig};
-use crate::io::mmap::{MapMode, MappedFile};
 use crate::io::safetensors::{self, RawTensor};
+use crate::mmap::{MapMode, MappedFile};
 use crate::{Embedding, EmbeddingBag, EmbeddingConfig, Error, Result};
 
 pub(crate) const CONFIG_KEY: &str = "candle_embed.config";
@@ -144,7 +144,7 @@ fn save_table(path: &Path, emb: &Embedding, config: Map<String, Value>) -> Resul
 fn map_table(
     path: &Path,
     mode: MapMode,
-) -> Result<(crate::io::mmap::MappedTensor, Map<String, Value>)> {
+) -> Result<(crate::mmap::MappedTensor, Map<String, Value>)> {
     let file = MappedFile::open(path, mode)?;
     let obj = config_object(path, &file.metadata())?;
     Ok((file.tensor("weight")?, obj))

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype as StDtype, TensorView};
 
 use crate::io::atomic::write_atomic;
+use crate::mmap::from_st_dtype;
 use crate::{Error, Result};
 
 /// A candle dtype as safetensors names it (the dtypes this crate saves).
@@ -21,23 +22,6 @@ pub fn to_st_dtype(d: DType) -> Result<StDtype> {
         DType::I64 => StDtype::I64,
         DType::U32 => StDtype::U32,
         other => return Err(Error::dtype(format!("cannot save dtype {other:?}"))),
-    })
-}
-
-/// A safetensors dtype as candle's (the dtypes this crate loads), or [`Error::Format`].
-pub fn from_st_dtype(d: StDtype) -> Result<DType> {
-    Ok(match d {
-        StDtype::F32 => DType::F32,
-        StDtype::F64 => DType::F64,
-        StDtype::F16 => DType::F16,
-        StDtype::BF16 => DType::BF16,
-        StDtype::I64 => DType::I64,
-        StDtype::U32 => DType::U32,
-        other => {
-            return Err(Error::Format(format!(
-                "unsupported dtype {other:?} in file"
-            )))
-        }
     })
 }
 

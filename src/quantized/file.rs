@@ -5,7 +5,7 @@
 //! loader reads the other's files.
 //!
 //! Loading maps the file read-only and checks its header against its length first (see
-//! `io::mmap`), so a truncated or corrupted file is an [`Error::Format`]; without `mmap` the
+//! `mmap`), so a truncated or corrupted file is an [`Error::Format`]; without `mmap` the
 //! rows are then copied into memory and every row's scale and bias is checked finite.
 
 use std::collections::HashMap;
@@ -18,8 +18,8 @@ use super::table::QuantizedTable;
 use super::{QuantizedEmbedding, QuantizedEmbeddingBag};
 use crate::bag::mode_name;
 use crate::io::embedding_file::{bad_meta, bag_config, config_object, CONFIG_KEY};
-use crate::io::mmap::{MapMode, MappedFile};
 use crate::io::safetensors::{save_raw, RawTensor};
+use crate::mmap::{MapMode, MappedFile};
 use crate::{Error, Result};
 
 /// The `format` value of our quantized files.

@@ -7,7 +7,7 @@ use super::format::{Bits, RowLayout};
 use super::quantize::{quantize, quantize_reference};
 use crate::alloc::{checked_elems, try_alloc_uninit, try_with_capacity};
 use crate::dtype::Float;
-use crate::io::mmap::{MapMode, MappedTensor};
+use crate::mmap::{MapMode, MappedTensor};
 use crate::{Error, Result};
 
 /// Where the packed bytes live.

@@ -1,14 +1,12 @@
 //! Memory-mapped tables at the Python boundary: the `mmap` argument of the `load` classmethods
 //! (gensim's and NumPy's names) and the members of a mapped `Embedding` / `EmbeddingBag`
-//! (`mmap_mode`, `flush`). The mapping itself is the core's (`candle_embed::io::mmap`).
+//! (`mmap_mode`, `flush`). The mapping itself is the core's (`candle_embed::mmap`).
 
-use candle_embed::io::mmap::MapMode;
+use candle_embed::mmap::MapMode;
 use candle_embed::Embedding;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyString};
 
-use crate::bag::PyEmbeddingBag;
-use crate::embedding::PyEmbedding;
 use crate::errors::{type_error, IntoPyResult};
 use crate::gil::without_gil;
 
@@ -32,17 +30,18 @@ pub fn map_mode(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<MapMode>> {
 }
 
 /// The mode name of a table's mapping, or None for a table in memory.
-fn mode_name(table: &Embedding) -> Option<&'static str> {
+pub fn mode_name(table: &Embedding) -> Option<&'static str> {
     table.rows().map_mode().map(MapMode::name)
 }
 
 /// Write a `"r+"` table's changed rows back to its file now (a no-op otherwise).
-fn flush(py: Python<'_>, table: &Embedding) -> PyResult<()> {
+pub fn flush(py: Python<'_>, table: &Embedding) -> PyResult<()> {
     let rows = table.rows();
     without_gil(py, move || rows.mapping().map_or(Ok(()), |m| m.flush()))
 }
 
-/// The members of a table that may be memory-mapped, for `$cls` whose table is `$table`.
+/// The members of a table that may be memory-mapped, for `$cls` whose table is `$table`
+/// (invoked beside each class, so this file imports no class).
 macro_rules! mapped_members {
     ($cls:ty, |$s:ident| $table:expr) => {
         #[pymethods]
@@ -53,7 +52,7 @@ macro_rules! mapped_members {
             #[getter]
             fn mmap_mode(&self) -> Option<&'static str> {
                 let $s = self;
-                mode_name($table)
+                $crate::mapped::mode_name($table)
             }
 
             /// Write the rows changed through an ``mmap="r+"`` map back to the file now (the
@@ -61,11 +60,10 @@ macro_rules! mapped_members {
             /// other tables.
             fn flush(&self, py: Python<'_>) -> PyResult<()> {
                 let $s = self;
-                flush(py, $table)
+                $crate::mapped::flush(py, $table)
             }
         }
     };
 }
 
-mapped_members!(PyEmbedding, |s| &s.inner);
-mapped_members!(PyEmbeddingBag, |s| s.inner.embedding());
+pub(crate) use mapped_members;

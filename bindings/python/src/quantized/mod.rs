@@ -77,7 +77,7 @@ fn dequantized<'py>(py: Python<'py>, table: &QuantizedTable) -> PyResult<Bound<'
 fn read_only_map(mmap: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
     match map_mode(mmap)? {
         None => Ok(false),
-        Some(candle_embed::io::mmap::MapMode::ReadOnly) => Ok(true),
+        Some(candle_embed::mmap::MapMode::ReadOnly) => Ok(true),
         Some(m) => Err(value_error(format!(
             "quantized tables are read-only: mmap must be None, False, True or 'r', got '{}'",
             m.name()

@@ -20,12 +20,17 @@ use crate::alloc::{check_table_size, checked_elems, try_alloc, try_alloc_uninit,
 use crate::dtype::{check_float, Float};
 use crate::ids::index_tensor;
 use crate::ids::{self, Id};
-use crate::io::mmap::{MapMode, MappedTensor};
 use crate::kernels::cpu::gather;
+use crate::mmap::{MapMode, MappedTensor};
 use crate::norm::{check_norm_type, renorm_rows};
-use crate::rows::TableRows;
 use crate::sparse::coalesce::unique_ids;
+use crate::table_rows::TableRows;
 use crate::{hugepages, rng, with_float, Error, Result};
+
+mod backward;
+mod train;
+
+pub use train::TrainLookup;
 
 /// Options of an [`Embedding`] (PyTorch's constructor arguments).
 #[derive(Clone, Debug, PartialEq)]
@@ -174,7 +179,7 @@ impl Embedding {
         Self::build(weight.contiguous()?, config)
     }
 
-    /// A table whose rows stay in the memory-mapped file `tensor` (see `io::mmap`): nothing is
+    /// A table whose rows stay in the memory-mapped file `tensor` (see `mmap`): nothing is
     /// read now. A read-only map (`"r"`) is frozen and refuses `max_norm` (which rewrites rows
     /// in place); `"r+"` and `"c"` are trainable, whatever `config.freeze` says.
     pub fn from_mapped(tensor: MappedTensor, mut config: EmbeddingConfig) -> Result<Self> {

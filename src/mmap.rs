@@ -40,6 +40,8 @@ use std::sync::{Arc, RwLock};
 use memmap2::{Mmap, MmapMut, MmapOptions};
 use safetensors::tensor::{Dtype as StDtype, Metadata};
 
+use candle_core::DType;
+
 use crate::{Error, Result};
 
 /// How a file is mapped (see the module docs).
@@ -374,6 +376,24 @@ pub fn cast_slice_mut<T: 'static>(bytes: &mut [u8]) -> Result<&mut [T]> {
     let n = check_view::<T>(bytes.as_ptr(), bytes.len())?;
     // SAFETY: as in `cast_slice`; the borrow is exclusive and so is the result.
     Ok(unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr() as *mut T, n) })
+}
+
+/// A safetensors dtype as candle's (the dtypes this crate loads, mapped or
+/// read: `io::safetensors` uses it too), or [`Error::Format`].
+pub fn from_st_dtype(d: StDtype) -> Result<DType> {
+    Ok(match d {
+        StDtype::F32 => DType::F32,
+        StDtype::F64 => DType::F64,
+        StDtype::F16 => DType::F16,
+        StDtype::BF16 => DType::BF16,
+        StDtype::I64 => DType::I64,
+        StDtype::U32 => DType::U32,
+        other => {
+            return Err(Error::Format(format!(
+                "unsupported dtype {other:?} in file"
+            )))
+        }
+    })
 }
 
 #[cfg(test)]
