@@ -94,7 +94,7 @@ class _Table:
         read from the file as lookups touch them: tables larger than memory work)."""
     @property
     def mmap_mode(self) -> str | None:
-        """"r", "r+" or "c" for a memory-mapped table, None for a table in memory."""
+        """The map mode ("r", "r+" or "c") of a memory-mapped table; None for a table in memory."""
     def flush(self) -> None:
         """Write rows changed through an ``mmap="r+"`` map back to the file now."""
 
