@@ -3,7 +3,7 @@
 //! (int4) of f32's memory, plus a few bytes per row.
 //!
 //! Each row `r` stores codes `q_rj` (8 or 4 bits) and its own `scale_r`, `bias_r`
-//! ([`format`]); element `j` is `scale_r * q_rj + bias_r`. Quantization ([`quantize`]) uses
+//! ([`mod@format`]); element `j` is `scale_r * q_rj + bias_r`. Quantization ([`quantize`]) uses
 //! FBGEMM's formula and rounding exactly, so `packed` bytes equal PyTorch's
 //! `embedding_bag_byte_prepack` / `embedding_bag_4bit_prepack` and tables move between the two
 //! both ways; each element lands within half a step (`scale_r / 2`) of its float value (4 bits:
@@ -15,8 +15,8 @@
 //!
 //! [`attend`] scores queries against every row without dequantizing (similarity search).
 //!
-//! A quantized table lives in memory or in a memory-mapped file ([`file`], `load(mmap=true)`),
-//! read in place. CPU only (a portable path exists, but packed tables are host memory).
+//! A quantized table lives in memory or in a memory-mapped file ([`mod@file`],
+//! `load(mmap=true)`), read in place. CPU only (a portable path exists, but packed tables are host memory).
 
 pub mod attend;
 pub mod bag;
