@@ -4,3 +4,5 @@ pub mod bag;
 pub mod gather;
 pub mod prefetch;
 pub mod rope;
+pub mod stream;
+pub mod tuning;
