@@ -15,6 +15,13 @@ _IdsLike: TypeAlias = npt.ArrayLike
 (memoryview, array.array), an object with ``__array_interface__`` or ``__dlpack__`` (a CPU
 tensor), an int or a sequence. Float inputs (``npt.ArrayLike`` below) accept the same."""
 
+_MmapMode: TypeAlias = bool | Literal["r", "r+", "c"] | None
+"""``load(..., mmap=)``: None/False read the file; True/"r" map it read-only (frozen); "r+"
+writable (writes go to the file); "c" copy-on-write (writes stay in memory)."""
+
+_OutDtype: TypeAlias = Literal["float32", "float16", "float64", "bfloat16"]
+"""Output dtype of a dequantizing call (bfloat16, which NumPy lacks, comes out as float32)."""
+
 _testing: ModuleType
 """Private: the portable paths the test suite compares the fast kernels against."""
 
@@ -80,8 +87,16 @@ class _Table:
     def save(self, path: str | PathLike[str]) -> None:
         """Save the table and its options to a safetensors file (atomically)."""
     @classmethod
-    def load(cls, path: str | PathLike[str], *, device: str = "cpu") -> Self:
-        """Load a file written by ``save``."""
+    def load(
+        cls, path: str | PathLike[str], *, mmap: _MmapMode = None, device: str = "cpu"
+    ) -> Self:
+        """Load a file written by ``save``; ``mmap`` maps it instead of reading it (rows are
+        read from the file as lookups touch them: tables larger than memory work)."""
+    @property
+    def mmap_mode(self) -> str | None:
+        """The map mode ("r", "r+" or "c") of a memory-mapped table; None for a table in memory."""
+    def flush(self) -> None:
+        """Write rows changed through an ``mmap="r+"`` map back to the file now."""
 
 @final
 class Embedding(_Table):
@@ -144,6 +159,9 @@ class Embedding(_Table):
         row by its count in ``ids``. ``dropout`` / ``seed`` / ``normalize`` as in the forward:
         the exact gradient through them (``dropout > 0`` needs the forward's explicit ``seed``;
         dropped rows appear with zero values)."""
+
+    def quantize(self, bits: int = 8) -> QuantizedEmbedding:
+        """This table quantized row-wise (FBGEMM's fused 8- or 4-bit layout and rounding)."""
 
     # --- techniques ---
     def attend(self, x: npt.ArrayLike, ids: _IdsLike | None = None) -> npt.NDArray[Any]:
@@ -393,6 +411,108 @@ class EmbeddingBag(_Table):
     def include_last_offset(self) -> bool: ...
     @property
     def scale_grad_by_freq(self) -> bool: ...
+    def quantize(self, bits: int = 8) -> QuantizedEmbeddingBag:
+        """This bag quantized row-wise (FBGEMM's fused layout), bag options kept."""
+
+# --- quantized tables ---
+
+class _Quantized:
+    """Stub-only: the members ``QuantizedEmbedding`` and ``QuantizedEmbeddingBag`` share."""
+
+    @property
+    def packed(self) -> npt.NDArray[np.uint8]:
+        """A copy of the packed rows ``(num_embeddings, row_bytes)``: FBGEMM's fused layout
+        (codes, then scale and bias: float32 for 8 bits, float16 for 4)."""
+    def dequantize(self) -> npt.NDArray[np.float32]:
+        """Every row dequantized, ``(num_embeddings, embedding_dim)``."""
+    @property
+    def bits(self) -> int: ...
+    @property
+    def num_embeddings(self) -> int: ...
+    @property
+    def embedding_dim(self) -> int: ...
+    @property
+    def row_bytes(self) -> int: ...
+    @property
+    def padding_idx(self) -> int | None: ...
+    @property
+    def mmap_mode(self) -> str | None: ...
+    def save(self, path: str | PathLike[str]) -> None:
+        """Save the packed rows and options to a safetensors file (atomically)."""
+    @classmethod
+    def load(cls, path: str | PathLike[str], *, mmap: bool | Literal["r"] | None = None) -> Self:
+        """Load a file written by ``save``; ``mmap`` reads the rows in place (read-only)."""
+
+@final
+class QuantizedEmbedding(_Quantized):
+    """A read-only table quantized row-wise to 8 or 4 bits in FBGEMM's fused layout; lookups
+    dequantize ``scale_r * code_rj + bias_r``."""
+
+    @classmethod
+    def from_float(
+        cls, weight: npt.ArrayLike, bits: int = 8, *, padding_idx: int | None = None
+    ) -> QuantizedEmbedding:
+        """Quantize ``weight`` ``(num_embeddings, embedding_dim)`` with FBGEMM's rounding."""
+    @classmethod
+    def from_packed(
+        cls, packed: npt.ArrayLike, bits: int = 8, *, padding_idx: int | None = None
+    ) -> QuantizedEmbedding:
+        """A table holding a copy of FBGEMM fused rows (uint8 ``(rows, row_bytes)``)."""
+    def __call__(
+        self,
+        ids: _IdsLike,
+        *,
+        out: npt.NDArray[Any] | None = None,
+        dtype: _OutDtype = "float32",
+    ) -> npt.NDArray[Any]:
+        """Dequantized rows at ``ids``: shape ``ids.shape + (embedding_dim,)``."""
+    def attend(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """``x @ W.T`` of the dequantized table ``W`` without dequantizing it: ``x`` of shape
+        ``(..., embedding_dim)`` (read as float32) -> ``(..., num_embeddings)`` float32."""
+    def row_norms(self) -> npt.NDArray[np.float32]:
+        """The L2 norm of every dequantized row, float32 ``(num_embeddings,)``."""
+
+@final
+class QuantizedEmbeddingBag(_Quantized):
+    """Pooled lookups over a quantized table (``EmbeddingBag``'s bag semantics), dequantized
+    and reduced in one pass in float32, in FBGEMM's operation order."""
+
+    @classmethod
+    def from_float(
+        cls,
+        weight: npt.ArrayLike,
+        bits: int = 8,
+        *,
+        mode: str = "mean",
+        padding_idx: int | None = None,
+        include_last_offset: bool = False,
+    ) -> QuantizedEmbeddingBag:
+        """Quantize ``weight`` with FBGEMM's rounding; bag options as ``EmbeddingBag``'s."""
+    @classmethod
+    def from_packed(
+        cls,
+        packed: npt.ArrayLike,
+        bits: int = 8,
+        *,
+        mode: str = "mean",
+        padding_idx: int | None = None,
+        include_last_offset: bool = False,
+    ) -> QuantizedEmbeddingBag:
+        """A bag holding a copy of FBGEMM fused rows (uint8 ``(rows, row_bytes)``)."""
+    def __call__(
+        self,
+        ids: _IdsLike,
+        offsets: _IdsLike | None = None,
+        per_sample_weights: npt.ArrayLike | None = None,
+        *,
+        out: npt.NDArray[Any] | None = None,
+        dtype: _OutDtype = "float32",
+    ) -> npt.NDArray[Any]:
+        """One dequantized, reduced row per bag: shape ``(B, embedding_dim)``."""
+    @property
+    def mode(self) -> str: ...
+    @property
+    def include_last_offset(self) -> bool: ...
 
 # --- rotary ---
 

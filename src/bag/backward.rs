@@ -15,7 +15,7 @@ use crate::dtype::Float;
 use crate::ids::Id;
 use crate::kernels::cpu::bag::{bag_argmax, Reduce};
 use crate::sparse::coalesce::{group, round_f64, sum_groups, F64Rows};
-use crate::{storage, with_float, Error, Result, SparseGrad};
+use crate::{with_float, Error, Result, SparseGrad};
 
 impl EmbeddingBag {
     /// Gradient of the table given `grad_output` `(B, D)` (as `B * D` values), coalesced.
@@ -33,17 +33,17 @@ impl EmbeddingBag {
         self.check_weights(&bags, per_sample_weights)?;
         self.check_output(&bags, grad_output.len(), "grad_output")?;
         let dim = self.embedding_dim();
-        let w = self.weight();
+        let table = self.table.rows();
         let padding = self.padding_idx();
         #[cfg(feature = "cuda")]
-        if crate::kernels::cuda::active(w.device())
+        if crate::kernels::cuda::active(&table.device())
             && self.mode != Reduce::Max
             && !self.scale_grad_by_freq()
         {
             // Our sort + segment-reduce kernel on the table's device: the upstream gradient
             // goes up once, the coalesced gradient stays there.
             let g = Tensor::from_slice(grad_output, (bags.num_bags(), dim), &Device::Cpu)?
-                .to_device(w.device())?;
+                .to_device(&table.device())?;
             let w64 = per_sample_weights
                 .map(|ws| crate::alloc::try_collect(ws.iter().map(|x| x.as_f64())))
                 .transpose()?;
@@ -55,7 +55,7 @@ impl EmbeddingBag {
                 padding,
                 self.num_embeddings(),
             )?;
-            let values = sg.values().to_dtype(w.dtype())?;
+            let values = sg.values().to_dtype(table.dtype())?;
             return Ok(SparseGrad::from_coalesced_unchecked(
                 sg.indices().to_vec(),
                 values,
@@ -76,12 +76,9 @@ impl EmbeddingBag {
             }
         }
         let argmax = if self.mode == Reduce::Max {
-            let wc = w.to_device(&Device::Cpu)?;
-            Some(
-                with_float!(wc.dtype(), S => storage::read::<S, _>(&wc, |t| {
+            Some(with_float!(table.dtype(), S => table.read::<S, _>(|t| {
                 bag_argmax(t, dim, ids, &bags.bounds, padding)
-            })?)?,
-            )
+            })?)?)
         } else {
             None
         };
@@ -106,14 +103,14 @@ impl EmbeddingBag {
             }
         });
         let n = groups.len();
-        let values = with_float!(w.dtype(), S => {
+        let values = with_float!(table.dtype(), S => {
             let mut v = try_alloc_uninit::<S>(n * dim)?;
             sum_groups(&groups, dim, &contribution, &mut v, round_f64::<S>);
             Tensor::from_vec(v, (n, dim), &Device::Cpu).map_err(Error::from)
         })?;
         Ok(SparseGrad::from_coalesced_unchecked(
             groups.unique,
-            values.to_device(w.device())?,
+            values.to_device(&table.device())?,
             self.num_embeddings(),
         ))
     }
@@ -136,10 +133,10 @@ impl EmbeddingBag {
         let bags = self.bags(ids, shape, offsets)?;
         self.check_output(&bags, grad_output.len(), "grad_output")?;
         let (dim, nb) = (self.embedding_dim(), bags.num_bags());
-        let w = self.weight().to_device(&Device::Cpu)?;
+        let table = self.table.rows();
         let padding = self.padding_idx();
         let mut out = try_alloc::<f64>(ids.len())?;
-        with_float!(w.dtype(), S => storage::read::<S, ()>(&w, |t| {
+        with_float!(table.dtype(), S => table.read::<S, ()>(|t| {
             for b in 0..nb {
                 let g = &grad_output[b * dim..(b + 1) * dim];
                 let (lo, hi) = (bags.bounds[b], bags.bounds[b + 1]);

@@ -1,6 +1,6 @@
 //! The forward of a bag: the fast CPU kernel into a caller's buffer, and the portable path.
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 
 use super::{Bags, EmbeddingBag};
 use crate::alloc::{
@@ -28,13 +28,13 @@ impl EmbeddingBag {
         self.check_output(&bags, out.len(), "out")?;
         let dim = self.embedding_dim();
         self.table.apply_max_norm(ids)?;
-        let w = self.weight();
-        if !w.device().is_cpu() {
+        let rows = self.table.rows();
+        if !rows.device().is_cpu() {
             let t = self.reduce_device(&bags, per_sample_weights)?;
             return storage::copy_into(&t, out);
         }
         let (padding, mode) = (self.padding_idx(), self.mode);
-        with_float!(w.dtype(), S => storage::read::<S, ()>(&w, |table| {
+        with_float!(rows.dtype(), S => rows.read::<S, ()>(|table| {
             let args = BagArgs {
                 table,
                 dim,
@@ -107,10 +107,45 @@ impl EmbeddingBag {
         bags: &Bags<'_, I>,
         weights: Option<&[W]>,
     ) -> Result<Tensor> {
-        let w = self.weight();
-        let dev = w.device();
-        let acc_dt = acc_dtype(w.dtype());
-        let (dim, nb, n) = (self.embedding_dim(), bags.num_bags(), bags.ids.len());
+        let table = self.table.rows();
+        let (dtype, dev) = (table.dtype(), table.device());
+        let acc_dt = acc_dtype(dtype);
+        let (rows, dim) = (self.num_embeddings(), self.embedding_dim());
+        let gather = |ids: &[i64]| Ok(table.select(ids, rows, dim)?.to_dtype(acc_dt)?);
+        let pool = PortablePool {
+            mode: self.mode,
+            padding: self.padding_idx(),
+            dim,
+            acc_dtype: acc_dt,
+            device: &dev,
+        };
+        Ok(pool.reduce(bags, weights, gather)?.to_dtype(dtype)?)
+    }
+}
+
+/// The portable bag reduction (candle ops on `device`), given how to fetch rows: shared by
+/// [`EmbeddingBag`] and the quantized bag, whose rows are dequantized instead of selected.
+pub(crate) struct PortablePool<'a> {
+    pub mode: Reduce,
+    pub padding: Option<usize>,
+    pub dim: usize,
+    /// The dtype rows are fetched in and reduced in.
+    pub acc_dtype: DType,
+    pub device: &'a Device,
+}
+
+impl PortablePool<'_> {
+    /// `(B, dim)` in the accumulator dtype: `gather(rows)` gives the `(m, dim)` rows of the
+    /// `m` non-padding positions, in position order; then a weighted `index_add` into the bags
+    /// (sum / mean) or a per-bag `max`.
+    pub fn reduce<I: Id, W: Float>(
+        &self,
+        bags: &Bags<'_, I>,
+        weights: Option<&[W]>,
+        gather: impl FnOnce(&[i64]) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let (dim, nb, n, dev) = (self.dim, bags.num_bags(), bags.ids.len(), self.device);
+        let acc_dt = self.acc_dtype;
         // Positions that take part (non-padding), the bag of each, and per-position scales.
         let mut rows = try_with_capacity::<i64>(n)?;
         let mut bag_of = try_with_capacity::<u32>(n)?;
@@ -120,7 +155,7 @@ impl EmbeddingBag {
             let lo = bags.bounds[b];
             for (pos, id) in (lo..).zip(&bags.ids[lo..bags.bounds[b + 1]]) {
                 let id = id.index();
-                if Some(id) == self.padding_idx() {
+                if Some(id) == self.padding {
                     continue;
                 }
                 rows.push(id as i64);
@@ -133,12 +168,11 @@ impl EmbeddingBag {
         }
         let zeros = alloc::zeros((nb, dim), acc_dt, dev)?;
         if rows.is_empty() {
-            return Ok(zeros.to_dtype(w.dtype())?);
+            return Ok(zeros);
         }
         let m = rows.len();
-        let idx = Tensor::from_vec(rows, m, dev)?;
-        let gathered = w.index_select(&idx, 0)?.to_dtype(acc_dt)?;
-        let out = match self.mode {
+        let gathered = gather(&rows)?;
+        Ok(match self.mode {
             Reduce::Sum | Reduce::Mean => {
                 let src = if weights.is_some() {
                     let s = Tensor::from_vec(scale, (m, 1), dev)?.to_dtype(acc_dt)?;
@@ -169,7 +203,6 @@ impl EmbeddingBag {
                 }
                 Tensor::cat(&parts, 0)?
             }
-        };
-        Ok(out.to_dtype(w.dtype())?)
+        })
     }
 }

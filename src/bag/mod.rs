@@ -32,9 +32,11 @@ pub mod offsets;
 use candle_core::{DType, Device, Tensor};
 
 use crate::kernels::cpu::bag::Reduce;
+use crate::mmap::MappedTensor;
 use crate::{Embedding, EmbeddingConfig, Error, Result};
 
-pub use offsets::Bags;
+pub(crate) use forward::PortablePool;
+pub use offsets::{BagSpec, Bags};
 
 /// How each bag is reduced.
 pub type BagMode = Reduce;
@@ -150,6 +152,12 @@ impl EmbeddingBag {
     pub fn from_pretrained(weight: Tensor, config: EmbeddingBagConfig) -> Result<Self> {
         config.check()?;
         let table = Embedding::from_pretrained(weight, config.table_config())?;
+        Ok(Self::wrap(table, &config))
+    }
+
+    /// A bag over the rows of a memory-mapped file (see [`Embedding::from_mapped`]).
+    pub fn from_mapped(tensor: MappedTensor, config: EmbeddingBagConfig) -> Result<Self> {
+        let table = Embedding::from_mapped(tensor, config.table_config())?;
         Ok(Self::wrap(table, &config))
     }
 

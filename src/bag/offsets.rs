@@ -2,16 +2,69 @@
 //! checks of the arrays that come with them (per-sample weights, the upstream gradient).
 //!
 //! Every check runs before any kernel and modifies nothing, so a refused call leaves the table
-//! as it was.
+//! as it was. The checks need only a [`BagSpec`] (the table's size and the bag options), so a
+//! quantized bag ([`crate::quantized::QuantizedEmbeddingBag`]) runs the same ones.
 
 use super::{mode_name, EmbeddingBag};
 use crate::alloc::{try_collect, try_with_capacity};
-use crate::ids::Id;
+use crate::ids::{self, Id};
 pub use crate::kernels::cpu::bag::Bags;
 use crate::kernels::cpu::bag::Reduce;
 use crate::{Error, Result};
 
+/// What the checks of a call's bags need to know about a table of bags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BagSpec {
+    /// The reduction (per-sample weights exist only for sum).
+    pub mode: Reduce,
+    /// Whether 1-D offsets carry the final `N` entry (CSR).
+    pub include_last_offset: bool,
+    /// Rows of the table (ids must lie in `0..num_embeddings`).
+    pub num_embeddings: usize,
+    /// Columns of the table (outputs are `(B, embedding_dim)`).
+    pub embedding_dim: usize,
+}
+
 impl EmbeddingBag {
+    /// The bag options and table size the checks use.
+    pub fn spec(&self) -> BagSpec {
+        BagSpec {
+            mode: self.mode,
+            include_last_offset: self.include_last_offset,
+            num_embeddings: self.num_embeddings(),
+            embedding_dim: self.embedding_dim(),
+        }
+    }
+
+    /// Number of bags for ids of `shape` and `offsets_len` offsets ([`BagSpec::num_bags`]).
+    pub fn num_bags(&self, shape: &[usize], offsets_len: Option<usize>) -> Result<usize> {
+        self.spec().num_bags(shape, offsets_len)
+    }
+
+    /// The checked bags of a call ([`BagSpec::bags`]).
+    pub fn bags<'a, I: Id, O: Id>(
+        &self,
+        ids: &'a [I],
+        shape: &[usize],
+        offsets: Option<&[O]>,
+    ) -> Result<Bags<'a, I>> {
+        self.spec().bags(ids, shape, offsets)
+    }
+
+    pub(super) fn check_weights<I, W>(
+        &self,
+        bags: &Bags<'_, I>,
+        weights: Option<&[W]>,
+    ) -> Result<()> {
+        self.spec().check_weights(bags, weights)
+    }
+
+    pub(super) fn check_output<I>(&self, bags: &Bags<'_, I>, len: usize, what: &str) -> Result<()> {
+        self.spec().check_output(bags, len, what)
+    }
+}
+
+impl BagSpec {
     /// Number of bags for ids of `shape` and `offsets_len` offsets (checks ranks and presence).
     pub fn num_bags(&self, shape: &[usize], offsets_len: Option<usize>) -> Result<usize> {
         match (shape.len(), offsets_len) {
@@ -55,7 +108,7 @@ impl EmbeddingBag {
             }
             Some(off) => self.offsets_to_bounds(off, n, num_bags)?,
         };
-        self.table.validate_ids(ids)?;
+        ids::validate(ids, self.num_embeddings, "index", "an embedding table")?;
         Ok(Bags { ids, bounds })
     }
 
@@ -101,11 +154,7 @@ impl EmbeddingBag {
     }
 
     /// `per_sample_weights` exist only in sum mode and hold one weight per id.
-    pub(super) fn check_weights<I, W>(
-        &self,
-        bags: &Bags<'_, I>,
-        weights: Option<&[W]>,
-    ) -> Result<()> {
+    pub fn check_weights<I, W>(&self, bags: &Bags<'_, I>, weights: Option<&[W]>) -> Result<()> {
         if let Some(w) = weights {
             if self.mode != Reduce::Sum {
                 return Err(Error::invalid(format!(
@@ -125,8 +174,8 @@ impl EmbeddingBag {
     }
 
     /// An output (or upstream gradient) of `B * D` elements.
-    pub(super) fn check_output<I>(&self, bags: &Bags<'_, I>, len: usize, what: &str) -> Result<()> {
-        let (dim, nb) = (self.embedding_dim(), bags.num_bags());
+    pub fn check_output<I>(&self, bags: &Bags<'_, I>, len: usize, what: &str) -> Result<()> {
+        let (dim, nb) = (self.embedding_dim, bags.num_bags());
         if Some(len) != nb.checked_mul(dim) {
             return Err(Error::shape(format!(
                 "{what} has {len} elements, expected ({nb}, {dim}) = {} ({nb} bags x {dim})",

@@ -7,6 +7,9 @@
 //! Two paths: [`Embedding::lookup_into`] is the CPU fast path (parallel row copies straight into
 //! the caller's buffer); [`Embedding::lookup_portable`] is candle's `index_select` and runs on any
 //! device. Both validate every id first, so an out-of-range id is an error on every backend.
+//!
+//! The rows live in a candle tensor or, for a table loaded with `mmap`, in a memory-mapped
+//! file ([`TableRows`]); kernels read them through [`Embedding::rows`] either way.
 
 use std::sync::RwLock;
 
@@ -18,9 +21,11 @@ use crate::dtype::{check_float, Float};
 use crate::ids::index_tensor;
 use crate::ids::{self, Id};
 use crate::kernels::cpu::gather;
+use crate::mmap::{MapMode, MappedTensor};
 use crate::norm::{check_norm_type, renorm_rows};
 use crate::sparse::coalesce::unique_ids;
-use crate::{hugepages, rng, storage, with_float, Error, Result};
+use crate::table_rows::TableRows;
+use crate::{hugepages, rng, with_float, Error, Result};
 
 mod backward;
 mod train;
@@ -81,7 +86,7 @@ pub fn resolve_padding_idx(
 /// An embedding table. Cheap to share across threads: every method takes `&self`.
 #[derive(Debug)]
 pub struct Embedding {
-    weight: RwLock<Tensor>,
+    weight: RwLock<TableRows>,
     num_embeddings: usize,
     embedding_dim: usize,
     padding_idx: Option<usize>,
@@ -89,12 +94,15 @@ pub struct Embedding {
 }
 
 impl Clone for Embedding {
-    /// A deep copy: the clone's table is independent of this one.
+    /// A deep copy: the clone's table is independent of this one (a mapped table's clone maps
+    /// the same file, as two `numpy.memmap`s of it would).
     fn clone(&self) -> Self {
-        let w = self.weight();
-        let copy = w.copy().expect("copying a table");
+        let rows = match self.rows() {
+            TableRows::Tensor(w) => TableRows::Tensor(w.copy().expect("copying a table")),
+            mapped => mapped,
+        };
         Embedding {
-            weight: RwLock::new(copy),
+            weight: RwLock::new(rows),
             num_embeddings: self.num_embeddings,
             embedding_dim: self.embedding_dim,
             padding_idx: self.padding_idx,
@@ -171,8 +179,33 @@ impl Embedding {
         Self::build(weight.contiguous()?, config)
     }
 
+    /// A table whose rows stay in the memory-mapped file `tensor` (see `mmap`): nothing is
+    /// read now. A read-only map (`"r"`) is frozen and refuses `max_norm` (which rewrites rows
+    /// in place); `"r+"` and `"c"` are trainable, whatever `config.freeze` says.
+    pub fn from_mapped(tensor: MappedTensor, mut config: EmbeddingConfig) -> Result<Self> {
+        let read_only = tensor.mode() == MapMode::ReadOnly;
+        if read_only && config.max_norm.is_some() {
+            return Err(Error::invalid(
+                "max_norm renormalises looked-up rows in place, which a read-only map (mmap='r') \
+                 cannot: load with mmap='r+' (writes go to the file), mmap='c' (writes stay in \
+                 memory) or without mmap",
+            ));
+        }
+        config.freeze = read_only;
+        let (rows, dims) = TableRows::mapped(tensor)?;
+        Self::build_rows(rows, dims, config)
+    }
+
     fn build(weight: Tensor, config: EmbeddingConfig) -> Result<Self> {
-        let (num_embeddings, embedding_dim) = weight.dims2()?;
+        let dims = weight.dims2()?;
+        Self::build_rows(TableRows::Tensor(weight), dims, config)
+    }
+
+    fn build_rows(
+        rows: TableRows,
+        (num_embeddings, embedding_dim): (usize, usize),
+        config: EmbeddingConfig,
+    ) -> Result<Self> {
         let padding_idx = resolve_padding_idx(config.padding_idx, num_embeddings)?;
         check_norm_type(config.norm_type)?;
         if let Some(m) = config.max_norm {
@@ -181,7 +214,7 @@ impl Embedding {
             }
         }
         Ok(Embedding {
-            weight: RwLock::new(weight),
+            weight: RwLock::new(rows),
             num_embeddings,
             embedding_dim,
             padding_idx,
@@ -189,12 +222,30 @@ impl Embedding {
         })
     }
 
-    /// The table (shares storage with this embedding: in-place updates show through).
-    pub fn weight(&self) -> Tensor {
+    /// Where the rows live (a cheap handle: kernels read and write through it).
+    pub fn rows(&self) -> TableRows {
         self.weight
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The table as a tensor: its own storage (in-place updates show through), or for a
+    /// memory-mapped table a copy of every row ([`Error::Memory`] when that cannot be allocated).
+    pub fn table(&self) -> Result<Tensor> {
+        self.rows()
+            .to_tensor(self.num_embeddings, self.embedding_dim)
+    }
+
+    /// The table (shares storage with this embedding: in-place updates show through): the
+    /// infallible [`Embedding::table`] of a table held as a tensor.
+    ///
+    /// # Panics
+    /// For a memory-mapped table larger than the memory a copy can get; the crate's own paths
+    /// use [`Embedding::table`] or [`Embedding::rows`], which report that or need no copy.
+    pub fn weight(&self) -> Tensor {
+        self.table()
+            .unwrap_or_else(|e| panic!("Embedding::weight: {e} (Embedding::table reports it)"))
     }
 
     /// Replace the table's values (same shape; converted to the table's dtype and device).
@@ -208,8 +259,7 @@ impl Embedding {
             )));
         }
         check_float(new.dtype())?;
-        let old = self.weight();
-        let fresh = hugepages::table_copy(&new.to_dtype(old.dtype())?.to_device(old.device())?)?;
+        let fresh = self.rows().replaced(new, hugepages::table_copy)?;
         *self.weight.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
     }
@@ -232,15 +282,25 @@ impl Embedding {
     }
     /// The table's element type.
     pub fn dtype(&self) -> DType {
-        self.weight().dtype()
+        self.rows().dtype()
     }
     /// The device the table lives on.
     pub fn device(&self) -> Device {
-        self.weight().device().clone()
+        self.rows().device()
     }
-    /// Whether optimizers refuse to update this table (`freeze`).
+    /// Whether optimizers refuse to update this table (`freeze`, or mapped read-only).
     pub fn is_frozen(&self) -> bool {
         self.config.freeze
+    }
+    /// Why the table is frozen, for error messages.
+    pub fn frozen_reason(&self) -> &'static str {
+        match self.rows().map_mode() {
+            Some(MapMode::ReadOnly) => {
+                "memory-mapped with mmap='r'; load it with mmap='r+' (writes go to the file) or \
+                 mmap='c' (writes stay in memory) to train it"
+            }
+            _ => "from_pretrained(freeze=True)",
+        }
     }
 
     /// Validate ids against the table (the error names the first bad id and the table size).
@@ -267,16 +327,17 @@ impl Embedding {
         let Some(max_norm) = self.config.max_norm else {
             return Ok(());
         };
-        let w = self.weight();
+        let table = self.rows();
         let rows = unique_ids(ids, self.num_embeddings)?;
         let (dim, p) = (self.embedding_dim, self.config.norm_type);
-        if w.device().is_cpu() {
-            with_float!(w.dtype(), T => storage::write::<T, ()>(&w, |t| {
+        match table {
+            TableRows::Tensor(w) if !w.device().is_cpu() => {
+                self.renorm_portable(&w, &rows, max_norm)
+            }
+            table => with_float!(table.dtype(), T => table.write::<T, ()>(|t| {
                 renorm_rows(t, dim, &rows, max_norm, p);
                 Ok(())
-            }))
-        } else {
-            self.renorm_portable(&w, &rows, max_norm)
+            })),
         }
     }
 
@@ -295,7 +356,7 @@ impl Embedding {
         let factor = ((over * (scale - 1.0)?)? + 1.0)?;
         let delta = sel.broadcast_mul(&(factor - 1.0)?)?.to_dtype(w.dtype())?;
         let updated = w.index_add(&idx, &delta, 0)?;
-        *self.weight.write().unwrap_or_else(|e| e.into_inner()) = updated;
+        *self.weight.write().unwrap_or_else(|e| e.into_inner()) = TableRows::Tensor(updated);
         Ok(())
     }
 
@@ -306,12 +367,12 @@ impl Embedding {
         self.check_rows(ids.len(), out.len(), "out")?;
         self.validate_ids(ids)?;
         self.apply_max_norm(ids)?;
-        let w = self.weight();
-        if !w.device().is_cpu() {
+        let table = self.rows();
+        if !table.device().is_cpu() {
             let rows = self.lookup_device(ids, &[ids.len()])?;
-            return storage::copy_into(&rows, out);
+            return crate::storage::copy_into(&rows, out);
         }
-        with_float!(w.dtype(), S => storage::read::<S, ()>(&w, |t| {
+        with_float!(table.dtype(), S => table.read::<S, ()>(|t| {
             if S::DT == D::DT {
                 // SAFETY-free reinterpretation: S and D are the same type here.
                 let t: &[D] = unsafe { std::slice::from_raw_parts(t.as_ptr() as *const D, t.len()) };
@@ -330,7 +391,8 @@ impl Embedding {
         Ok(out)
     }
 
-    /// Portable path: validation, `max_norm`, then candle's `index_select` on the table's device.
+    /// Portable path: validation, `max_norm`, then candle's `index_select` on the table's device
+    /// (a mapped table copies the rows it needs into a tensor first: [`TableRows::select`]).
     /// Returns a tensor of shape `shape + (D,)`.
     pub fn lookup_portable<I: Id>(&self, ids: &[I], shape: &[usize]) -> Result<Tensor> {
         if shape.iter().product::<usize>() != ids.len() {
@@ -341,11 +403,12 @@ impl Embedding {
         }
         self.validate_ids(ids)?;
         self.apply_max_norm(ids)?;
-        let w = self.weight();
-        let idx = index_tensor(ids, self.num_embeddings, w.device())?;
+        let rows = self
+            .rows()
+            .select(ids, self.num_embeddings, self.embedding_dim)?;
         let mut out_shape = shape.to_vec();
         out_shape.push(self.embedding_dim);
-        Ok(w.index_select(&idx, 0)?.reshape(out_shape)?)
+        Ok(rows.reshape(out_shape)?)
     }
 
     /// The lookup on the table's device: our CUDA gather when the CUDA kernels are on
@@ -383,13 +446,12 @@ impl Embedding {
             DType::I64 => flat.to_vec1::<i64>()?,
             other => return Err(Error::dtype(format!("ids must be integers, got {other:?}"))),
         };
-        let w = self.weight();
-        if !w.device().is_cpu() {
+        if !self.device().is_cpu() {
             return self.lookup_device(&ids_vec, &shape);
         }
         let mut out_shape = shape;
         out_shape.push(self.embedding_dim);
-        with_float!(w.dtype(), T => {
+        with_float!(self.dtype(), T => {
             let v = self.lookup_vec::<i64, T>(&ids_vec)?;
             Ok(Tensor::from_vec(v, out_shape, &Device::Cpu)?)
         })

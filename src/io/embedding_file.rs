@@ -1,7 +1,8 @@
 //! `Embedding::save` / `Embedding::load` and the same for `EmbeddingBag`: the table as tensor
 //! `weight` in a safetensors file, the config as JSON in its metadata (key
 //! `candle_embed.config`; a bag adds `mode` and `include_last_offset`). Either loader reads the
-//! other's files: the table and its shared options are the same.
+//! other's files: the table and its shared options are the same. `load_mapped` maps the file
+//! instead of reading it (see `mmap`): the table's rows stay in the file.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,10 +11,11 @@ use candle_core::{Device, Tensor};
 use serde_json::{json, Map, Value};
 
 use crate::bag::{mode_name, parse_mode, BagMode, EmbeddingBagConfig};
-use crate::io::safetensors;
+use crate::io::safetensors::{self, RawTensor};
+use crate::mmap::{MapMode, MappedFile};
 use crate::{Embedding, EmbeddingBag, EmbeddingConfig, Error, Result};
 
-const CONFIG_KEY: &str = "candle_embed.config";
+pub(crate) const CONFIG_KEY: &str = "candle_embed.config";
 
 impl Embedding {
     /// Save the table and its config to a safetensors file (atomically: temp file + rename).
@@ -27,6 +29,15 @@ impl Embedding {
         let (weight, obj) = load_table(path.as_ref(), device)?;
         let config = parse_config(&obj).map_err(|m| bad_meta(path.as_ref(), m))?;
         Embedding::from_pretrained(weight, config)
+    }
+
+    /// [`Embedding::load`] with the file memory-mapped in `mode` instead of read: nothing is
+    /// read up front, lookups read rows in place (see [`Embedding::from_mapped`] for what each
+    /// mode allows). CPU only.
+    pub fn load_mapped(path: impl AsRef<Path>, mode: MapMode) -> Result<Self> {
+        let (weight, obj) = map_table(path.as_ref(), mode)?;
+        let config = parse_config(&obj).map_err(|m| bad_meta(path.as_ref(), m))?;
+        Embedding::from_mapped(weight, config)
     }
 }
 
@@ -49,29 +60,41 @@ impl EmbeddingBag {
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let path = path.as_ref();
         let (weight, obj) = load_table(path, device)?;
-        let table = parse_config(&obj).map_err(|m| bad_meta(path, m))?;
-        let mode = match obj.get("mode") {
-            None | Some(Value::Null) => BagMode::Mean,
-            Some(Value::String(m)) => parse_mode(m).map_err(|e| bad_meta(path, e.to_string()))?,
-            Some(_) => return Err(bad_meta(path, "mode is not a string".into())),
-        };
-        let include_last_offset = match obj.get("include_last_offset") {
-            None | Some(Value::Null) => false,
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| bad_meta(path, "include_last_offset is not a bool".into()))?,
-        };
-        let config = EmbeddingBagConfig {
-            mode,
-            padding_idx: table.padding_idx,
-            max_norm: table.max_norm,
-            norm_type: table.norm_type,
-            include_last_offset,
-            scale_grad_by_freq: table.scale_grad_by_freq,
-            freeze: table.freeze,
-        };
-        EmbeddingBag::from_pretrained(weight, config)
+        EmbeddingBag::from_pretrained(weight, bag_config(path, &obj)?)
     }
+
+    /// [`EmbeddingBag::load`] with the file memory-mapped in `mode` (see
+    /// [`Embedding::load_mapped`]).
+    pub fn load_mapped(path: impl AsRef<Path>, mode: MapMode) -> Result<Self> {
+        let path = path.as_ref();
+        let (weight, obj) = map_table(path, mode)?;
+        EmbeddingBag::from_mapped(weight, bag_config(path, &obj)?)
+    }
+}
+
+/// The bag options of a file's config (PyTorch's defaults where absent).
+pub(crate) fn bag_config(path: &Path, obj: &Map<String, Value>) -> Result<EmbeddingBagConfig> {
+    let table = parse_config(obj).map_err(|m| bad_meta(path, m))?;
+    let mode = match obj.get("mode") {
+        None | Some(Value::Null) => BagMode::Mean,
+        Some(Value::String(m)) => parse_mode(m).map_err(|e| bad_meta(path, e.to_string()))?,
+        Some(_) => return Err(bad_meta(path, "mode is not a string".into())),
+    };
+    let include_last_offset = match obj.get("include_last_offset") {
+        None | Some(Value::Null) => false,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| bad_meta(path, "include_last_offset is not a bool".into()))?,
+    };
+    Ok(EmbeddingBagConfig {
+        mode,
+        padding_idx: table.padding_idx,
+        max_norm: table.max_norm,
+        norm_type: table.norm_type,
+        include_last_offset,
+        scale_grad_by_freq: table.scale_grad_by_freq,
+        freeze: table.freeze,
+    })
 }
 
 /// The config every table file carries.
@@ -98,9 +121,35 @@ fn table_json(emb: &Embedding, kind: &str) -> Map<String, Value> {
     }
 }
 
+/// Save `emb`'s table and `config`. A mapped table's rows are streamed from the file (a copy
+/// of the whole table is never made).
 fn save_table(path: &Path, emb: &Embedding, config: Map<String, Value>) -> Result<()> {
     let meta = HashMap::from([(CONFIG_KEY.to_string(), Value::Object(config).to_string())]);
-    safetensors::save(path, &[("weight", &emb.weight())], meta)
+    let rows = emb.rows();
+    let Some(mapped) = rows.mapping() else {
+        return safetensors::save(path, &[("weight", &emb.table()?)], meta);
+    };
+    let shape = [emb.num_embeddings(), emb.embedding_dim()];
+    let dtype = safetensors::to_st_dtype(rows.dtype())?;
+    mapped.read_bytes(|data| {
+        let weight = RawTensor {
+            name: "weight",
+            dtype,
+            shape: &shape,
+            data,
+        };
+        safetensors::save_raw(path, &[weight], meta)
+    })
+}
+
+/// The mapped `weight` tensor of a table file and its config object (see [`load_table`]).
+fn map_table(
+    path: &Path,
+    mode: MapMode,
+) -> Result<(crate::mmap::MappedTensor, Map<String, Value>)> {
+    let file = MappedFile::open(path, mode)?;
+    let obj = config_object(path, &file.metadata())?;
+    Ok((file.tensor("weight")?, obj))
 }
 
 /// The `weight` tensor and the config object (empty when the file has none). The constructors
@@ -110,18 +159,25 @@ fn load_table(path: &Path, device: &Device) -> Result<(Tensor, Map<String, Value
     let weight = tensors
         .remove("weight")
         .ok_or_else(|| Error::Format(format!("{}: no tensor named 'weight'", path.display())))?;
-    let obj = match meta.get(CONFIG_KEY) {
+    Ok((weight, config_object(path, &meta)?))
+}
+
+/// The config object of a file's metadata (empty when the file has none).
+pub(crate) fn config_object(
+    path: &Path,
+    meta: &HashMap<String, String>,
+) -> Result<Map<String, Value>> {
+    Ok(match meta.get(CONFIG_KEY) {
         None => Map::new(),
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(m)) => m,
             Ok(_) => return Err(bad_meta(path, "not a JSON object".into())),
             Err(e) => return Err(bad_meta(path, e.to_string())),
         },
-    };
-    Ok((weight, obj))
+    })
 }
 
-fn bad_meta(path: &Path, msg: String) -> Error {
+pub(crate) fn bad_meta(path: &Path, msg: String) -> Error {
     Error::Format(format!(
         "{}: bad {CONFIG_KEY} metadata: {msg}",
         path.display()

@@ -1,5 +1,6 @@
-//! Reading and writing tables: safetensors (with the config in its metadata), word-vector
-//! formats (word2vec text and binary, GloVe) and KeyedVectors files.
+//! Reading and writing tables: safetensors (with the config in its metadata; memory-mapped
+//! files through [`crate::mmap`]), word-vector formats (word2vec text and binary, GloVe) and
+//! KeyedVectors files.
 
 pub mod atomic;
 pub mod embedding_file;

@@ -9,9 +9,11 @@ use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype as StDtype, TensorView};
 
 use crate::io::atomic::write_atomic;
+use crate::mmap::from_st_dtype;
 use crate::{Error, Result};
 
-fn to_st_dtype(d: DType) -> Result<StDtype> {
+/// A candle dtype as safetensors names it (the dtypes this crate saves).
+pub fn to_st_dtype(d: DType) -> Result<StDtype> {
     Ok(match d {
         DType::F32 => StDtype::F32,
         DType::F64 => StDtype::F64,
@@ -20,22 +22,6 @@ fn to_st_dtype(d: DType) -> Result<StDtype> {
         DType::I64 => StDtype::I64,
         DType::U32 => StDtype::U32,
         other => return Err(Error::dtype(format!("cannot save dtype {other:?}"))),
-    })
-}
-
-fn from_st_dtype(d: StDtype) -> Result<DType> {
-    Ok(match d {
-        StDtype::F32 => DType::F32,
-        StDtype::F64 => DType::F64,
-        StDtype::F16 => DType::F16,
-        StDtype::BF16 => DType::BF16,
-        StDtype::I64 => DType::I64,
-        StDtype::U32 => DType::U32,
-        other => {
-            return Err(Error::Format(format!(
-                "unsupported dtype {other:?} in file"
-            )))
-        }
     })
 }
 
@@ -119,4 +105,55 @@ pub fn parse(
         out.insert(name, t);
     }
     Ok((out, meta.metadata().clone().unwrap_or_default()))
+}
+
+/// One tensor given as its raw (little-endian) bytes, for [`save_raw`].
+pub struct RawTensor<'a> {
+    /// The tensor's name in the file.
+    pub name: &'a str,
+    /// Its element type.
+    pub dtype: StDtype,
+    /// Its shape.
+    pub shape: &'a [usize],
+    /// Its elements' bytes, `shape.product() * dtype size` of them.
+    pub data: &'a [u8],
+}
+
+/// Write `tensors` (in the order given) and `metadata` to `path` atomically, in the format of
+/// [`save`], streaming each tensor's bytes from where they already are (a mapped file, a packed
+/// quantized table) instead of assembling the whole file in memory first. The header is built
+/// and checked by the `safetensors` crate's own `Metadata` (each tensor's byte count against
+/// its shape and dtype) and padded to 8 bytes, as that crate pads it.
+pub fn save_raw(
+    path: &Path,
+    tensors: &[RawTensor<'_>],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let mut infos = Vec::with_capacity(tensors.len());
+    let mut offset = 0usize;
+    for t in tensors {
+        let end = offset + t.data.len();
+        let info = safetensors::tensor::TensorInfo {
+            dtype: t.dtype,
+            shape: t.shape.to_vec(),
+            data_offsets: (offset, end),
+        };
+        infos.push((t.name.to_string(), info));
+        offset = end;
+    }
+    let meta = safetensors::tensor::Metadata::new(Some(metadata), infos)
+        .map_err(|e| Error::Format(format!("cannot build the header: {e}")))?;
+    let mut header = serde_json::to_vec(&meta)
+        .map_err(|e| Error::Format(format!("cannot serialize the header: {e}")))?;
+    header.resize(header.len().next_multiple_of(8), b' ');
+    write_atomic(path, |w| {
+        let io = |e| Error::io(format!("cannot write {}", path.display()), e);
+        w.write_all(&(header.len() as u64).to_le_bytes())
+            .map_err(io)?;
+        w.write_all(&header).map_err(io)?;
+        for t in tensors {
+            w.write_all(t.data).map_err(io)?;
+        }
+        Ok(())
+    })
 }

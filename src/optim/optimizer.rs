@@ -101,7 +101,7 @@ impl<R: Rule> SparseOptimizer for Optimizer<R> {
             grads,
             o.maximize,
             |i, w, pg, st| {
-                let dim = w.dims2()?.1;
+                let dim = w.embedding_dim();
                 let key = o
                     .stochastic_rounding
                     .then(|| rounding::step_key(o.seed, i, st.step));
@@ -131,7 +131,8 @@ fn check_params(params: &[Arc<Embedding>]) -> Result<()> {
     for (i, p) in params.iter().enumerate() {
         if p.is_frozen() {
             return Err(Error::InvalidArgument(format!(
-                "parameter {i} is a frozen table (from_pretrained(freeze=True)) and cannot be optimized"
+                "parameter {i} is a frozen table ({}) and cannot be optimized",
+                p.frozen_reason()
             )));
         }
     }

@@ -74,7 +74,7 @@ pub(crate) fn step_tables(
     states: &mut [ParamState],
     grads: &[Option<&SparseGrad>],
     maximize: bool,
-    mut update: impl FnMut(usize, &Tensor, &Prepared, &mut ParamState) -> Result<()>,
+    mut update: impl FnMut(usize, &Embedding, &Prepared, &mut ParamState) -> Result<()>,
 ) -> Result<()> {
     let prepared = prepare(params, grads, maximize)?;
     // Refuse the whole step before any table moves if one count would pass the limit.
@@ -96,7 +96,7 @@ pub(crate) fn step_tables(
         if pg.rows.is_empty() || p.embedding_dim() == 0 {
             continue;
         }
-        update(i, &p.weight(), &pg, st)?;
+        update(i, p, &pg, st)?;
     }
     Ok(())
 }
@@ -131,24 +131,24 @@ impl<'a, A> SlotRows<'a, A> {
 }
 
 /// Apply `rule(table_row, grad_row, state_rows)` to every row of a coalesced gradient, in
-/// parallel, under the table's write lock (a concurrent lookup sees each row before or after
+/// parallel, under the table's write lock (`TableRows::write`: an in-memory or a writable
+/// memory-mapped table) (a concurrent lookup sees each row before or after
 /// the step, never torn). Each slot's rows are `buf.len() / num_rows` wide (D for element-wise
 /// state, 1 for row-wise). `round_key` is `Some` under stochastic rounding (see `rounding`).
 /// Rows are independent, so the result does not depend on the thread count.
 pub(crate) fn for_each_touched_row<T: Float, A: AccElem>(
-    w: &Tensor,
+    w: &Embedding,
     pg: &Prepared,
     slots: &mut [Slot],
     round_key: Option<u64>,
     rule: impl Fn(&mut WeightRow<'_, T>, &[A], SlotRows<'_, A>) + Sync,
 ) -> Result<()> {
     if !w.device().is_cpu() || staged_for_tests() {
-        return staged(w, pg, slots, round_key, rule);
+        return staged(&w.weight(), pg, slots, round_key, rule);
     }
-    let num_rows = w.dims2()?.0;
-    storage::write::<T, ()>(w, |ws| {
-        walk(ws, num_rows, |_, r| r, pg, slots, round_key, &rule)
-    })
+    let num_rows = w.num_embeddings();
+    w.rows()
+        .write::<T, ()>(|ws| walk(ws, num_rows, |_, r| r, pg, slots, round_key, &rule))
 }
 
 /// A table on another device (CUDA, Metal): its touched rows come to the host in one gather,

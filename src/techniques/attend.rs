@@ -88,7 +88,7 @@ fn check_lengths<I: Id>(
 impl Embedding {
     /// Whether the fast path applies to inputs of element type `T`.
     fn attend_fast<T: Float>(&self) -> bool {
-        let w = self.weight();
+        let w = self.rows();
         w.device().is_cpu() && w.dtype() == T::DT && T::DT != DType::BF16
     }
 
@@ -109,8 +109,7 @@ impl Embedding {
             let y = self.attend_portable(&xt, targets)?;
             return storage::copy_into(&y, out);
         }
-        let w = self.weight();
-        storage::read::<T, Result<()>>(&w, |table| {
+        self.rows().read::<T, Result<()>>(|table| {
             match targets {
                 // x is n x dim row-major; the table V x dim row-major, read as its transpose.
                 Targets::All => gemm_strided((n, cols, dim), out, x, (dim, 1), table, (1, dim)),
@@ -137,7 +136,7 @@ impl Embedding {
             n * targets.cols(self.num_embeddings()),
             "logits",
         )?;
-        let w = self.weight().to_dtype(x.dtype())?;
+        let w = self.table()?.to_dtype(x.dtype())?;
         let x = x.to_device(w.device())?;
         Ok(match targets {
             Targets::All => x.matmul(&w.t()?)?,
@@ -181,8 +180,8 @@ impl Embedding {
             return Ok(gw);
         }
         let v = self.num_embeddings();
-        let w = self.weight();
-        let (indices, values) = storage::read::<T, Result<(Vec<i64>, Vec<T>)>>(&w, |table| {
+        let w = self.rows();
+        let (indices, values) = w.read::<T, Result<(Vec<i64>, Vec<T>)>>(|table| {
             match targets {
                 Targets::All => {
                     // grad_x (n, D) = g (n, V) @ W (V, D)
@@ -247,7 +246,7 @@ impl Embedding {
             "grad_logits",
         )?;
         let v = self.num_embeddings();
-        let w = self.weight().to_dtype(x.dtype())?;
+        let w = self.table()?.to_dtype(x.dtype())?;
         let dev = w.device().clone();
         let x = x.to_device(&dev)?;
         let g = grad_logits.to_device(&dev)?.to_dtype(x.dtype())?;

@@ -136,14 +136,13 @@ impl Embedding {
         let dim = self.embedding_dim();
         self.check_rows(ids.len(), out.len(), "out")?;
         self.validate_ids(ids)?;
-        let w = self.weight();
-        if !w.device().is_cpu() {
+        if !self.device().is_cpu() {
             let rows = self.lookup_transformed_portable(ids, &[ids.len()], t)?;
             return storage::copy_into(&rows, out);
         }
         self.apply_max_norm(ids)?;
-        let w = self.weight();
-        with_float!(w.dtype(), S => storage::read::<S, ()>(&w, |table| {
+        let rows = self.rows();
+        with_float!(rows.dtype(), S => rows.read::<S, ()>(|table| {
             gather_transformed(table, dim, ids, out, t)
         }))
     }
@@ -204,13 +203,8 @@ impl Embedding {
             });
             return Ok(out);
         }
-        let w = self.weight();
-        let w = if w.device().is_cpu() {
-            w
-        } else {
-            w.to_device(&candle_core::Device::Cpu)?
-        };
-        with_float!(w.dtype(), S => storage::read::<S, ()>(&w, |table| {
+        let rows = self.rows();
+        with_float!(rows.dtype(), S => rows.read::<S, ()>(|table| {
             rows_par(ids, grad, &mut out, dim, |r, g, o| {
                 normalize::grad_row(&table[r * dim..(r + 1) * dim], g, t.mask_scale(r), o)
             })

@@ -15,6 +15,7 @@ use crate::arrays::tables::numpy_to_table;
 use crate::arrays::{collect, fill, with_ids, with_out_float, Element, Floats, IdArray, Region};
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
+use crate::mapped::mapped_members;
 use crate::properties::{getters, table_files, table_properties, weight_property};
 use crate::sparse_grad::PySparseGrad;
 
@@ -280,6 +281,7 @@ table_files!(
     /// Load a bag saved by ``save`` onto ``device`` (an ``Embedding.save`` file loads with
     /// ``mode="mean"``).
 );
+mapped_members!(PyEmbeddingBag, |s| s.inner.embedding());
 
 /// Register `EmbeddingBag`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -15,6 +15,7 @@ use crate::arrays::tables::numpy_to_table;
 use crate::arrays::{fill, with_ids, with_out_float, IdArray};
 use crate::errors::IntoPyResult;
 use crate::gil::without_gil;
+use crate::mapped::mapped_members;
 use crate::properties::{getters, table_files, table_properties, weight_property};
 
 /// A ``(num_embeddings, embedding_dim)`` table looked up by integer ids, with
@@ -178,6 +179,7 @@ table_files!(
     Embedding,
     /// Load a table saved by ``save`` (or by ``EmbeddingBag.save``) onto ``device``.
 );
+mapped_members!(PyEmbedding, |s| &s.inner);
 
 /// Register `Embedding` (its methods in `techniques.rs` and `sparse_ops.rs` come with it).
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -66,10 +66,12 @@ macro_rules! weight_property {
         $crate::properties::tensor_property!(
             $cls,
             /// The table, ``(rows, dim)``: reading gives a copy (a bfloat16 table comes back as
-            /// float32); assigning a float16/float32/float64 array of the same shape replaces
-            /// the values in place (cast to the table's dtype), seen by every holder of the table.
+            /// float32; a memory-mapped table is read whole from its file); assigning a
+            /// float16/float32/float64 array of the same shape replaces the values in place (cast
+            /// to the table's dtype), seen by every holder of the table (written to the file of
+            /// an ``mmap="r+"`` table; refused for ``mmap="r"``).
             get_weight / set_weight,
-            |$s| $table.weight(),
+            |$s| $crate::errors::IntoPyResult::py($table.table())?,
             |t| $table.set_weight(&t)
         );
     };
@@ -104,31 +106,47 @@ macro_rules! table_properties {
 }
 pub(crate) use table_properties;
 
-/// `save` and `load` of `$cls` whose core type `$core` has `save(&self, path)` and
-/// `load(path, device)`; `$load_doc`: what `load` accepts.
+/// `save` and `load` of `$cls` whose core type `$core` has `save(&self, path)`,
+/// `load(path, device)` and `load_mapped(path, mode)`; `$load_doc`: what `load` accepts.
 macro_rules! table_files {
     ($cls:ident, $core:ty, $(#[$load_doc:meta])*) => {
         #[pyo3::pymethods]
         impl $cls {
             /// Save the table and its options to a safetensors file ``path``, atomically (a
-            /// reader sees the old file or the new one, never a part).
+            /// reader sees the old file or the new one, never a part). A memory-mapped table's
+            /// rows are streamed from its file.
             fn save(&self, py: pyo3::Python<'_>, path: std::path::PathBuf) -> pyo3::PyResult<()> {
                 let inner = self.inner.clone();
                 $crate::gil::without_gil(py, move || inner.save(&path))
             }
 
             $(#[$load_doc])*
+            ///
+            /// ``mmap``: None or False reads the file into memory; True or "r" maps it
+            /// read-only (rows are read from the file as lookups touch them, nothing up front;
+            /// the table is frozen), "r+" maps it writable (optimizer steps write to the file),
+            /// "c" copy-on-write (steps change memory only). Mapped tables live on the CPU.
             #[classmethod]
-            #[pyo3(signature = (path, *, device="cpu"))]
+            #[pyo3(signature = (path, *, mmap=None, device="cpu"))]
             fn load(
                 _cls: &pyo3::Bound<'_, pyo3::types::PyType>,
                 py: pyo3::Python<'_>,
                 path: std::path::PathBuf,
+                mmap: Option<&pyo3::Bound<'_, pyo3::PyAny>>,
                 device: &str,
             ) -> pyo3::PyResult<Self> {
                 use $crate::errors::IntoPyResult as _;
                 let device = candle_embed::device::parse_device(device).py()?;
-                let inner = $crate::gil::without_gil(py, move || <$core>::load(&path, &device))?;
+                let mode = $crate::mapped::map_mode(mmap)?;
+                if mode.is_some() && !device.is_cpu() {
+                    return Err($crate::errors::value_error(
+                        "a memory-mapped table lives on the CPU: pass device='cpu' with mmap",
+                    ));
+                }
+                let inner = $crate::gil::without_gil(py, move || match mode {
+                    None => <$core>::load(&path, &device),
+                    Some(mode) => <$core>::load_mapped(&path, mode),
+                })?;
                 Ok($cls {
                     inner: std::sync::Arc::new(inner),
                 })

@@ -326,6 +326,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sinusoidal_table_portable, &m)?)?;
     m.add_function(wrap_pyfunction!(alibi_bias_portable, &m)?)?;
     m.add_function(wrap_pyfunction!(relative_bias_portable, &m)?)?;
+    crate::quantized::register_testing(&m)?;
     m.add_function(wrap_pyfunction!(set_cpu_tuning, &m)?)?;
     parent.add("_testing", &m)?;
     py.import("sys")?

@@ -13,6 +13,7 @@
 //!   that fills a fresh array or the caller's `out=` with a kernel running without the GIL
 //!   ([`fill`]); vectors a kernel returns handed over as arrays ([`collect`], [`vec_output`]).
 //! - [`tables`]: tensors <-> NumPy for tables (`weight` getters and setters, `from_pretrained`).
+//! - [`bytes`]: packed quantized rows (2-D uint8), copied once.
 //!
 //! ## Concurrency contract
 //!
@@ -31,6 +32,7 @@
 //! dimensions), copies with `try_reserve`. An impossible size is a `CandleEmbedMemoryError` or
 //! `CandleEmbedValueError`, never an abort or a panic.
 
+pub mod bytes;
 pub mod floats;
 pub mod ids;
 pub mod output;
