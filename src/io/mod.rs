@@ -2,5 +2,6 @@
 
 pub mod atomic;
 pub mod embedding_file;
+pub mod open;
 pub mod safetensors;
 pub mod word2vec;

@@ -88,8 +88,7 @@ pub fn load(
     path: &Path,
     device: &Device,
 ) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
-    let data =
-        std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let data = crate::io::open::read_regular(path)?;
     parse(&data, device).map_err(|e| match e {
         Error::Format(m) => Error::Format(format!("{}: {m}", path.display())),
         other => other,

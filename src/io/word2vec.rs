@@ -225,8 +225,7 @@ pub fn read(
     if binary && no_header {
         return Err(Error::invalid("no_header applies to text files only"));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let bytes = crate::io::open::read_regular(path)?;
     if binary {
         read_binary(path, &bytes, limit)
     } else {

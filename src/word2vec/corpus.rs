@@ -65,8 +65,7 @@ impl Corpus {
 
     /// Read a UTF-8 text file: one sentence per line, tokens separated by whitespace.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::io(format!("cannot read corpus {}", path.display()), e))?;
+        let bytes = crate::io::open::read_regular(path)?;
         let text = String::from_utf8_lossy(&bytes);
         let mut c = Corpus::new();
         for line in text.lines() {
