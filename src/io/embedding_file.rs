@@ -9,6 +9,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use serde_json::{json, Map, Value};
 
+use crate::alloc::check_table_size;
 use crate::bag::{mode_name, parse_mode, BagMode, EmbeddingBagConfig};
 use crate::io::safetensors;
 use crate::{Embedding, EmbeddingBag, EmbeddingConfig, Error, Result};
@@ -24,9 +25,10 @@ impl Embedding {
     /// Load a table saved by [`Embedding::save`] (or any safetensors file with a 2-D float
     /// tensor named `weight`; its config then defaults) onto `device`.
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
-        let (weight, obj) = load_table(path.as_ref(), device)?;
-        let config = parse_config(&obj).map_err(|m| bad_meta(path.as_ref(), m))?;
-        Embedding::from_pretrained(weight, config)
+        let path = path.as_ref();
+        let (weight, obj) = load_table(path, device)?;
+        let config = parse_config(&obj).map_err(|m| bad_meta(path, m))?;
+        Embedding::from_pretrained(weight, config).map_err(|e| in_file(path, e))
     }
 }
 
@@ -68,7 +70,7 @@ impl EmbeddingBag {
             include_last_offset,
             freeze: table.freeze,
         };
-        EmbeddingBag::from_pretrained(weight, config)
+        EmbeddingBag::from_pretrained(weight, config).map_err(|e| in_file(path, e))
     }
 }
 
@@ -103,11 +105,18 @@ fn save_table(path: &Path, emb: &Embedding, config: Map<String, Value>) -> Resul
 
 /// The `weight` tensor and the config object (empty when the file has none). The constructors
 /// place the table (`Embedding::from_pretrained`: huge pages for a large CPU table).
+///
+/// A table the file declares but that cannot exist (`(2**62, 0)`: zero columns hold no bytes,
+/// so the data size check passes) is a forged file, refused here as [`Error::Format`].
 fn load_table(path: &Path, device: &Device) -> Result<(Tensor, Map<String, Value>)> {
     let (mut tensors, meta) = safetensors::load(path, device)?;
     let weight = tensors
         .remove("weight")
         .ok_or_else(|| Error::Format(format!("{}: no tensor named 'weight'", path.display())))?;
+    if let [rows, dim] = *weight.dims() {
+        check_table_size(rows, dim, weight.dtype())
+            .map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
+    }
     let obj = match meta.get(CONFIG_KEY) {
         None => Map::new(),
         Some(text) => match serde_json::from_str::<Value>(text) {
@@ -117,6 +126,21 @@ fn load_table(path: &Path, device: &Device) -> Result<(Tensor, Map<String, Value
         },
     };
     Ok((weight, obj))
+}
+
+/// A table or config from a file that the constructors refuse (a padding row outside the
+/// table, an integer or 3-D `weight`, a negative `max_norm`) is a malformed file,
+/// [`Error::Format`] (`ValueError`), whatever the same value passed as an argument would be.
+/// Failures of the machine (memory, I/O, the device) stay what they are.
+fn in_file(path: &Path, e: Error) -> Error {
+    match e {
+        Error::IndexOutOfRange { .. }
+        | Error::DType(_)
+        | Error::Shape(_)
+        | Error::InvalidArgument(_)
+        | Error::Key(_) => Error::Format(format!("{}: {e}", path.display())),
+        other => other,
+    }
 }
 
 fn bad_meta(path: &Path, msg: String) -> Error {

@@ -108,7 +108,8 @@ pub fn parse(
     for (name, view) in st.tensors() {
         let dtype = from_st_dtype(view.dtype())?;
         let shape = view.shape().to_vec();
-        let n: usize = shape.iter().product();
+        let n = crate::alloc::checked_elems(&shape, dtype.size_in_bytes())
+            .map_err(|e| Error::Format(format!("tensor {name}: {e}")))?;
         if view.data().len() != n * dtype.size_in_bytes() {
             return Err(Error::Format(format!(
                 "tensor {name}: data size does not match its shape"
