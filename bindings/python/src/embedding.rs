@@ -77,22 +77,25 @@ IndexError for an id outside ``[0, num_embeddings)``.";
 impl PyEmbedding {
     #[new]
     #[pyo3(signature = (num_embeddings, embedding_dim, *, padding_idx=None, max_norm=None,
-        norm_type=2.0, scale_grad_by_freq=false, dtype="float32", device="cpu", seed=None))]
+        norm_type=2.0, scale_grad_by_freq=false, dtype=args::default_text("float32"),
+        device=args::default_text("cpu"), seed=None),
+        text_signature = "(num_embeddings, embedding_dim, *, padding_idx=None, max_norm=None, \
+        norm_type=2.0, scale_grad_by_freq=False, dtype='float32', device='cpu', seed=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         #[pyo3(from_py_with = args::size)] num_embeddings: usize,
         #[pyo3(from_py_with = args::size)] embedding_dim: usize,
         #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
-        max_norm: Option<f64>,
-        norm_type: f64,
-        scale_grad_by_freq: bool,
-        dtype: &str,
-        device: &str,
+        #[pyo3(from_py_with = args::opt_real)] max_norm: Option<f64>,
+        #[pyo3(from_py_with = args::real)] norm_type: f64,
+        #[pyo3(from_py_with = args::flag)] scale_grad_by_freq: bool,
+        #[pyo3(from_py_with = args::text)] dtype: String,
+        #[pyo3(from_py_with = args::text)] device: String,
         #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
     ) -> PyResult<Self> {
-        let dtype = parse_dtype(dtype).py()?;
-        let device = parse_device(device).py()?;
+        let dtype = parse_dtype(&dtype).py()?;
+        let device = parse_device(&device).py()?;
         let cfg = config(padding_idx, max_norm, norm_type, scale_grad_by_freq, false);
         let inner = without_gil(py, || {
             Embedding::new(num_embeddings, embedding_dim, cfg, dtype, &device, seed)
