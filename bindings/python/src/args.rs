@@ -194,11 +194,6 @@ pub fn default_text(s: &str) -> String {
     s.to_owned()
 }
 
-/// `None` or [`text`].
-pub fn opt_text(obj: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
-    none_or(obj, text)
-}
-
 /// A file path: `str`, `bytes` or an `os.PathLike`, spelled as the file system spells it
 /// (`os.fsencode`: a name read from a directory with undecodable bytes round-trips). A `str`
 /// that cannot be encoded (a lone surrogate outside the `surrogateescape` range) or a path with
@@ -252,9 +247,4 @@ fn os_path(bytes: &[u8]) -> PyResult<PathBuf> {
     std::str::from_utf8(bytes)
         .map(PathBuf::from)
         .map_err(|_| value_error("path is not valid UTF-8"))
-}
-
-/// `None` or [`path`].
-pub fn opt_path(obj: &Bound<'_, PyAny>) -> PyResult<Option<PathBuf>> {
-    none_or(obj, path)
 }

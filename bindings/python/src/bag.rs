@@ -106,27 +106,30 @@ fn config(
 #[pymethods]
 impl PyEmbeddingBag {
     #[new]
-    #[pyo3(signature = (num_embeddings, embedding_dim, *, mode="mean", padding_idx=None,
-        max_norm=None, norm_type=2.0, include_last_offset=false, dtype="float32", device="cpu",
-        seed=None))]
+    #[pyo3(signature = (num_embeddings, embedding_dim, *, mode=args::default_text("mean"),
+        padding_idx=None, max_norm=None, norm_type=2.0, include_last_offset=false,
+        dtype=args::default_text("float32"), device=args::default_text("cpu"), seed=None),
+        text_signature = "(num_embeddings, embedding_dim, *, mode='mean', padding_idx=None, \
+        max_norm=None, norm_type=2.0, include_last_offset=False, dtype='float32', \
+        device='cpu', seed=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         #[pyo3(from_py_with = args::size)] num_embeddings: usize,
         #[pyo3(from_py_with = args::size)] embedding_dim: usize,
-        mode: &str,
+        #[pyo3(from_py_with = args::text)] mode: String,
         #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
-        max_norm: Option<f64>,
-        norm_type: f64,
-        include_last_offset: bool,
-        dtype: &str,
-        device: &str,
+        #[pyo3(from_py_with = args::opt_real)] max_norm: Option<f64>,
+        #[pyo3(from_py_with = args::real)] norm_type: f64,
+        #[pyo3(from_py_with = args::flag)] include_last_offset: bool,
+        #[pyo3(from_py_with = args::text)] dtype: String,
+        #[pyo3(from_py_with = args::text)] device: String,
         #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
     ) -> PyResult<Self> {
         let norm = (max_norm, norm_type);
-        let cfg = config(mode, padding_idx, norm, include_last_offset, false)?;
-        let dtype = parse_dtype(dtype).py()?;
-        let device = parse_device(device).py()?;
+        let cfg = config(&mode, padding_idx, norm, include_last_offset, false)?;
+        let dtype = parse_dtype(&dtype).py()?;
+        let device = parse_device(&device).py()?;
         let inner = without_gil(py, || {
             EmbeddingBag::new(num_embeddings, embedding_dim, cfg, dtype, &device, seed)
         })?;
@@ -139,23 +142,26 @@ impl PyEmbeddingBag {
     /// ``(num_embeddings, embedding_dim)``, dtype kept) on ``device``; ``freeze=True``: optimizers
     /// refuse to update it.
     #[classmethod]
-    #[pyo3(signature = (weight, *, freeze=true, mode="mean", padding_idx=None, max_norm=None,
-        norm_type=2.0, include_last_offset=false, device="cpu"))]
+    #[pyo3(signature = (weight, *, freeze=true, mode=args::default_text("mean"),
+        padding_idx=None, max_norm=None, norm_type=2.0, include_last_offset=false,
+        device=args::default_text("cpu")),
+        text_signature = "(weight, *, freeze=True, mode='mean', padding_idx=None, \
+        max_norm=None, norm_type=2.0, include_last_offset=False, device='cpu')")]
     #[allow(clippy::too_many_arguments)]
     fn from_pretrained(
         _cls: &Bound<'_, PyType>,
         weight: &Bound<'_, PyAny>,
-        freeze: bool,
-        mode: &str,
+        #[pyo3(from_py_with = args::flag)] freeze: bool,
+        #[pyo3(from_py_with = args::text)] mode: String,
         #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
-        max_norm: Option<f64>,
-        norm_type: f64,
-        include_last_offset: bool,
-        device: &str,
+        #[pyo3(from_py_with = args::opt_real)] max_norm: Option<f64>,
+        #[pyo3(from_py_with = args::real)] norm_type: f64,
+        #[pyo3(from_py_with = args::flag)] include_last_offset: bool,
+        #[pyo3(from_py_with = args::text)] device: String,
     ) -> PyResult<Self> {
         let norm = (max_norm, norm_type);
-        let cfg = config(mode, padding_idx, norm, include_last_offset, freeze)?;
-        let device = parse_device(device).py()?;
+        let cfg = config(&mode, padding_idx, norm, include_last_offset, freeze)?;
+        let device = parse_device(&device).py()?;
         let w = numpy_to_table(weight, &device)?;
         Ok(PyEmbeddingBag {
             inner: Arc::new(EmbeddingBag::from_pretrained(w, cfg).py()?),

@@ -112,22 +112,27 @@ macro_rules! table_files {
         impl $cls {
             /// Save the table and its options to a safetensors file ``path``, atomically (a
             /// reader sees the old file or the new one, never a part).
-            fn save(&self, py: pyo3::Python<'_>, path: std::path::PathBuf) -> pyo3::PyResult<()> {
+            fn save(
+                &self,
+                py: pyo3::Python<'_>,
+                #[pyo3(from_py_with = $crate::args::path)] path: std::path::PathBuf,
+            ) -> pyo3::PyResult<()> {
                 let inner = self.inner.clone();
                 $crate::gil::without_gil(py, move || inner.save(&path))
             }
 
             $(#[$load_doc])*
             #[classmethod]
-            #[pyo3(signature = (path, *, device="cpu"))]
+            #[pyo3(signature = (path, *, device=$crate::args::default_text("cpu")),
+                text_signature = "(path, *, device='cpu')")]
             fn load(
                 _cls: &pyo3::Bound<'_, pyo3::types::PyType>,
                 py: pyo3::Python<'_>,
-                path: std::path::PathBuf,
-                device: &str,
+                #[pyo3(from_py_with = $crate::args::path)] path: std::path::PathBuf,
+                #[pyo3(from_py_with = $crate::args::text)] device: String,
             ) -> pyo3::PyResult<Self> {
                 use $crate::errors::IntoPyResult as _;
-                let device = candle_embed::device::parse_device(device).py()?;
+                let device = candle_embed::device::parse_device(&device).py()?;
                 let inner = $crate::gil::without_gil(py, move || <$core>::load(&path, &device))?;
                 Ok($cls {
                     inner: std::sync::Arc::new(inner),
