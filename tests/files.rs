@@ -62,7 +62,10 @@ fn saving_over_a_file_keeps_its_permission_bits() {
         table().save(&p).unwrap();
         assert_eq!(mode(&p), bits, "mode {bits:o} not kept");
         // and the file is the new table, not the old bytes
-        assert_eq!(Embedding::load(&p, &Device::Cpu).unwrap().num_embeddings(), 5);
+        assert_eq!(
+            Embedding::load(&p, &Device::Cpu).unwrap().num_embeddings(),
+            5
+        );
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     // a new file: 0666 & ~umask, as open() gives
@@ -81,7 +84,10 @@ fn a_name_of_240_bytes_saves_and_loads() {
         let p = dir.join(&name);
         table().save(&p).unwrap();
         table().save(&p).unwrap(); // over an existing file too
-        assert_eq!(Embedding::load(&p, &Device::Cpu).unwrap().embedding_dim(), 3);
+        assert_eq!(
+            Embedding::load(&p, &Device::Cpu).unwrap().embedding_dim(),
+            3
+        );
     }
     assert_eq!(names(&dir).len(), 2, "{:?}", names(&dir));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -175,7 +181,10 @@ fn forged_tables_are_format_errors() {
     let ok = vec![0u8; 4 * 3 * 4];
     // the honest file loads
     forge(&p, "F32", &[4, 3], &ok, "");
-    assert_eq!(Embedding::load(&p, &Device::Cpu).unwrap().num_embeddings(), 4);
+    assert_eq!(
+        Embedding::load(&p, &Device::Cpu).unwrap().num_embeddings(),
+        4
+    );
     let config = |json: &str| format!("\"candle_embed.config\":{}", serde_json::json!(json));
     let cases = [
         // zero columns hold no bytes, but no table has 2**62 (or 2**64 - 1) rows
@@ -185,10 +194,30 @@ fn forged_tables_are_format_errors() {
         ("I64", vec![4, 3], ok.clone().repeat(2), String::new()),
         ("F32", vec![2, 2, 3], ok.clone(), String::new()),
         // a padding row outside the table
-        ("F32", vec![4, 3], ok.clone(), config(r#"{"padding_idx": 4}"#)),
-        ("F32", vec![4, 3], ok.clone(), config(r#"{"padding_idx": -5}"#)),
-        ("F32", vec![4, 3], ok.clone(), config(r#"{"max_norm": -1.0}"#)),
-        ("F32", vec![4, 3], ok.clone(), config(r#"{"norm_type": "x"}"#)),
+        (
+            "F32",
+            vec![4, 3],
+            ok.clone(),
+            config(r#"{"padding_idx": 4}"#),
+        ),
+        (
+            "F32",
+            vec![4, 3],
+            ok.clone(),
+            config(r#"{"padding_idx": -5}"#),
+        ),
+        (
+            "F32",
+            vec![4, 3],
+            ok.clone(),
+            config(r#"{"max_norm": -1.0}"#),
+        ),
+        (
+            "F32",
+            vec![4, 3],
+            ok.clone(),
+            config(r#"{"norm_type": "x"}"#),
+        ),
     ];
     for (dtype, shape, data, meta) in cases {
         forge(&p, dtype, &shape, &data, &meta);
@@ -210,6 +239,9 @@ fn zero_column_tables_that_exist_are_usable() {
     assert_eq!((t.num_embeddings(), t.embedding_dim()), (1000, 0));
     assert_eq!(t.weight().dims(), [1000, 0]);
     t.save(&p).unwrap();
-    assert_eq!(Embedding::load(&p, &Device::Cpu).unwrap().num_embeddings(), 1000);
+    assert_eq!(
+        Embedding::load(&p, &Device::Cpu).unwrap().num_embeddings(),
+        1000
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
