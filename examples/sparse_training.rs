@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var};
+use candle_embed::embedding::TrainLookup;
 use candle_embed::optim::{SparseAdam, SparseAdamConfig, SparseOptimizer};
-use candle_embed::sparse::TrainLookup;
 use candle_embed::{Embedding, EmbeddingConfig};
 use candle_nn::{loss, Optimizer, SGD};
 

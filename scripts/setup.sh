@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: a virtual environment in .venv with the runtime, demo and test
-# dependencies, and the candle_embed wheel built in release mode and installed into it.
+# dependencies (Ray included), and the candle_embed wheel built in release mode and installed
+# into it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "maturin>=1.7,<2" numpy tqdm matplotlib pytest hypothesis mypy ruff gensim
+# Ray: the optional [ray] extra (candle_embed.distributed); its tests run a real local cluster.
+.venv/bin/python -m pip install -q "ray>=2.9,<3"
 
 rm -rf dist
 .venv/bin/maturin build --release --interpreter .venv/bin/python -o dist

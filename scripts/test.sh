@@ -8,6 +8,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "no import loops (core and bindings)"
+python3 scripts/check_import_loops.py src bindings/python/src
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -22,6 +22,7 @@ pub mod norm;
 pub mod optim;
 pub mod positional;
 pub mod rng;
+pub mod rows;
 pub mod sparse;
 pub mod storage;
 pub mod techniques;

@@ -23,7 +23,7 @@ Every default shown in the signatures below is read from the native config class
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 from candle_embed import _native
 from candle_embed._errors import CandleEmbedTypeError, CandleEmbedValueError
@@ -92,6 +92,7 @@ def _grads(grads: Any, n: int) -> list[SparseGrad | None]:
     return flat
 
 
+_C = TypeVar("_C")
 _Config = Union[
     _native.SGDConfig,
     _native.AdagradConfig,
@@ -106,6 +107,13 @@ _ADAGRAD = _native.AdagradConfig()
 _ROWWISE = _native.RowWiseAdagradConfig()
 _ADAM = _native.SparseAdamConfig()
 _ADAMW = _native.AdamWConfig()
+
+
+def _config(config_type: type[_C], arguments: dict[str, Any]) -> _C:
+    """The native config from an optimizer's ``__init__`` arguments (its ``locals()``): every
+    keyword of the signature is a field of the config with the same name."""
+    fields = {k: v for k, v in arguments.items() if k not in ("self", "params", "__class__")}
+    return config_type(**fields)
 
 
 class SparseOptimizer:
@@ -171,17 +179,7 @@ class SGD(SparseOptimizer):
         stochastic_rounding: bool = _SGD.stochastic_rounding,
         seed: int = _SGD.seed,
     ) -> None:
-        config = _native.SGDConfig(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            nesterov=nesterov,
-            weight_decay=weight_decay,
-            maximize=maximize,
-            stochastic_rounding=stochastic_rounding,
-            seed=seed,
-        )
-        super().__init__(params, config)
+        super().__init__(params, _config(_native.SGDConfig, locals()))
 
 
 class Adagrad(SparseOptimizer):
@@ -202,17 +200,7 @@ class Adagrad(SparseOptimizer):
         stochastic_rounding: bool = _ADAGRAD.stochastic_rounding,
         seed: int = _ADAGRAD.seed,
     ) -> None:
-        config = _native.AdagradConfig(
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value,
-            eps=eps,
-            maximize=maximize,
-            stochastic_rounding=stochastic_rounding,
-            seed=seed,
-        )
-        super().__init__(params, config)
+        super().__init__(params, _config(_native.AdagradConfig, locals()))
 
 
 class RowWiseAdagrad(SparseOptimizer):
@@ -229,14 +217,7 @@ class RowWiseAdagrad(SparseOptimizer):
         stochastic_rounding: bool = _ROWWISE.stochastic_rounding,
         seed: int = _ROWWISE.seed,
     ) -> None:
-        config = _native.RowWiseAdagradConfig(
-            lr=lr,
-            eps=eps,
-            maximize=maximize,
-            stochastic_rounding=stochastic_rounding,
-            seed=seed,
-        )
-        super().__init__(params, config)
+        super().__init__(params, _config(_native.RowWiseAdagradConfig, locals()))
 
 
 class SparseAdam(SparseOptimizer):
@@ -254,15 +235,7 @@ class SparseAdam(SparseOptimizer):
         stochastic_rounding: bool = _ADAM.stochastic_rounding,
         seed: int = _ADAM.seed,
     ) -> None:
-        config = _native.SparseAdamConfig(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            maximize=maximize,
-            stochastic_rounding=stochastic_rounding,
-            seed=seed,
-        )
-        super().__init__(params, config)
+        super().__init__(params, _config(_native.SparseAdamConfig, locals()))
 
 
 class AdamW(SparseOptimizer):
@@ -285,13 +258,4 @@ class AdamW(SparseOptimizer):
         stochastic_rounding: bool = _ADAMW.stochastic_rounding,
         seed: int = _ADAMW.seed,
     ) -> None:
-        config = _native.AdamWConfig(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            maximize=maximize,
-            stochastic_rounding=stochastic_rounding,
-            seed=seed,
-        )
-        super().__init__(params, config)
+        super().__init__(params, _config(_native.AdamWConfig, locals()))

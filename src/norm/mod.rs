@@ -6,7 +6,7 @@ pub mod layer_norm;
 use rayon::prelude::*;
 
 use crate::dtype::Float;
-use crate::kernels::cpu::rows::RowsMut;
+use crate::rows::RowsMut;
 use crate::{threads, Error, Result};
 
 /// Check a `norm_type`: any p > 0, or +inf.

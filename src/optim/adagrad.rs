@@ -15,8 +15,9 @@
 // `x = x + y`: the generic `Float` element types do not promise `AddAssign`.
 #![allow(clippy::assign_op_pattern)]
 
-use super::rule::{check_hyper, Layout, Rule, SlotSpec, StepOptions};
+use super::rule::{check_hyper, Rule, StepOptions};
 use super::state::AccElem;
+use super::state::{Layout, SlotSpec};
 use super::touched::SlotRows;
 use super::{Optimizer, WeightRow};
 use crate::dtype::Float;

@@ -9,8 +9,9 @@
 //! Moments of untouched rows stay stale ("lazy Adam"). `g` is the gradient, negated first
 //! under `maximize` (PyTorch's `maximize`).
 
-use super::rule::{check_hyper, Layout, Rule, SlotSpec, StepOptions};
+use super::rule::{check_hyper, Rule, StepOptions};
 use super::state::AccElem;
+use super::state::{Layout, SlotSpec};
 use super::touched::SlotRows;
 use super::{Optimizer, WeightRow};
 use crate::dtype::Float;

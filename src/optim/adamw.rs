@@ -21,8 +21,9 @@
 #![allow(clippy::assign_op_pattern)]
 
 use super::adam::{check_betas, moment_slots};
-use super::rule::{check_hyper, Layout, Rule, SlotSpec, StepOptions};
+use super::rule::{check_hyper, Rule, StepOptions};
 use super::state::AccElem;
+use super::state::{Layout, SlotSpec};
 use super::touched::SlotRows;
 use super::{Optimizer, WeightRow};
 use crate::dtype::Float;

@@ -11,7 +11,7 @@
 
 use candle_core::{DType, Tensor};
 
-use super::rule::Layout;
+use super::state::Layout;
 use super::state::{Buf, ParamState, Slot, StateDict, MAX_STEP};
 use crate::{Error, Result};
 

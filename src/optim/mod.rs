@@ -47,9 +47,10 @@ pub use adamw::{AdamW, AdamWConfig};
 pub use optimizer::Optimizer;
 pub use rounding::WeightRow;
 pub use rowwise_adagrad::{RowWiseAdagrad, RowWiseAdagradConfig};
-pub use rule::{Layout, Rule, SlotSpec, StepOptions};
+pub use rule::{Rule, StepOptions};
 pub use sgd::{Sgd, SgdConfig};
 pub use state::{AccElem, Buf, StateDict, MAX_STEP};
+pub use state::{Layout, SlotSpec};
 pub use touched::SlotRows;
 
 use crate::embedding::Embedding;

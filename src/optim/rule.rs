@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 
 use super::rounding::WeightRow;
-use super::state::AccElem;
+use super::state::{AccElem, SlotSpec};
 use super::touched::SlotRows;
 use crate::dtype::Float;
 use crate::Result;
@@ -23,33 +23,6 @@ pub struct StepOptions {
     /// Seed of the rounding's random bits (with the table's index, its step count and the
     /// row, so a run is reproducible for any thread count).
     pub seed: u64,
-}
-
-/// How one state buffer of a table is laid out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
-    /// One value per element: shape `(num_embeddings, embedding_dim)`.
-    PerElement,
-    /// One value per row: shape `(num_embeddings,)`.
-    PerRow,
-    /// One step count per row (`u64`; `int64` in state dicts), shape `(num_embeddings,)`:
-    /// the last step that touched the row (0: never). `init` is ignored (always 0).
-    LastStep,
-}
-
-/// One named state buffer of a table, in the accumulator dtype (f64 for f64 tables, f32
-/// otherwise) unless it is a [`Layout::LastStep`], every element starting at `init`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SlotSpec {
-    /// The buffer's key in state dicts (PyTorch's name where PyTorch has the buffer).
-    pub name: &'static str,
-    /// Its shape.
-    pub layout: Layout,
-    /// Its initial value.
-    pub init: f64,
-    /// Whether its values are sums of squares (a state dict holding a negative one is
-    /// refused: its square root would be NaN).
-    pub nonnegative: bool,
 }
 
 /// A sparse optimizer's rule, implemented by its config struct: `Optimizer<SgdConfig>` is

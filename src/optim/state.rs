@@ -1,11 +1,38 @@
-//! Optimizer state: per-table step counts and buffers in the accumulator dtype, and the
-//! `StateDict` they are saved to and restored from (candle tensors, copied).
+//! Optimizer state: the layout of each buffer (`SlotSpec`), per-table step counts and buffers
+//! in the accumulator dtype, and the `StateDict` they are saved to and restored from (candle
+//! tensors, copied).
 
 use candle_core::{DType, Device, Tensor};
 
-use super::rule::{Layout, SlotSpec};
 use crate::dtype::Float;
 use crate::{hugepages, Error, Result};
+
+/// How one state buffer of a table is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// One value per element: shape `(num_embeddings, embedding_dim)`.
+    PerElement,
+    /// One value per row: shape `(num_embeddings,)`.
+    PerRow,
+    /// One step count per row (`u64`; `int64` in state dicts), shape `(num_embeddings,)`:
+    /// the last step that touched the row (0: never). `init` is ignored (always 0).
+    LastStep,
+}
+
+/// One named state buffer of a table, in the accumulator dtype (f64 for f64 tables, f32
+/// otherwise) unless it is a [`Layout::LastStep`], every element starting at `init`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlotSpec {
+    /// The buffer's key in state dicts (PyTorch's name where PyTorch has the buffer).
+    pub name: &'static str,
+    /// Its shape.
+    pub layout: Layout,
+    /// Its initial value.
+    pub init: f64,
+    /// Whether its values are sums of squares (a state dict holding a negative one is
+    /// refused: its square root would be NaN).
+    pub nonnegative: bool,
+}
 
 /// The state dtype of a table dtype (f64 for f64 tables, f32 otherwise).
 pub(crate) fn acc_dtype(d: DType) -> DType {

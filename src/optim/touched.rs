@@ -8,12 +8,12 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use super::rounding::WeightRow;
-use super::rule::Layout;
+use super::state::Layout;
 use super::state::{self, AccElem, ParamState, Slot, MAX_STEP};
 use crate::dtype::Float;
 use crate::embedding::Embedding;
 use crate::kernels::cpu::prefetch::{prefetch_bytes, DISTANCE};
-use crate::kernels::cpu::rows::RowsMut;
+use crate::rows::RowsMut;
 use crate::sparse::SparseGrad;
 use crate::{storage, threads, Error, Result};
 

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::alloc::try_alloc_uninit;
 use crate::dtype::Float;
 use crate::ids::{self, Id};
-use crate::kernels::cpu::rows::RowsMut;
+use crate::rows::RowsMut;
 use crate::sparse::coalesce::{bucket_positions, split_at_offsets};
 use crate::{threads, Error, Result};
 

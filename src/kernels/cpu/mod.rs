@@ -4,4 +4,3 @@ pub mod bag;
 pub mod gather;
 pub mod prefetch;
 pub mod rope;
-pub mod rows;

@@ -22,6 +22,11 @@ use crate::norm::{check_norm_type, renorm_rows};
 use crate::sparse::coalesce::unique_ids;
 use crate::{hugepages, rng, storage, with_float, Error, Result};
 
+mod backward;
+mod train;
+
+pub use train::TrainLookup;
+
 /// Options of an [`Embedding`] (PyTorch's constructor arguments).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmbeddingConfig {

@@ -2,7 +2,7 @@
 //! them, and turn the rows' gradient into a [`SparseGrad`] for a sparse optimizer.
 //!
 //! ```no_run
-//! # use candle_embed::{Embedding, sparse::TrainLookup};
+//! # use candle_embed::{Embedding, embedding::TrainLookup};
 //! # fn demo(emb: &Embedding, ids: &[i64]) -> candle_embed::Result<()> {
 //! let look = TrainLookup::new(emb, ids, &[ids.len()])?;      // rows as a Var
 //! let loss = look.rows().sqr()?.mean_all()?;                  // any candle model
