@@ -9,7 +9,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use serde_json::{json, Map, Value};
 
-use crate::alloc::check_table_size;
+use crate::alloc::checked_elems;
 use crate::bag::{mode_name, parse_mode, BagMode, EmbeddingBagConfig};
 use crate::io::safetensors;
 use crate::{Embedding, EmbeddingBag, EmbeddingConfig, Error, Result};
@@ -106,16 +106,24 @@ fn save_table(path: &Path, emb: &Embedding, config: Map<String, Value>) -> Resul
 /// The `weight` tensor and the config object (empty when the file has none). The constructors
 /// place the table (`Embedding::from_pretrained`: huge pages for a large CPU table).
 ///
-/// A table the file declares but that cannot exist (`(2**62, 0)`: zero columns hold no bytes,
-/// so the data size check passes) is a forged file, refused here as [`Error::Format`].
+/// A table the file declares but that could not exist with one column (`(2**62, 0)`: zero
+/// columns hold no bytes, so the data size check passes) is a forged file, refused here as
+/// [`Error::Format`].
 fn load_table(path: &Path, device: &Device) -> Result<(Tensor, Map<String, Value>)> {
     let (mut tensors, meta) = safetensors::load(path, device)?;
     let weight = tensors
         .remove("weight")
         .ok_or_else(|| Error::Format(format!("{}: no tensor named 'weight'", path.display())))?;
     if let [rows, dim] = *weight.dims() {
-        check_table_size(rows, dim, weight.dtype())
-            .map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
+        // A file's table must be one whose rows could each hold a column: its `weight`,
+        // `to_dense` and conversions then exist. (A zero-width table built in memory may
+        // have any row count; a file claiming 2**62 empty rows is forged.)
+        checked_elems(&[rows, dim.max(1)], weight.dtype().size_in_bytes()).map_err(|_| {
+            Error::Format(format!(
+                "{}: a {rows} x {dim} table cannot exist",
+                path.display()
+            ))
+        })?;
     }
     let obj = match meta.get(CONFIG_KEY) {
         None => Map::new(),
