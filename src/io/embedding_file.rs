@@ -10,6 +10,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use serde_json::{json, Map, Value};
 
+use crate::alloc::checked_elems;
 use crate::bag::{mode_name, parse_mode, BagMode, EmbeddingBagConfig};
 use crate::io::safetensors::{self, RawTensor};
 use crate::mmap::{MapMode, MappedFile};
@@ -26,9 +27,10 @@ impl Embedding {
     /// Load a table saved by [`Embedding::save`] (or any safetensors file with a 2-D float
     /// tensor named `weight`; its config then defaults) onto `device`.
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
-        let (weight, obj) = load_table(path.as_ref(), device)?;
-        let config = parse_config(&obj).map_err(|m| bad_meta(path.as_ref(), m))?;
-        Embedding::from_pretrained(weight, config)
+        let path = path.as_ref();
+        let (weight, obj) = load_table(path, device)?;
+        let config = parse_config(&obj).map_err(|m| bad_meta(path, m))?;
+        Embedding::from_pretrained(weight, config).map_err(|e| in_file(path, e))
     }
 
     /// [`Embedding::load`] with the file memory-mapped in `mode` instead of read: nothing is
@@ -37,7 +39,7 @@ impl Embedding {
     pub fn load_mapped(path: impl AsRef<Path>, mode: MapMode) -> Result<Self> {
         let (weight, obj) = map_table(path.as_ref(), mode)?;
         let config = parse_config(&obj).map_err(|m| bad_meta(path.as_ref(), m))?;
-        Embedding::from_mapped(weight, config)
+        Embedding::from_mapped(weight, config).map_err(|e| in_file(path.as_ref(), e))
     }
 }
 
@@ -60,7 +62,7 @@ impl EmbeddingBag {
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let path = path.as_ref();
         let (weight, obj) = load_table(path, device)?;
-        EmbeddingBag::from_pretrained(weight, bag_config(path, &obj)?)
+        EmbeddingBag::from_pretrained(weight, bag_config(path, &obj)?).map_err(|e| in_file(path, e))
     }
 
     /// [`EmbeddingBag::load`] with the file memory-mapped in `mode` (see
@@ -68,7 +70,7 @@ impl EmbeddingBag {
     pub fn load_mapped(path: impl AsRef<Path>, mode: MapMode) -> Result<Self> {
         let path = path.as_ref();
         let (weight, obj) = map_table(path, mode)?;
-        EmbeddingBag::from_mapped(weight, bag_config(path, &obj)?)
+        EmbeddingBag::from_mapped(weight, bag_config(path, &obj)?).map_err(|e| in_file(path, e))
     }
 }
 
@@ -154,11 +156,26 @@ fn map_table(
 
 /// The `weight` tensor and the config object (empty when the file has none). The constructors
 /// place the table (`Embedding::from_pretrained`: huge pages for a large CPU table).
+///
+/// A table the file declares but that could not exist with one column (`(2**62, 0)`: zero
+/// columns hold no bytes, so the data size check passes) is a forged file, refused here as
+/// [`Error::Format`].
 fn load_table(path: &Path, device: &Device) -> Result<(Tensor, Map<String, Value>)> {
     let (mut tensors, meta) = safetensors::load(path, device)?;
     let weight = tensors
         .remove("weight")
         .ok_or_else(|| Error::Format(format!("{}: no tensor named 'weight'", path.display())))?;
+    if let [rows, dim] = *weight.dims() {
+        // A file's table must be one whose rows could each hold a column: its `weight`,
+        // `to_dense` and conversions then exist. (A zero-width table built in memory may
+        // have any row count; a file claiming 2**62 empty rows is forged.)
+        checked_elems(&[rows, dim.max(1)], weight.dtype().size_in_bytes()).map_err(|_| {
+            Error::Format(format!(
+                "{}: a {rows} x {dim} table cannot exist",
+                path.display()
+            ))
+        })?;
+    }
     Ok((weight, config_object(path, &meta)?))
 }
 
@@ -175,6 +192,21 @@ pub(crate) fn config_object(
             Err(e) => return Err(bad_meta(path, e.to_string())),
         },
     })
+}
+
+/// A table or config from a file that the constructors refuse (a padding row outside the
+/// table, an integer or 3-D `weight`, a negative `max_norm`) is a malformed file,
+/// [`Error::Format`] (`ValueError`), whatever the same value passed as an argument would be.
+/// Failures of the machine (memory, I/O, the device) stay what they are.
+pub(crate) fn in_file(path: &Path, e: Error) -> Error {
+    match e {
+        Error::IndexOutOfRange { .. }
+        | Error::DType(_)
+        | Error::Shape(_)
+        | Error::InvalidArgument(_)
+        | Error::Key(_) => Error::Format(format!("{}: {e}", path.display())),
+        other => other,
+    }
 }
 
 pub(crate) fn bad_meta(path: &Path, msg: String) -> Error {

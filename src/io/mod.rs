@@ -5,5 +5,6 @@
 pub mod atomic;
 pub mod embedding_file;
 pub mod keyed_vectors;
+pub mod open;
 pub mod safetensors;
 pub mod word2vec;

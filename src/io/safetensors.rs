@@ -74,8 +74,7 @@ pub fn load(
     path: &Path,
     device: &Device,
 ) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
-    let data =
-        std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let data = crate::io::open::read_regular(path)?;
     parse(&data, device).map_err(|e| match e {
         Error::Format(m) => Error::Format(format!("{}: {m}", path.display())),
         other => other,
@@ -95,7 +94,8 @@ pub fn parse(
     for (name, view) in st.tensors() {
         let dtype = from_st_dtype(view.dtype())?;
         let shape = view.shape().to_vec();
-        let n: usize = shape.iter().product();
+        let n = crate::alloc::checked_elems(&shape, dtype.size_in_bytes())
+            .map_err(|e| Error::Format(format!("tensor {name}: {e}")))?;
         if view.data().len() != n * dtype.size_in_bytes() {
             return Err(Error::Format(format!(
                 "tensor {name}: data size does not match its shape"

@@ -280,8 +280,7 @@ pub fn read_raw(path: &Path, opts: ReadOptions) -> Result<RawWordVectors> {
     if opts.binary && opts.no_header {
         return Err(Error::invalid("no_header applies to text files only"));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let bytes = crate::io::open::read_regular(path)?;
     if opts.binary {
         read_binary(path, &bytes, opts.limit)
     } else {

@@ -163,8 +163,8 @@ impl Corpus {
                 "corpus {name} is a directory, not a file"
             )));
         }
-        let file = std::fs::File::open(path)
-            .map_err(|e| Error::io(format!("cannot read corpus {name}"), e))?;
+        // The one opener: a FIFO, socket or device is refused instead of read (or waited on).
+        let file = crate::io::open::open_regular(path)?;
         self.read_from(file, &name, limit)
     }
 

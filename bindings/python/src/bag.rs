@@ -109,29 +109,33 @@ fn config(
 #[pymethods]
 impl PyEmbeddingBag {
     #[new]
-    #[pyo3(signature = (num_embeddings, embedding_dim, *, mode="mean", padding_idx=None,
-        max_norm=None, norm_type=2.0, include_last_offset=false, dtype="float32", device="cpu",
-        seed=None, scale_grad_by_freq=false))]
+    #[pyo3(signature = (num_embeddings, embedding_dim, *, mode=args::default_text("mean"),
+        padding_idx=None, max_norm=None, norm_type=2.0, include_last_offset=false,
+        dtype=args::default_text("float32"), device=args::default_text("cpu"), seed=None,
+        scale_grad_by_freq=false),
+        text_signature = "(num_embeddings, embedding_dim, *, mode='mean', padding_idx=None, \
+        max_norm=None, norm_type=2.0, include_last_offset=False, dtype='float32', \
+        device='cpu', seed=None, scale_grad_by_freq=False)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         #[pyo3(from_py_with = args::size)] num_embeddings: usize,
         #[pyo3(from_py_with = args::size)] embedding_dim: usize,
-        mode: &str,
+        #[pyo3(from_py_with = args::text)] mode: String,
         #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
-        max_norm: Option<f64>,
-        norm_type: f64,
-        include_last_offset: bool,
-        dtype: &str,
-        device: &str,
+        #[pyo3(from_py_with = args::opt_real)] max_norm: Option<f64>,
+        #[pyo3(from_py_with = args::real)] norm_type: f64,
+        #[pyo3(from_py_with = args::flag)] include_last_offset: bool,
+        #[pyo3(from_py_with = args::text)] dtype: String,
+        #[pyo3(from_py_with = args::text)] device: String,
         #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
-        scale_grad_by_freq: bool,
+        #[pyo3(from_py_with = args::flag)] scale_grad_by_freq: bool,
     ) -> PyResult<Self> {
         let norm = (max_norm, norm_type);
         let flags = (include_last_offset, scale_grad_by_freq);
-        let cfg = config(mode, padding_idx, norm, flags, false)?;
-        let dtype = parse_dtype(dtype).py()?;
-        let device = parse_device(device).py()?;
+        let cfg = config(&mode, padding_idx, norm, flags, false)?;
+        let dtype = parse_dtype(&dtype).py()?;
+        let device = parse_device(&device).py()?;
         let inner = without_gil(py, || {
             EmbeddingBag::new(num_embeddings, embedding_dim, cfg, dtype, &device, seed)
         })?;
@@ -144,25 +148,29 @@ impl PyEmbeddingBag {
     /// ``(num_embeddings, embedding_dim)``, dtype kept) on ``device``; ``freeze=True``: optimizers
     /// refuse to update it.
     #[classmethod]
-    #[pyo3(signature = (weight, *, freeze=true, mode="mean", padding_idx=None, max_norm=None,
-        norm_type=2.0, include_last_offset=false, device="cpu", scale_grad_by_freq=false))]
+    #[pyo3(signature = (weight, *, freeze=true, mode=args::default_text("mean"),
+        padding_idx=None, max_norm=None, norm_type=2.0, include_last_offset=false,
+        device=args::default_text("cpu"), scale_grad_by_freq=false),
+        text_signature = "(weight, *, freeze=True, mode='mean', padding_idx=None, \
+        max_norm=None, norm_type=2.0, include_last_offset=False, device='cpu', \
+        scale_grad_by_freq=False)")]
     #[allow(clippy::too_many_arguments)]
     fn from_pretrained(
         _cls: &Bound<'_, PyType>,
         weight: &Bound<'_, PyAny>,
-        freeze: bool,
-        mode: &str,
+        #[pyo3(from_py_with = args::flag)] freeze: bool,
+        #[pyo3(from_py_with = args::text)] mode: String,
         #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
-        max_norm: Option<f64>,
-        norm_type: f64,
-        include_last_offset: bool,
-        device: &str,
-        scale_grad_by_freq: bool,
+        #[pyo3(from_py_with = args::opt_real)] max_norm: Option<f64>,
+        #[pyo3(from_py_with = args::real)] norm_type: f64,
+        #[pyo3(from_py_with = args::flag)] include_last_offset: bool,
+        #[pyo3(from_py_with = args::text)] device: String,
+        #[pyo3(from_py_with = args::flag)] scale_grad_by_freq: bool,
     ) -> PyResult<Self> {
         let norm = (max_norm, norm_type);
         let flags = (include_last_offset, scale_grad_by_freq);
-        let cfg = config(mode, padding_idx, norm, flags, freeze)?;
-        let device = parse_device(device).py()?;
+        let cfg = config(&mode, padding_idx, norm, flags, freeze)?;
+        let device = parse_device(&device).py()?;
         let w = numpy_to_table(weight, &device)?;
         Ok(PyEmbeddingBag {
             inner: Arc::new(EmbeddingBag::from_pretrained(w, cfg).py()?),

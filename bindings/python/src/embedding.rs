@@ -78,22 +78,25 @@ IndexError for an id outside ``[0, num_embeddings)``.";
 impl PyEmbedding {
     #[new]
     #[pyo3(signature = (num_embeddings, embedding_dim, *, padding_idx=None, max_norm=None,
-        norm_type=2.0, scale_grad_by_freq=false, dtype="float32", device="cpu", seed=None))]
+        norm_type=2.0, scale_grad_by_freq=false, dtype=args::default_text("float32"),
+        device=args::default_text("cpu"), seed=None),
+        text_signature = "(num_embeddings, embedding_dim, *, padding_idx=None, max_norm=None, \
+        norm_type=2.0, scale_grad_by_freq=False, dtype='float32', device='cpu', seed=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         #[pyo3(from_py_with = args::size)] num_embeddings: usize,
         #[pyo3(from_py_with = args::size)] embedding_dim: usize,
         #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
-        max_norm: Option<f64>,
-        norm_type: f64,
-        scale_grad_by_freq: bool,
-        dtype: &str,
-        device: &str,
+        #[pyo3(from_py_with = args::opt_real)] max_norm: Option<f64>,
+        #[pyo3(from_py_with = args::real)] norm_type: f64,
+        #[pyo3(from_py_with = args::flag)] scale_grad_by_freq: bool,
+        #[pyo3(from_py_with = args::text)] dtype: String,
+        #[pyo3(from_py_with = args::text)] device: String,
         #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
     ) -> PyResult<Self> {
-        let dtype = parse_dtype(dtype).py()?;
-        let device = parse_device(device).py()?;
+        let dtype = parse_dtype(&dtype).py()?;
+        let device = parse_device(&device).py()?;
         let cfg = config(padding_idx, max_norm, norm_type, scale_grad_by_freq, false);
         let inner = without_gil(py, || {
             Embedding::new(num_embeddings, embedding_dim, cfg, dtype, &device, seed)
@@ -108,19 +111,21 @@ impl PyEmbedding {
     /// refuse to update it. The ``padding_idx`` row is kept as given.
     #[classmethod]
     #[pyo3(signature = (weight, *, freeze=true, padding_idx=None, max_norm=None, norm_type=2.0,
-        scale_grad_by_freq=false, device="cpu"))]
+        scale_grad_by_freq=false, device=args::default_text("cpu")),
+        text_signature = "(weight, *, freeze=True, padding_idx=None, max_norm=None, \
+        norm_type=2.0, scale_grad_by_freq=False, device='cpu')")]
     #[allow(clippy::too_many_arguments)]
     fn from_pretrained(
         _cls: &Bound<'_, PyType>,
         weight: &Bound<'_, PyAny>,
-        freeze: bool,
+        #[pyo3(from_py_with = args::flag)] freeze: bool,
         #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
-        max_norm: Option<f64>,
-        norm_type: f64,
-        scale_grad_by_freq: bool,
-        device: &str,
+        #[pyo3(from_py_with = args::opt_real)] max_norm: Option<f64>,
+        #[pyo3(from_py_with = args::real)] norm_type: f64,
+        #[pyo3(from_py_with = args::flag)] scale_grad_by_freq: bool,
+        #[pyo3(from_py_with = args::text)] device: String,
     ) -> PyResult<Self> {
-        let device = parse_device(device).py()?;
+        let device = parse_device(&device).py()?;
         let w = numpy_to_table(weight, &device)?;
         let cfg = config(padding_idx, max_norm, norm_type, scale_grad_by_freq, freeze);
         Ok(PyEmbedding {
@@ -134,9 +139,9 @@ impl PyEmbedding {
         py: Python<'py>,
         ids: &Bound<'py, PyAny>,
         out: Option<&Bound<'py, PyAny>>,
-        dropout: f64,
+        #[pyo3(from_py_with = args::real)] dropout: f64,
         #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
-        normalize: bool,
+        #[pyo3(from_py_with = args::flag)] normalize: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ids = IdArray::read(ids, "ids")?;
         // The identity transform takes the core's plain lookup (`lookup_transformed_into`

@@ -115,7 +115,11 @@ macro_rules! table_files {
             /// Save the table and its options to a safetensors file ``path``, atomically (a
             /// reader sees the old file or the new one, never a part). A memory-mapped table's
             /// rows are streamed from its file.
-            fn save(&self, py: pyo3::Python<'_>, path: std::path::PathBuf) -> pyo3::PyResult<()> {
+            fn save(
+                &self,
+                py: pyo3::Python<'_>,
+                #[pyo3(from_py_with = $crate::args::path)] path: std::path::PathBuf,
+            ) -> pyo3::PyResult<()> {
                 let inner = self.inner.clone();
                 $crate::gil::without_gil(py, move || inner.save(&path))
             }
@@ -127,16 +131,17 @@ macro_rules! table_files {
             /// the table is frozen), "r+" maps it writable (optimizer steps write to the file),
             /// "c" copy-on-write (steps change memory only). Mapped tables live on the CPU.
             #[classmethod]
-            #[pyo3(signature = (path, *, mmap=None, device="cpu"))]
+            #[pyo3(signature = (path, *, mmap=None, device=$crate::args::default_text("cpu")),
+                text_signature = "(path, *, mmap=None, device='cpu')")]
             fn load(
                 _cls: &pyo3::Bound<'_, pyo3::types::PyType>,
                 py: pyo3::Python<'_>,
-                path: std::path::PathBuf,
+                #[pyo3(from_py_with = $crate::args::path)] path: std::path::PathBuf,
                 mmap: Option<&pyo3::Bound<'_, pyo3::PyAny>>,
-                device: &str,
+                #[pyo3(from_py_with = $crate::args::text)] device: String,
             ) -> pyo3::PyResult<Self> {
                 use $crate::errors::IntoPyResult as _;
-                let device = candle_embed::device::parse_device(device).py()?;
+                let device = candle_embed::device::parse_device(&device).py()?;
                 let mode = $crate::mapped::map_mode(mmap)?;
                 if mode.is_some() && !device.is_cpu() {
                     return Err($crate::errors::value_error(

@@ -33,9 +33,9 @@ impl PyEmbedding {
         py: Python<'_>,
         ids: &Bound<'_, PyAny>,
         grad_output: &Bound<'_, PyAny>,
-        dropout: f64,
+        #[pyo3(from_py_with = args::real)] dropout: f64,
         #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
-        normalize: bool,
+        #[pyo3(from_py_with = args::flag)] normalize: bool,
     ) -> PyResult<PySparseGrad> {
         let t = RowTransform::for_backward(dropout, seed, normalize).py()?;
         let ids = IdArray::read(ids, "ids")?;

@@ -25,7 +25,15 @@ from typing import Any
 
 import ray
 
-__all__ = ["LOOPBACK_ENV", "init_local_cluster"]
+from candle_embed._errors import CandleEmbedError
+
+__all__ = ["LOOPBACK_ENV", "NotLoopbackError", "init_local_cluster"]
+
+
+class NotLoopbackError(CandleEmbedError, RuntimeError):
+    """The local Ray cluster came up on an address other than 127.0.0.1 (it has been shut
+    down)."""
+
 
 LOOPBACK_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
@@ -57,7 +65,7 @@ def init_local_cluster(
     address = ray.get_runtime_context().gcs_address
     if not address.startswith("127.0.0.1:"):
         ray.shutdown()
-        raise RuntimeError(
+        raise NotLoopbackError(
             f"the local Ray cluster came up at {address}, not on loopback; set "
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 in the environment before Python starts"
         )

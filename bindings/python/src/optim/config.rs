@@ -5,64 +5,10 @@
 use candle_embed::optim::{
     AdagradConfig, AdamWConfig, RowWiseAdagradConfig, SgdConfig, SparseAdamConfig,
 };
-use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict};
+use pyo3::types::PyDict;
 
-use crate::args::unsigned;
-use crate::errors::{type_error, value_error};
-
-/// The name of `obj`'s type, for messages.
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map_or_else(|_| "?".to_owned(), |n| n.to_string())
-}
-
-/// A real number (float, int, NumPy scalar): `TypeError` otherwise, `ValueError` for an int
-/// too large for a float (PyO3 would raise `OverflowError`).
-pub fn real(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
-    obj.extract::<f64>().map_err(|e| {
-        if e.is_instance_of::<PyOverflowError>(obj.py()) {
-            value_error("number too large to be a float")
-        } else {
-            type_error(format!("expected a real number, got {}", type_name(obj)))
-        }
-    })
-}
-
-/// A pair of real numbers given as any sequence of length two (`betas`).
-pub fn real_pair(obj: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
-    let items: Vec<Bound<'_, PyAny>> = obj
-        .try_iter()
-        .and_then(|it| it.collect::<PyResult<_>>())
-        .map_err(|_| {
-            type_error(format!(
-                "expected a pair of numbers, got {}",
-                type_name(obj)
-            ))
-        })?;
-    match items.as_slice() {
-        [a, b] => Ok((real(a)?, real(b)?)),
-        _ => Err(value_error(format!(
-            "expected a pair of numbers, got {} of them",
-            items.len()
-        ))),
-    }
-}
-
-/// A `bool` (or NumPy bool); anything else is a `TypeError` (`0` / `1` are not flags).
-pub fn flag(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
-    if obj.is_instance_of::<PyBool>() || matches!(type_name(obj).as_str(), "bool" | "bool_") {
-        return obj
-            .extract()
-            .map_err(|_| type_error(format!("expected a bool, got {}", type_name(obj))));
-    }
-    Err(type_error(format!(
-        "expected a bool, got {}",
-        type_name(obj)
-    )))
-}
+use crate::args::{flag, real, real_pair, unsigned};
 
 /// `Name = "PyName" of CoreConfig { field: Type [reader] = core.path, ... }`: a frozen pyclass
 /// wrapping `CoreConfig`, its keyword-only constructor (each default read from
