@@ -154,9 +154,12 @@ fn model_ref(m: &FacebookModel) -> ModelRef<'_> {
 }
 
 fn bytes_of(m: &FacebookModel) -> Vec<u8> {
+    // One file per call: the tests run in parallel and each removes its file when done.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("ce-ft-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("m.bin");
+    let path = dir.join(format!("m{call}.bin"));
     bin::write(&path, model_ref(m)).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
