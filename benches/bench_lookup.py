@@ -48,18 +48,20 @@ PAIRS_OUT = [
 ]
 
 
-def make_ids(v: int, dist: str, rng: np.random.Generator) -> list[np.ndarray]:
-    """``N_BATCHES`` batches of ``N_IDS`` int64 ids in ``0..v``: uniform, or Zipf(``ZIPF_S``) over
+def make_ids(
+    v: int, dist: str, rng: np.random.Generator, n: int = N_IDS, batches: int = N_BATCHES
+) -> list[np.ndarray]:
+    """``batches`` batches of ``n`` int64 ids in ``0..v``: uniform, or Zipf(``ZIPF_S``) over
     ranks with the ranks scattered over the table by a fixed permutation."""
     if dist == "uniform":
-        return [rng.integers(0, v, N_IDS, dtype=np.int64) for _ in range(N_BATCHES)]
+        return [rng.integers(0, v, n, dtype=np.int64) for _ in range(batches)]
     w = 1.0 / np.arange(1, v + 1, dtype=np.float64) ** ZIPF_S
     cdf = np.cumsum(w)
     cdf /= cdf[-1]
     perm = rng.permutation(v).astype(np.int64)
     out = []
-    for _ in range(N_BATCHES):
-        ranks = np.searchsorted(cdf, rng.random(N_IDS), side="right")
+    for _ in range(batches):
+        ranks = np.searchsorted(cdf, rng.random(n), side="right")
         out.append(perm[np.minimum(ranks, v - 1)])
     return out
 

@@ -83,6 +83,7 @@ class Bench:
     rounds: int = 15
     per_round: int = 4
     warmup: int = 2
+    untimed: int = 1  # untimed calls that open each peer's block (see ``settled``)
     samples: dict[str, list[float]] = field(default_factory=dict)
 
     def run(self, peers: dict[str, Peer]) -> dict[str, float]:
@@ -102,8 +103,9 @@ class Bench:
                 for name in order:
                     fn = peers[name]
                     out = self.samples[name]
-                    fn(counters[name])  # untimed: absorbs the switch from the last peer
-                    counters[name] += 1
+                    for _ in range(self.untimed):  # absorb the switch from the last peer
+                        fn(counters[name])
+                        counters[name] += 1
                     for _ in range(self.per_round):
                         i = counters[name]
                         t0 = time.perf_counter()

@@ -23,6 +23,7 @@ pub mod optim;
 pub mod positional;
 pub mod rng;
 pub mod rows;
+pub mod similarity;
 pub mod sparse;
 pub mod storage;
 pub mod techniques;

@@ -36,6 +36,29 @@ fn sinusoidal_fast_matches_portable_and_reference() {
     assert!(max_abs_diff(&t[4..], &want) < 1e-6);
 }
 
+/// tensor2tensor (M2M100): fast == portable for even, odd and tiny dims; the semantics.md
+/// test vector; the odd dim's zero column.
+#[test]
+fn tensor2tensor_fast_matches_portable_and_reference() {
+    let layout = SinusoidalLayout::Tensor2Tensor;
+    for (len, dim) in [(1, 1), (7, 2), (7, 3), (33, 6), (40, 9), (1000, 64)] {
+        let fast = sinusoidal_table::<f64>(len, dim, 10000.0, layout).unwrap();
+        let port = sinusoidal_table_portable(len, dim, 10000.0, layout, DType::F64, &Device::Cpu)
+            .unwrap()
+            .vec1::<f64>();
+        assert!(max_abs_diff(&fast, &port) < 1e-12, "{len}x{dim}");
+        if dim % 2 == 1 {
+            assert!(fast.chunks(dim).all(|row| row[dim - 1] == 0.0));
+        }
+    }
+    let t = sinusoidal_table::<f64>(2, 4, 10000.0, layout).unwrap();
+    assert!(max_abs_diff(&t[4..], &[0.841471, 1.0e-4, 0.540302, 0.99999999]) < 1e-6);
+    assert!(matches!(
+        sinusoidal_table::<f64>(2, 0, 10000.0, layout),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
 #[test]
 fn sinusoidal_forward_paths_agree_and_errors() {
     let cfg = SinusoidalConfig {

@@ -258,3 +258,78 @@ proptest! {
         prop_assert!(max_abs_diff(&fast, &port) < 1e-13);
     }
 }
+
+/// Gemma 4's proportional RoPE: the kernel rotates the whole head, the zero frequencies of the
+/// tail leave their pairs bit-identical, and fast == portable == fused.
+#[test]
+fn proportional_rotates_whole_head_with_identity_tail() {
+    for layout in [RopeLayout::Half, RopeLayout::Interleaved] {
+        let r = rope(
+            32,
+            0.25,
+            layout,
+            json!({"rope_type": "proportional", "factor": 2.0}),
+        );
+        assert_eq!(r.rotary_dim(), 32);
+        let live = r.inv_freq().iter().filter(|&&f| f != 0.0).count();
+        assert_eq!(live, 4);
+        let x = randn(&[2, 3, 9, 32], DType::F64);
+        let pos = Positions::Range { offset: 500 };
+        let fast = r.forward(&x, &pos).unwrap();
+        assert!(max_abs_diff(&fast, &r.forward_portable(&x, &pos).unwrap()) < 1e-13);
+        assert!(max_abs_diff(&fast, &r.forward_fused(&x, &pos).unwrap()) < 1e-13);
+        let (xv, yv): (Vec<f64>, Vec<f64>) = (
+            x.flatten_all().unwrap().vec1(),
+            fast.flatten_all().unwrap().vec1(),
+        );
+        let passes = |c: usize| match layout {
+            RopeLayout::Half => (c % 16) >= live,
+            RopeLayout::Interleaved => c >= 2 * live,
+        };
+        for (k, (a, b)) in xv.iter().zip(&yv).enumerate() {
+            if passes(k % 32) {
+                assert_eq!(a, b, "column {} must pass through", k % 32);
+            }
+        }
+    }
+}
+
+/// The stateful dynamic mode moves its state as transformers' `dynamic_frequency_update`:
+/// grow, keep, reset below `max_position_embeddings`; a stateless one follows each call.
+#[test]
+fn stateful_dynamic_follows_transformers_update() {
+    let cfg = RotaryConfig {
+        max_position_embeddings: 64,
+        stateful_dynamic: true,
+        ..RotaryConfig::default()
+    }
+    .with_rope_parameters(&json!({"rope_type": "dynamic", "factor": 2.0}))
+    .unwrap();
+    let stateless = RotaryEmbedding::new(
+        16,
+        RotaryConfig {
+            stateful_dynamic: false,
+            ..cfg.clone()
+        },
+    )
+    .unwrap();
+    let r = RotaryEmbedding::new(16, cfg).unwrap();
+    let call = |n: usize| {
+        let x = randn(&[1, n, 16], DType::F64);
+        r.forward(&x, &Positions::Range { offset: 0 }).unwrap();
+        r.max_seq_len_cached()
+    };
+    let kept = |n: usize| stateless.frequencies(n).0;
+    for (n, longest) in [
+        (10, 64),
+        (200, 200),
+        (100, 200),
+        (300, 300),
+        (64, 300),
+        (63, 64),
+    ] {
+        assert_eq!(call(n), longest, "after a call of {n}");
+        // the update is idempotent: asking again with the same length keeps the state
+        assert_eq!(r.frequencies(n).0, kept(longest));
+    }
+}

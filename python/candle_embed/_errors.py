@@ -4,6 +4,11 @@ expects (``IndexError``, ``TypeError``, ...), so ``except IndexError`` and
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 
 class CandleEmbedError(Exception):
     """Base class of every error raised by candle_embed."""
@@ -43,3 +48,89 @@ class CandleEmbedAttributeError(CandleEmbedError, AttributeError):
 
 class CandleEmbedRuntimeError(CandleEmbedError, RuntimeError):
     """An internal failure (a bug: please report it)."""
+
+
+class CandleEmbedUnicodeDecodeError(CandleEmbedValueError, UnicodeDecodeError):
+    """Bytes that are not text in the given encoding (a word in a word-vector file); the
+    ``unicode_errors="replace"`` or ``"ignore"`` loaders accept them."""
+
+
+class CandleEmbedZeroDivisionError(CandleEmbedValueError, ZeroDivisionError):
+    """An empty input where a mean is needed (gensim's ``n_similarity`` raises
+    ZeroDivisionError)."""
+
+
+class CandleEmbedImportError(CandleEmbedError, ImportError):
+    """An optional dependency that is not installed (the message names the extra to install)."""
+
+
+# Builtin exception classes and the ones of ours that stand for them, most specific first.
+_OURS: tuple[tuple[type[BaseException], type[CandleEmbedError]], ...] = (
+    (MemoryError, CandleEmbedMemoryError),
+    (ImportError, CandleEmbedImportError),
+    (FileNotFoundError, CandleEmbedFileNotFoundError),
+    (OSError, CandleEmbedOSError),
+    (KeyError, CandleEmbedKeyError),
+    (IndexError, CandleEmbedIndexError),
+    (TypeError, CandleEmbedTypeError),
+    (ZeroDivisionError, CandleEmbedZeroDivisionError),
+    (ValueError, CandleEmbedValueError),
+    (ArithmeticError, CandleEmbedValueError),
+)
+
+
+def as_ours(e: Exception) -> CandleEmbedError:
+    """``e`` as a ``CandleEmbedError`` of the class that stands for its builtin class (NumPy's
+    ``MemoryError`` -> ``CandleEmbedMemoryError``, its "array is too big" ``ValueError`` ->
+    ``CandleEmbedValueError``, ...), with the same arguments; anything unforeseen becomes
+    ``CandleEmbedRuntimeError`` naming the original class."""
+    if isinstance(e, CandleEmbedError):
+        return e
+    if isinstance(e, UnicodeDecodeError):
+        return CandleEmbedUnicodeDecodeError(e.encoding, e.object, e.start, e.end, e.reason)
+    for builtin, ours in _OURS:
+        if isinstance(e, builtin):
+            if builtin is MemoryError and not e.args:
+                return ours("out of memory")
+            if builtin is ImportError:
+                return ours(str(e))
+            return ours(*e.args)
+    return CandleEmbedRuntimeError(f"{type(e).__name__}: {e}")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def typed(fn: _F) -> _F:
+    """Wrap ``fn`` so that every exception it lets out (an ``Exception``, not ``KeyboardInterrupt``)
+    is a ``CandleEmbedError``: the one mechanism of the Python layer (see ``as_ours``)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CandleEmbedError:
+            raise
+        except Exception as e:
+            raise as_ours(e) from e
+
+    return wrapper  # type: ignore[return-value]
+
+
+_C = TypeVar("_C", bound=type)
+
+
+def typed_methods(cls: _C) -> _C:
+    """Apply ``typed`` to every public method, classmethod and staticmethod defined in ``cls``'s
+    body, and to its ``__init__``, ``__getitem__``, ``__setitem__`` and ``__contains__``."""
+    dunders = {"__init__", "__getitem__", "__setitem__", "__contains__"}
+    for name, member in list(vars(cls).items()):
+        if name.startswith("_") and name not in dunders:
+            continue
+        if isinstance(member, classmethod):
+            setattr(cls, name, classmethod(typed(member.__func__)))
+        elif isinstance(member, staticmethod):
+            setattr(cls, name, staticmethod(typed(member.__func__)))
+        elif inspect.isfunction(member):
+            setattr(cls, name, typed(member))
+    return cls

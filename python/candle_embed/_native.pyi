@@ -1,9 +1,9 @@
 """Type stub of the compiled module ``candle_embed._native`` (checked by mypy's stubtest)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from os import PathLike
 from types import ModuleType
-from typing import Any, Self, TypeAlias, final, type_check_only
+from typing import Any, Literal, Self, TypeAlias, final, overload, type_check_only
 
 import numpy as np
 import numpy.typing as npt
@@ -326,7 +326,9 @@ class EmbeddingBag(_Table):
     must be None); 1-D ids need 1-D ``offsets`` (any integer dtype, ``offsets[0] == 0``,
     non-decreasing, at most ``len(ids)``); with ``include_last_offset`` offsets has ``B + 1``
     entries, the last equal to ``len(ids)`` (CSR). ``padding_idx`` is left out of every bag and
-    of the mean's divisor; empty bags give zeros."""
+    of the mean's divisor; empty bags give zeros. ``scale_grad_by_freq`` (modes "sum" and
+    "mean"; ValueError with "max", as PyTorch) divides each id's gradient by its number of
+    occurrences in the call."""
 
     def __new__(
         cls,
@@ -341,6 +343,7 @@ class EmbeddingBag(_Table):
         dtype: str = "float32",
         device: str = "cpu",
         seed: int | None = None,
+        scale_grad_by_freq: bool = False,
     ) -> EmbeddingBag: ...
     @classmethod
     def from_pretrained(
@@ -354,6 +357,7 @@ class EmbeddingBag(_Table):
         norm_type: float = 2.0,
         include_last_offset: bool = False,
         device: str = "cpu",
+        scale_grad_by_freq: bool = False,
     ) -> EmbeddingBag: ...
     def __call__(
         self,
@@ -373,7 +377,8 @@ class EmbeddingBag(_Table):
         per_sample_weights: npt.ArrayLike | None = None,
     ) -> SparseGrad:
         """Gradient of the table for ``grad_output`` ``(B, embedding_dim)``, coalesced. For
-        "max" each column goes to its argmax row (first on ties), from the current table."""
+        "max" each column goes to its argmax row (first on ties), from the current table; with
+        ``scale_grad_by_freq`` each id's row is divided by its count in ``ids``."""
     def backward_per_sample_weights(
         self,
         ids: _IdsLike,
@@ -386,13 +391,21 @@ class EmbeddingBag(_Table):
     def mode(self) -> str: ...
     @property
     def include_last_offset(self) -> bool: ...
+    @property
+    def scale_grad_by_freq(self) -> bool: ...
 
 # --- rotary ---
 
 @final
 class RotaryEmbedding:
     """Rotary position embedding (RoPE) on ``(..., T, head_dim)`` arrays, both layouts, partial
-    rotary and every Hugging Face ``rope_type``. Frequencies are computed in float64."""
+    rotary and every ``rope_type`` of transformers 5.x (default, linear, dynamic, yarn,
+    longrope, llama3, proportional). Frequencies are computed in float64.
+
+    "dynamic" follows each call's ``max(position) + 1``; ``stateful_dynamic=True`` keeps, as
+    transformers' module does, the frequencies of the longest length seen
+    (``max_seq_len_cached``) until a call shorter than ``max_position_embeddings`` resets them.
+    """
 
     def __new__(
         cls,
@@ -403,6 +416,7 @@ class RotaryEmbedding:
         partial_rotary_factor: float = 1.0,
         layout: str = "half",
         scaling: dict[str, Any] | None = None,
+        stateful_dynamic: bool = False,
     ) -> RotaryEmbedding: ...
     @property
     def inv_freq(self) -> npt.NDArray[np.float64]:
@@ -411,7 +425,8 @@ class RotaryEmbedding:
     def attention_scaling(self) -> float:
         """The factor cos and sin are multiplied by (yarn, longrope)."""
     def frequencies(self, seq_len: int) -> npt.NDArray[np.float64]:
-        """The inverse frequencies in effect for ``seq_len`` positions (dynamic, longrope)."""
+        """The inverse frequencies a call with ``max(position) + 1 == seq_len`` would use now
+        (dynamic, longrope); a query that changes no state."""
     def cos_sin(
         self, positions: _IdsLike
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -449,6 +464,11 @@ class RotaryEmbedding:
     def layout(self) -> str: ...
     @property
     def rope_type(self) -> str: ...
+    @property
+    def stateful_dynamic(self) -> bool: ...
+    @property
+    def max_seq_len_cached(self) -> int:
+        """The length whose "dynamic" frequencies are kept in the stateful mode."""
 
 # --- word2vec ---
 @final
@@ -557,15 +577,70 @@ class _W2VModel:
     def load(path: str | PathLike[str]) -> tuple[_W2VModel, str]:
         """Load a saved model: ``(model, state JSON)``."""
 
+# --- word-vector files (KeyedVectors) ---
 def _read_word_vectors(
-    path: str | PathLike[str], fmt_kind: str, limit: int | None = None
-) -> tuple[list[str], npt.NDArray[np.float32]]:
-    """Read "text", "binary", "glove" or "safetensors" word vectors."""
+    path: str | PathLike[str],
+    binary: bool = False,
+    no_header: bool = False,
+    limit: int | None = None,
+) -> tuple[bytes, int, npt.NDArray[np.float32]]:
+    """The entries of a word-vector file as stored: ``(words, count, vectors)``, ``words`` the
+    undecoded bytes of every entry's word each followed by one space."""
 
 def _write_word_vectors(
-    path: str | PathLike[str], words: list[str], vectors: npt.ArrayLike, fmt_kind: str
+    path: str | PathLike[str],
+    words: list[str],
+    vectors: npt.ArrayLike,
+    *,
+    binary: bool = False,
+    header: int | None = None,
+    prefix: str = ...,
+    order: npt.ArrayLike | None = None,
+    append: bool = False,
 ) -> None:
-    """Write "text", "binary" or "safetensors" word vectors atomically."""
+    """Write word2vec text or binary format atomically."""
+
+def _write_keyed_vectors(
+    path: str | PathLike[str],
+    vectors: npt.ArrayLike,
+    attrs: Sequence[tuple[str, npt.ArrayLike]],
+    metadata: dict[str, str],
+) -> None:
+    """Write a KeyedVectors safetensors file atomically."""
+
+def _index_keyed_vectors(
+    path: str | PathLike[str],
+) -> tuple[dict[str, tuple[str, list[int], int, int]], dict[str, str]]:
+    """The header of a safetensors file: ``({name: (dtype, shape, offset, nbytes)}, metadata)``."""
+
+def _write_file_atomic(path: str | PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+
+# --- similarity kernels (KeyedVectors) ---
+def _row_norms(vectors: npt.ArrayLike) -> npt.NDArray[Any]:
+    """The Euclidean norm of each row of a 2-D float table."""
+
+def _similarity_scores(
+    vectors: npt.ArrayLike,
+    norms: npt.ArrayLike,
+    queries: npt.ArrayLike,
+    start: int,
+    end: int,
+    positive: int | None = None,
+) -> npt.NDArray[Any]:
+    """Every output's scores over rows ``start..end``: ``(outputs, end - start)``."""
+
+def _similarity_top_k(
+    vectors: npt.ArrayLike,
+    norms: npt.ArrayLike,
+    queries: npt.ArrayLike,
+    start: int,
+    end: int,
+    k: int,
+    exclude: list[list[int]] | None = None,
+    positive: int | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any], npt.NDArray[np.int64]]:
+    """Each output's ``k`` best rows of ``start..end``: ``(rows, scores, counts)``."""
 
 # --- positional ---
 @final
@@ -573,7 +648,9 @@ class SinusoidalPositionalEncoding:
     """Fixed sinusoidal table ``(max_len, dim)``, ``ω_i = base**(-2i/dim)``, computed in float64.
 
     ``layout="interleaved"``: ``[sin ω0, cos ω0, sin ω1, …]``; ``"concat"``: all sines then all
-    cosines (same frequencies). ``dim`` must be even (ValueError otherwise).
+    cosines (same frequencies); ``"tensor2tensor"`` (fairseq, M2M100, Speech2Text): sines then
+    cosines of ``ω_i = exp(-i·log(base)/(dim//2 - 1))``, a zero last column for an odd ``dim``.
+    ``dim`` must be even except for "tensor2tensor" (ValueError otherwise).
     """
 
     def __new__(
@@ -629,10 +706,13 @@ class LearnedPositionalEmbedding:
 class TransformerEmbeddings:
     """BERT embeddings: LayerNorm(token[ids] + position[pos] + segment[types]) then dropout.
 
-    ``backward(grad)`` differentiates the **last** forward call (its ids and LayerNorm
-    statistics are cached) and returns a dict: ``token``, ``position`` (None when
+    ``backward(grad, state=None)`` differentiates the forward call that returned ``state``
+    (``te(ids, return_state=True)``), or the **last** forward call (of any thread) when
+    ``state`` is None, and returns a dict: ``token``, ``position`` (None when
     ``position="sinusoidal"``), ``segment`` (SparseGrad) and ``layer_norm_weight``,
     ``layer_norm_bias`` (dense). Dropout runs only while ``training`` is True.
+    ``position_padding_idx=p``: RoBERTa's position table (row ``p`` zero, no gradient) and
+    default positions ``p + cumsum(ids != padding_idx)`` (``p`` at padding tokens).
     """
 
     def __new__(
@@ -648,16 +728,33 @@ class TransformerEmbeddings:
         dropout: float = 0.0,
         seed: int | None = None,
         dtype: str = "float32",
+        position_padding_idx: int | None = None,
     ) -> TransformerEmbeddings: ...
+    @overload
     def __call__(
         self,
         ids: _IdsLike,
         token_type_ids: _IdsLike | None = None,
         position_ids: _IdsLike | None = None,
+        *,
+        return_state: Literal[False] = False,
     ) -> npt.NDArray[Any]:
         """``ids`` of shape ``(..., T)`` -> ``(..., T, dim)``; ``position_ids`` defaults to
-        ``0..T-1`` and may have ids' shape or ``(T,)``; ``token_type_ids`` defaults to 0."""
-    def backward(self, grad: npt.ArrayLike) -> dict[str, Any]: ...
+        ``0..T-1`` (RoBERTa's positions with ``position_padding_idx``) and may have ids' shape
+        or ``(T,)``; ``token_type_ids`` defaults to 0."""
+    @overload
+    def __call__(
+        self,
+        ids: _IdsLike,
+        token_type_ids: _IdsLike | None = None,
+        position_ids: _IdsLike | None = None,
+        *,
+        return_state: Literal[True],
+    ) -> tuple[npt.NDArray[Any], TransformerEmbeddingsState]:
+        """``(embeddings, state)``: the state to pass to ``backward(grad, state=state)``."""
+    def backward(
+        self, grad: npt.ArrayLike, state: TransformerEmbeddingsState | None = None
+    ) -> dict[str, Any]: ...
     @property
     def token(self) -> Embedding: ...
     @property
@@ -684,6 +781,17 @@ class TransformerEmbeddings:
     def layer_norm_eps(self) -> float: ...
     @property
     def dtype(self) -> str: ...
+    @property
+    def position_padding_idx(self) -> int | None: ...
+
+@final
+class TransformerEmbeddingsState:
+    """What ``TransformerEmbeddings.backward`` needs from one forward call (opaque; only the
+    module that made it accepts it)."""
+
+    @property
+    def shape(self) -> list[int]:
+        """The shape of the forward call's ids ``(..., T)``."""
 
 def position_ids_from_padding(
     ids: _IdsLike, padding_idx: int, *, past_length: int = 0

@@ -1,82 +1,167 @@
-"""The command line: ``python -m candle_embed {demo,train}`` (also the ``candle-embed`` script)."""
+"""The command line: ``candle-embed {demo,train}`` (also ``python -m candle_embed``).
+
+Every failure is one line on stderr (``candle-embed: error: ...``) and a non-zero exit status:
+2 for a bad argument or input (most found before any training), 1 for a failure while running
+(out of memory included), 130 for Ctrl-C. Never a traceback. The commands themselves are in
+``candle_embed._commands``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
-from candle_embed.keyed_vectors import KeyedVectors, format_for_path
-from candle_embed.word2vec import Word2Vec
-
-DEMO_WORDS = ["list", "file", "thread", "integer", "error"]
-DEMO_ANALOGIES = [("open", "close", "start"), ("file", "files", "directory")]  # a : b :: c : ?
-DEMO_PLOT_WORDS = [
-    "list", "tuple", "dict", "set", "string", "bytes", "integer", "float",
-    "file", "directory", "path", "socket", "thread", "process", "lock", "queue",
-    "error", "exception", "warning", "append", "insert", "remove", "read", "write",
-    "open", "close", "send", "receive", "start", "stop",
-]  # fmt: skip
+from candle_embed import __version__
 
 _TRAIN_HELP = """\
-Train skip-gram word vectors (negative sampling) on CORPUS, a UTF-8 text file with one
-sentence per line and tokens separated by whitespace (gensim's LineSentence; text is used as
-is: lower-case and strip punctuation beforehand if you want). The output format follows the
-extension of --out: .txt or .vec = word2vec text (also what fastText's .vec is), .bin =
-word2vec binary, .safetensors = tensor 'weight' plus the word list in the metadata. The file is
-written atomically (temporary file, then rename). Defaults are gensim's Word2Vec(sg=1)."""
+Train word2vec vectors on CORPUS, a UTF-8 text file with one sentence per line and tokens
+separated by whitespace (gensim's LineSentence; text is used as is: lower-case and strip
+punctuation beforehand if you want). Skip-gram with negative sampling by default; --cbow,
+--hs and --loss select gensim's other modes. The output format follows the extension of
+--out: .txt or .vec = word2vec text (what fastText's .vec is), .bin = word2vec binary,
+.safetensors = one safetensors file that KeyedVectors.load reads (memory-mapped with
+mmap="r"). The file is written atomically. Defaults are gensim's."""
 
 _DEMO_HELP = """\
 Train word vectors on a built-in corpus that needs no download: the docstrings of the Python
 standard library's own source files plus the language-reference help topics
 (pydoc_data.topics) of the Python running this, about 350 000 words of technical English.
-Shows a progress bar with words/s, prints the nearest neighbours of a few words and an analogy,
-then writes the vectors (word2vec text format) and a PNG with a 2-D PCA plot of chosen words."""
+Shows a progress line with words/s, prints the nearest neighbours of a few words and an
+analogy, then writes the vectors (word2vec text format) and, when matplotlib is installed, a
+PNG with a 2-D PCA plot of chosen words."""
 
 
-def _add_hparams(p: argparse.ArgumentParser, epochs: int, min_count: int) -> None:
-    g = p.add_argument_group("training")
-    g.add_argument("--dim", type=int, default=100, help="vector size (default: 100)")
-    g.add_argument("--window", type=int, default=5, help="max context distance (default: 5)")
-    g.add_argument("--negative", type=int, default=5, help="noise words per pair (default: 5)")
-    g.add_argument(
+class CliError(Exception):
+    """A bad argument or input found before training: reported in one line, exit status 2."""
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) made one space."""
+    return " ".join(text.split())
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line (argparse prints the usage lines first)."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f"see '{self.prog} --help'"
+        self.exit(2, f"{self.prog}: error: {one_line(message)} ({hint})\n")
+
+
+def _ranged(kind: Callable[[str], Any], lo: Any, hi: Any) -> Callable[[str], Any]:
+    """An argparse ``type`` accepting ``kind`` values in ``[lo, hi]`` (the message gives the
+    range; argparse names the flag)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not lo <= value <= hi or value != value:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {text}")
+        return value
+
+    return parse
+
+
+#: The largest --dim: more is no use for word vectors, and a table of it is already 256 KiB a
+#: word. Memory for the table is checked when it is allocated (an error, not a crash).
+MAX_DIM = 65536
+
+
+def _add_hparams(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training (gensim's Word2Vec parameter in brackets)")
+    add = g.add_argument
+    add(
+        "--dim",
+        type=_ranged(int, 1, MAX_DIM),
+        default=100,
+        help=f"vector size, 1 to {MAX_DIM} (vector_size; default: 100)",
+    )
+    add(
+        "--window",
+        type=_ranged(int, 1, 10_000),
+        default=5,
+        help="max context distance, 1 to 10000 (window; default: 5)",
+    )
+    add(
+        "--negative",
+        type=_ranged(int, 0, 1000),
+        default=None,
+        help="noise words per pair, 0 to 1000 (negative; default: 5, or 0 with --hs)",
+    )
+    add(
         "--min-count",
-        type=int,
-        default=min_count,
-        help=f"drop words seen fewer times (default: {min_count})",
+        type=_ranged(int, 0, 2**62),
+        default=5,
+        help="drop words seen fewer times (min_count; default: 5)",
     )
-    g.add_argument("--epochs", type=int, default=epochs, help=f"passes (default: {epochs})")
-    g.add_argument(
+    add(
+        "--epochs",
+        type=_ranged(int, 1, 100_000),
+        default=5,
+        help="passes over the corpus, 1 to 100000 (epochs; default: 5)",
+    )
+    add(
         "--lr",
-        type=float,
+        type=_ranged(float, 1e-12, 10.0),
         default=0.025,
-        help="initial learning rate, decayed linearly to --min-lr (default: 0.025)",
+        help="initial learning rate, decayed linearly to --min-lr (alpha; default: 0.025)",
     )
-    g.add_argument("--min-lr", type=float, default=0.0001, help="final rate (default: 1e-4)")
-    g.add_argument(
+    add(
+        "--min-lr",
+        type=_ranged(float, 0.0, 10.0),
+        default=0.0001,
+        help="final learning rate (min_alpha; default: 0.0001)",
+    )
+    add(
         "--sample",
-        type=float,
+        type=_ranged(float, 0.0, 1.0),
         default=1e-3,
-        help="subsampling threshold for frequent words, 0 = off (default: 1e-3)",
+        help="subsampling threshold of frequent words, 0 = off (sample; default: 0.001)",
     )
-    g.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    g.add_argument(
+    add("--seed", type=_ranged(int, 0, 2**64 - 1), default=1, help="random seed (seed; default: 1)")
+    add(
         "--threads",
-        type=int,
+        type=_ranged(int, 1, 1024),
         default=min(os.cpu_count() or 1, 4),
-        help="worker threads; 1 makes a seed reproducible (default: CPU count, at most 4)",
+        help="worker threads; 1 makes a seed reproducible (workers; default: CPUs, at most 4)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add("--cbow", action="store_true", help="continuous bag of words instead of skip-gram (sg=0)")
+    add(
+        "--cbow-mean",
+        type=int,
+        choices=(0, 1),
+        default=None,
+        help="with --cbow: 1 = mean of the context vectors, 0 = their sum (cbow_mean; default: 1)",
+    )
+    add("--hs", action="store_true", help="hierarchical softmax (hs=1); with --negative N > 0 both")
+    add(
+        "--ns-exponent",
+        type=_ranged(float, -10.0, 10.0),
+        default=None,
+        help="exponent of the noise distribution (ns_exponent; default: 0.75)",
+    )
+    add(
+        "--loss",
+        action="store_true",
+        help="track the training loss and print it (compute_loss=True)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress line")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The ``candle-embed`` argument parser."""
+    parser = _Parser(
         prog="candle-embed",
-        description="candle-embed: word vectors on the library's fused skip-gram kernel.",
+        description="candle-embed: word vectors on the library's Rust kernels.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{demo,train}")
+    parser.add_argument("--version", action="version", version=f"candle-embed {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,train}", parser_class=_Parser)
     sub.required = True
     demo = sub.add_parser(
         "demo",
@@ -88,119 +173,57 @@ def build_parser() -> argparse.ArgumentParser:
         default="candle_embed_demo",
         help="where vectors.txt and pca.png go (default: ./candle_embed_demo)",
     )
-    _add_hparams(demo, epochs=5, min_count=5)
+    _add_hparams(demo)
     train = sub.add_parser(
         "train", help="train word vectors on a text file", description=_TRAIN_HELP
     )
-    train.add_argument("corpus", help="text file: one sentence per line")
+    train.add_argument("corpus", help="UTF-8 text file (.gz, .bz2, .xz too): one sentence per line")
     train.add_argument(
-        "--out", required=True, help="output path: .txt/.vec (text), .bin, .safetensors"
+        "--out", required=True, help="output path: .txt/.vec (text), .bin (binary), .safetensors"
     )
-    _add_hparams(train, epochs=5, min_count=5)
+    _add_hparams(train)
     return parser
 
 
-def _model(args: argparse.Namespace) -> Word2Vec:
-    return Word2Vec(
-        vector_size=args.dim,
-        window=args.window,
-        min_count=args.min_count,
-        negative=args.negative,
-        epochs=args.epochs,
-        alpha=args.lr,
-        min_alpha=args.min_lr,
-        sample=args.sample,
-        seed=args.seed,
-        workers=args.threads,
-    )
+def _report_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    print(f"candle-embed: warning: {one_line(str(message))}", file=sys.stderr)
 
 
-def _summary(model: Word2Vec) -> str:
-    s = model.stats
-    return (
-        f"trained {len(model.wv)} words x {model.vector_size} on {s['corpus_words']} tokens "
-        f"x {model.epochs} epochs in {s['seconds']:.1f} s ({s['words_per_second']:,.0f} words/s, "
-        f"{model.workers} threads)"
-    )
-
-
-def _show(kv: KeyedVectors, words: Sequence[str], analogies: Sequence[Sequence[str]]) -> None:
-    for w in words:
-        if w in kv:
-            near = ", ".join(f"{k} {s:.2f}" for k, s in kv.most_similar(w, topn=6))
-            print(f"  {w:>8} -> {near}")
-    for a, b, c in analogies:
-        if all(w in kv for w in (a, b, c)):
-            best = kv.most_similar(positive=[b, c], negative=[a], topn=3)
-            near = ", ".join(f"{k} {s:.2f}" for k, s in best)
-            print(f"  analogy {a} : {b} :: {c} : ?  ->  {near}")
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    from candle_embed.demo_corpus import stdlib_sentences
-
-    t0 = time.perf_counter()
-    sentences = stdlib_sentences()
-    n = sum(len(s) for s in sentences)
-    print(
-        f"corpus: Python {sys.version.split()[0]} standard-library docstrings + help topics, "
-        f"{len(sentences)} sentences, {n} words ({time.perf_counter() - t0:.1f} s to read)"
-    )
-    model = _model(args)
-    model.build_vocab(sentences)
-    model.train(
-        sentences, total_examples=model.corpus_count, epochs=model.epochs, progress=not args.quiet
-    )
-    print(_summary(model))
-    print("nearest neighbours (cosine):")
-    _show(model.wv, DEMO_WORDS, DEMO_ANALOGIES)
-    os.makedirs(args.out_dir, exist_ok=True)
-    vec_path = os.path.join(args.out_dir, "vectors.txt")
-    png_path = os.path.join(args.out_dir, "pca.png")
-    model.wv.save_word2vec_format(vec_path)
-    _plot(model.wv, DEMO_PLOT_WORDS, png_path)
-    print(f"wrote {os.path.abspath(vec_path)} (word2vec text format)")
-    print(f"wrote {os.path.abspath(png_path)} (2-D PCA of {len(DEMO_PLOT_WORDS)} words)")
-    return 0
-
-
-def _plot(kv: KeyedVectors, words: Sequence[str], path: str) -> None:
-    from candle_embed.plot import plot_embeddings
-
-    present = [w for w in words if w in kv]
-    plot_embeddings(
-        kv, words=present, method="pca", path=path, title="candle-embed demo: Python docs, 2-D PCA"
-    )
-
-
-def run_train(args: argparse.Namespace) -> int:
-    kind = format_for_path(args.out)  # fail before training on a bad extension
-    if not os.path.isfile(args.corpus):
-        raise FileNotFoundError(f"corpus file not found: {args.corpus}")
-    model = _model(args)
-    model.build_vocab(corpus_file=args.corpus)
-    model.train(
-        corpus_file=args.corpus,
-        total_examples=model.corpus_count,
-        epochs=model.epochs,
-        progress=not args.quiet,
-    )
-    print(_summary(model))
-    model.wv._write(args.out, kind)
-    print(f"wrote {os.path.abspath(args.out)} ({kind})")
-    return 0
+def _describe(e: BaseException) -> str:
+    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    return one_line(text) or type(e).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from candle_embed import _commands
+
     try:
-        if args.command == "demo":
-            return run_demo(args)
-        return run_train(args)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        print(f"candle-embed: error: {e}", file=sys.stderr)
+        with warnings.catch_warnings():
+            warnings.showwarning = _report_warning
+            if args.command == "demo":
+                return _commands.run_demo(args)
+            return _commands.run_train(args)
+    except CliError as e:
+        print(f"candle-embed {args.command}: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("candle-embed: interrupted", file=sys.stderr)
         return 130
+    except MemoryError as e:
+        print(f"candle-embed: error: not enough memory ({_describe(e)})", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, KeyError) as e:  # the input (e.g. no word left by min_count)
+        print(f"candle-embed {args.command}: error: {_describe(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        print(f"candle-embed: error: {_describe(e)}", file=sys.stderr)
+        return 1

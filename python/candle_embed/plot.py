@@ -7,13 +7,15 @@ imported only when called.
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import numpy.typing as npt
+
+from candle_embed import _native
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -120,9 +122,13 @@ def plot_embeddings(
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     ax.scatter(xy[:, 0], xy[:, 1], s=18, c="tab:blue", alpha=0.8, edgecolors="none")
+    ax.margins(0.12)  # room for the labels of the outermost points
     if len(labels) <= MAX_LABELS:
-        for (px, py), label in zip(xy, labels):
+        notes = [
             ax.annotate(label, (px, py), xytext=(3, 3), textcoords="offset points", fontsize=9)
+            for (px, py), label in zip(xy, labels)
+        ]
+        _repel(fig, notes)
     axis = "PC" if method == "pca" else "t-SNE "
     ax.set_xlabel(f"{axis}1")
     ax.set_ylabel(f"{axis}2")
@@ -133,14 +139,77 @@ def plot_embeddings(
         figure: Figure = fig
         return figure
     target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(prefix=".plot-", suffix=".png", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    # the library's atomic write: temporary file, sync, rename; the file gets 0666 & ~umask
+    _native._write_file_atomic(target, png.getvalue())
     return target
+
+
+#: Passes of the label repel (each moves every overlapping pair half their overlap apart).
+REPEL_PASSES = 60
+
+
+def _repel(fig: Any, notes: list[Any]) -> None:
+    """Move overlapping labels apart: a few passes over every pair of label boxes (display
+    pixels), pushing each overlapping pair apart along the axis where they overlap least; a
+    label moved away from its point gets a thin line to it. O(passes x labels^2), fine for
+    ``MAX_LABELS``."""
+    if len(notes) < 2:
+        return
+    fig.tight_layout()
+    renderer = fig.canvas.get_renderer()
+    scale = fig.dpi / 72.0  # offsets are in points, boxes in pixels
+    offsets = np.array([n.xyann for n in notes], dtype=np.float64) * scale
+    boxes = [n.get_window_extent(renderer) for n in notes]
+    base = np.array([[b.x0, b.y0, b.x1, b.y1] for b in boxes]) - np.tile(offsets, 2)
+    pad = 4.0  # pixels kept between labels
+    for _ in range(REPEL_PASSES):
+        moved = False
+        cur = base + np.tile(offsets, 2)
+        for i in range(len(notes)):
+            for j in range(i + 1, len(notes)):
+                dx = min(cur[i, 2], cur[j, 2]) - max(cur[i, 0], cur[j, 0]) + pad
+                dy = min(cur[i, 3], cur[j, 3]) - max(cur[i, 1], cur[j, 1]) + pad
+                if dx <= 0 or dy <= 0:
+                    continue
+                moved = True
+                if dy <= dx:  # push apart vertically
+                    up = 1.0 if cur[i, 1] + cur[i, 3] >= cur[j, 1] + cur[j, 3] else -1.0
+                    offsets[i, 1] += up * dy / 2
+                    offsets[j, 1] -= up * dy / 2
+                else:
+                    right = 1.0 if cur[i, 0] + cur[i, 2] >= cur[j, 0] + cur[j, 2] else -1.0
+                    offsets[i, 0] += right * dx / 2
+                    offsets[j, 0] -= right * dx / 2
+                cur[i] = base[i] + np.tile(offsets[i], 2)
+                cur[j] = base[j] + np.tile(offsets[j], 2)
+        if not moved:
+            break
+    for note, off in zip(notes, offsets / scale):
+        xy = (float(off[0]), float(off[1]))
+        if np.hypot(off[0] - 3, off[1] - 3) <= 8:
+            note.xyann = xy
+            continue
+        # moved far from its point: the same label again, with a thin line to the point
+        ax = note.axes
+        note.remove()
+        ax.annotate(
+            note.get_text(),
+            note.xy,
+            xytext=xy,
+            textcoords="offset points",
+            fontsize=9,
+            arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": 2},
+        )
+
+
+def overlaps(fig: Any) -> int:
+    """How many pairs of text labels of ``fig``'s first axes overlap (the repel's check)."""
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    from matplotlib.text import Text
+
+    # the text's own box (an Annotation's box also covers its line to the point)
+    boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]
+    return sum(boxes[i].overlaps(boxes[j]) for i in range(len(boxes)) for j in range(i))

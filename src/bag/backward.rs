@@ -1,6 +1,7 @@
 //! The backward of a bag: the table's coalesced gradient and the per-sample weights' gradient.
 //!
-//! `d W[i] = sum_{k: ids[k] = i} s_k * g[bag(k)]` with `s_k = w_k` (sum), `1/count` (mean);
+//! `d W[i] = sum_{k: ids[k] = i} s_k * g[bag(k)]` with `s_k = w_k` (sum), `1/count` (mean),
+//! divided by `n_i` (the non-padding positions of `i` in the call) with `scale_grad_by_freq`;
 //! for max each column's gradient goes to that column's argmax (first occurrence), recomputed
 //! from the current table. The sum over the positions of one id is the crate's grouping
 //! primitive ([`crate::sparse::coalesce`]) with the bag's own per-position contribution, so no
@@ -51,6 +52,16 @@ impl EmbeddingBag {
                 };
             }
         }
+        let groups = group(ids, self.num_embeddings(), padding)?;
+        if self.scale_grad_by_freq() {
+            // Each position of id i also carries 1/n_i, n_i = the size of i's group.
+            for k in 0..groups.len() {
+                let n = groups.positions(k).len() as f64;
+                for &pos in groups.positions(k) {
+                    scale[pos] /= n;
+                }
+            }
+        }
         let argmax = if self.mode == Reduce::Max {
             let wc = w.to_device(&Device::Cpu)?;
             Some(
@@ -81,7 +92,6 @@ impl EmbeddingBag {
                 }
             }
         });
-        let groups = group(ids, self.num_embeddings(), padding)?;
         let n = groups.len();
         let values = with_float!(w.dtype(), S => {
             let mut v = try_alloc_uninit::<S>(n * dim)?;

@@ -12,8 +12,11 @@
 //! - `max_norm`: the looked-up rows are renormalised in place first (as `Embedding`).
 //!
 //! Backward: `d W[i] = sum_{k: ids[k] = i} s_k * g[bag(k)]` with `s_k = w_k` (sum), `1/count`
-//! (mean); for max each column's gradient goes to that column's argmax (first occurrence),
-//! recomputed from the current table. Returned coalesced
+//! (mean); with `scale_grad_by_freq` each `s_k` is also divided by `n_i`, the number of
+//! non-padding positions of id `i` in the whole call (every bag), as PyTorch's
+//! `_embedding_bag_dense_backward_cpu_sum_mean` intends; for max each column's gradient goes
+//! to that column's argmax (first occurrence), recomputed from the current table (max refuses
+//! `scale_grad_by_freq`, as PyTorch's `F.embedding_bag`). Returned coalesced
 //! ([`SparseGrad`](crate::SparseGrad)); padding rows get none.
 //!
 //! Two paths: [`EmbeddingBag::forward_into`] (CPU kernel `kernels::cpu::bag`) and
@@ -70,6 +73,8 @@ pub struct EmbeddingBagConfig {
     pub norm_type: f64,
     /// 1-D `offsets` hold `B + 1` entries, the last equal to the number of ids (CSR).
     pub include_last_offset: bool,
+    /// Divide each id's gradient by its number of occurrences in the call (sum and mean).
+    pub scale_grad_by_freq: bool,
     /// A frozen table refuses optimizer updates.
     pub freeze: bool,
 }
@@ -82,6 +87,7 @@ impl Default for EmbeddingBagConfig {
             max_norm: None,
             norm_type: 2.0,
             include_last_offset: false,
+            scale_grad_by_freq: false,
             freeze: false,
         }
     }
@@ -93,9 +99,20 @@ impl EmbeddingBagConfig {
             padding_idx: self.padding_idx,
             max_norm: self.max_norm,
             norm_type: self.norm_type,
-            scale_grad_by_freq: false,
+            scale_grad_by_freq: self.scale_grad_by_freq,
             freeze: self.freeze,
         }
+    }
+
+    /// PyTorch's rule (`F.embedding_bag`): max mode has no frequency scaling.
+    fn check(&self) -> Result<()> {
+        if self.mode == Reduce::Max && self.scale_grad_by_freq {
+            return Err(Error::invalid(
+                "max mode does not support scaling the gradient by the frequency \
+                 (scale_grad_by_freq=True needs mode 'sum' or 'mean')",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -117,6 +134,7 @@ impl EmbeddingBag {
         device: &Device,
         seed: Option<u64>,
     ) -> Result<Self> {
+        config.check()?;
         let table = Embedding::new(
             num_embeddings,
             embedding_dim,
@@ -130,6 +148,7 @@ impl EmbeddingBag {
 
     /// Wrap an existing `(V, D)` table (storage shared; the padding row is kept as given).
     pub fn from_pretrained(weight: Tensor, config: EmbeddingBagConfig) -> Result<Self> {
+        config.check()?;
         let table = Embedding::from_pretrained(weight, config.table_config())?;
         Ok(Self::wrap(table, &config))
     }
@@ -161,6 +180,10 @@ impl EmbeddingBag {
     /// Whether 1-D offsets carry the final `N` entry (CSR).
     pub fn include_last_offset(&self) -> bool {
         self.include_last_offset
+    }
+    /// Whether the backward divides each id's gradient by its count in the call.
+    pub fn scale_grad_by_freq(&self) -> bool {
+        self.table.config().scale_grad_by_freq
     }
     /// Rows of the table (`V`).
     pub fn num_embeddings(&self) -> usize {

@@ -44,7 +44,8 @@ impl EmbeddingBag {
 
     /// Load a bag saved by [`EmbeddingBag::save`] onto `device`. A file without bag options
     /// (e.g. from [`Embedding::save`]) gets PyTorch's defaults: `mode="mean"`,
-    /// `include_last_offset=False`.
+    /// `include_last_offset=False`; `scale_grad_by_freq` is the table's flag. A file that asks
+    /// for `mode="max"` with `scale_grad_by_freq` is refused (`InvalidArgument`).
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let path = path.as_ref();
         let (weight, obj) = load_table(path, device)?;
@@ -66,6 +67,7 @@ impl EmbeddingBag {
             max_norm: table.max_norm,
             norm_type: table.norm_type,
             include_last_offset,
+            scale_grad_by_freq: table.scale_grad_by_freq,
             freeze: table.freeze,
         };
         EmbeddingBag::from_pretrained(weight, config)

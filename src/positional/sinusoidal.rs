@@ -1,9 +1,15 @@
 //! Sinusoidal absolute positional encodings (Vaswani et al. §3.5).
 //!
-//! Math: with `ω_i = base^(-2i/d)` for `0 ≤ i < d/2`,
-//! - `layout = Interleaved`: `PE[p, 2i] = sin(p·ω_i)`, `PE[p, 2i+1] = cos(p·ω_i)`;
-//! - `layout = Concat`: `PE[p, i] = sin(p·ω_i)`, `PE[p, d/2 + i] = cos(p·ω_i)` (same frequencies,
-//!   as HF GPT-J's `create_sinusoidal_positions`; not tensor2tensor's `d/2 - 1` denominator).
+//! Math: with `h = d/2` frequencies `ω_i`, `0 ≤ i < h`,
+//! - `layout = Interleaved`: `ω_i = base^(-2i/d)`, `PE[p, 2i] = sin(p·ω_i)`,
+//!   `PE[p, 2i+1] = cos(p·ω_i)` (Vaswani et al., the PyTorch tutorial, burn);
+//! - `layout = Concat`: the same `ω_i`, `PE[p, i] = sin(p·ω_i)`, `PE[p, h + i] = cos(p·ω_i)` (HF
+//!   GPT-J's `create_sinusoidal_positions`);
+//! - `layout = Tensor2Tensor`: `ω_i = exp(-i·ln(base)/max(h - 1, 1))` (`h = floor(d/2)`), sines
+//!   then cosines as `Concat`, and for an odd `d` a last column of zeros: tensor2tensor's
+//!   `get_timing_signal_1d`, fairseq's and transformers' M2M100 / Speech2Text
+//!   `SinusoidalPositionalEmbedding.get_embedding` (`emb = log(10000)/(half_dim - 1)`;
+//!   `max(·, 1)` is tensor2tensor's guard for `d < 4`). The only layout that takes an odd `d`.
 //!
 //! The table `(max_len, d)` is computed in f64 and cast once. `forward` adds rows
 //! `offset..offset+T` to `x` of shape `(..., T, d)`.
@@ -18,7 +24,7 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use super::common::{add_table_rows, add_table_rows_portable, arange_f64, PAR_MIN};
-use crate::alloc::{check_table_size, try_alloc_uninit, try_collect, try_filled};
+use crate::alloc::{self, check_table_size, try_alloc_uninit, try_collect, try_filled};
 use crate::dtype::{check_float, Float};
 use crate::{threads, with_float, Error, Result};
 
@@ -32,16 +38,20 @@ pub enum SinusoidalLayout {
     Interleaved,
     /// `[sin ω0, sin ω1, …, cos ω0, cos ω1, …]`.
     Concat,
+    /// `Concat` with tensor2tensor's frequencies `exp(-i·ln(base)/(h-1))` (M2M100,
+    /// Speech2Text, fairseq), a zero last column for an odd `d`.
+    Tensor2Tensor,
 }
 
 impl SinusoidalLayout {
-    /// `"interleaved"` or `"concat"`.
+    /// `"interleaved"`, `"concat"` or `"tensor2tensor"`.
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "interleaved" => Ok(Self::Interleaved),
             "concat" => Ok(Self::Concat),
+            "tensor2tensor" => Ok(Self::Tensor2Tensor),
             other => Err(Error::invalid(format!(
-                "layout must be 'interleaved' or 'concat', got '{other}'"
+                "layout must be 'interleaved', 'concat' or 'tensor2tensor', got '{other}'"
             ))),
         }
     }
@@ -50,6 +60,7 @@ impl SinusoidalLayout {
         match self {
             Self::Interleaved => "interleaved",
             Self::Concat => "concat",
+            Self::Tensor2Tensor => "tensor2tensor",
         }
     }
 }
@@ -75,10 +86,15 @@ impl Default for SinusoidalConfig {
     }
 }
 
-fn check_args(dim: usize, base: f64) -> Result<()> {
-    if dim == 0 || dim % 2 != 0 {
+fn check_args(dim: usize, base: f64, layout: SinusoidalLayout) -> Result<()> {
+    if layout == SinusoidalLayout::Tensor2Tensor {
+        if dim == 0 {
+            return Err(Error::invalid("dim must be positive, got 0"));
+        }
+    } else if dim == 0 || dim % 2 != 0 {
         return Err(Error::invalid(format!(
-            "dim must be a positive even number (sin/cos pairs), got {dim}"
+            "dim must be a positive even number (sin/cos pairs), got {dim} (only layout \
+             'tensor2tensor' takes an odd dim)"
         )));
     }
     if !(base.is_finite() && base > 0.0) {
@@ -89,9 +105,17 @@ fn check_args(dim: usize, base: f64) -> Result<()> {
     Ok(())
 }
 
-/// The frequencies `ω_i = base^(-2i/dim)`, `i < dim/2`, in f64.
-pub fn frequencies(dim: usize, base: f64) -> Result<Vec<f64>> {
-    try_collect((0..dim / 2).map(|i| base.powf(-((2 * i) as f64) / dim as f64)))
+/// The frequencies `ω_i`, `i < dim/2`, of `layout`, in f64: `base^(-2i/dim)`, or
+/// tensor2tensor's `exp(-i·ln(base)/max(dim/2 - 1, 1))`.
+pub fn frequencies(dim: usize, base: f64, layout: SinusoidalLayout) -> Result<Vec<f64>> {
+    let half = dim / 2;
+    match layout {
+        SinusoidalLayout::Tensor2Tensor => {
+            let step = base.ln() / half.saturating_sub(1).max(1) as f64;
+            try_collect((0..half).map(|i| (-(i as f64) * step).exp()))
+        }
+        _ => try_collect((0..half).map(|i| base.powf(-((2 * i) as f64) / dim as f64))),
+    }
 }
 
 /// The `(max_len, dim)` table, row-major, computed in f64 and cast to `T` (fast path).
@@ -102,10 +126,10 @@ pub fn sinusoidal_table<T: Float>(
     base: f64,
     layout: SinusoidalLayout,
 ) -> Result<Vec<T>> {
-    check_args(dim, base)?;
+    check_args(dim, base, layout)?;
     check_table_size(max_len, dim, T::DT)?;
     let half = dim / 2;
-    let w = frequencies(dim, base)?;
+    let w = frequencies(dim, base, layout)?;
     // sin/cos(k·ω_i) for k < BLOCK.
     let kb = BLOCK.min(max_len.max(1));
     let mut rot = try_filled(kb * half, (0.0f64, 0.0f64))?;
@@ -133,13 +157,15 @@ pub fn sinusoidal_table<T: Float>(
                         pair[1] = T::of_f64(c);
                     }
                 }
-                SinusoidalLayout::Concat => {
+                SinusoidalLayout::Concat | SinusoidalLayout::Tensor2Tensor => {
                     let (sins, coss) = row.split_at_mut(half);
                     for i in 0..half {
                         let (s, c) = value(i);
                         sins[i] = T::of_f64(s);
                         coss[i] = T::of_f64(c);
                     }
+                    // An odd dim (tensor2tensor only): the zero-padded last column.
+                    coss[half..].fill(T::of_f64(0.0));
                 }
             }
         }
@@ -161,16 +187,24 @@ pub fn sinusoidal_table_portable(
     dtype: DType,
     device: &Device,
 ) -> Result<Tensor> {
-    check_args(dim, base)?;
+    check_args(dim, base, layout)?;
     check_float(dtype)?;
     check_table_size(max_len, dim, DType::F64)?;
     let half = dim / 2;
     let pos = arange_f64(max_len, device)?.reshape((max_len, 1))?;
-    let w = Tensor::from_vec(frequencies(dim, base)?, (1, half), device)?;
+    let w = Tensor::from_vec(frequencies(dim, base, layout)?, (1, half), device)?;
     let ang = pos.broadcast_mul(&w)?;
     let (s, c) = (ang.sin()?, ang.cos()?);
     let t = match layout {
         SinusoidalLayout::Concat => Tensor::cat(&[&s, &c], 1)?,
+        SinusoidalLayout::Tensor2Tensor if half == 0 => {
+            alloc::zeros((max_len, dim), DType::F64, device)?
+        }
+        SinusoidalLayout::Tensor2Tensor if dim % 2 == 1 => {
+            let pad = alloc::zeros((max_len, 1), DType::F64, device)?;
+            Tensor::cat(&[&s, &c, &pad], 1)?
+        }
+        SinusoidalLayout::Tensor2Tensor => Tensor::cat(&[&s, &c], 1)?,
         SinusoidalLayout::Interleaved => Tensor::stack(&[&s, &c], 2)?.reshape((max_len, dim))?,
     };
     Ok(t.to_dtype(dtype)?)

@@ -16,13 +16,13 @@
 //! gather of dot products. Portable path: candle `matmul` / `index_select` / `index_add`.
 
 use candle_core::{DType, Device, Tensor};
-use num_traits::Zero;
 use rayon::prelude::*;
 
 use crate::alloc::{try_alloc_uninit, try_collect};
 use crate::dtype::Float;
 use crate::ids::{index_tensor, Id};
 use crate::kernels::cpu::gather::gather_rows;
+use crate::kernels::cpu::linalg::{dot, gemm_strided};
 use crate::kernels::cpu::prefetch::{prefetch_row, DISTANCE};
 use crate::sparse::coalesce::{group, round_f64, sum_groups, sum_groups_portable, F64Rows, Groups};
 use crate::{storage, threads, Embedding, Error, Result, SparseGrad};
@@ -47,91 +47,6 @@ impl<I: Id> Targets<'_, I> {
             Targets::PerRow(_, k) => k,
         }
     }
-}
-
-/// `dst (m x n) = lhs (m x k) @ rhs (k x n)`, any strides (in elements), `dst` row-major.
-///
-/// Panics if a strided extent falls outside its slice (checked before any unsafe call).
-fn gemm_strided<T: Float>(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [T],
-    lhs: &[T],
-    (lhs_rs, lhs_cs): (usize, usize),
-    rhs: &[T],
-    (rhs_rs, rhs_cs): (usize, usize),
-) {
-    assert_eq!(dst.len(), m * n);
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
-        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
-    };
-    if m > 0 && n > 0 && k > 0 {
-        assert!(
-            last(m, k, lhs_rs, lhs_cs) < lhs.len(),
-            "gemm: lhs too short"
-        );
-        assert!(
-            last(k, n, rhs_rs, rhs_cs) < rhs.len(),
-            "gemm: rhs too short"
-        );
-    }
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        dst.fill(T::zero());
-        return;
-    }
-    threads::install(|| {
-        let par = if rayon::current_num_threads() > 1 {
-            gemm::Parallelism::Rayon(0)
-        } else {
-            gemm::Parallelism::None
-        };
-        // SAFETY: the extents were checked above; dst (row-major m x n, exclusive borrow) does
-        // not alias the shared borrows lhs / rhs; T is f16, f32 or f64 (gemm's kernels).
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                lhs.as_ptr(),
-                lhs_cs as isize,
-                lhs_rs as isize,
-                rhs.as_ptr(),
-                rhs_cs as isize,
-                rhs_rs as isize,
-                T::zero(),
-                T::one(),
-                false,
-                false,
-                false,
-                par,
-            )
-        }
-    })
-}
-
-/// Dot product accumulated in `T::Acc` over 16 lanes (vectorises; fixed order).
-#[inline]
-fn dot<T: Float>(a: &[T], b: &[T]) -> T::Acc {
-    const L: usize = 16;
-    let mut acc = [T::Acc::zero(); L];
-    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..L {
-            acc[l] += x[l].to_acc() * y[l].to_acc();
-        }
-    }
-    let mut s = T::Acc::zero();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x.to_acc() * y.to_acc();
-    }
-    acc.iter().fold(s, |t, &v| t + v)
 }
 
 fn check_lengths<I: Id>(

@@ -25,7 +25,8 @@ use crate::sparse_grad::PySparseGrad;
 /// need 1-D ``offsets`` (any integer dtype, ``offsets[0] == 0``, non-decreasing, at most
 /// ``len(ids)``), one per bag; with ``include_last_offset`` they have ``B + 1`` entries, the last
 /// equal to ``len(ids)`` (CSR). ``padding_idx`` is left out of every bag and of the mean's
-/// divisor; an empty bag gives zeros.
+/// divisor; an empty bag gives zeros. ``scale_grad_by_freq`` (modes "sum" and "mean", as in
+/// PyTorch) divides each id's gradient by its number of occurrences in the call.
 #[pyclass(frozen, name = "EmbeddingBag", module = "candle_embed")]
 pub struct PyEmbeddingBag {
     pub inner: Arc<EmbeddingBag>,
@@ -90,7 +91,7 @@ fn config(
     mode: &str,
     padding_idx: Option<i64>,
     (max_norm, norm_type): (Option<f64>, f64),
-    include_last_offset: bool,
+    (include_last_offset, scale_grad_by_freq): (bool, bool),
     freeze: bool,
 ) -> PyResult<EmbeddingBagConfig> {
     Ok(EmbeddingBagConfig {
@@ -99,6 +100,7 @@ fn config(
         max_norm,
         norm_type,
         include_last_offset,
+        scale_grad_by_freq,
         freeze,
     })
 }
@@ -108,7 +110,7 @@ impl PyEmbeddingBag {
     #[new]
     #[pyo3(signature = (num_embeddings, embedding_dim, *, mode="mean", padding_idx=None,
         max_norm=None, norm_type=2.0, include_last_offset=false, dtype="float32", device="cpu",
-        seed=None))]
+        seed=None, scale_grad_by_freq=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -122,9 +124,11 @@ impl PyEmbeddingBag {
         dtype: &str,
         device: &str,
         #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
+        scale_grad_by_freq: bool,
     ) -> PyResult<Self> {
         let norm = (max_norm, norm_type);
-        let cfg = config(mode, padding_idx, norm, include_last_offset, false)?;
+        let flags = (include_last_offset, scale_grad_by_freq);
+        let cfg = config(mode, padding_idx, norm, flags, false)?;
         let dtype = parse_dtype(dtype).py()?;
         let device = parse_device(device).py()?;
         let inner = without_gil(py, || {
@@ -140,7 +144,7 @@ impl PyEmbeddingBag {
     /// refuse to update it.
     #[classmethod]
     #[pyo3(signature = (weight, *, freeze=true, mode="mean", padding_idx=None, max_norm=None,
-        norm_type=2.0, include_last_offset=false, device="cpu"))]
+        norm_type=2.0, include_last_offset=false, device="cpu", scale_grad_by_freq=false))]
     #[allow(clippy::too_many_arguments)]
     fn from_pretrained(
         _cls: &Bound<'_, PyType>,
@@ -152,9 +156,11 @@ impl PyEmbeddingBag {
         norm_type: f64,
         include_last_offset: bool,
         device: &str,
+        scale_grad_by_freq: bool,
     ) -> PyResult<Self> {
         let norm = (max_norm, norm_type);
-        let cfg = config(mode, padding_idx, norm, include_last_offset, freeze)?;
+        let flags = (include_last_offset, scale_grad_by_freq);
+        let cfg = config(mode, padding_idx, norm, flags, freeze)?;
         let device = parse_device(device).py()?;
         let w = numpy_to_table(weight, &device)?;
         Ok(PyEmbeddingBag {
@@ -194,7 +200,8 @@ impl PyEmbeddingBag {
 
     /// The table's gradient for ``grad_output`` ``(B, embedding_dim)`` (cast to the table's
     /// dtype), as a coalesced ``SparseGrad``. Mode "max" sends each column to its bag's argmax
-    /// row (the first on ties), taken from the current table.
+    /// row (the first on ties), taken from the current table. With ``scale_grad_by_freq`` each
+    /// id's row is divided by the id's number of (non-padding) occurrences in ``ids``.
     #[pyo3(signature = (ids, grad_output, offsets=None, per_sample_weights=None))]
     fn backward(
         &self,
@@ -263,6 +270,9 @@ getters!(PyEmbeddingBag, |s| {
     mode: &'static str = mode_name(s.inner.mode());
     /// True when ``offsets`` carries a final entry equal to ``len(ids)`` (CSR form).
     include_last_offset: bool = s.inner.include_last_offset();
+    /// True when each id's gradient is divided by its number of occurrences in the call
+    /// (modes "sum" and "mean").
+    scale_grad_by_freq: bool = s.inner.scale_grad_by_freq();
 });
 table_files!(
     PyEmbeddingBag,

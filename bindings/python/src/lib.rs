@@ -14,13 +14,14 @@ pub mod gil;
 mod optim;
 mod positional;
 mod properties;
+mod similarity;
 mod sparse_grad;
 mod sparse_ops;
 mod techniques;
 mod testing;
-mod word2vec;
 mod word2vec_corpus;
 mod word2vec_train;
+mod word_vectors;
 
 use crate::errors::IntoPyResult;
 
@@ -57,8 +58,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sparse_ops::coalesce, m)?)?;
     optim::register(m)?;
     word2vec_train::register(m)?;
-    m.add_function(wrap_pyfunction!(word2vec::_read_word_vectors, m)?)?;
-    m.add_function(wrap_pyfunction!(word2vec::_write_word_vectors, m)?)?;
+    word_vectors::register(m)?;
+    similarity::register(m)?;
     positional::register(m)?;
     testing::register(m)
 }

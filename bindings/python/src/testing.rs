@@ -290,6 +290,25 @@ fn relative_bias_portable<'py>(
     tensor_to_numpy(py, &t)
 }
 
+/// Set the CPU gather/bag tuning (`candle_embed::kernels::cpu::tuning`) for the whole process
+/// and return the previous `(prefetch_bytes, stream_min_bytes)`; `None` keeps a setting. The
+/// benchmarks sweep them; no result depends on them. `stream_min_bytes=-1` never streams.
+#[pyfunction]
+#[pyo3(signature = (*, prefetch_bytes=None, stream_min_bytes=None))]
+fn set_cpu_tuning(prefetch_bytes: Option<usize>, stream_min_bytes: Option<i64>) -> (usize, i64) {
+    use candle_embed::kernels::cpu::tuning;
+    let old = tuning::get();
+    let as_py = |b: usize| i64::try_from(b).unwrap_or(-1);
+    tuning::set(tuning::Tuning {
+        prefetch_bytes: prefetch_bytes.unwrap_or(old.prefetch_bytes),
+        stream_min_bytes: match stream_min_bytes {
+            None => old.stream_min_bytes,
+            Some(b) => usize::try_from(b).unwrap_or(usize::MAX),
+        },
+    });
+    (old.prefetch_bytes, as_py(old.stream_min_bytes))
+}
+
 /// Add the `_testing` submodule to `parent` (and to `sys.modules`, so that
 /// `import candle_embed._native._testing` works too).
 pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -307,6 +326,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sinusoidal_table_portable, &m)?)?;
     m.add_function(wrap_pyfunction!(alibi_bias_portable, &m)?)?;
     m.add_function(wrap_pyfunction!(relative_bias_portable, &m)?)?;
+    m.add_function(wrap_pyfunction!(set_cpu_tuning, &m)?)?;
     parent.add("_testing", &m)?;
     py.import("sys")?
         .getattr("modules")?

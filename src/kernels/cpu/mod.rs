@@ -2,5 +2,8 @@
 
 pub mod bag;
 pub mod gather;
+pub(crate) mod linalg;
 pub mod prefetch;
 pub mod rope;
+pub mod stream;
+pub mod tuning;

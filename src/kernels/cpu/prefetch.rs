@@ -2,7 +2,8 @@
 //! latency-bound; asking for the rows ~16 ids ahead roughly doubles the single-thread bandwidth
 //! on this class of machine (see ../shared/reference/perf-baseline.md).
 
-/// How many ids ahead of the current one the gather prefetches.
+/// How many ids ahead of the current one the other row loops (optimizer updates, techniques)
+/// prefetch; the gather and bag kernels size theirs per row ([`super::tuning`]).
 pub const DISTANCE: usize = 16;
 
 /// Hint the CPU to fetch `row` into the caches.

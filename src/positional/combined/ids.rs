@@ -51,6 +51,16 @@ impl TransformerEmbeddings {
             }
         };
         let pids = match position_ids {
+            None if self.position.padding_idx().is_some() => {
+                let pids = self.roberta_positions(ids, t)?;
+                ids::validate(
+                    &pids,
+                    self.position.num_embeddings(),
+                    "position",
+                    "a position table",
+                )?;
+                pids
+            }
             None => {
                 if t > self.position.num_embeddings() {
                     return Err(Error::IndexOutOfRange {
@@ -83,6 +93,30 @@ impl TransformerEmbeddings {
             }
         };
         Ok((tok, pids, tts))
+    }
+}
+
+impl TransformerEmbeddings {
+    /// RoBERTa's default positions (`create_position_ids_from_input_ids`) along the last axis
+    /// (rows of `t`): `p + cumsum(mask)` for a real token, `p` for a padding token, with `p` the
+    /// position table's padding row and `mask = id != token padding_idx` (all true without one).
+    /// Not yet checked against the position table.
+    fn roberta_positions<I: Id>(&self, ids: &[I], t: usize) -> Result<Vec<usize>> {
+        let p = self.position.padding_idx().unwrap_or(0);
+        let pad = self.token.padding_idx();
+        let mut out = try_with_capacity(ids.len())?;
+        for row in ids.chunks(t.max(1)) {
+            let mut count = 0usize;
+            for &i in row {
+                if Some(i.index()) == pad {
+                    out.push(p);
+                } else {
+                    count += 1;
+                    out.push(p.saturating_add(count));
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -8,9 +8,19 @@
 //! y     = dropout(x̂ · γ + β)                          (inverted: kept values scaled by 1/(1-p))
 //! ```
 //! Defaults as transformers' `BertEmbeddings`: `position_ids[..., t] = t`, `token_type_ids = 0`.
-//! Backward (from the cache of the **last** forward call, see [`TransformerEmbeddings::backward`]):
-//! `g = grad·mask`, `dβ = Σ g`, `dγ = Σ g·x̂`, `de = rstd·(gγ - mean(gγ) - x̂·mean(gγ·x̂))`, and
-//! `de` scattered to each table's rows (coalesced; the token `padding_idx` row gets none).
+//! With `position_padding_idx = p` the position table is RoBERTa's (`padding_idx = p`: row `p`
+//! zero at init, no gradient) and the default positions are RoBERTa's
+//! `create_position_ids_from_input_ids`, along the last axis: `mask = ids != padding_idx` (all
+//! true without a token `padding_idx`), `position_ids = cumsum(mask)·mask + p`, so real tokens
+//! take positions `p+1, p+2, …` and padding tokens `p`.
+//!
+//! Backward: `g = grad·mask`, `dβ = Σ g`, `dγ = Σ g·x̂`, `de = rstd·(gγ - mean(gγ) - x̂·mean(gγ·x̂))`,
+//! and `de` scattered to each table's rows (coalesced; the token `padding_idx` and position
+//! `position_padding_idx` rows get none). What it needs from its forward (ids, LayerNorm
+//! statistics, dropout seed) is a [`ForwardState`]: [`TransformerEmbeddings::forward_with_state`]
+//! hands it to the caller, [`TransformerEmbeddings::backward_with_state`] takes it back, so
+//! threads sharing one module each differentiate their own forward; the plain
+//! [`TransformerEmbeddings::backward`] uses the state of the **last** forward call (any thread).
 //! Everything per token runs in f64; reductions over tokens use fixed chunks summed in order, so
 //! results do not depend on the thread count.
 
@@ -27,10 +37,11 @@ use std::sync::{Arc, Mutex};
 use candle_core::{DType, Device, Tensor};
 
 use super::sinusoidal::{SinusoidalConfig, SinusoidalLayout, SinusoidalPositionalEncoding};
-use crate::dtype::check_float;
+use crate::alloc::try_filled;
+use crate::dtype::{check_float, Float};
 use crate::norm::layer_norm::Saved;
 use crate::rng;
-use crate::{Embedding, EmbeddingConfig, Error, Result, SparseGrad};
+use crate::{storage, with_float, Embedding, EmbeddingConfig, Error, Result, SparseGrad};
 
 pub use ids::position_ids_from_padding;
 
@@ -67,6 +78,9 @@ pub struct TransformerEmbeddingsConfig {
     pub position: PositionKind,
     /// Token row zeroed at init that receives no gradient.
     pub padding_idx: Option<i64>,
+    /// Position row zeroed at init (learned; zeroed in the table when sinusoidal) that receives
+    /// no gradient, with RoBERTa's default positions starting after it (see the module docs).
+    pub position_padding_idx: Option<i64>,
     /// Added to the LayerNorm's variance (BERT: 1e-12).
     pub layer_norm_eps: f64,
     /// Dropout probability after the LayerNorm, in `[0, 1]` (training mode only).
@@ -80,15 +94,21 @@ impl Default for TransformerEmbeddingsConfig {
             type_vocab_size: 2,
             position: PositionKind::Learned,
             padding_idx: None,
+            position_padding_idx: None,
             layer_norm_eps: 1e-12,
             dropout: 0.0,
         }
     }
 }
 
-/// What the backward needs from the last forward.
+/// What the backward of one forward call needs: its ids (token, position and token type per
+/// token), the LayerNorm's `x̂` and `rstd`, and its dropout seed. Opaque; from
+/// [`TransformerEmbeddings::forward_with_state`], for
+/// [`TransformerEmbeddings::backward_with_state`] of the same module.
 #[derive(Debug)]
-struct Cache {
+pub struct ForwardState {
+    /// The module that made it ([`TransformerEmbeddings`]'s unique `id`).
+    owner: u64,
     shape: Vec<usize>,
     ids: Vec<usize>,
     pids: Vec<usize>,
@@ -97,6 +117,19 @@ struct Cache {
     saved: Saved,
     /// Seed of this call's dropout mask (None: no dropout applied).
     mask_seed: Option<u64>,
+}
+
+impl ForwardState {
+    /// The shape of the forward call's ids, `(..., T)` (its output is `(..., T, D)`).
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+}
+
+/// A fresh id for every module, so that a state is only accepted by the module that made it.
+fn next_module_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Gradients of one backward.
@@ -127,7 +160,10 @@ pub struct TransformerEmbeddings {
     seed: u64,
     calls: AtomicU64,
     training: AtomicBool,
-    cache: Mutex<Option<Cache>>,
+    /// This module's id (see [`ForwardState`]).
+    id: u64,
+    /// The state of the last forward call, for [`Self::backward`].
+    last: Mutex<Option<Arc<ForwardState>>>,
 }
 
 impl TransformerEmbeddings {
@@ -167,11 +203,15 @@ impl TransformerEmbeddings {
             ..Default::default()
         };
         let token = Embedding::new(vocab_size, dim, tok_cfg, dtype, device, Some(next()))?;
+        let pos_cfg = EmbeddingConfig {
+            padding_idx: config.position_padding_idx,
+            ..Default::default()
+        };
         let position = match config.position {
             PositionKind::Learned => Embedding::new(
                 config.max_positions,
                 dim,
-                EmbeddingConfig::default(),
+                pos_cfg,
                 dtype,
                 device,
                 Some(next()),
@@ -185,9 +225,11 @@ impl TransformerEmbeddings {
                 let pe = SinusoidalPositionalEncoding::new(dim, sin_cfg, dtype, device)?;
                 let frozen = EmbeddingConfig {
                     freeze: true,
-                    ..Default::default()
+                    ..pos_cfg
                 };
-                Embedding::from_pretrained(pe.table().clone(), frozen)?
+                let table = Embedding::from_pretrained(pe.table().clone(), frozen)?;
+                zero_padding_row(&table)?;
+                table
             }
         };
         let segment = Embedding::new(
@@ -211,7 +253,8 @@ impl TransformerEmbeddings {
             seed: next(),
             calls: AtomicU64::new(0),
             training: AtomicBool::new(true),
-            cache: Mutex::new(None),
+            id: next_module_id(),
+            last: Mutex::new(None),
         })
     }
 
@@ -285,4 +328,23 @@ impl TransformerEmbeddings {
     pub fn set_layer_norm_bias(&self, v: &Tensor) -> Result<()> {
         self.set_param(&self.ln_bias, v, "layer_norm_bias")
     }
+}
+
+/// Zero the padding row of a fixed (sinusoidal) position table, as fairseq's
+/// `get_embedding(..., padding_idx)` does (a learned table is zeroed at init by `Embedding`).
+fn zero_padding_row(table: &Embedding) -> Result<()> {
+    let (Some(p), w) = (table.padding_idx(), table.weight()) else {
+        return Ok(());
+    };
+    let d = table.embedding_dim();
+    if w.device().is_cpu() {
+        return with_float!(w.dtype(), T => storage::write::<T, ()>(&w, |t| {
+            t[p * d..(p + 1) * d].fill(T::of_f64(0.0));
+            Ok(())
+        }));
+    }
+    let mut mask = try_filled(table.num_embeddings(), 1.0f64)?;
+    mask[p] = 0.0;
+    let mask = Tensor::from_vec(mask, (table.num_embeddings(), 1), w.device())?;
+    table.set_weight(&w.broadcast_mul(&mask.to_dtype(w.dtype())?)?)
 }

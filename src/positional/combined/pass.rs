@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::{Cache, PositionKind, TransformerEmbeddings, TransformerEmbeddingsGrads};
+use std::sync::Arc;
+
+use super::{ForwardState, PositionKind, TransformerEmbeddings, TransformerEmbeddingsGrads};
 use crate::alloc::{checked_elems, try_alloc_uninit};
 use crate::dtype::Float;
 use crate::ids::Id;
@@ -51,9 +53,10 @@ impl TransformerEmbeddings {
         })
     }
 
-    /// Forward on CPU tables: returns `(..., T, D)` elements of the tables' dtype `T` and caches
-    /// what [`backward`](Self::backward) needs. `position_ids` may be of ids' shape or `(T,)`.
-    /// Nothing is cached and no state changes when an input is rejected.
+    /// Forward on CPU tables: returns `(..., T, D)` elements of the tables' dtype `T` and
+    /// records its state as the last forward's (for [`backward`](Self::backward)).
+    /// `position_ids` may be of ids' shape or `(T,)`. Nothing is recorded and no state changes
+    /// when an input is rejected.
     pub fn forward<I: Id, T: Float>(
         &self,
         ids: &[I],
@@ -61,6 +64,20 @@ impl TransformerEmbeddings {
         token_type_ids: Option<&[I]>,
         position_ids: Option<&[I]>,
     ) -> Result<Vec<T>> {
+        Ok(self
+            .forward_with_state(ids, shape, token_type_ids, position_ids)?
+            .0)
+    }
+
+    /// [`Self::forward`], also returning the call's [`ForwardState`] for
+    /// [`Self::backward_with_state`] (it is recorded as the last forward's too).
+    pub fn forward_with_state<I: Id, T: Float>(
+        &self,
+        ids: &[I],
+        shape: &[usize],
+        token_type_ids: Option<&[I]>,
+        position_ids: Option<&[I]>,
+    ) -> Result<(Vec<T>, Arc<ForwardState>)> {
         if self.dtype() != T::DT || !self.token.device().is_cpu() {
             return Err(Error::dtype(format!(
                 "forward needs CPU {:?} tables",
@@ -113,7 +130,8 @@ impl TransformerEmbeddings {
                 })?
             })?
         })??;
-        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cache {
+        let state = Arc::new(ForwardState {
+            owner: self.id,
             shape: shape.to_vec(),
             ids: tok,
             pids,
@@ -121,7 +139,8 @@ impl TransformerEmbeddings {
             saved,
             mask_seed,
         });
-        Ok(out)
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(state.clone());
+        Ok((out, state))
     }
 
     /// Forward for a tensor of ids (u8/u32/i64 or other candle integer dtypes), on CPU.
@@ -136,18 +155,36 @@ impl TransformerEmbeddings {
         })
     }
 
-    /// Backward of the **last** forward call: `grad` of that call's output shape `(..., T, D)`.
-    /// The cache stays (a second backward with another `grad` is allowed); a new forward
-    /// replaces it. Without a prior forward this is an `InvalidArgument` error.
+    /// Backward of the **last** forward call (from any thread): `grad` of that call's output
+    /// shape `(..., T, D)`. Its state stays (a second backward with another `grad` is
+    /// allowed); a new forward replaces it. Without a prior forward this is an
+    /// `InvalidArgument` error. Threads sharing the module use [`Self::backward_with_state`].
     pub fn backward<T: Float>(
         &self,
         grad: &[T],
         shape: &[usize],
     ) -> Result<TransformerEmbeddingsGrads> {
-        let guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let c = guard
-            .as_ref()
-            .ok_or_else(|| Error::invalid("backward needs a forward call first"))?;
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let state = last.ok_or_else(|| Error::invalid("backward needs a forward call first"))?;
+        self.backward_with_state(&state, grad, shape)
+    }
+
+    /// Backward of the forward call that returned `state` (a state of another module is an
+    /// `InvalidArgument` error): `grad` of that call's output shape `(..., T, D)`. The
+    /// LayerNorm weight in effect now is used, as [`Self::backward`] does.
+    pub fn backward_with_state<T: Float>(
+        &self,
+        state: &ForwardState,
+        grad: &[T],
+        shape: &[usize],
+    ) -> Result<TransformerEmbeddingsGrads> {
+        if state.owner != self.id {
+            return Err(Error::invalid(
+                "state comes from another TransformerEmbeddings: pass the state its own forward \
+                 returned",
+            ));
+        }
+        let c = state;
         let d = self.dim;
         let mut want = c.shape.clone();
         want.push(d);
@@ -188,7 +225,11 @@ impl TransformerEmbeddings {
         };
         let token = scatter(&c.ids, &self.token, self.token.padding_idx())?;
         let position = match self.config.position {
-            PositionKind::Learned => Some(scatter(&c.pids, &self.position, None)?),
+            PositionKind::Learned => Some(scatter(
+                &c.pids,
+                &self.position,
+                self.position.padding_idx(),
+            )?),
             PositionKind::Sinusoidal => None,
         };
         let segment = scatter(&c.tts, &self.segment, None)?;

@@ -12,13 +12,25 @@
 //! path), [`RotaryEmbedding::forward_portable`] (candle `narrow`/`mul`/`cat`, any device, the
 //! reference), and [`RotaryEmbedding::forward_fused`] (candle-nn's `rope`/`rope_i`, no backward).
 //! Frequencies and tables are computed in f64, tables cast to the arithmetic type once.
-//! Dynamic and LongRoPE frequencies depend on `max(position) + 1` of each call (stateless,
-//! unlike transformers' cache that keeps the longest length seen).
+//!
+//! Length-dependent frequencies (`dynamic`, `longrope`) follow `L = max(position) + 1` of each
+//! call. By default that is all (stateless: a call's result depends on the call alone). With
+//! [`RotaryConfig::stateful_dynamic`], `dynamic` follows transformers' module
+//! (`dynamic_rope_update`): it keeps `max_seq_len_cached` (initially
+//! `max_position_embeddings`); a call with `L > max_seq_len_cached` recomputes the frequencies
+//! for `L` and keeps them (`max_seq_len_cached = L`); a call with
+//! `L < max_position_embeddings` while `max_seq_len_cached > max_position_embeddings` resets
+//! to the original ones; any other call uses the kept frequencies, i.e. those of the longest
+//! length seen since the last reset. The update is idempotent for a given `L`, so an
+//! `apply_backward` with a forward's positions sees that forward's frequencies unless a call of
+//! another length ran in between.
 //!
 //! Files: this one holds the options and the type, its shape checks and the fast path;
-//! `positions` the positions of a call; `tables` the cos/sin tables; `portable` the candle-op
-//! paths; `op` the fast kernel as a candle op with a backward.
+//! `frequencies` the frequencies in effect for a call (and the dynamic state); `positions` the
+//! positions of a call; `tables` the cos/sin tables; `portable` the candle-op paths; `op` the
+//! fast kernel as a candle op with a backward.
 
+mod frequencies;
 mod op;
 mod portable;
 pub mod positions;
@@ -31,7 +43,7 @@ use candle_core::Tensor;
 use self::op::RopeOp;
 pub use self::positions::{Positions, MAX_POSITION};
 pub use self::tables::{RopeFloat, RopeTables};
-pub use super::rope_scaling::{RopeParameters, RopeScaling};
+pub use super::rope_scaling::{RopeBasis, RopeParameters, RopeScaling};
 pub use crate::kernels::cpu::rope::RopeLayout;
 use crate::kernels::cpu::rope::{self, RopeShape};
 use crate::{bail_invalid, bail_shape, Error, Result};
@@ -49,6 +61,9 @@ pub struct RotaryConfig {
     pub layout: RopeLayout,
     /// The Hugging Face scaling type.
     pub scaling: RopeScaling,
+    /// `dynamic` keeps the frequencies of the longest length seen, as transformers' module
+    /// does (see the module docs); false: each call's own length decides (stateless).
+    pub stateful_dynamic: bool,
 }
 
 impl Default for RotaryConfig {
@@ -59,6 +74,7 @@ impl Default for RotaryConfig {
             partial_rotary_factor: 1.0,
             layout: RopeLayout::Half,
             scaling: RopeScaling::Default,
+            stateful_dynamic: false,
         }
     }
 }
@@ -79,7 +95,9 @@ impl RotaryConfig {
     }
 }
 
-type TableKey = (Positions, usize);
+/// The cached tables' key: the positions, `T`, and the length the frequencies were
+/// computed for.
+type TableKey = (Positions, usize, usize);
 
 /// A rotary embedding: frequencies, attention factor and the last cos/sin tables (reused while
 /// the positions repeat, as q and k of every layer do).
@@ -90,6 +108,8 @@ pub struct RotaryEmbedding {
     config: RotaryConfig,
     inv_freq: Vec<f64>,
     attention_scaling: f64,
+    /// `max_seq_len_cached` of the stateful dynamic mode.
+    longest: Mutex<usize>,
     cache: Mutex<Option<(TableKey, Arc<RopeTables>)>>,
 }
 
@@ -101,6 +121,7 @@ impl Clone for RotaryEmbedding {
             config: self.config.clone(),
             inv_freq: self.inv_freq.clone(),
             attention_scaling: self.attention_scaling,
+            longest: Mutex::new(self.max_seq_len_cached()),
             cache: Mutex::new(None),
         }
     }
@@ -108,14 +129,19 @@ impl Clone for RotaryEmbedding {
 
 impl RotaryEmbedding {
     /// `head_dim` and `rotary_dim = int(head_dim * partial_rotary_factor)` must be even and
-    /// positive; `base > 0`, `max_position_embeddings > 0`, `0 < partial_rotary_factor <= 1`.
+    /// positive; `base > 1`, `max_position_embeddings > 0`, `0 < partial_rotary_factor <= 1`.
+    /// `proportional` rotates the whole head (`rotary_dim = head_dim`) and also takes a
+    /// `partial_rotary_factor` of 0 (no pair rotates).
     pub fn new(head_dim: usize, config: RotaryConfig) -> Result<Self> {
         if head_dim == 0 || head_dim % 2 != 0 {
             bail_invalid!("head_dim must be a positive even number, got {head_dim}");
         }
         let f = config.partial_rotary_factor;
-        if !(f > 0.0 && f <= 1.0) {
-            bail_invalid!("partial_rotary_factor must be in (0, 1], got {f}");
+        let proportional = matches!(config.scaling, RopeScaling::Proportional { .. });
+        let above_lowest = if proportional { f >= 0.0 } else { f > 0.0 };
+        if !(above_lowest && f <= 1.0) {
+            let lowest = if proportional { "[0" } else { "(0" };
+            bail_invalid!("partial_rotary_factor must be in {lowest}, 1], got {f}");
         }
         if !(config.base.is_finite() && config.base > 1.0) {
             bail_invalid!("base must be a finite number > 1, got {}", config.base);
@@ -123,7 +149,7 @@ impl RotaryEmbedding {
         if config.max_position_embeddings == 0 {
             bail_invalid!("max_position_embeddings must be positive");
         }
-        let rotary_dim = (head_dim as f64 * f) as usize;
+        let rotary_dim = config.scaling.rotary_dim(head_dim, f);
         if rotary_dim == 0 || rotary_dim % 2 != 0 {
             bail_invalid!(
                 "rotary_dim = int(head_dim * partial_rotary_factor) = int({head_dim} * {f}) = \
@@ -134,12 +160,13 @@ impl RotaryEmbedding {
             bail_invalid!("rope_type 'dynamic' needs rotary_dim > 2, got {rotary_dim}");
         }
         config.scaling.validate(rotary_dim)?;
-        let (inv_freq, attention_scaling) = config.scaling.compute(
-            config.base,
-            rotary_dim,
-            config.max_position_embeddings,
-            None,
-        )?;
+        let basis = RopeBasis {
+            base: config.base,
+            dim: rotary_dim,
+            partial_rotary_factor: f,
+            max_position_embeddings: config.max_position_embeddings,
+        };
+        let (inv_freq, attention_scaling) = config.scaling.compute(&basis, None)?;
         if !attention_scaling.is_finite() || inv_freq.iter().any(|v| !v.is_finite()) {
             bail_invalid!(
                 "rope scaling '{}' gives non-finite frequencies or attention factor",
@@ -149,6 +176,7 @@ impl RotaryEmbedding {
         Ok(RotaryEmbedding {
             head_dim,
             rotary_dim,
+            longest: Mutex::new(config.max_position_embeddings),
             config,
             inv_freq,
             attention_scaling,
@@ -175,32 +203,6 @@ impl RotaryEmbedding {
     /// The factor cos and sin are multiplied by.
     pub fn attention_scaling(&self) -> f64 {
         self.attention_scaling
-    }
-
-    /// `(inv_freq, attention_scaling)` in effect for a sequence of `seq_len` positions
-    /// (`max(position) + 1`): differs from the initial ones only for dynamic and longrope.
-    pub fn try_frequencies(&self, seq_len: usize) -> Result<(Vec<f64>, f64)> {
-        if !self.config.scaling.depends_on_length() {
-            return Ok((self.inv_freq.clone(), self.attention_scaling));
-        }
-        self.config.scaling.compute(
-            self.config.base,
-            self.rotary_dim,
-            self.config.max_position_embeddings,
-            Some(seq_len),
-        )
-    }
-
-    /// [`Self::try_frequencies`] for callers without an error path. The constructor allocated
-    /// the same `rotary_dim / 2` frequencies, so only an allocator out of memory right now can
-    /// fail, and that ends the process as any infallible `Vec` would.
-    pub fn frequencies(&self, seq_len: usize) -> (Vec<f64>, f64) {
-        self.try_frequencies(seq_len).unwrap_or_else(|_| {
-            std::alloc::handle_alloc_error(
-                std::alloc::Layout::array::<f64>(self.rotary_dim / 2)
-                    .unwrap_or(std::alloc::Layout::new::<f64>()),
-            )
-        })
     }
 
     /// Check `x`'s shape against the positions; returns the kernel geometry.

@@ -58,46 +58,22 @@ impl RopeFloat for half::bf16 {
 
 impl RotaryEmbedding {
     /// cos/sin tables for `positions` and `seq_len` time steps (cached for repeated calls).
+    /// The positions are checked first; only a valid call moves the stateful dynamic state.
     pub fn tables(&self, positions: &Positions, seq_len: usize) -> Result<Arc<RopeTables>> {
-        let key = (positions.clone(), seq_len);
+        let len = call_length(positions, seq_len)?;
+        let freq_len = self.frequency_length(len, true);
+        let key = (positions.clone(), seq_len, freq_len);
         if let Some((k, t)) = &*self.cache.lock().unwrap_or_else(|e| e.into_inner()) {
             if *k == key {
                 return Ok(t.clone());
             }
         }
         let (batches, pos): (usize, Vec<usize>) = match positions {
-            Positions::Range { offset } => {
-                if offset.saturating_add(seq_len) > MAX_POSITION {
-                    return Err(Error::IndexOutOfRange {
-                        what: "position",
-                        index: (offset + seq_len) as i128 - 1,
-                        container: "rotary positions",
-                        size: MAX_POSITION,
-                    });
-                }
-                (1, try_collect(*offset..offset + seq_len)?)
-            }
-            Positions::Shared(p) => {
-                if p.len() != seq_len {
-                    bail_shape!(
-                        "positions have {} entries, but x has T = {seq_len} time steps",
-                        p.len()
-                    );
-                }
-                (1, p.clone())
-            }
-            Positions::PerBatch { batches, positions } => {
-                if *batches * seq_len != positions.len() {
-                    bail_shape!(
-                        "positions of shape ({batches}, {}) do not match T = {seq_len}",
-                        positions.len() / (*batches).max(1)
-                    );
-                }
-                (*batches, positions.clone())
-            }
+            Positions::Range { offset } => (1, try_collect(*offset..offset + seq_len)?),
+            Positions::Shared(p) => (1, p.clone()),
+            Positions::PerBatch { batches, positions } => (*batches, positions.clone()),
         };
-        let len = pos.iter().max().map_or(0, |m| m + 1);
-        let (inv, att) = self.try_frequencies(len)?;
+        let (inv, att) = self.frequencies_at(freq_len)?;
         let half = self.rotary_dim / 2;
         let n = pos.len() * half;
         let (mut cos64, mut sin64) = (try_alloc::<f64>(n)?, try_alloc::<f64>(n)?);
@@ -143,5 +119,42 @@ impl RotaryEmbedding {
     pub fn cos_sin(&self, positions: &Positions, seq_len: usize) -> Result<(Vec<f64>, Vec<f64>)> {
         let t = self.tables(positions, seq_len)?;
         Ok((t.cos64.clone(), t.sin64.clone()))
+    }
+}
+
+/// `max(position) + 1` of a call (0 without positions), after checking that the positions fit
+/// `T = seq_len` time steps and [`MAX_POSITION`].
+fn call_length(positions: &Positions, seq_len: usize) -> Result<usize> {
+    let max_plus_one = |p: &[usize]| p.iter().max().map_or(0, |m| m + 1);
+    match positions {
+        Positions::Range { offset } => {
+            if offset.saturating_add(seq_len) > MAX_POSITION {
+                return Err(Error::IndexOutOfRange {
+                    what: "position",
+                    index: (offset + seq_len) as i128 - 1,
+                    container: "rotary positions",
+                    size: MAX_POSITION,
+                });
+            }
+            Ok(if seq_len == 0 { 0 } else { offset + seq_len })
+        }
+        Positions::Shared(p) => {
+            if p.len() != seq_len {
+                bail_shape!(
+                    "positions have {} entries, but x has T = {seq_len} time steps",
+                    p.len()
+                );
+            }
+            Ok(max_plus_one(p))
+        }
+        Positions::PerBatch { batches, positions } => {
+            if batches.checked_mul(seq_len) != Some(positions.len()) {
+                bail_shape!(
+                    "positions of shape ({batches}, {}) do not match T = {seq_len}",
+                    positions.len() / (*batches).max(1)
+                );
+            }
+            Ok(max_plus_one(positions))
+        }
     }
 }

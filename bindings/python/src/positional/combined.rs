@@ -7,7 +7,8 @@ use std::sync::Arc;
 use candle_core::Device;
 use candle_embed::dtype::dtype_name;
 use candle_embed::positional::combined::{
-    position_ids_from_padding, PositionKind, TransformerEmbeddings, TransformerEmbeddingsConfig,
+    position_ids_from_padding, ForwardState, PositionKind, TransformerEmbeddings,
+    TransformerEmbeddingsConfig,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -15,7 +16,7 @@ use pyo3::types::PyDict;
 use super::py_dtype;
 use crate::args;
 use crate::arrays::tables::tensor_to_numpy;
-use crate::arrays::{collect, vec_output, with_out_float, Floats, IdArray};
+use crate::arrays::{vec_output, with_out_float, Floats, IdArray};
 use crate::embedding::PyEmbedding;
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
@@ -25,20 +26,50 @@ use crate::sparse_grad::PySparseGrad;
 /// BERT's embedding block: ``LayerNorm(token[ids] + position[position_ids] +
 /// segment[token_type_ids])``, then dropout.
 ///
-/// ``position`` "learned" (a table) or "sinusoidal" (fixed). Dropout runs only while
-/// ``training`` is True. ``backward(grad)`` differentiates the **last** forward call.
+/// ``position`` "learned" (a table) or "sinusoidal" (fixed). ``position_padding_idx=p``:
+/// RoBERTa's position table (row ``p`` zero, no gradient) and default positions
+/// ``p + cumsum(ids != padding_idx)`` (``p`` at padding tokens). Dropout runs only while
+/// ``training`` is True.
+///
+/// ``backward(grad)`` differentiates the **last** forward call (of any thread); threads that
+/// share one module call ``y, state = te(ids, return_state=True)`` and
+/// ``te.backward(grad, state=state)``.
 #[pyclass(frozen, name = "TransformerEmbeddings", module = "candle_embed")]
 pub struct PyTransformerEmbeddings {
     pub inner: Arc<TransformerEmbeddings>,
 }
 
+/// What ``TransformerEmbeddings.backward`` needs from one forward call (its ids, LayerNorm
+/// statistics and dropout mask), returned by ``te(ids, ..., return_state=True)``. Opaque;
+/// only the module that made it accepts it.
+#[pyclass(frozen, name = "TransformerEmbeddingsState", module = "candle_embed")]
+pub struct PyTransformerEmbeddingsState {
+    inner: Arc<ForwardState>,
+}
+
+#[pymethods]
+impl PyTransformerEmbeddingsState {
+    /// The shape of the forward call's ids ``(..., T)``.
+    #[getter]
+    fn shape(&self) -> Vec<usize> {
+        self.inner.shape().to_vec()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("TransformerEmbeddingsState(shape={:?})", self.inner.shape())
+    }
+}
+
 /// The documentation of `TransformerEmbeddings.__call__` (see `docs.rs`).
-pub const CALL_DOC: &CStr = c"__call__($self, ids, token_type_ids=None, position_ids=None)
+pub const CALL_DOC: &CStr =
+    c"__call__($self, ids, token_type_ids=None, position_ids=None, *, return_state=False)
 --
 
 The embeddings of ``ids`` (integers of shape ``(..., T)``): ``(..., T, dim)``, the tables'
-dtype. ``position_ids`` defaults to ``0..T-1`` and may have ids' shape or ``(T,)``;
-``token_type_ids`` (ids' shape) defaults to 0. IndexError for an id outside its table.";
+dtype. ``position_ids`` defaults to ``0..T-1`` (with ``position_padding_idx``: RoBERTa's
+positions from padding) and may have ids' shape or ``(T,)``; ``token_type_ids`` (ids' shape)
+defaults to 0. ``return_state=True`` returns ``(embeddings, state)``, the state to pass to
+``backward(grad, state=state)``. IndexError for an id outside its table.";
 
 /// An optional id array with the shape it must have, as `i64`.
 fn read_i64(
@@ -54,7 +85,8 @@ fn read_i64(
 impl PyTransformerEmbeddings {
     #[new]
     #[pyo3(signature = (vocab_size, dim, *, max_positions=512, type_vocab_size=2, position="learned",
-        padding_idx=None, layer_norm_eps=1e-12, dropout=0.0, seed=None, dtype="float32"))]
+        padding_idx=None, layer_norm_eps=1e-12, dropout=0.0, seed=None, dtype="float32",
+        position_padding_idx=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -68,12 +100,14 @@ impl PyTransformerEmbeddings {
         dropout: f64,
         #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
         dtype: &str,
+        #[pyo3(from_py_with = args::opt_signed)] position_padding_idx: Option<i64>,
     ) -> PyResult<Self> {
         let cfg = TransformerEmbeddingsConfig {
             max_positions,
             type_vocab_size,
             position: PositionKind::parse(position).py()?,
             padding_idx,
+            position_padding_idx,
             layer_norm_eps,
             dropout,
         };
@@ -87,13 +121,14 @@ impl PyTransformerEmbeddings {
         })
     }
 
-    #[pyo3(signature = (ids, token_type_ids=None, position_ids=None))]
+    #[pyo3(signature = (ids, token_type_ids=None, position_ids=None, *, return_state=false))]
     fn __call__<'py>(
         &self,
         py: Python<'py>,
         ids: &Bound<'py, PyAny>,
         token_type_ids: Option<&Bound<'py, PyAny>>,
         position_ids: Option<&Bound<'py, PyAny>>,
+        return_state: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ids = IdArray::read(ids, "ids")?;
         let shape = ids.shape().to_vec();
@@ -122,24 +157,38 @@ impl PyTransformerEmbeddings {
         let te = &*self.inner;
         let mut full = shape.clone();
         full.push(te.dim());
-        with_out_float!(te.dtype(), T => {
-            collect(py, &full, || te.forward::<i64, T>(&ids, &shape, tt, pid))
-        })
+        let (y, state) = with_out_float!(te.dtype(), T => {
+            let (y, state) =
+                without_gil(py, || te.forward_with_state::<i64, T>(&ids, &shape, tt, pid))?;
+            (vec_output(py, y, &full)?, state)
+        });
+        if !return_state {
+            return Ok(y);
+        }
+        let state = Bound::new(py, PyTransformerEmbeddingsState { inner: state })?;
+        Ok((y, state).into_pyobject(py)?.into_any())
     }
 
-    /// Gradients for ``grad`` (the last forward call's output shape): a dict with
+    /// Gradients for ``grad`` (the output shape of the forward call differentiated: the one
+    /// that returned ``state``, or the last one when ``state`` is None): a dict with
     /// ``SparseGrad``s "token", "position" (None when ``position="sinusoidal"``) and "segment",
     /// and dense arrays "layer_norm_weight" and "layer_norm_bias" ``(dim,)``.
+    #[pyo3(signature = (grad, state=None))]
     fn backward<'py>(
         &self,
         py: Python<'py>,
         grad: &Bound<'py, PyAny>,
+        state: Option<&Bound<'py, PyTransformerEmbeddingsState>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let te = &*self.inner;
+        let state = state.map(|s| s.get().inner.clone());
         let g = with_out_float!(te.dtype(), T => {
             let g = Floats::<T>::read(grad, "grad")?;
             let (v, s) = (g.values(), g.shape());
-            without_gil(py, || te.backward(v, s))?
+            without_gil(py, || match &state {
+                Some(state) => te.backward_with_state(state, v, s),
+                None => te.backward(v, s),
+            })?
         });
         let d = PyDict::new(py);
         d.set_item("token", PySparseGrad::wrap(g.token))?;
@@ -217,6 +266,8 @@ getters!(PyTransformerEmbeddings, |s| {
     layer_norm_eps: f64 = s.inner.config().layer_norm_eps;
     /// The tables' dtype, "float32" or "float64".
     dtype: &'static str = dtype_name(s.inner.dtype());
+    /// The position table's padding row (RoBERTa: 1), or None.
+    position_padding_idx: Option<usize> = s.inner.position().padding_idx();
 });
 
 /// RoBERTa's position ids for ``ids`` ``(..., T)`` padded with ``padding_idx``:
@@ -245,5 +296,6 @@ fn position_ids_from_padding_py<'py>(
 /// Register `TransformerEmbeddings` and `position_ids_from_padding`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     crate::docs::add_callable_class::<PyTransformerEmbeddings>(m, CALL_DOC)?;
+    m.add_class::<PyTransformerEmbeddingsState>()?;
     m.add_function(wrap_pyfunction!(position_ids_from_padding_py, m)?)
 }

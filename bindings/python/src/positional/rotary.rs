@@ -20,7 +20,13 @@ use crate::properties::getters;
 /// ``rotary_dim = head_dim * partial_rotary_factor``; ``layout`` "half" (GPT-NeoX, Llama: pairs ``(i, i + rotary_dim/2)``)
 /// or "interleaved" (GPT-J: pairs ``(2i, 2i+1)``); ``scaling`` a Hugging Face
 /// ``rope_parameters`` dict (``{"rope_type": "linear" | "dynamic" | "yarn" | "longrope" |
-/// "llama3", ...}``). Frequencies are computed in float64.
+/// "llama3" | "proportional", ...}``, every type of transformers 5.x). "proportional" (Gemma 4)
+/// rotates the whole head with the last ``1 - partial_rotary_factor`` share of the frequencies
+/// zero. Frequencies are computed in float64.
+///
+/// "dynamic" follows each call's ``max(position) + 1``; ``stateful_dynamic=True`` keeps
+/// instead, as transformers' module does, the frequencies of the longest length seen
+/// (``max_seq_len_cached``) until a call shorter than ``max_position_embeddings`` resets them.
 #[pyclass(frozen, name = "RotaryEmbedding", module = "candle_embed")]
 pub struct PyRotaryEmbedding {
     pub inner: Arc<RotaryEmbedding>,
@@ -86,7 +92,7 @@ impl PyRotaryEmbedding {
 impl PyRotaryEmbedding {
     #[new]
     #[pyo3(signature = (head_dim, *, base=10000.0, max_position_embeddings=2048,
-        partial_rotary_factor=1.0, layout="half", scaling=None))]
+        partial_rotary_factor=1.0, layout="half", scaling=None, stateful_dynamic=false))]
     fn new(
         #[pyo3(from_py_with = args::size)] head_dim: usize,
         base: f64,
@@ -94,13 +100,15 @@ impl PyRotaryEmbedding {
         partial_rotary_factor: f64,
         layout: &str,
         scaling: Option<&Bound<'_, PyAny>>,
+        stateful_dynamic: bool,
     ) -> PyResult<Self> {
         let cfg = RotaryConfig {
             base,
             max_position_embeddings,
             partial_rotary_factor,
             layout: parse_layout(layout)?,
-            ..RotaryConfig::default()
+            scaling: Default::default(),
+            stateful_dynamic,
         }
         .with_rope_parameters(&scaling_json(scaling)?)
         .py()?;
@@ -123,8 +131,9 @@ impl PyRotaryEmbedding {
         self.inner.attention_scaling()
     }
 
-    /// The inverse frequencies in effect for a sequence of ``seq_len`` positions (they depend
-    /// on it for "dynamic" and "longrope"), float64 ``(rotary_dim // 2,)``.
+    /// The inverse frequencies a call with ``max(position) + 1 == seq_len`` would use now (they
+    /// depend on it for "dynamic" and "longrope", and for stateful "dynamic" on the longest
+    /// length kept), float64 ``(rotary_dim // 2,)``. A query: no state changes.
     fn frequencies<'py>(
         &self,
         py: Python<'py>,
@@ -212,7 +221,7 @@ getters!(PyRotaryEmbedding, |s| {
     /// The per-head width ``head_dim``.
     head_dim: usize = s.inner.head_dim();
     /// How many leading dimensions of each head are rotated (``head_dim *
-    /// partial_rotary_factor``, even).
+    /// partial_rotary_factor``, even; the whole ``head_dim`` for "proportional").
     rotary_dim: usize = s.inner.rotary_dim();
     /// The frequency base ``θ`` of ``inv_freq_i = θ**(-2i/rotary_dim)``.
     base: f64 = s.inner.config().base;
@@ -222,6 +231,13 @@ getters!(PyRotaryEmbedding, |s| {
     partial_rotary_factor: f64 = s.inner.config().partial_rotary_factor;
     /// "half" or "interleaved" (which dimensions form a rotated pair).
     layout: &'static str = layout_name(s.inner.config().layout);
-    /// The scaling rule: "default", "linear", "dynamic", "yarn", "longrope" or "llama3".
+    /// The scaling rule: "default", "linear", "dynamic", "yarn", "longrope", "llama3" or
+    /// "proportional".
     rope_type: &'static str = s.inner.config().scaling.name();
+    /// Whether "dynamic" keeps the frequencies of the longest length seen (transformers'
+    /// module) instead of following each call's length.
+    stateful_dynamic: bool = s.inner.config().stateful_dynamic;
+    /// The length whose "dynamic" frequencies are kept in the stateful mode
+    /// (``max_position_embeddings`` until a longer call, and after a reset).
+    max_seq_len_cached: usize = s.inner.max_seq_len_cached();
 });

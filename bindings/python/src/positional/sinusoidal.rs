@@ -22,8 +22,10 @@ use crate::properties::getters;
 /// a sequence: ``ω_i = base**(-2i/dim)``, computed in float64.
 ///
 /// ``layout="interleaved"`` gives ``[sin ω0·p, cos ω0·p, sin ω1·p, …]``,
-/// ``"concat"`` all sines then all cosines (same frequencies). ``dim`` must be even;
-/// ``dtype`` "float32" or "float64".
+/// ``"concat"`` all sines then all cosines (same frequencies), ``"tensor2tensor"`` the layout of
+/// tensor2tensor, fairseq and transformers' M2M100 / Speech2Text: sines then cosines with
+/// ``ω_i = exp(-i·log(base) / (dim//2 - 1))``, and a zero last column when ``dim`` is odd (the
+/// only layout that takes an odd ``dim``). ``dtype`` "float32" or "float64".
 #[pyclass(frozen, name = "SinusoidalPositionalEncoding", module = "candle_embed")]
 pub struct PySinusoidalPositionalEncoding {
     pub inner: Arc<SinusoidalPositionalEncoding>,
@@ -94,13 +96,14 @@ impl PySinusoidalPositionalEncoding {
 }
 
 getters!(PySinusoidalPositionalEncoding, |s| {
-    /// The encoding width (even).
+    /// The encoding width (even, except for "tensor2tensor").
     dim: usize = s.inner.dim();
     /// The number of positions the table covers.
     max_len: usize = s.inner.config().max_len;
-    /// The frequency base ``b`` of ``ω_i = b**(-2i/dim)``.
+    /// The frequency base ``b`` of ``ω_i = b**(-2i/dim)`` (tensor2tensor:
+    /// ``exp(-i·log(b)/(dim//2 - 1))``).
     base: f64 = s.inner.config().base;
-    /// "interleaved" or "concat".
+    /// "interleaved", "concat" or "tensor2tensor".
     layout: &'static str = s.inner.config().layout.name();
     /// The table's dtype, "float32" or "float64".
     dtype: &'static str = dtype_name(s.inner.table().dtype());

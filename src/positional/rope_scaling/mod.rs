@@ -1,9 +1,10 @@
 //! RoPE frequency scaling, as Hugging Face transformers' `modeling_rope_utils` computes it.
 //!
-//! Each scaling type maps `(base, dim, seq_len)` to `(inv_freq, attention_factor)`:
-//! `inv_freq` has `dim / 2` entries (`dim` = the rotary dimension), `attention_factor`
-//! multiplies cos and sin. Everything is computed in f64 (transformers computes `inv_freq` in
-//! float32; the two agree to ~1e-7 relative).
+//! Each scaling type maps a [`RopeBasis`] (`base`, the rotated width `dim`, ...) and the
+//! sequence length to `(inv_freq, attention_factor)`: `inv_freq` has `dim / 2` entries,
+//! `attention_factor` multiplies cos and sin. Everything is computed in f64 (transformers
+//! computes `inv_freq` in float32; the two agree to ~1e-7 relative). The types are those of
+//! transformers 5.x's `ROPE_INIT_FUNCTIONS` plus `default` ([`RopeScaling::NAMES`]):
 //!
 //! - `default`: `inv_freq_i = base^(-2i/dim)`, factor 1.
 //! - `linear` (`factor`): `inv_freq / factor`.
@@ -18,14 +19,34 @@
 //!   long factors once `seq_len > original_max_position_embeddings`.
 //! - `llama3` (`factor`, `low_freq_factor`, `high_freq_factor`,
 //!   `original_max_position_embeddings`): wavelength-dependent smooth interpolation.
+//! - `proportional` (`factor`=1; Gemma 4): the frequencies span the whole `head_dim` (`dim =
+//!   head_dim`), the first `a = int(partial_rotary_factor * head_dim // 2)` are
+//!   `base^(-2i/head_dim)`, the other `head_dim/2 - a` are 0 (cos 1, sin 0: those pairs pass
+//!   through), and all are divided by `factor`. Unlike the other types, `partial_rotary_factor`
+//!   does not narrow the rotated width: it sets the share of non-zero frequencies.
 //!
 //! `original_max_position_embeddings` defaults to the model's `max_position_embeddings`, as
 //! transformers' `standardize_rope_params` does.
 
-use serde_json::{Map, Value};
+mod parse;
+
+pub use parse::RopeParameters;
 
 use crate::alloc::try_collect;
 use crate::{Error, Result};
+
+/// What the frequencies are computed from besides the scaling's own parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RopeBasis {
+    /// `rope_theta`.
+    pub base: f64,
+    /// The rotated width: [`RopeScaling::rotary_dim`] (`inv_freq` has `dim / 2` entries).
+    pub dim: usize,
+    /// `partial_rotary_factor` (read by `proportional` only; the others see it through `dim`).
+    pub partial_rotary_factor: f64,
+    /// The context length the scaling rules refer to.
+    pub max_position_embeddings: usize,
+}
 
 /// A RoPE scaling type with its parameters (transformers' `rope_parameters`).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -86,185 +107,12 @@ pub enum RopeScaling {
         /// The pre-training context length (default: `max_position_embeddings`).
         original_max_position_embeddings: Option<usize>,
     },
-}
-
-/// What a `rope_parameters` dict may also carry besides the scaling: overrides of the
-/// constructor's `base` (`rope_theta`) and `partial_rotary_factor`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RopeParameters {
-    /// The scaling type and its parameters.
-    pub scaling: RopeScaling,
-    /// Overrides the constructor's `base`.
-    pub rope_theta: Option<f64>,
-    /// Overrides the constructor's `partial_rotary_factor`.
-    pub partial_rotary_factor: Option<f64>,
-}
-
-fn num(map: &Map<String, Value>, key: &str, rope_type: &str) -> Result<Option<f64>> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or_else(|| {
-            Error::dtype(format!("rope_type '{rope_type}': '{key}' must be a number"))
-        }),
-        Some(other) => Err(Error::dtype(format!(
-            "rope_type '{rope_type}': '{key}' must be a number, got {other}"
-        ))),
-    }
-}
-
-fn req(map: &Map<String, Value>, key: &str, rope_type: &str) -> Result<f64> {
-    num(map, key, rope_type)?.ok_or_else(|| {
-        Error::invalid(format!(
-            "rope_type '{rope_type}' requires the key '{key}' in the scaling parameters"
-        ))
-    })
-}
-
-fn positive(v: f64, key: &str, rope_type: &str) -> Result<f64> {
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        Err(Error::invalid(format!(
-            "rope_type '{rope_type}': '{key}' must be a positive finite number, got {v}"
-        )))
-    }
-}
-
-fn length(map: &Map<String, Value>, key: &str, rope_type: &str) -> Result<Option<usize>> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(0) | None => Err(Error::invalid(format!(
-                "rope_type '{rope_type}': '{key}' must be a positive integer, got {n}"
-            ))),
-            Some(v) => Ok(Some(v as usize)),
-        },
-        Some(other) => Err(Error::dtype(format!(
-            "rope_type '{rope_type}': '{key}' must be an integer, got {other}"
-        ))),
-    }
-}
-
-fn list(map: &Map<String, Value>, key: &str, rope_type: &str) -> Result<Vec<f64>> {
-    match map.get(key) {
-        None | Some(Value::Null) => Err(Error::invalid(format!(
-            "rope_type '{rope_type}' requires the key '{key}' in the scaling parameters"
-        ))),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                let x = v.as_f64().ok_or_else(|| {
-                    Error::dtype(format!(
-                        "rope_type '{rope_type}': '{key}' must be a list of numbers, got {v}"
-                    ))
-                })?;
-                positive(x, key, rope_type)
-            })
-            .collect(),
-        Some(other) => Err(Error::dtype(format!(
-            "rope_type '{rope_type}': '{key}' must be a list of numbers, got {other}"
-        ))),
-    }
-}
-
-impl RopeParameters {
-    /// Parse a transformers `rope_parameters` / `rope_scaling` dict. `rope_type` (or its old
-    /// alias `type`) selects the scaling; a missing required key or an unknown type is
-    /// `InvalidArgument`, a value of the wrong JSON type is `DType`. Unknown keys are ignored
-    /// (transformers only warns about them).
-    pub fn from_json(value: &Value) -> Result<Self> {
-        let map = match value {
-            Value::Null => return Ok(Self::default()),
-            Value::Object(m) => m,
-            other => {
-                return Err(Error::dtype(format!(
-                    "rope scaling must be a dict, got {other}"
-                )))
-            }
-        };
-        let rope_type = match map.get("rope_type").or_else(|| map.get("type")) {
-            None | Some(Value::Null) => "default",
-            Some(Value::String(s)) => s.as_str(),
-            Some(other) => {
-                return Err(Error::dtype(format!(
-                    "rope_type must be a string, got {other}"
-                )))
-            }
-        };
-        let t = rope_type;
-        let orig = || length(map, "original_max_position_embeddings", t);
-        let scaling = match rope_type {
-            "default" => RopeScaling::Default,
-            "linear" => RopeScaling::Linear {
-                factor: positive(req(map, "factor", t)?, "factor", t)?,
-            },
-            "dynamic" => RopeScaling::Dynamic {
-                factor: positive(req(map, "factor", t)?, "factor", t)?,
-            },
-            "yarn" => {
-                let truncate = match map.get("truncate") {
-                    None | Some(Value::Null) => true,
-                    Some(Value::Bool(b)) => *b,
-                    Some(other) => {
-                        return Err(Error::dtype(format!(
-                            "rope_type 'yarn': 'truncate' must be a bool, got {other}"
-                        )))
-                    }
-                };
-                // transformers: `get("beta_fast") or 32` (a 0 also falls back to the default).
-                let beta_fast = num(map, "beta_fast", t)?.filter(|&v| v != 0.0);
-                let beta_slow = num(map, "beta_slow", t)?.filter(|&v| v != 0.0);
-                RopeScaling::Yarn {
-                    factor: positive(req(map, "factor", t)?, "factor", t)?,
-                    beta_fast: positive(beta_fast.unwrap_or(32.0), "beta_fast", t)?,
-                    beta_slow: positive(beta_slow.unwrap_or(1.0), "beta_slow", t)?,
-                    mscale: num(map, "mscale", t)?,
-                    mscale_all_dim: num(map, "mscale_all_dim", t)?,
-                    attention_factor: num(map, "attention_factor", t)?,
-                    truncate,
-                    original_max_position_embeddings: orig()?,
-                }
-            }
-            "longrope" => RopeScaling::LongRope {
-                short_factor: list(map, "short_factor", t)?,
-                long_factor: list(map, "long_factor", t)?,
-                factor: num(map, "factor", t)?
-                    .map(|f| positive(f, "factor", t))
-                    .transpose()?,
-                attention_factor: num(map, "attention_factor", t)?,
-                original_max_position_embeddings: orig()?,
-            },
-            "llama3" => {
-                let low = positive(req(map, "low_freq_factor", t)?, "low_freq_factor", t)?;
-                let high = positive(req(map, "high_freq_factor", t)?, "high_freq_factor", t)?;
-                if high <= low {
-                    return Err(Error::invalid(format!(
-                        "rope_type 'llama3': high_freq_factor ({high}) must be greater than \
-                         low_freq_factor ({low})"
-                    )));
-                }
-                RopeScaling::Llama3 {
-                    factor: positive(req(map, "factor", t)?, "factor", t)?,
-                    low_freq_factor: low,
-                    high_freq_factor: high,
-                    original_max_position_embeddings: orig()?,
-                }
-            }
-            other => {
-                return Err(Error::invalid(format!(
-                    "unknown rope_type '{other}': expected one of default, linear, dynamic, \
-                     yarn, longrope, llama3"
-                )))
-            }
-        };
-        Ok(RopeParameters {
-            scaling,
-            rope_theta: num(map, "rope_theta", t)?
-                .map(|v| positive(v, "rope_theta", t))
-                .transpose()?,
-            partial_rotary_factor: num(map, "partial_rotary_factor", t)?,
-        })
-    }
+    /// Gemma 4's proportional RoPE: the whole head rotates, a `partial_rotary_factor` share of
+    /// the frequencies is non-zero, all divided by `factor`.
+    Proportional {
+        /// Every frequency is divided by this (1 by default).
+        factor: f64,
+    },
 }
 
 /// `base^(-2i/dim)` for `i in 0..dim/2` (allocated fallibly: `dim` is the user's).
@@ -301,6 +149,27 @@ pub fn yarn_correction_range(
 }
 
 impl RopeScaling {
+    /// Every `rope_type` this crate knows: `default` and the keys of transformers 5.x's
+    /// `ROPE_INIT_FUNCTIONS`.
+    pub const NAMES: [&'static str; 7] = [
+        "default",
+        "linear",
+        "dynamic",
+        "yarn",
+        "longrope",
+        "llama3",
+        "proportional",
+    ];
+
+    /// The rotated width for a head of `head_dim` dims: `int(head_dim * partial_rotary_factor)`,
+    /// or the whole head for `proportional` (whose zero frequencies leave pairs unrotated).
+    pub fn rotary_dim(&self, head_dim: usize, partial_rotary_factor: f64) -> usize {
+        match self {
+            RopeScaling::Proportional { .. } => head_dim,
+            _ => (head_dim as f64 * partial_rotary_factor) as usize,
+        }
+    }
+
     /// The `rope_type` name, as transformers spells it.
     pub fn name(&self) -> &'static str {
         match self {
@@ -310,6 +179,7 @@ impl RopeScaling {
             RopeScaling::Yarn { .. } => "yarn",
             RopeScaling::LongRope { .. } => "longrope",
             RopeScaling::Llama3 { .. } => "llama3",
+            RopeScaling::Proportional { .. } => "proportional",
         }
     }
 
@@ -342,18 +212,17 @@ impl RopeScaling {
         )
     }
 
-    /// `(inv_freq, attention_factor)` for rotary dimension `dim` at sequence length `seq_len`
-    /// (`None`: at initialisation, as transformers calls the init function). The `dim / 2`
+    /// `(inv_freq, attention_factor)` for `basis` at sequence length `seq_len` (`None`: at
+    /// initialisation, as transformers calls the init function). The `basis.dim / 2`
     /// frequencies are allocated fallibly ([`crate::alloc`]).
-    pub fn compute(
-        &self,
-        base: f64,
-        dim: usize,
-        max_position_embeddings: usize,
-        seq_len: Option<usize>,
-    ) -> Result<(Vec<f64>, f64)> {
+    pub fn compute(&self, basis: &RopeBasis, seq_len: Option<usize>) -> Result<(Vec<f64>, f64)> {
+        let RopeBasis {
+            base,
+            dim,
+            partial_rotary_factor,
+            max_position_embeddings: max_pos,
+        } = *basis;
         let half = dim / 2;
-        let max_pos = max_position_embeddings;
         Ok(match self {
             RopeScaling::Default => (default_inv_freq(base, dim)?, 1.0),
             RopeScaling::Linear { factor } => {
@@ -446,6 +315,18 @@ impl RopeScaling {
                         }
                     }
                 });
+                (inv, 1.0)
+            }
+            RopeScaling::Proportional { factor } => {
+                // transformers: `int(rope_proportion * head_dim // 2)` live angles.
+                let live = ((partial_rotary_factor * dim as f64) / 2.0).floor() as usize;
+                let inv = try_collect((0..half).map(|i| {
+                    if i < live {
+                        1.0 / base.powf((2 * i) as f64 / dim as f64) / factor
+                    } else {
+                        0.0
+                    }
+                }))?;
                 (inv, 1.0)
             }
         })

@@ -1,0 +1,13 @@
+"""``KeyedVectors``: keys (words) and their vectors, gensim's names and semantics.
+
+The class is built in layers, one module each: the container (``_base``: keys, vectors,
+per-key attributes, norms), the queries (``_queries``: similarity methods on the Rust kernels),
+the evaluations (``_evaluate``) and the files (``_files``: word2vec formats, safetensors save and
+memory-mapped load). Everything it raises is a ``candle_embed.CandleEmbedError``.
+"""
+
+from __future__ import annotations
+
+from candle_embed.keyed_vectors._files import KeyedVectors, format_for_path
+
+__all__ = ["KeyedVectors", "format_for_path"]
