@@ -128,8 +128,9 @@ def pod_text(src: str) -> str:
     for para in src.split("\n\n"):
         if para.startswith((" ", "\t")) or para.startswith(("=begin", "=for", "=cut", "=pod")):
             continue
-        if para.startswith("="):
-            para = para.split(None, 1)[1] if " " in para else ""
+        if para.startswith("="):  # "=head2 Text": keep the text of a heading or item
+            parts = para.split(None, 1)
+            para = parts[1] if len(parts) > 1 else ""
         out.append(_POD_CODE.sub(r"\1", para))
     return "\n\n".join(out)
 
