@@ -27,6 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,7 +172,7 @@ def package_sentences(pkg: str, work: Path) -> tuple[str, list[str]]:
     """(version, sentences) of one package, fetched and unpacked under ``work``."""
     subprocess.run(["apt-get", "download", pkg], cwd=work, check=True, capture_output=True)
     deb = next(work.glob(f"{pkg}_*.deb"))
-    version = deb.name.split("_")[1]
+    version = urllib.parse.unquote(deb.name.split("_")[1])  # "1%3a2.39" is epoch 1
     root = work / pkg
     subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
     deb.unlink()
