@@ -21,7 +21,7 @@ pub fn map_mode(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<MapMode>> {
         return Ok(b.is_true().then_some(MapMode::ReadOnly));
     }
     if obj.is_instance_of::<PyString>() {
-        return MapMode::parse(&obj.extract::<String>()?).py().map(Some);
+        return MapMode::parse(&crate::args::text(obj)?).py().map(Some);
     }
     Err(type_error(format!(
         "mmap must be None, a bool or one of 'r', 'r+', 'c', got {}",

@@ -156,13 +156,18 @@ class FastTextKeyedVectors(KeyedVectors):
         its n-gram rows (zeros if it has none). ``norm=True``: unit length. ``KeyError`` only
         when ``bucket == 0`` and ``key`` is not in the vocabulary."""
         if key in self.key_to_index:
-            return super().get_vector(key, norm=norm)
-        if not isinstance(key, str):
+            if not norm:
+                return super().get_vector(key)
+            vec: npt.NDArray[np.float32] = np.array(super().get_vector(key))
+        elif not isinstance(key, str):
             raise CandleEmbedKeyError(f"Key {key!r} not present in vocabulary")
-        if self.bucket == 0:
+        elif self.bucket == 0:
             raise CandleEmbedKeyError("cannot calculate vector for OOV word without ngrams")
-        vec: npt.NDArray[np.float32] = self._subword_vectors([key], False)[0]
+        else:
+            vec = self._subword_vectors([key], False)[0]
         if norm:
+            # gensim's unitvec rule: a zero vector stays zero (no 0/0 NaN), in or out of the
+            # vocabulary.
             length = float(np.linalg.norm(vec))
             if length > 0:
                 vec /= length
