@@ -134,7 +134,11 @@ impl PyQuantizedEmbeddingBag {
     }
 
     /// Save the packed rows and the bag's options to a safetensors file ``path``, atomically.
-    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    fn save(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = crate::args::path)] path: PathBuf,
+    ) -> PyResult<()> {
         let inner = self.inner.clone();
         without_gil(py, move || inner.save(&path))
     }
@@ -146,7 +150,7 @@ impl PyQuantizedEmbeddingBag {
     fn load(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
-        path: PathBuf,
+        #[pyo3(from_py_with = crate::args::path)] path: PathBuf,
         mmap: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mmap = read_only_map(mmap)?;
