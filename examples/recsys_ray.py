@@ -194,22 +194,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"losses": losses, "accuracy": accuracy, "checksum": checksum, "recoveries": recoveries}
 
 
+# The run's sizes and schedule: each flag with its default (the flag's type is the default's).
+SIZES: dict[str, int | float] = {
+    "shards": 4,
+    "workers": 4,
+    "steps": 300,
+    "batch": 256,
+    "examples": 300_000,
+    "users": 1_000,
+    "items": 500,
+    "categories": 100,
+    "dim": 8,
+    "hidden": 32,
+    "lr": 0.1,
+    "checkpoint-every": 100,
+}
+
+
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--address", help="join a running cluster (e.g. auto); default: a local one")
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of the local cluster")
-    ap.add_argument("--shards", type=int, default=4)
-    ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--examples", type=int, default=300_000)
-    ap.add_argument("--users", type=int, default=1_000)
-    ap.add_argument("--items", type=int, default=500)
-    ap.add_argument("--categories", type=int, default=100)
-    ap.add_argument("--dim", type=int, default=8)
-    ap.add_argument("--hidden", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--checkpoint-every", type=int, default=100)
+    for flag, default in SIZES.items():
+        ap.add_argument(f"--{flag}", type=type(default), default=default)
     ap.add_argument("--kill-at", type=int, default=-1, help="kill a shard at this step")
     return ap.parse_args(argv)
 

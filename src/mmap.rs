@@ -262,6 +262,7 @@ fn advise_random(map: &Map) {
 }
 
 /// One tensor of a mapped file: its bytes in place, its dtype and shape from the header.
+#[derive(Debug)]
 pub struct MappedTensor {
     file: Arc<MappedFile>,
     offset: usize,
@@ -269,16 +270,6 @@ pub struct MappedTensor {
     dtype: StDtype,
     shape: Vec<usize>,
     lock: RwLock<()>,
-}
-
-impl std::fmt::Debug for MappedTensor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MappedTensor")
-            .field("file", &self.file)
-            .field("dtype", &self.dtype)
-            .field("shape", &self.shape)
-            .finish()
-    }
 }
 
 impl MappedTensor {

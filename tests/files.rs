@@ -186,6 +186,8 @@ fn forged_tables_are_format_errors() {
         4
     );
     let config = |json: &str| format!("\"candle_embed.config\":{}", serde_json::json!(json));
+    // an honest 4x3 f32 table whose stored config is out of range
+    let bad_config = |json: &str| ("F32", vec![4u64, 3], ok.clone(), config(json));
     let cases = [
         // zero columns hold no bytes, but no table has 2**62 (or 2**64 - 1) rows
         ("F32", vec![1u64 << 62, 0], vec![], String::new()),
@@ -194,30 +196,11 @@ fn forged_tables_are_format_errors() {
         ("I64", vec![4, 3], ok.clone().repeat(2), String::new()),
         ("F32", vec![2, 2, 3], ok.clone(), String::new()),
         // a padding row outside the table
-        (
-            "F32",
-            vec![4, 3],
-            ok.clone(),
-            config(r#"{"padding_idx": 4}"#),
-        ),
-        (
-            "F32",
-            vec![4, 3],
-            ok.clone(),
-            config(r#"{"padding_idx": -5}"#),
-        ),
-        (
-            "F32",
-            vec![4, 3],
-            ok.clone(),
-            config(r#"{"max_norm": -1.0}"#),
-        ),
-        (
-            "F32",
-            vec![4, 3],
-            ok.clone(),
-            config(r#"{"norm_type": "x"}"#),
-        ),
+        bad_config(r#"{"padding_idx": 4}"#),
+        bad_config(r#"{"padding_idx": -5}"#),
+        // a negative max_norm, a norm_type that is no number
+        bad_config(r#"{"max_norm": -1.0}"#),
+        bad_config(r#"{"norm_type": "x"}"#),
     ];
     for (dtype, shape, data, meta) in cases {
         forge(&p, dtype, &shape, &data, &meta);

@@ -7,6 +7,8 @@ tests on the GPU). Use it as ``def test_x(device: str) -> None`` and pass ``devi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import candle_embed as ce
 import pytest
 
@@ -28,3 +30,13 @@ def gpu_device(device: str) -> str:
     if device == "cpu":
         pytest.skip("GPU-only test")
     return device
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """One loopback-only local Ray cluster per session, for the modules that ask for it with
+    ``pytestmark = pytest.mark.usefixtures("ray_cluster")``. distributed_support is imported
+    here, not at the top: it skips its importer when Ray is absent, which must not skip all."""
+    from distributed_support import local_cluster
+
+    yield from local_cluster()

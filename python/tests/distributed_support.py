@@ -41,10 +41,9 @@ OPTIMIZERS: list[Any] = [
 ]
 
 
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[None]:
+def local_cluster() -> Iterator[None]:
     """A 2-CPU local cluster bound to 127.0.0.1, dashboard off; shard actors take no CPU, so
-    8 shards fit. Started once: a module that imports this fixture reuses a running one."""
+    8 shards fit. Behind conftest.py's session fixture ``ray_cluster``: started once."""
     if not ray.is_initialized():
         init_local_cluster(num_cpus=2)
     yield

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import candle_embed as ce
@@ -27,19 +28,28 @@ def ref_bounds(
     return list(zip(off, ends))
 
 
-def ref_forward(
-    w: F64,
-    ids: Any,
-    offsets: Any = None,
-    psw: Any = None,
-    mode: str = "mean",
-    padding_idx: int | None = None,
-    include_last: bool = False,
-) -> F64:
-    ids = np.asarray(ids)
-    flat = ids.reshape(-1)
-    pw = None if psw is None else np.asarray(psw, dtype=np.float64).reshape(-1)
-    bounds = ref_bounds(flat.size, ids.shape, offsets, include_last)
+@dataclass(frozen=True)
+class BagCall:
+    """One EmbeddingBag call's inputs, for the references below."""
+
+    ids: Any
+    offsets: Any = None
+    psw: Any = None
+    mode: str = "mean"
+    padding_idx: int | None = None
+    include_last: bool = False
+
+    def positions(self) -> tuple[npt.NDArray[Any], F64 | None, list[tuple[int, int]]]:
+        """Flat ids, flat per-sample weights (None: all 1) and each bag's [lo, hi) positions."""
+        ids = np.asarray(self.ids)
+        flat = ids.reshape(-1)
+        pw = None if self.psw is None else np.asarray(self.psw, dtype=np.float64).reshape(-1)
+        return flat, pw, ref_bounds(flat.size, ids.shape, self.offsets, self.include_last)
+
+
+def ref_forward(w: F64, call: BagCall) -> F64:
+    flat, pw, bounds = call.positions()
+    mode, padding_idx = call.mode, call.padding_idx
     out = np.zeros((len(bounds), w.shape[1]))
     for b, (lo, hi) in enumerate(bounds):
         rows = []
@@ -55,20 +65,9 @@ def ref_forward(
     return out
 
 
-def ref_backward(
-    w: F64,
-    ids: Any,
-    grad: F64,
-    offsets: Any = None,
-    psw: Any = None,
-    mode: str = "mean",
-    padding_idx: int | None = None,
-    include_last: bool = False,
-) -> F64:
-    ids = np.asarray(ids)
-    flat = ids.reshape(-1)
-    pw = None if psw is None else np.asarray(psw, dtype=np.float64).reshape(-1)
-    bounds = ref_bounds(flat.size, ids.shape, offsets, include_last)
+def ref_backward(w: F64, call: BagCall, grad: F64) -> F64:
+    flat, pw, bounds = call.positions()
+    mode, padding_idx = call.mode, call.padding_idx
     dense = np.zeros_like(w)
     for b, (lo, hi) in enumerate(bounds):
         ks = [k for k in range(lo, hi) if padding_idx is None or int(flat[k]) != padding_idx]
@@ -114,7 +113,9 @@ def test_forward_1d(mode: str, padding_idx: int | None, include_last: bool, case
         w, mode=mode, padding_idx=padding_idx, include_last_offset=include_last
     )
     got = bag(ids, off)
-    want = ref_forward(w, ids, off, mode=mode, padding_idx=padding_idx, include_last=include_last)
+    want = ref_forward(
+        w, BagCall(ids, off, mode=mode, padding_idx=padding_idx, include_last=include_last)
+    )
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     # Portable path agrees (reductions: tolerance, not bit-exact).
@@ -162,7 +163,9 @@ def test_per_sample_weights(include_last: bool) -> None:
         w, mode="sum", padding_idx=3, include_last_offset=include_last
     )
     got = bag(ids, off, psw)
-    want = ref_forward(w, ids, off, psw, mode="sum", padding_idx=3, include_last=include_last)
+    want = ref_forward(
+        w, BagCall(ids, off, psw, mode="sum", padding_idx=3, include_last=include_last)
+    )
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(
         _testing.bag_forward_portable(bag, ids, off, psw), want, rtol=1e-12, atol=1e-12
@@ -203,7 +206,9 @@ def test_backward_matches_reference(mode: str, padding_idx: int | None, layout: 
         w, mode=mode, padding_idx=padding_idx, include_last_offset=include_last
     )
     g = bag.backward(ids, grad, off)
-    want = ref_backward(w, ids, grad, off, None, mode, padding_idx, include_last)
+    want = ref_backward(
+        w, BagCall(ids, off, mode=mode, padding_idx=padding_idx, include_last=include_last), grad
+    )
     assert g.shape == (12, 5)
     assert np.all(np.diff(g.indices) > 0)
     np.testing.assert_allclose(g.to_dense(), want, rtol=1e-12, atol=1e-12)
@@ -223,7 +228,7 @@ def test_backward_per_sample_weights() -> None:
     grad = rng.standard_normal((4, 4))
     bag = ce.EmbeddingBag.from_pretrained(w, mode="sum", padding_idx=2)
     g = bag.backward(ids, grad, off, psw)
-    want = ref_backward(w, ids, grad, off, psw, "sum", 2)
+    want = ref_backward(w, BagCall(ids, off, psw, mode="sum", padding_idx=2), grad)
     np.testing.assert_allclose(g.to_dense(), want, rtol=1e-12, atol=1e-12)
     dpsw = bag.backward_per_sample_weights(ids, grad, off)
     bounds = ref_bounds(12, (12,), off, False)
@@ -430,7 +435,7 @@ def test_large_random_against_reference() -> None:
         bag = ce.EmbeddingBag.from_pretrained(
             w, mode=mode, padding_idx=pad, include_last_offset=inc
         )
-        want = ref_forward(w, ids, off, mode=mode, padding_idx=pad, include_last=inc)
+        want = ref_forward(w, BagCall(ids, off, mode=mode, padding_idx=pad, include_last=inc))
         np.testing.assert_allclose(bag(ids, off), want, rtol=1e-12, atol=1e-12)
 
 
@@ -448,14 +453,8 @@ def test_save_load_round_trip(mode: str, tmp_path: Any) -> None:
     assert back.include_last_offset and back.dtype == bag.dtype
     ids, offsets = np.array([1, 2, 5, 7, 7]), np.array([0, 2, 5])
     got = back(ids, offsets)  # max_norm renormalises the looked-up rows in place, first
-    want = ref_forward(
-        np.asarray(back.weight, np.float64),
-        ids,
-        offsets,
-        mode=mode,
-        padding_idx=2,
-        include_last=True,
-    )
+    call = BagCall(ids, offsets, mode=mode, padding_idx=2, include_last=True)
+    want = ref_forward(np.asarray(back.weight, np.float64), call)
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert [p.name for p in tmp_path.iterdir()] == ["bag.safetensors"]  # no temp file left
 

@@ -13,14 +13,7 @@ import numpy as np
 import pytest
 from candle_embed.distributed import ShardedEmbedding, ShardedEmbeddingBag, ShardedGrad
 from candle_embed.distributed.routing import Routing
-from distributed_support import (
-    OPTIMIZERS,
-    LocalTwin,
-    assert_same_state,
-    batches,
-    ray,
-    ray_cluster,  # noqa: F401  (fixture)
-)
+from distributed_support import OPTIMIZERS, LocalTwin, assert_same_state, batches, ray
 from test_array_likes import id_forms
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

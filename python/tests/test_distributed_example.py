@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from distributed_support import ray_cluster  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 

@@ -13,15 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from candle_embed.distributed import ShardedEmbedding, ShardUnavailableError
-from distributed_support import (
-    OPTIMIZERS,
-    LocalTwin,
-    assert_same_state,
-    batches,
-    ray,
-    ray_cluster,  # noqa: F401  (fixture)
-    train_both,
-)
+from distributed_support import OPTIMIZERS, LocalTwin, assert_same_state, batches, ray, train_both
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 

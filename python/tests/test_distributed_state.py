@@ -16,14 +16,7 @@ import candle_embed as ce
 import numpy as np
 import pytest
 from candle_embed.distributed import ShardedEmbedding, ShardedEmbeddingBag
-from distributed_support import (
-    LocalTwin,
-    assert_same_state,
-    batches,
-    ray,
-    ray_cluster,  # noqa: F401  (fixture)
-    train_both,
-)
+from distributed_support import LocalTwin, assert_same_state, batches, ray, train_both
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 

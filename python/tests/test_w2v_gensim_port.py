@@ -339,6 +339,11 @@ def model_sanity(model: Word2Vec, tmp_path: Path | None = None) -> None:
     assert "attacks" in [w for w, _ in sims2] and "bombings" in [w for w, _ in sims2]
 
 
+# gensim's fixed-window tests share these; each sets its own hs / negative below.
+SG_FIXED_WINDOW: dict[str, Any] = dict(sg=1, window=5, shrink_windows=False, min_count=5, epochs=10)
+CBOW_FIXED_WINDOW: dict[str, Any] = dict(
+    sg=0, cbow_mean=1, alpha=0.1, window=5, shrink_windows=False, min_count=5, epochs=10
+)
 SANITY = {
     "test_sg_hs": dict(sg=1, window=4, hs=1, negative=0, min_count=5, epochs=10),
     "test_sg_neg": dict(sg=1, window=4, hs=0, negative=15, min_count=5, epochs=10),
@@ -356,40 +361,16 @@ SANITY = {
     "test_cbow_neg": dict(
         sg=0, cbow_mean=1, alpha=0.05, window=5, hs=0, negative=15, min_count=5, epochs=10, sample=0
     ),
-    "test_sg_fixedwindowsize": dict(
-        sg=1, window=5, shrink_windows=False, hs=0, negative=15, min_count=5, epochs=10
-    ),
-    "test_cbow_fixedwindowsize": dict(
-        sg=0,
-        cbow_mean=1,
-        alpha=0.1,
-        window=5,
-        shrink_windows=False,
-        hs=1,
-        negative=0,
-        min_count=5,
-        epochs=10,
-    ),
+    "test_sg_fixedwindowsize": dict(SG_FIXED_WINDOW, hs=0, negative=15),
+    "test_cbow_fixedwindowsize": dict(CBOW_FIXED_WINDOW, hs=1, negative=0),
 }
 FROM_FILE = {  # the *_fromfile variants
     "test_sg_hs_fromfile": SANITY["test_sg_hs"],
     "test_sg_neg_fromfile": SANITY["test_sg_neg"],
     "test_cbow_hs_fromfile": SANITY["test_cbow_hs"],
     "test_cbow_neg_fromfile": SANITY["test_cbow_neg"],
-    "test_sg_fixedwindowsize_fromfile": dict(
-        sg=1, window=5, shrink_windows=False, hs=1, negative=0, min_count=5, epochs=10
-    ),
-    "test_cbow_fixedwindowsize_fromfile": dict(
-        sg=0,
-        cbow_mean=1,
-        alpha=0.1,
-        window=5,
-        shrink_windows=False,
-        hs=0,
-        negative=15,
-        min_count=5,
-        epochs=10,
-    ),
+    "test_sg_fixedwindowsize_fromfile": dict(SG_FIXED_WINDOW, hs=1, negative=0),
+    "test_cbow_fixedwindowsize_fromfile": dict(CBOW_FIXED_WINDOW, hs=0, negative=15),
 }
 
 

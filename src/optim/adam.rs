@@ -52,10 +52,13 @@ pub struct SparseAdamStep<A> {
     step_size: A,
 }
 
-/// Refuse betas outside `[0, 1)` (shared with AdamW).
-pub(crate) fn check_betas((beta1, beta2): (f64, f64)) -> Result<()> {
+/// Refuse a negative `lr`, betas outside `[0, 1)` or a negative `eps`, in that order (shared
+/// with AdamW).
+pub(crate) fn check_adam(lr: f64, (beta1, beta2): (f64, f64), eps: f64) -> Result<()> {
+    check_hyper("lr", lr, lr >= 0.0)?;
     check_hyper("beta1", beta1, (0.0..1.0).contains(&beta1))?;
-    check_hyper("beta2", beta2, (0.0..1.0).contains(&beta2))
+    check_hyper("beta2", beta2, (0.0..1.0).contains(&beta2))?;
+    check_hyper("eps", eps, eps >= 0.0)
 }
 
 /// The two moment buffers of Adam, PyTorch's names (shared with AdamW).
@@ -74,9 +77,7 @@ impl Rule for SparseAdamConfig {
     type Step<A: AccElem> = SparseAdamStep<A>;
 
     fn check(&self) -> Result<()> {
-        check_hyper("lr", self.lr, self.lr >= 0.0)?;
-        check_betas(self.betas)?;
-        check_hyper("eps", self.eps, self.eps >= 0.0)
+        check_adam(self.lr, self.betas, self.eps)
     }
 
     fn options(&self) -> &StepOptions {

@@ -20,7 +20,7 @@
 // `x = x + y`: the generic `Float` element types do not promise `AddAssign`.
 #![allow(clippy::assign_op_pattern)]
 
-use super::adam::{check_betas, moment_slots};
+use super::adam::{check_adam, moment_slots, SparseAdamConfig};
 use super::rule::{check_hyper, Rule, StepOptions};
 use super::state::AccElem;
 use super::state::{Layout, SlotSpec};
@@ -45,13 +45,21 @@ pub struct AdamWConfig {
 }
 
 impl Default for AdamWConfig {
+    /// PyTorch's AdamW defaults: Adam's `lr`, `betas` and `eps` (SparseAdam's), and
+    /// `weight_decay = 1e-2`.
     fn default() -> Self {
+        let SparseAdamConfig {
+            lr,
+            betas,
+            eps,
+            options,
+        } = SparseAdamConfig::default();
         AdamWConfig {
-            lr: 1e-3,
-            betas: (0.9, 0.999),
-            eps: 1e-8,
+            lr,
+            betas,
+            eps,
             weight_decay: 1e-2,
-            options: StepOptions::default(),
+            options,
         }
     }
 }
@@ -77,9 +85,7 @@ impl Rule for AdamWConfig {
     type Step<A: AccElem> = AdamWStep<A>;
 
     fn check(&self) -> Result<()> {
-        check_hyper("lr", self.lr, self.lr >= 0.0)?;
-        check_betas(self.betas)?;
-        check_hyper("eps", self.eps, self.eps >= 0.0)?;
+        check_adam(self.lr, self.betas, self.eps)?;
         check_hyper("weight_decay", self.weight_decay, self.weight_decay >= 0.0)
     }
 

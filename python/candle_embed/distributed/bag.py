@@ -24,6 +24,7 @@ import candle_embed as ce
 from candle_embed.distributed.embedding import compact_ids
 from candle_embed.distributed.grad import ShardedGrad
 from candle_embed.distributed.state import ShardedTable
+from candle_embed.distributed.table import shared_options
 
 __all__ = ["ShardedEmbeddingBag"]
 
@@ -91,13 +92,7 @@ class ShardedEmbeddingBag(ShardedTable):
         made = cls._from_rows(
             rows,
             num_shards,
-            {
-                "optimizer": optimizer,
-                "optimizer_kwargs": optimizer_kwargs,
-                "padding_idx": padding_idx,
-                "routing": routing,
-                "actor_options": actor_options,
-            },
+            shared_options(optimizer, optimizer_kwargs, padding_idx, routing, actor_options),
         )
         made._restore_extra_state(table._extra_state())
         return made

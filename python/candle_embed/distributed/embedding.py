@@ -22,6 +22,7 @@ import numpy.typing as npt
 import candle_embed as ce
 from candle_embed.distributed.grad import ShardedGrad
 from candle_embed.distributed.state import ShardedTable
+from candle_embed.distributed.table import shared_options
 
 __all__ = ["ShardedEmbedding", "compact_ids"]
 
@@ -76,13 +77,7 @@ class ShardedEmbedding(ShardedTable):
         return cls._from_rows(
             weight,
             num_shards,
-            {
-                "optimizer": optimizer,
-                "optimizer_kwargs": optimizer_kwargs,
-                "padding_idx": padding_idx,
-                "routing": routing,
-                "actor_options": actor_options,
-            },
+            shared_options(optimizer, optimizer_kwargs, padding_idx, routing, actor_options),
         )
 
     def __call__(self, ids: npt.ArrayLike) -> npt.NDArray[Any]:

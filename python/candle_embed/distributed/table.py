@@ -82,6 +82,23 @@ def get_results(refs: Sequence[Any]) -> list[Any]:
         raise _ShardDown(str(e)) from e
 
 
+def shared_options(
+    optimizer: str | None,
+    optimizer_kwargs: dict[str, Any] | None,
+    padding_idx: int | None,
+    routing: str,
+    actor_options: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The options ``__init__`` and ``from_pretrained`` share, by the names ``_setup`` reads."""
+    return {
+        "optimizer": optimizer,
+        "optimizer_kwargs": optimizer_kwargs,
+        "padding_idx": padding_idx,
+        "routing": routing,
+        "actor_options": actor_options,
+    }
+
+
 class TableCore:
     """Shards, routing, lookups, steps and recovery (``state.ShardedTable`` adds state dicts
     and checkpoints)."""
@@ -105,15 +122,10 @@ class TableCore:
         routing: str = "mod",
         actor_options: dict[str, Any] | None = None,
     ) -> None:
-        options = {
-            "optimizer": optimizer,
-            "optimizer_kwargs": optimizer_kwargs,
-            "padding_idx": padding_idx,
-            "dtype": dtype,
-            "routing": routing,
-            "actor_options": actor_options,
-        }
-        self._setup(num_embeddings, embedding_dim, num_shards, seed, options, None)
+        options = shared_options(optimizer, optimizer_kwargs, padding_idx, routing, actor_options)
+        self._setup(
+            num_embeddings, embedding_dim, num_shards, seed, {**options, "dtype": dtype}, None
+        )
 
     @classmethod
     def _from_rows(

@@ -92,6 +92,24 @@ pub struct Args {
 }
 
 impl Args {
+    /// The header's twelve `i32` fields by fastText's names, in file order (before `t`).
+    pub fn ints(&self) -> [(&'static str, i32); 12] {
+        [
+            ("dim", self.dim),
+            ("ws", self.ws),
+            ("epoch", self.epoch),
+            ("min_count", self.min_count),
+            ("neg", self.neg),
+            ("word_ngrams", self.word_ngrams),
+            ("loss", self.loss),
+            ("model", self.model),
+            ("bucket", self.bucket),
+            ("minn", self.minn),
+            ("maxn", self.maxn),
+            ("lr_update_rate", self.lr_update_rate),
+        ]
+    }
+
     /// Why these arguments cannot describe an unsupervised model, if they cannot: `dim >= 1`,
     /// every count and size `>= 0`, n-grams of at most [`MAX_NGRAM_CHARS`] characters, a known
     /// loss (1 to 4), a cbow or skip-gram model (a supervised one has no word-vector table), a
@@ -100,18 +118,12 @@ impl Args {
         if self.dim < 1 {
             return Some(format!("dim must be >= 1, got {}", self.dim));
         }
-        let non_negative = [
-            ("ws", self.ws),
-            ("epoch", self.epoch),
-            ("min_count", self.min_count),
-            ("neg", self.neg),
-            ("word_ngrams", self.word_ngrams),
-            ("bucket", self.bucket),
-            ("minn", self.minn),
-            ("maxn", self.maxn),
-            ("lr_update_rate", self.lr_update_rate),
-        ];
-        if let Some((name, v)) = non_negative.into_iter().find(|&(_, v)| v < 0) {
+        // Every count and size: all the integer fields but dim (above), loss and model (below).
+        let mut non_negative = self
+            .ints()
+            .into_iter()
+            .filter(|&(name, _)| !matches!(name, "dim" | "loss" | "model"));
+        if let Some((name, v)) = non_negative.find(|&(_, v)| v < 0) {
             return Some(format!("{name} must be >= 0, got {v}"));
         }
         if self.maxn as usize > MAX_NGRAM_CHARS || self.minn as usize > MAX_NGRAM_CHARS {

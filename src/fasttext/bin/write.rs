@@ -46,21 +46,7 @@ pub fn write(path: &Path, m: ModelRef<'_>) -> Result<()> {
 }
 
 fn args_bytes(a: &Args, out: &mut Vec<u8>) {
-    let ints = [
-        a.dim,
-        a.ws,
-        a.epoch,
-        a.min_count,
-        a.neg,
-        a.word_ngrams,
-        a.loss,
-        a.model,
-        a.bucket,
-        a.minn,
-        a.maxn,
-        a.lr_update_rate,
-    ];
-    for v in ints {
+    for (_, v) in a.ints() {
         out.extend_from_slice(&v.to_le_bytes());
     }
     out.extend_from_slice(&a.t.to_le_bytes());

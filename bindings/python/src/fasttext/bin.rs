@@ -26,21 +26,7 @@ pub fn _ft_read_bin<'py>(
     let d = PyDict::new(py);
     d.set_item("version", m.version)?;
     let a = &m.args;
-    let ints = [
-        ("dim", a.dim),
-        ("ws", a.ws),
-        ("epoch", a.epoch),
-        ("min_count", a.min_count),
-        ("neg", a.neg),
-        ("word_ngrams", a.word_ngrams),
-        ("loss", a.loss),
-        ("model", a.model),
-        ("bucket", a.bucket),
-        ("minn", a.minn),
-        ("maxn", a.maxn),
-        ("lr_update_rate", a.lr_update_rate),
-    ];
-    for (k, v) in ints {
+    for (k, v) in a.ints() {
         d.set_item(k, v)?;
     }
     d.set_item("t", a.t)?;

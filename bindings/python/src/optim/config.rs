@@ -12,9 +12,21 @@ use crate::args::{flag, real, real_pair, unsigned};
 
 /// `Name = "PyName" of CoreConfig { field: Type [reader] = core.path, ... }`: a frozen pyclass
 /// wrapping `CoreConfig`, its keyword-only constructor (each default read from
-/// `CoreConfig::default()`), a getter per field, `as_dict()` and `__repr__`.
+/// `CoreConfig::default()`), a getter per field, `as_dict()` and `__repr__`. The fields of the
+/// core's `StepOptions` (every config's `options`: `maximize`, `stochastic_rounding`, `seed`)
+/// are added after the listed ones.
 macro_rules! config_class {
     ($(#[$doc:meta])* $py:ident = $name:literal of $core:ty {
+        $($field:ident : $ty:ty [$read:path] = $($path:ident).+),* $(,)?
+    }) => {
+        config_class!(@class $(#[$doc])* $py = $name of $core {
+            $($field: $ty [$read] = $($path).+,)*
+            maximize: bool [flag] = options.maximize,
+            stochastic_rounding: bool [flag] = options.stochastic_rounding,
+            seed: u64 [unsigned] = options.seed,
+        });
+    };
+    (@class $(#[$doc:meta])* $py:ident = $name:literal of $core:ty {
         $($field:ident : $ty:ty [$read:path] = $($path:ident).+),* $(,)?
     }) => {
         $(#[$doc])*
@@ -67,9 +79,6 @@ config_class! {
         dampening: f64 [real] = dampening,
         nesterov: bool [flag] = nesterov,
         weight_decay: f64 [real] = weight_decay,
-        maximize: bool [flag] = options.maximize,
-        stochastic_rounding: bool [flag] = options.stochastic_rounding,
-        seed: u64 [unsigned] = options.seed,
     }
 }
 
@@ -81,9 +90,6 @@ config_class! {
         weight_decay: f64 [real] = weight_decay,
         initial_accumulator_value: f64 [real] = initial_accumulator_value,
         eps: f64 [real] = eps,
-        maximize: bool [flag] = options.maximize,
-        stochastic_rounding: bool [flag] = options.stochastic_rounding,
-        seed: u64 [unsigned] = options.seed,
     }
 }
 
@@ -92,9 +98,6 @@ config_class! {
     PyRowWiseAdagradConfig = "RowWiseAdagradConfig" of RowWiseAdagradConfig {
         lr: f64 [real] = lr,
         eps: f64 [real] = eps,
-        maximize: bool [flag] = options.maximize,
-        stochastic_rounding: bool [flag] = options.stochastic_rounding,
-        seed: u64 [unsigned] = options.seed,
     }
 }
 
@@ -104,9 +107,6 @@ config_class! {
         lr: f64 [real] = lr,
         betas: (f64, f64) [real_pair] = betas,
         eps: f64 [real] = eps,
-        maximize: bool [flag] = options.maximize,
-        stochastic_rounding: bool [flag] = options.stochastic_rounding,
-        seed: u64 [unsigned] = options.seed,
     }
 }
 
@@ -117,9 +117,6 @@ config_class! {
         betas: (f64, f64) [real_pair] = betas,
         eps: f64 [real] = eps,
         weight_decay: f64 [real] = weight_decay,
-        maximize: bool [flag] = options.maximize,
-        stochastic_rounding: bool [flag] = options.stochastic_rounding,
-        seed: u64 [unsigned] = options.seed,
     }
 }
 
