@@ -211,10 +211,7 @@ fn bag_forward_and_backward_match_reference() {
                 ..Default::default()
             };
             let module = EmbeddingBag::from_pretrained(t.clone(), cfg).unwrap();
-            let bags = module
-                .spec()
-                .bags(&ids, &[ids.len()], Some(&offsets[..]))
-                .unwrap();
+            let bags = module.bags(&ids, &[ids.len()], Some(&offsets[..])).unwrap();
             let got = host(&cuda::bag_forward(&t, &bags, pw, mode, pad).unwrap());
             let mut want = vec![0.0; nb * dim];
             for b in 0..nb {

@@ -29,7 +29,7 @@ impl EmbeddingBag {
         grad_output: &[D],
         per_sample_weights: Option<&[D]>,
     ) -> Result<SparseGrad> {
-        let bags = self.spec().bags(ids, shape, offsets)?;
+        let bags = self.bags(ids, shape, offsets)?;
         self.check_weights(&bags, per_sample_weights)?;
         self.check_output(&bags, grad_output.len(), "grad_output")?;
         let dim = self.embedding_dim();
@@ -130,7 +130,7 @@ impl EmbeddingBag {
                 mode_name(self.mode)
             )));
         }
-        let bags = self.spec().bags(ids, shape, offsets)?;
+        let bags = self.bags(ids, shape, offsets)?;
         self.check_output(&bags, grad_output.len(), "grad_output")?;
         let (dim, nb) = (self.embedding_dim(), bags.num_bags());
         let table = self.table.rows();

@@ -23,7 +23,7 @@ impl EmbeddingBag {
         per_sample_weights: Option<&[D]>,
         out: &mut [D],
     ) -> Result<()> {
-        let bags = self.spec().bags(ids, shape, offsets)?;
+        let bags = self.bags(ids, shape, offsets)?;
         self.check_weights(&bags, per_sample_weights)?;
         self.check_output(&bags, out.len(), "out")?;
         let dim = self.embedding_dim();
@@ -73,7 +73,7 @@ impl EmbeddingBag {
         offsets: Option<&[O]>,
         per_sample_weights: Option<&[W]>,
     ) -> Result<Tensor> {
-        let bags = self.spec().bags(ids, shape, offsets)?;
+        let bags = self.bags(ids, shape, offsets)?;
         self.check_weights(&bags, per_sample_weights)?;
         self.table.apply_max_norm(ids)?;
         self.reduce_portable(&bags, per_sample_weights)

@@ -41,6 +41,16 @@ impl EmbeddingBag {
         self.spec().num_bags(shape, offsets_len)
     }
 
+    /// The checked bags of a call ([`BagSpec::bags`]).
+    pub fn bags<'a, I: Id, O: Id>(
+        &self,
+        ids: &'a [I],
+        shape: &[usize],
+        offsets: Option<&[O]>,
+    ) -> Result<Bags<'a, I>> {
+        self.spec().bags(ids, shape, offsets)
+    }
+
     pub(super) fn check_weights<I, W>(
         &self,
         bags: &Bags<'_, I>,

@@ -35,7 +35,7 @@ pub enum Reduce {
     Max,
 }
 
-/// The bags of one call: ids (flat) and validated CSR bounds, as `BagSpec::bags` builds
+/// The bags of one call: ids (flat) and validated CSR bounds, as `EmbeddingBag::bags` builds
 /// them (the one offsets check); the CPU and CUDA bag kernels and backwards take them. Here, in
 /// the kernels layer beside [`Reduce`], so the CUDA kernels need not import the table layer.
 pub struct Bags<'a, I> {

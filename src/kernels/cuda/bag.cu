@@ -1,5 +1,5 @@
 // EmbeddingBag forward: bag b = ids[offsets[b]..offsets[b+1]] (CSR bounds, B + 1 entries,
-// checked on the host by the shared BagSpec::bags). mode 0 = sum (optionally weighted by
+// checked on the host by the shared EmbeddingBag::bags). mode 0 = sum (optionally weighted by
 // wts), 1 = mean, 2 = max. Rows equal to padding_idx (-1 = none) are skipped and not counted;
 // an empty bag gives zeros. One block per bag, threads over columns, each column reduced in bag
 // order, as the CPU kernel (kernels/cpu/bag.rs) does: the mean multiplies by 1/count, the max

@@ -2,11 +2,11 @@
 //! or max) in bag order. Backward (sum / mean): a segment reduce over a host plan that maps each
 //! lookup to its bag's output-gradient row, scaled by its weight or `1 / count`.
 //!
-//! The bags come validated by the crate's one offsets check ([`BagSpec::bags`]), and the
+//! The bags come validated by the crate's one offsets check ([`EmbeddingBag::bags`]), and the
 //! reduction is the CPU kernel's [`Reduce`]. Portable reference: `EmbeddingBag::forward_portable`
 //! (gather, then per-bag reductions in candle ops).
 //!
-//! [`BagSpec::bags`]: crate::bag::BagSpec::bags
+//! [`EmbeddingBag::bags`]: crate::EmbeddingBag::bags
 
 use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::WrapErr;
@@ -24,12 +24,12 @@ use crate::kernels::segments::SegmentPlan;
 use crate::{bail_invalid, bail_shape, Result, SparseGrad};
 
 /// The kernels index `ids` through the bounds, so a launch needs the invariant that
-/// [`crate::bag::BagSpec::bags`] established: `B + 1` non-decreasing bounds ending at most at
+/// [`crate::EmbeddingBag::bags`] established: `B + 1` non-decreasing bounds ending at most at
 /// `ids.len()`, and per-sample weights (if any) one per id.
 fn launchable<I>(bags: &Bags<'_, I>, weights: Option<&[f64]>) -> Result<()> {
     let b = &bags.bounds;
     if b.is_empty() || b.windows(2).any(|w| w[0] > w[1]) || b[b.len() - 1] > bags.ids.len() {
-        bail_invalid!("bag bounds must be the checked CSR bounds of BagSpec::bags");
+        bail_invalid!("bag bounds must be the checked CSR bounds of EmbeddingBag::bags");
     }
     if weights.is_some_and(|w| w.len() != bags.ids.len()) {
         bail_shape!("per_sample_weights must hold one weight per id");
