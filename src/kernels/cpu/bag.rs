@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use super::prefetch::prefetch_row;
 use super::tuning;
 use crate::alloc::{checked_elems, try_alloc, try_filled};
-use crate::dtype::Float;
+use crate::dtype::{Accumulator, Float};
 use crate::ids::Id;
 use crate::{threads, Result};
 
@@ -197,17 +197,11 @@ fn bags_serial<S: Float, D: Float, I: Id>(
                         64 => tile.sum_fixed::<64>(&mut acc[..64], pf),
                         _ => tile.sum(acc, pf),
                     };
-                    let o = &mut dst[c0..c0 + w];
                     if mode == Reduce::Mean && count > 0 {
                         let inv = S::acc_from_f64(1.0) / S::acc_from_f64(count as f64);
-                        for (d, &a) in o.iter_mut().zip(acc.iter()) {
-                            *d = D::of_f64(S::acc_to_f64(a * inv));
-                        }
-                    } else {
-                        for (d, &a) in o.iter_mut().zip(acc.iter()) {
-                            *d = D::of_f64(S::acc_to_f64(a));
-                        }
+                        acc.iter_mut().for_each(|a| *a = *a * inv);
                     }
+                    S::Acc::store(acc, &mut dst[c0..c0 + w]);
                 }
                 Reduce::Max => {
                     acc.fill(num_traits::Float::neg_infinity());
@@ -233,9 +227,7 @@ fn bags_serial<S: Float, D: Float, I: Id>(
                     if count == 0 {
                         o.fill(D::of_f64(0.0));
                     } else {
-                        for (d, &a) in o.iter_mut().zip(acc.iter()) {
-                            *d = D::of_f64(S::acc_to_f64(a));
-                        }
+                        S::Acc::store(acc, o);
                     }
                 }
             }
@@ -270,20 +262,8 @@ impl<S: Float, D: Float, I: Id> SumTile<'_, S, D, I> {
             }
             count += 1;
             let a0 = id * self.dim + self.c0;
-            let row = &self.table[a0..a0 + w];
-            match self.weights {
-                None => {
-                    for (a, &x) in acc.iter_mut().zip(row) {
-                        *a += x.to_acc();
-                    }
-                }
-                Some(ws) => {
-                    let s = S::acc_from_f64(ws[k].as_f64());
-                    for (a, &x) in acc.iter_mut().zip(row) {
-                        *a += x.to_acc() * s;
-                    }
-                }
-            }
+            let weight = self.weights.map(|ws| S::acc_from_f64(ws[k].as_f64()));
+            S::add_row(acc, &self.table[a0..a0 + w], weight);
         }
         count
     }

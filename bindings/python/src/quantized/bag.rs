@@ -49,17 +49,20 @@ impl PyQuantizedEmbeddingBag {
     /// Quantize a float array ``weight`` ``(num_embeddings, embedding_dim)`` to ``bits`` (8 or
     /// 4) with FBGEMM's rounding; the bag options as ``EmbeddingBag``'s.
     #[classmethod]
-    #[pyo3(signature = (weight, bits=8, *, mode="mean", padding_idx=None, include_last_offset=false))]
+    #[pyo3(signature = (weight, bits=8, *, mode=args::default_text("mean"), padding_idx=None,
+        include_last_offset=false),
+        text_signature = "($cls, weight, bits=8, *, mode='mean', padding_idx=None, \
+        include_last_offset=False)")]
     fn from_float(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
         weight: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = args::size)] bits: usize,
-        mode: &str,
+        #[pyo3(from_py_with = args::text)] mode: String,
         #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
-        include_last_offset: bool,
+        #[pyo3(from_py_with = args::flag)] include_last_offset: bool,
     ) -> PyResult<Self> {
-        let mode = parse_mode(mode).py()?;
+        let mode = parse_mode(&mode).py()?;
         let table = table_from_float(py, weight, parse_bits(bits)?)?;
         let q = QuantizedEmbeddingBag::new(table, mode, padding_idx, include_last_offset).py()?;
         Ok(wrap(q))
@@ -68,23 +71,27 @@ impl PyQuantizedEmbeddingBag {
     /// A bag holding a copy of ``packed`` (uint8 FBGEMM fused rows, as
     /// ``QuantizedEmbedding.from_packed``); the bag options as ``EmbeddingBag``'s.
     #[classmethod]
-    #[pyo3(signature = (packed, bits=8, *, mode="mean", padding_idx=None, include_last_offset=false))]
+    #[pyo3(signature = (packed, bits=8, *, mode=args::default_text("mean"), padding_idx=None,
+        include_last_offset=false),
+        text_signature = "($cls, packed, bits=8, *, mode='mean', padding_idx=None, \
+        include_last_offset=False)")]
     fn from_packed(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
         packed: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = args::size)] bits: usize,
-        mode: &str,
+        #[pyo3(from_py_with = args::text)] mode: String,
         #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
-        include_last_offset: bool,
+        #[pyo3(from_py_with = args::flag)] include_last_offset: bool,
     ) -> PyResult<Self> {
-        let mode = parse_mode(mode).py()?;
+        let mode = parse_mode(&mode).py()?;
         let table = table_from_packed(py, packed, parse_bits(bits)?)?;
         let q = QuantizedEmbeddingBag::new(table, mode, padding_idx, include_last_offset).py()?;
         Ok(wrap(q))
     }
 
-    #[pyo3(signature = (ids, offsets=None, per_sample_weights=None, *, out=None, dtype="float32"))]
+    #[pyo3(signature = (ids, offsets=None, per_sample_weights=None, *, out=None,
+        dtype=args::default_text("float32")))]
     fn __call__<'py>(
         &self,
         py: Python<'py>,
@@ -92,9 +99,9 @@ impl PyQuantizedEmbeddingBag {
         offsets: Option<&Bound<'py, PyAny>>,
         per_sample_weights: Option<&Bound<'py, PyAny>>,
         out: Option<&Bound<'py, PyAny>>,
-        dtype: &str,
+        #[pyo3(from_py_with = args::text)] dtype: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let dtype = out_dtype(dtype)?;
+        let dtype = out_dtype(&dtype)?;
         let ids = IdArray::read(ids, "ids")?;
         let offsets = read_offsets(offsets)?;
         let (off, off_region) = offsets.map_or((None, None), |(v, r)| (Some(v), Some(r)));

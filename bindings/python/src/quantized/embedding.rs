@@ -76,15 +76,15 @@ impl PyQuantizedEmbedding {
         Ok(wrap(QuantizedEmbedding::new(table, padding_idx).py()?))
     }
 
-    #[pyo3(signature = (ids, *, out=None, dtype="float32"))]
+    #[pyo3(signature = (ids, *, out=None, dtype=args::default_text("float32")))]
     fn __call__<'py>(
         &self,
         py: Python<'py>,
         ids: &Bound<'py, PyAny>,
         out: Option<&Bound<'py, PyAny>>,
-        dtype: &str,
+        #[pyo3(from_py_with = args::text)] dtype: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let dtype = out_dtype(dtype)?;
+        let dtype = out_dtype(&dtype)?;
         let ids = IdArray::read(ids, "ids")?;
         let mut shape = ids.shape().to_vec();
         shape.push(self.inner.embedding_dim());
