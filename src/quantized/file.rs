@@ -53,7 +53,10 @@ impl QuantizedEmbeddingBag {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let options = Map::from_iter([
             ("mode".into(), mode_name(self.mode()).into()),
-            ("include_last_offset".into(), self.include_last_offset().into()),
+            (
+                "include_last_offset".into(),
+                self.include_last_offset().into(),
+            ),
         ]);
         let kind = "QuantizedEmbeddingBag";
         self.embedding().save_as(path.as_ref(), kind, options)

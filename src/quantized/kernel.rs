@@ -21,8 +21,7 @@ use super::format::{Bits, RowLayout};
 use crate::dtype::Float;
 use crate::ids::Id;
 use crate::kernels::cpu::bag::Reduce;
-use crate::kernels::cpu::prefetch::prefetch_bytes;
-use crate::kernels::cpu::tuning;
+use crate::kernels::cpu::prefetch::RowsAhead;
 use crate::threads;
 
 /// Below this many output elements the pool's dispatch costs more than it saves.
@@ -198,16 +197,11 @@ fn bags_serial<I: Id, D: Float>(args: &PoolArgs<'_, I>, first_bag: usize, out: &
         ..
     } = *args;
     let (dim, width) = (layout.dim, layout.row_bytes());
-    let end = bounds.of(first_bag + out.len() / dim - 1).1;
-    // 0: prefetching is off.
-    let distance = tuning::get().prefetch_rows(width);
-    let prefetch = |pos: usize| {
-        if distance > 0 && pos < end {
-            prefetch_bytes(packed[ids[pos].index() * width..].as_ptr(), width);
-        }
-    };
-    let start = bounds.of(first_bag).0;
-    (start..(start + distance).min(end)).for_each(prefetch);
+    let (start, end) = (
+        bounds.of(first_bag).0,
+        bounds.of(first_bag + out.len() / dim - 1).1,
+    );
+    let ahead = RowsAhead::new(packed.as_ptr(), width, ids, start, end);
     let mut tile = [0f32; BLOCK];
     for (b, dst) in out.chunks_exact_mut(dim).enumerate() {
         let (lo, hi) = bounds.of(first_bag + b);
@@ -216,7 +210,7 @@ fn bags_serial<I: Id, D: Float>(args: &PoolArgs<'_, I>, first_bag: usize, out: &
             let block = Block { args, c0, lo, hi };
             let pf = |pos: usize| {
                 if c0 == 0 {
-                    prefetch(pos + distance);
+                    ahead.before(pos);
                 }
             };
             let count = match acc.len() {

@@ -11,8 +11,7 @@
 
 use rayon::prelude::*;
 
-use super::prefetch::prefetch_row;
-use super::tuning;
+use super::prefetch::RowsAhead;
 use crate::alloc::{checked_elems, try_alloc, try_filled};
 use crate::dtype::{Accumulator, Float};
 use crate::ids::Id;
@@ -152,20 +151,14 @@ fn bags_serial<S: Float, D: Float, I: Id>(
         padding,
         mode,
     } = *args;
-    let last_pos = bounds[first_bag + out.len() / dim];
-    // 0: prefetching is off.
-    let distance = tuning::get().prefetch_rows(dim * std::mem::size_of::<S>());
-    let prefetch = |pos: usize| {
-        if distance > 0 && pos < last_pos {
-            let r = ids[pos].index() * dim;
-            prefetch_row(&table[r..r + dim]);
-        }
-    };
-    // Start the prefetch pipeline for this chunk.
-    let start = bounds[first_bag];
-    for pos in start..(start + distance).min(last_pos) {
-        prefetch(pos);
-    }
+    let (start, end) = (bounds[first_bag], bounds[first_bag + out.len() / dim]);
+    let ahead = RowsAhead::new(
+        table.as_ptr(),
+        dim * std::mem::size_of::<S>(),
+        ids,
+        start,
+        end,
+    );
     let mut acc = [<S::Acc as num_traits::Zero>::zero(); TILE];
     for (b, dst) in out.chunks_exact_mut(dim).enumerate() {
         let (lo, hi) = (bounds[first_bag + b], bounds[first_bag + b + 1]);
@@ -187,7 +180,7 @@ fn bags_serial<S: Float, D: Float, I: Id>(
                     };
                     let pf = |k: usize| {
                         if first_tile {
-                            prefetch(lo + k + distance);
+                            ahead.before(lo + k);
                         }
                     };
                     // Common tile widths get a fixed-size accumulator the compiler keeps in
@@ -207,7 +200,7 @@ fn bags_serial<S: Float, D: Float, I: Id>(
                     acc.fill(num_traits::Float::neg_infinity());
                     for (k, &id) in bag.iter().enumerate() {
                         if first_tile {
-                            prefetch(lo + k + distance);
+                            ahead.before(lo + k);
                         }
                         let id = id.index();
                         if Some(id) == padding {

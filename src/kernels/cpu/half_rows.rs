@@ -96,7 +96,9 @@ mod tests {
     /// over values that include subnormals, infinities and the largest finite f16.
     #[test]
     fn vector_rows_match_the_scalar_loop_bit_for_bit() {
-        let specials = [0x0001u16, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0xFC00, 0x8001, 0x3C00];
+        let specials = [
+            0x0001u16, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0xFC00, 0x8001, 0x3C00,
+        ];
         for n in 0..40usize {
             let row: Vec<f16> = (0..n)
                 .map(|i| match i % 5 {
