@@ -231,3 +231,92 @@ fn bags_serial<I: Id, D: Float>(args: &PoolArgs<'_, I>, first_bag: usize, out: &
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantized::QuantizedTable;
+
+    /// FBGEMM's per-element order, one column at a time (the kernel before register blocks):
+    /// `acc = fma(code, w * scale, acc + w * bias)`, max of `fma(code, scale, bias)`.
+    fn column_by_column(args: &PoolArgs<'_, u32>, bags: &[(usize, usize)]) -> Vec<f32> {
+        let (dim, width) = (args.layout.dim, args.layout.row_bytes());
+        let mut out = vec![0f32; bags.len() * dim];
+        for (b, &(lo, hi)) in bags.iter().enumerate() {
+            for j in 0..dim {
+                let max = args.mode == Reduce::Max;
+                let (mut acc, mut count) = (if max { f32::NEG_INFINITY } else { 0.0 }, 0);
+                for pos in lo..hi {
+                    let id = args.ids[pos] as usize;
+                    if Some(id) == args.padding {
+                        continue;
+                    }
+                    count += 1;
+                    let row = &args.packed[id * width..(id + 1) * width];
+                    let (s, bias) = args.layout.scale_bias(row);
+                    let code = f32::from(match args.layout.bits {
+                        Bits::Eight => row[j],
+                        Bits::Four => (row[j / 2] >> (4 * (j % 2))) & 0x0F,
+                    });
+                    if max {
+                        let x = code.mul_add(s, bias);
+                        acc = if x > acc { x } else { acc };
+                        continue;
+                    }
+                    let w = args.weights.map_or(1.0, |ws| ws[pos]);
+                    acc = code.mul_add(w * s, acc + w * bias);
+                }
+                out[b * dim + j] = match (count, args.mode) {
+                    (0, _) => 0.0,
+                    (_, Reduce::Mean) => acc * (1.0 / count as f32),
+                    _ => acc,
+                };
+            }
+        }
+        out
+    }
+
+    /// The 64-column register blocks and the tail block give the column-by-column loop's bits
+    /// (the order FBGEMM's kernels use, which the fixture tests pin for D < 64), for row widths
+    /// below, at and past one block, both code widths, every mode, with weights and padding.
+    #[test]
+    fn register_blocks_match_the_column_by_column_loop_bit_for_bit() {
+        let rows = 23usize;
+        let bags = [(0usize, 0usize), (0, 7), (7, 8), (8, 40)];
+        let ids: Vec<u32> = (0..40u32).map(|k| (k * 7 + k * k) % rows as u32).collect();
+        let ws: Vec<f32> = (0..40).map(|k| 0.25 + k as f32 * 0.03).collect();
+        let csr = [0usize, 0, 7, 8, 40];
+        for dim in [8usize, 64, 136] {
+            let values: Vec<f32> = (0..rows * dim)
+                .map(|i| ((i as f32) * 0.377).sin() * 4.0)
+                .collect();
+            for bits in [Bits::Eight, Bits::Four] {
+                let table = QuantizedTable::quantize(&values, rows, dim, bits).unwrap();
+                let cases = [
+                    (Reduce::Sum, None),
+                    (Reduce::Sum, Some(&ws[..])),
+                    (Reduce::Mean, None),
+                    (Reduce::Max, None),
+                ];
+                for (mode, weights) in cases {
+                    table.with_bytes(|packed| {
+                        let args = PoolArgs {
+                            packed,
+                            layout: table.layout(),
+                            ids: &ids,
+                            bounds: Bounds::Csr(&csr),
+                            weights,
+                            padding: Some(ids[3] as usize),
+                            mode,
+                        };
+                        let mut got = vec![f32::NAN; bags.len() * dim];
+                        pool(&args, &mut got);
+                        let want = column_by_column(&args, &bags);
+                        let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits_of(&got), bits_of(&want), "{dim} {bits:?} {mode:?}");
+                    });
+                }
+            }
+        }
+    }
+}

@@ -47,7 +47,7 @@ impl PyQuantizedEmbeddingBag {
     #[classmethod]
     #[pyo3(signature = (weight, bits=8, *, mode=args::default_text("mean"), padding_idx=None,
         include_last_offset=false),
-        text_signature = "($cls, weight, bits=8, *, mode='mean', padding_idx=None, \
+        text_signature = "(weight, bits=8, *, mode='mean', padding_idx=None, \
         include_last_offset=False)")]
     fn from_float(
         _cls: &Bound<'_, PyType>,
@@ -69,7 +69,7 @@ impl PyQuantizedEmbeddingBag {
     #[classmethod]
     #[pyo3(signature = (packed, bits=8, *, mode=args::default_text("mean"), padding_idx=None,
         include_last_offset=false),
-        text_signature = "($cls, packed, bits=8, *, mode='mean', padding_idx=None, \
+        text_signature = "(packed, bits=8, *, mode='mean', padding_idx=None, \
         include_last_offset=False)")]
     fn from_packed(
         _cls: &Bound<'_, PyType>,

@@ -204,7 +204,7 @@ fn quantized_bag_portable<'py>(
 fn quantize_reference<'py>(
     py: Python<'py>,
     weight: &Bound<'py, PyAny>,
-    bits: usize,
+    #[pyo3(from_py_with = crate::args::size)] bits: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let bits = parse_bits(bits)?;
     let w = Floats::<f32>::read(weight, "weight")?;
