@@ -6,26 +6,16 @@ use candle_core::{DType, Device, Tensor};
 use candle_embed::{BagMode, EmbeddingBag, EmbeddingBagConfig};
 use criterion::{criterion_group, criterion_main, Criterion};
 
+mod common;
+
 const BAGS: usize = 4096;
 const PER: usize = 32;
 const DIM: usize = 128;
 
-fn ids(v: usize) -> Vec<u32> {
-    let mut s = 42u64;
-    (0..BAGS * PER)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 33) % v as u64) as u32
-        })
-        .collect()
-}
-
 fn bench(c: &mut Criterion) {
     for v in [1_000_000usize, 50_000] {
         let w = Tensor::randn(0f32, 1.0, (v, DIM), &Device::Cpu).unwrap();
-        let ids = ids(v);
+        let ids = common::uniform_ids(BAGS * PER, v, 42);
         let idx = Tensor::from_vec(ids.clone(), BAGS * PER, &Device::Cpu).unwrap();
         let mut out = vec![0f32; BAGS * DIM];
         for mode in [BagMode::Sum, BagMode::Mean] {

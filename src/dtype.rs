@@ -25,6 +25,15 @@ pub trait Accumulator:
     fn of_f64(v: f64) -> Self;
     /// This value as f64 (exact).
     fn to_f64(self) -> f64;
+    /// `dst[j] = src[j]` rounded to `D` (the same bits as `D::of_f64(src[j].to_f64())`): how a
+    /// reduction writes its accumulator tile out, a whole tile per call so that 16-bit outputs
+    /// convert several elements at a time ([`Float::from_f32_slice`]).
+    #[inline(always)]
+    fn store<D: Float>(src: &[Self], dst: &mut [D]) {
+        for (d, &a) in dst.iter_mut().zip(src) {
+            *d = D::of_f64(a.to_f64());
+        }
+    }
 }
 
 impl Accumulator for f32 {
@@ -35,6 +44,10 @@ impl Accumulator for f32 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self as f64
+    }
+    #[inline(always)]
+    fn store<D: Float>(src: &[Self], dst: &mut [D]) {
+        D::from_f32_slice(src, dst)
     }
 }
 
@@ -77,6 +90,28 @@ pub trait Float: WithDType + num_traits::Float + Send + Sync + 'static {
     const DT: DType = <Self as WithDType>::DTYPE;
     /// Mutable access to the elements of a CPU storage of this type.
     fn storage_mut(s: &mut CpuStorage) -> Option<&mut [Self]>;
+    /// `acc[j] += row[j].to_acc() (* weight)` for `j < acc.len()`: a table row added into a
+    /// reduction's accumulator (the bag sum's inner loop). The product and the sum are rounded
+    /// separately, as written. f16 converts eight elements at a time in registers
+    /// ([`crate::kernels::cpu::half_rows`]) with the same bits.
+    #[inline(always)]
+    fn add_row(acc: &mut [Self::Acc], row: &[Self], weight: Option<Self::Acc>) {
+        match weight {
+            None => acc.iter_mut().zip(row).for_each(|(a, &x)| *a += x.to_acc()),
+            Some(w) => acc
+                .iter_mut()
+                .zip(row)
+                .for_each(|(a, &x)| *a += x.to_acc() * w),
+        }
+    }
+    /// `dst[j] = src[j]` rounded to this type (the bits of `of_f64(f64::from(src[j]))`, one
+    /// rounding). f16 converts eight at a time ([`crate::kernels::cpu::half_rows::narrow`]).
+    #[inline(always)]
+    fn from_f32_slice(src: &[f32], dst: &mut [Self]) {
+        for (d, &a) in dst.iter_mut().zip(src) {
+            *d = Self::of_f64(f64::from(a));
+        }
+    }
 }
 
 /// The accumulator dtype of a table dtype (f64 for f64, f32 otherwise): [`Float::Acc`] as a
@@ -90,8 +125,9 @@ pub fn acc_dtype(d: DType) -> DType {
 }
 
 macro_rules! impl_float {
-    ($t:ty, $acc:ty, $variant:ident, $to:expr, $from:expr) => {
+    ($t:ty, $acc:ty, $variant:ident, $to:expr, $from:expr $(, $fast:item)*) => {
         impl Float for $t {
+            $($fast)*
             type Acc = $acc;
             #[inline(always)]
             fn to_acc(self) -> $acc {
@@ -120,7 +156,23 @@ macro_rules! impl_float {
 }
 impl_float!(f32, f32, F32, |x| x, |x| x);
 impl_float!(f64, f64, F64, |x| x, |x| x);
-impl_float!(half::f16, f32, F16, half::f16::to_f32, half::f16::from_f32);
+// half's per-element f16 conversions check the CPU's features on every call: rows and output
+// tiles go through the F16C slice kernels instead.
+impl_float!(
+    half::f16,
+    f32,
+    F16,
+    half::f16::to_f32,
+    half::f16::from_f32,
+    #[inline(always)]
+    fn add_row(acc: &mut [f32], row: &[Self], weight: Option<f32>) {
+        crate::kernels::cpu::half_rows::add_row(acc, row, weight)
+    },
+    #[inline(always)]
+    fn from_f32_slice(src: &[f32], dst: &mut [Self]) {
+        crate::kernels::cpu::half_rows::narrow(src, dst)
+    }
+);
 impl_float!(
     half::bf16,
     f32,

@@ -183,6 +183,8 @@ FACTORIES: dict[str, str] = {
     "TransformerEmbeddings": "H.transformer()",
     "Word2Vec": "ce.Word2Vec(H.SENTENCES, vector_size=8, min_count=1, epochs=1, workers=1)",
     "optim.SparseOptimizer": "optim.SGD(ce.Embedding(10, 4, seed=0, max_norm=None), 0.1)",
+    "QuantizedEmbedding": "ce.Embedding(10, 4, seed=0).quantize(8)",
+    "QuantizedEmbeddingBag": "ce.EmbeddingBag(10, 4, mode='sum', seed=0).quantize(4)",
 }
 for _opt in ("SGD", "Adagrad", "AdamW", "RowWiseAdagrad", "SparseAdam"):
     FACTORIES[f"optim.{_opt}"] = f"optim.{_opt}(ce.Embedding(10, 4, seed=0), 0.1)"
@@ -262,6 +264,14 @@ BASELINES: dict[str, dict[str, str]] = {
     "optim.SparseOptimizer.step": {"grads": "H.grad()"},
     "optim.SparseOptimizer.load_state_dict": {"state": "obj.state_dict()"},
 }
+for _q in ("QuantizedEmbedding", "QuantizedEmbeddingBag"):
+    BASELINES[f"{_q}.from_float"] = {"weight": "np.ones((10, 4), np.float32)", "bits": "8"}
+    BASELINES[f"{_q}.from_packed"] = {"packed": "H.packed()", "bits": "8"}
+    BASELINES[f"{_q}.attend"] = {"x": "np.ones((3, 4), np.float32)"}
+    BASELINES[f"{_q}.save"] = {"path": "H.path('q.safetensors')"}
+    BASELINES[f"{_q}.load"] = {"path": "H.quantized_file()"}
+BASELINES["QuantizedEmbedding.__call__"] = {"ids": "[[1, 2], [3, 4]]"}
+BASELINES["QuantizedEmbeddingBag.__call__"] = {"ids": "[1, 2, 3]", "offsets": "[0, 2]"}
 for _opt in ("SGD", "Adagrad", "AdamW", "RowWiseAdagrad", "SparseAdam"):
     BASELINES[f"optim.{_opt}"] = {"params": "ce.Embedding(10, 4, seed=0)", "lr": "0.1"}
     BASELINES[f"optim.{_opt}.step"] = {"grads": "H.grad()"}
@@ -512,6 +522,20 @@ class H:
         import candle_embed as ce
 
         return H.saved("t.safetensors", lambda p: ce.Embedding(10, 4, seed=0).save(p))
+
+    @staticmethod
+    def packed() -> Any:
+        """FBGEMM fused 8-bit rows of a (10, 4) table, as ``from_packed`` takes them."""
+        import candle_embed as ce
+
+        return ce.Embedding(10, 4, seed=0).quantize(8).packed
+
+    @staticmethod
+    def quantized_file() -> str:
+        import candle_embed as ce
+
+        q = ce.Embedding(10, 4, seed=0).quantize(8)
+        return H.saved("q.safetensors", lambda p: q.save(p))
 
     @staticmethod
     def pairs_file() -> str:

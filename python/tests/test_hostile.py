@@ -57,7 +57,6 @@ PHASE_2 = (
     "FastText",  # fasttext/, bindings fasttext/
     "load_facebook_",
     "save_facebook_model",
-    "QuantizedEmbedding",  # bindings quantized/
 )
 
 

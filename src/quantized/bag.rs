@@ -6,21 +6,20 @@ use candle_core::{DType, Device, Tensor};
 
 use super::format::Bits;
 use super::kernel::{pool, Bounds, PoolArgs};
-use super::lookup::quantize_table;
+use super::lookup::{quantize_table, QuantizedEmbedding};
 use super::portable;
 use super::table::QuantizedTable;
 use crate::alloc::{checked_elems, try_alloc_uninit};
 use crate::bag::{BagMode, BagSpec, PortablePool};
 use crate::dtype::Float;
-use crate::embedding::resolve_padding_idx;
 use crate::ids::Id;
 use crate::{EmbeddingBag, Result};
 
-/// A read-only quantized table of bags.
+/// A read-only quantized table of bags: a [`QuantizedEmbedding`] (the packed rows, their sizes
+/// and the padding row, [`Self::embedding`]) with the bag options.
 #[derive(Debug)]
 pub struct QuantizedEmbeddingBag {
-    table: QuantizedTable,
-    padding_idx: Option<usize>,
+    embedding: QuantizedEmbedding,
     mode: BagMode,
     include_last_offset: bool,
 }
@@ -33,34 +32,16 @@ impl QuantizedEmbeddingBag {
         padding_idx: Option<i64>,
         include_last_offset: bool,
     ) -> Result<Self> {
-        let padding_idx = resolve_padding_idx(padding_idx, table.rows())?;
         Ok(QuantizedEmbeddingBag {
-            table,
-            padding_idx,
+            embedding: QuantizedEmbedding::new(table, padding_idx)?,
             mode,
             include_last_offset,
         })
     }
 
-    /// The packed table.
-    pub fn table(&self) -> &QuantizedTable {
-        &self.table
-    }
-    /// Rows (`V`).
-    pub fn num_embeddings(&self) -> usize {
-        self.table.rows()
-    }
-    /// Columns (`D`).
-    pub fn embedding_dim(&self) -> usize {
-        self.table.dim()
-    }
-    /// Code width.
-    pub fn bits(&self) -> Bits {
-        self.table.bits()
-    }
-    /// The row left out of every bag, resolved to `0..V`.
-    pub fn padding_idx(&self) -> Option<usize> {
-        self.padding_idx
+    /// The table: packed rows, sizes, code width and the row left out of every bag.
+    pub fn embedding(&self) -> &QuantizedEmbedding {
+        &self.embedding
     }
     /// How each bag is reduced.
     pub fn mode(&self) -> BagMode {
@@ -76,8 +57,8 @@ impl QuantizedEmbeddingBag {
         BagSpec {
             mode: self.mode,
             include_last_offset: self.include_last_offset,
-            num_embeddings: self.num_embeddings(),
-            embedding_dim: self.embedding_dim(),
+            num_embeddings: self.embedding.num_embeddings(),
+            embedding_dim: self.embedding.embedding_dim(),
         }
     }
 
@@ -96,14 +77,15 @@ impl QuantizedEmbeddingBag {
         let bags = spec.bags(ids, shape, offsets)?;
         spec.check_weights(&bags, per_sample_weights)?;
         spec.check_output(&bags, out.len(), "out")?;
-        self.table.with_bytes(|packed| {
+        let table = self.embedding.table();
+        table.with_bytes(|packed| {
             let args = PoolArgs {
                 packed,
-                layout: self.table.layout(),
+                layout: table.layout(),
                 ids,
                 bounds: Bounds::Csr(&bags.bounds),
                 weights: per_sample_weights,
-                padding: self.padding_idx,
+                padding: self.embedding.padding_idx(),
                 mode: self.mode,
             };
             pool(&args, out)
@@ -119,8 +101,9 @@ impl QuantizedEmbeddingBag {
         offsets: Option<&[O]>,
         per_sample_weights: Option<&[f32]>,
     ) -> Result<Vec<D>> {
-        let b = self.spec().num_bags(shape, offsets.map(<[O]>::len))?;
-        let n = checked_elems(&[b, self.embedding_dim()], std::mem::size_of::<D>())?;
+        let spec = self.spec();
+        let b = spec.num_bags(shape, offsets.map(<[O]>::len))?;
+        let n = checked_elems(&[b, spec.embedding_dim], std::mem::size_of::<D>())?;
         let mut out = try_alloc_uninit::<D>(n)?;
         self.forward_into(ids, shape, offsets, per_sample_weights, &mut out)?;
         Ok(out)
@@ -140,13 +123,13 @@ impl QuantizedEmbeddingBag {
         spec.check_weights(&bags, per_sample_weights)?;
         let pool = PortablePool {
             mode: self.mode,
-            padding: self.padding_idx,
-            dim: self.embedding_dim(),
+            padding: self.embedding.padding_idx(),
+            dim: spec.embedding_dim,
             acc_dtype: DType::F32,
             device: &Device::Cpu,
         };
         pool.reduce(&bags, per_sample_weights, |rows| {
-            portable::dequantize_rows(&self.table, rows)
+            portable::dequantize_rows(self.embedding.table(), rows)
         })
     }
 }

@@ -28,8 +28,14 @@ const FORMAT: &str = "fbgemm_fused_rowwise";
 impl QuantizedEmbedding {
     /// Save the packed rows and options to a safetensors file, atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let config = config_json(self.table(), "QuantizedEmbedding", self.padding_idx());
-        save(path.as_ref(), self.table(), config)
+        self.save_as(path.as_ref(), "QuantizedEmbedding", Map::new())
+    }
+
+    /// Save with the config of a `kind` table, `options` added to it.
+    fn save_as(&self, path: &Path, kind: &str, options: Map<String, Value>) -> Result<()> {
+        let mut config = config_json(self.table(), kind, self.padding_idx());
+        config.extend(options);
+        save(path, self.table(), config)
     }
 
     /// Load a table saved by [`QuantizedEmbedding::save`] (or [`QuantizedEmbeddingBag::save`]).
@@ -45,13 +51,15 @@ impl QuantizedEmbedding {
 impl QuantizedEmbeddingBag {
     /// Save the packed rows and the bag's options to a safetensors file, atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let mut config = config_json(self.table(), "QuantizedEmbeddingBag", self.padding_idx());
-        config.insert("mode".into(), mode_name(self.mode()).into());
-        config.insert(
-            "include_last_offset".into(),
-            self.include_last_offset().into(),
-        );
-        save(path.as_ref(), self.table(), config)
+        let options = Map::from_iter([
+            ("mode".into(), mode_name(self.mode()).into()),
+            (
+                "include_last_offset".into(),
+                self.include_last_offset().into(),
+            ),
+        ]);
+        let kind = "QuantizedEmbeddingBag";
+        self.embedding().save_as(path.as_ref(), kind, options)
     }
 
     /// Load a bag saved by [`QuantizedEmbeddingBag::save`]; a file without bag options gets

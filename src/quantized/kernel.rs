@@ -13,14 +13,15 @@
 //!
 //! A lookup is the bag of one id each ([`Bounds::Singles`]): `fma(scale, code, bias)`.
 //! Parallel over bags (each bag summed by one thread, in id order: bit-identical for any thread
-//! count), columns in tiles of [`TILE`] kept in registers, rows prefetched [`DISTANCE`] ids
-//! ahead. Ids must be validated and bounds checked by the caller.
+//! count), columns in blocks of [`BLOCK`] accumulated in registers, rows prefetched a
+//! row-size-dependent distance ahead ([`crate::kernels::cpu::tuning`], as the f32 bag). Ids must
+//! be validated and bounds checked by the caller.
 
 use super::format::{Bits, RowLayout};
 use crate::dtype::Float;
 use crate::ids::Id;
-use crate::kernels::cpu::bag::{Reduce, TILE};
-use crate::kernels::cpu::prefetch::{prefetch_bytes, DISTANCE};
+use crate::kernels::cpu::bag::Reduce;
+use crate::kernels::cpu::prefetch::RowsAhead;
 use crate::threads;
 
 /// Below this many output elements the pool's dispatch costs more than it saves.
@@ -93,44 +94,94 @@ unsafe fn bags_avx2<I: Id, D: Float>(args: &PoolArgs<'_, I>, first_bag: usize, o
     bags_serial(args, first_bag, out)
 }
 
-/// `acc_j = fma(s, code_j, acc_j + b)` over the tile of columns starting at `c0`.
+/// Columns reduced per pass over a bag: 64 f32 accumulators, eight AVX registers, leaving the
+/// other eight for the codes, the scale and the bias (FBGEMM's generated kernels block the row
+/// the same way). A bag's rows, read once for the first block, are in L1 for the next ones.
+const BLOCK: usize = 64;
+
+/// The codes of columns `c0..c0 + codes.len()` of a packed row as bytes, one per column (the
+/// 4-bit row unpacked: element `2i` is the low nibble of byte `i`, `2i + 1` the high one).
 #[inline(always)]
-fn accumulate(bits: Bits, row: &[u8], c0: usize, acc: &mut [f32], s: f32, b: f32) {
+fn codes_of<'a>(bits: Bits, row: &'a [u8], c0: usize, codes: &'a mut [u8]) -> &'a [u8] {
     match bits {
-        Bits::Eight => {
-            for (a, &q) in acc.iter_mut().zip(&row[c0..]) {
-                *a = f32::from(q).mul_add(s, *a + b);
-            }
-        }
+        Bits::Eight => &row[c0..c0 + codes.len()],
         Bits::Four => {
-            for (a, &q) in acc.chunks_exact_mut(2).zip(&row[c0 / 2..]) {
-                a[0] = f32::from(q & 0x0F).mul_add(s, a[0] + b);
-                a[1] = f32::from(q >> 4).mul_add(s, a[1] + b);
+            for (pair, &q) in codes.chunks_exact_mut(2).zip(&row[c0 / 2..]) {
+                pair[0] = q & 0x0F;
+                pair[1] = q >> 4;
             }
+            codes
         }
     }
 }
 
-/// `acc_j = max(acc_j, fma(s, code_j, b))` (strictly greater replaces: ties keep the first).
-#[inline(always)]
-fn maximum(bits: Bits, row: &[u8], c0: usize, acc: &mut [f32], s: f32, b: f32) {
-    let keep = |a: &mut f32, q: u8| {
-        let x = f32::from(q).mul_add(s, b);
-        if x > *a {
-            *a = x;
-        }
-    };
-    match bits {
-        Bits::Eight => acc
-            .iter_mut()
-            .zip(&row[c0..])
-            .for_each(|(a, &q)| keep(a, q)),
-        Bits::Four => {
-            for (a, &q) in acc.chunks_exact_mut(2).zip(&row[c0 / 2..]) {
-                keep(&mut a[0], q & 0x0F);
-                keep(&mut a[1], q >> 4);
+/// One block of columns of one bag: the ids `lo..hi`, `acc` the block's accumulators (its
+/// length is the block width; a fixed-size array's here, so they stay in registers).
+struct Block<'a, 'b, I> {
+    args: &'b PoolArgs<'a, I>,
+    c0: usize,
+    lo: usize,
+    hi: usize,
+}
+
+impl<I: Id> Block<'_, '_, I> {
+    /// Reduce the bag's rows into `acc` (sum / mean: `acc_j = fma(s, code_j, acc_j + b)` with
+    /// `s`, `b` the row's scale and bias times its weight; max: `acc_j = max(acc_j, fma(s,
+    /// code_j, b))`, strictly greater replaces so ties keep the first). `pf(pos)` runs before
+    /// the id at `pos` is read. Returns the count of non-padding ids.
+    #[inline(always)]
+    fn reduce(&self, acc: &mut [f32], pf: impl Fn(usize)) -> usize {
+        let PoolArgs {
+            packed,
+            layout,
+            ids,
+            weights,
+            padding,
+            mode,
+            ..
+        } = *self.args;
+        let width = layout.row_bytes();
+        let mut buf = [0u8; BLOCK];
+        let max = mode == Reduce::Max;
+        acc.fill(if max { f32::NEG_INFINITY } else { 0.0 });
+        let mut count = 0;
+        for pos in self.lo..self.hi {
+            pf(pos);
+            let id = ids[pos].index();
+            if Some(id) == padding {
+                continue;
+            }
+            count += 1;
+            let row = &packed[id * width..(id + 1) * width];
+            let (mut s, mut b) = layout.scale_bias(row);
+            let codes = codes_of(layout.bits, row, self.c0, &mut buf[..acc.len()]);
+            if max {
+                for (a, &q) in acc.iter_mut().zip(codes) {
+                    let x = f32::from(q).mul_add(s, b);
+                    if x > *a {
+                        *a = x;
+                    }
+                }
+                continue;
+            }
+            if let Some(ws) = weights {
+                (s, b) = (ws[pos] * s, ws[pos] * b);
+            }
+            for (a, &q) in acc.iter_mut().zip(codes) {
+                *a = f32::from(q).mul_add(s, *a + b);
             }
         }
+        count
+    }
+
+    /// [`Self::reduce`] into a local `[f32; W]` (every length a constant once inlined), copied
+    /// to `out`.
+    #[inline(always)]
+    fn reduce_fixed<const W: usize>(&self, out: &mut [f32], pf: impl Fn(usize)) -> usize {
+        let mut acc = [0f32; W];
+        let count = self.reduce(&mut acc, pf);
+        out.copy_from_slice(&acc);
+        count
     }
 }
 
@@ -142,66 +193,129 @@ fn bags_serial<I: Id, D: Float>(args: &PoolArgs<'_, I>, first_bag: usize, out: &
         layout,
         ids,
         bounds,
-        weights,
-        padding,
         mode,
+        ..
     } = *args;
     let (dim, width) = (layout.dim, layout.row_bytes());
-    let row_of = |pos: usize| {
-        let r = ids[pos].index() * width;
-        &packed[r..r + width]
-    };
-    let end = bounds.of(first_bag + out.len() / dim - 1).1;
-    let prefetch = |pos: usize| {
-        if pos < end {
-            prefetch_bytes(row_of(pos).as_ptr(), width);
-        }
-    };
-    let start = bounds.of(first_bag).0;
-    (start..(start + DISTANCE).min(end)).for_each(prefetch);
-    let mut tile = [0f32; TILE];
+    let (start, end) = (
+        bounds.of(first_bag).0,
+        bounds.of(first_bag + out.len() / dim - 1).1,
+    );
+    let ahead = RowsAhead::new(packed.as_ptr(), width, ids, start, end);
+    let mut tile = [0f32; BLOCK];
     for (b, dst) in out.chunks_exact_mut(dim).enumerate() {
         let (lo, hi) = bounds.of(first_bag + b);
-        for c0 in (0..dim).step_by(TILE) {
-            let acc = &mut tile[..TILE.min(dim - c0)];
-            acc.fill(if mode == Reduce::Max {
-                f32::NEG_INFINITY
-            } else {
-                0.0
-            });
-            let mut count = 0usize;
-            for pos in lo..hi {
+        for c0 in (0..dim).step_by(BLOCK) {
+            let acc = &mut tile[..BLOCK.min(dim - c0)];
+            let block = Block { args, c0, lo, hi };
+            let pf = |pos: usize| {
                 if c0 == 0 {
-                    prefetch(pos + DISTANCE);
+                    ahead.before(pos);
                 }
-                if Some(ids[pos].index()) == padding {
-                    continue;
-                }
-                count += 1;
-                let row = row_of(pos);
-                let (scale, bias) = layout.scale_bias(row);
-                match (mode, weights) {
-                    (Reduce::Max, _) => maximum(layout.bits, row, c0, acc, scale, bias),
-                    (_, Some(ws)) => {
-                        let w = ws[pos];
-                        accumulate(layout.bits, row, c0, acc, w * scale, w * bias);
-                    }
-                    (_, None) => accumulate(layout.bits, row, c0, acc, scale, bias),
-                }
-            }
+            };
+            let count = match acc.len() {
+                BLOCK => block.reduce_fixed::<BLOCK>(acc, pf),
+                _ => block.reduce(acc, pf),
+            };
             let dst = &mut dst[c0..c0 + acc.len()];
             if count == 0 {
                 dst.fill(D::of_f64(0.0));
                 continue;
             }
             // FBGEMM's mean: one f32 reciprocal, then a product (exact for the other modes).
-            let factor = if mode == Reduce::Mean {
-                1.0 / count as f32
-            } else {
-                1.0
-            };
-            for (d, &a) in dst.iter_mut().zip(acc.iter()) {
-                *d = D::of_f64(f64::from(a * factor));
+            if mode == Reduce::Mean {
+                let factor = 1.0 / count as f32;
+                acc.iter_mut().for_each(|a| *a *= factor);
+            }
+            D::from_f32_slice(acc, dst);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantized::QuantizedTable;
+
+    /// FBGEMM's per-element order, one column at a time (the kernel before register blocks):
+    /// `acc = fma(code, w * scale, acc + w * bias)`, max of `fma(code, scale, bias)`.
+    fn column_by_column(args: &PoolArgs<'_, u32>, bags: &[(usize, usize)]) -> Vec<f32> {
+        let (dim, width) = (args.layout.dim, args.layout.row_bytes());
+        let mut out = vec![0f32; bags.len() * dim];
+        for (b, &(lo, hi)) in bags.iter().enumerate() {
+            for j in 0..dim {
+                let max = args.mode == Reduce::Max;
+                let (mut acc, mut count) = (if max { f32::NEG_INFINITY } else { 0.0 }, 0);
+                for pos in lo..hi {
+                    let id = args.ids[pos] as usize;
+                    if Some(id) == args.padding {
+                        continue;
+                    }
+                    count += 1;
+                    let row = &args.packed[id * width..(id + 1) * width];
+                    let (s, bias) = args.layout.scale_bias(row);
+                    let code = f32::from(match args.layout.bits {
+                        Bits::Eight => row[j],
+                        Bits::Four => (row[j / 2] >> (4 * (j % 2))) & 0x0F,
+                    });
+                    if max {
+                        let x = code.mul_add(s, bias);
+                        acc = if x > acc { x } else { acc };
+                        continue;
+                    }
+                    let w = args.weights.map_or(1.0, |ws| ws[pos]);
+                    acc = code.mul_add(w * s, acc + w * bias);
+                }
+                out[b * dim + j] = match (count, args.mode) {
+                    (0, _) => 0.0,
+                    (_, Reduce::Mean) => acc * (1.0 / count as f32),
+                    _ => acc,
+                };
+            }
+        }
+        out
+    }
+
+    /// The 64-column register blocks and the tail block give the column-by-column loop's bits
+    /// (the order FBGEMM's kernels use, which the fixture tests pin for D < 64), for row widths
+    /// below, at and past one block, both code widths, every mode, with weights and padding.
+    #[test]
+    fn register_blocks_match_the_column_by_column_loop_bit_for_bit() {
+        let rows = 23usize;
+        let bags = [(0usize, 0usize), (0, 7), (7, 8), (8, 40)];
+        let ids: Vec<u32> = (0..40u32).map(|k| (k * 7 + k * k) % rows as u32).collect();
+        let ws: Vec<f32> = (0..40).map(|k| 0.25 + k as f32 * 0.03).collect();
+        let csr = [0usize, 0, 7, 8, 40];
+        for dim in [8usize, 64, 136] {
+            let values: Vec<f32> = (0..rows * dim)
+                .map(|i| ((i as f32) * 0.377).sin() * 4.0)
+                .collect();
+            for bits in [Bits::Eight, Bits::Four] {
+                let table = QuantizedTable::quantize(&values, rows, dim, bits).unwrap();
+                let cases = [
+                    (Reduce::Sum, None),
+                    (Reduce::Sum, Some(&ws[..])),
+                    (Reduce::Mean, None),
+                    (Reduce::Max, None),
+                ];
+                for (mode, weights) in cases {
+                    table.with_bytes(|packed| {
+                        let args = PoolArgs {
+                            packed,
+                            layout: table.layout(),
+                            ids: &ids,
+                            bounds: Bounds::Csr(&csr),
+                            weights,
+                            padding: Some(ids[3] as usize),
+                            mode,
+                        };
+                        let mut got = vec![f32::NAN; bags.len() * dim];
+                        pool(&args, &mut got);
+                        let want = column_by_column(&args, &bags);
+                        let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits_of(&got), bits_of(&want), "{dim} {bits:?} {mode:?}");
+                    });
+                }
             }
         }
     }

@@ -11,10 +11,9 @@
 
 use rayon::prelude::*;
 
-use super::prefetch::prefetch_row;
-use super::tuning;
+use super::prefetch::RowsAhead;
 use crate::alloc::{checked_elems, try_alloc, try_filled};
-use crate::dtype::Float;
+use crate::dtype::{Accumulator, Float};
 use crate::ids::Id;
 use crate::{threads, Result};
 
@@ -152,20 +151,14 @@ fn bags_serial<S: Float, D: Float, I: Id>(
         padding,
         mode,
     } = *args;
-    let last_pos = bounds[first_bag + out.len() / dim];
-    // 0: prefetching is off.
-    let distance = tuning::get().prefetch_rows(dim * std::mem::size_of::<S>());
-    let prefetch = |pos: usize| {
-        if distance > 0 && pos < last_pos {
-            let r = ids[pos].index() * dim;
-            prefetch_row(&table[r..r + dim]);
-        }
-    };
-    // Start the prefetch pipeline for this chunk.
-    let start = bounds[first_bag];
-    for pos in start..(start + distance).min(last_pos) {
-        prefetch(pos);
-    }
+    let (start, end) = (bounds[first_bag], bounds[first_bag + out.len() / dim]);
+    let ahead = RowsAhead::new(
+        table.as_ptr(),
+        dim * std::mem::size_of::<S>(),
+        ids,
+        start,
+        end,
+    );
     let mut acc = [<S::Acc as num_traits::Zero>::zero(); TILE];
     for (b, dst) in out.chunks_exact_mut(dim).enumerate() {
         let (lo, hi) = (bounds[first_bag + b], bounds[first_bag + b + 1]);
@@ -187,7 +180,7 @@ fn bags_serial<S: Float, D: Float, I: Id>(
                     };
                     let pf = |k: usize| {
                         if first_tile {
-                            prefetch(lo + k + distance);
+                            ahead.before(lo + k);
                         }
                     };
                     // Common tile widths get a fixed-size accumulator the compiler keeps in
@@ -197,23 +190,17 @@ fn bags_serial<S: Float, D: Float, I: Id>(
                         64 => tile.sum_fixed::<64>(&mut acc[..64], pf),
                         _ => tile.sum(acc, pf),
                     };
-                    let o = &mut dst[c0..c0 + w];
                     if mode == Reduce::Mean && count > 0 {
                         let inv = S::acc_from_f64(1.0) / S::acc_from_f64(count as f64);
-                        for (d, &a) in o.iter_mut().zip(acc.iter()) {
-                            *d = D::of_f64(S::acc_to_f64(a * inv));
-                        }
-                    } else {
-                        for (d, &a) in o.iter_mut().zip(acc.iter()) {
-                            *d = D::of_f64(S::acc_to_f64(a));
-                        }
+                        acc.iter_mut().for_each(|a| *a = *a * inv);
                     }
+                    S::Acc::store(acc, &mut dst[c0..c0 + w]);
                 }
                 Reduce::Max => {
                     acc.fill(num_traits::Float::neg_infinity());
                     for (k, &id) in bag.iter().enumerate() {
                         if first_tile {
-                            prefetch(lo + k + distance);
+                            ahead.before(lo + k);
                         }
                         let id = id.index();
                         if Some(id) == padding {
@@ -233,9 +220,7 @@ fn bags_serial<S: Float, D: Float, I: Id>(
                     if count == 0 {
                         o.fill(D::of_f64(0.0));
                     } else {
-                        for (d, &a) in o.iter_mut().zip(acc.iter()) {
-                            *d = D::of_f64(S::acc_to_f64(a));
-                        }
+                        S::Acc::store(acc, o);
                     }
                 }
             }
@@ -270,20 +255,8 @@ impl<S: Float, D: Float, I: Id> SumTile<'_, S, D, I> {
             }
             count += 1;
             let a0 = id * self.dim + self.c0;
-            let row = &self.table[a0..a0 + w];
-            match self.weights {
-                None => {
-                    for (a, &x) in acc.iter_mut().zip(row) {
-                        *a += x.to_acc();
-                    }
-                }
-                Some(ws) => {
-                    let s = S::acc_from_f64(ws[k].as_f64());
-                    for (a, &x) in acc.iter_mut().zip(row) {
-                        *a += x.to_acc() * s;
-                    }
-                }
-            }
+            let weight = self.weights.map(|ws| S::acc_from_f64(ws[k].as_f64()));
+            S::add_row(acc, &self.table[a0..a0 + w], weight);
         }
         count
     }

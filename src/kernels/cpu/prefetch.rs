@@ -30,3 +30,57 @@ pub fn prefetch_bytes<T>(ptr: *const T, bytes: usize) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (ptr, bytes);
 }
+
+/// The look-ahead of a loop over the positions `start..end` of `ids` that reads table row
+/// `ids[pos]` (`row_bytes` bytes at `base + ids[pos] * row_bytes`) at each one: the rows a
+/// row-size-dependent distance ahead are requested ([`super::tuning`]), the first `distance`
+/// at construction (the thread that ran the previous chunk requested nothing for this one).
+/// Ids must be validated by the caller.
+pub struct RowsAhead<'a, I> {
+    base: *const u8,
+    row_bytes: usize,
+    ids: &'a [I],
+    end: usize,
+    /// 0: prefetching is off.
+    distance: usize,
+}
+
+impl<'a, I: crate::ids::Id> RowsAhead<'a, I> {
+    /// Start the pipeline for positions `start..end` over the table at `base`.
+    #[inline(always)]
+    pub fn new<T>(
+        base: *const T,
+        row_bytes: usize,
+        ids: &'a [I],
+        start: usize,
+        end: usize,
+    ) -> Self {
+        let distance = super::tuning::get().prefetch_rows(row_bytes);
+        let ahead = RowsAhead {
+            base: base.cast(),
+            row_bytes,
+            ids,
+            end,
+            distance,
+        };
+        (start..(start + distance).min(end)).for_each(|pos| ahead.row(pos));
+        ahead
+    }
+
+    /// Request the row of position `pos` (nothing past the end).
+    #[inline(always)]
+    fn row(&self, pos: usize) {
+        if pos < self.end {
+            let offset = self.ids[pos].index() * self.row_bytes;
+            prefetch_bytes(self.base.wrapping_add(offset), self.row_bytes);
+        }
+    }
+
+    /// Called when position `pos` is about to be read: request the row `distance` ahead.
+    #[inline(always)]
+    pub fn before(&self, pos: usize) {
+        if self.distance > 0 {
+            self.row(pos + self.distance);
+        }
+    }
+}

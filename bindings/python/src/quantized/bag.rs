@@ -1,7 +1,6 @@
 //! `candle_embed.QuantizedEmbeddingBag` and `EmbeddingBag.quantize`.
 
 use std::ffi::CStr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_embed::bag::{mode_name, parse_mode};
@@ -9,10 +8,7 @@ use candle_embed::quantized::QuantizedEmbeddingBag;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
-use super::{
-    dequantized, out_dtype, packed_array, parse_bits, read_only_map, table_from_float,
-    table_from_packed,
-};
+use super::{out_dtype, parse_bits, repr, shared_methods, table_from_float, table_from_packed};
 use crate::args;
 use crate::arrays::{fill, with_ids, with_out_float, Floats, IdArray, Region};
 use crate::bag::{read_offsets, read_weights, PyEmbeddingBag};
@@ -49,17 +45,20 @@ impl PyQuantizedEmbeddingBag {
     /// Quantize a float array ``weight`` ``(num_embeddings, embedding_dim)`` to ``bits`` (8 or
     /// 4) with FBGEMM's rounding; the bag options as ``EmbeddingBag``'s.
     #[classmethod]
-    #[pyo3(signature = (weight, bits=8, *, mode="mean", padding_idx=None, include_last_offset=false))]
+    #[pyo3(signature = (weight, bits=8, *, mode=args::default_text("mean"), padding_idx=None,
+        include_last_offset=false),
+        text_signature = "(weight, bits=8, *, mode='mean', padding_idx=None, \
+        include_last_offset=False)")]
     fn from_float(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
         weight: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = args::size)] bits: usize,
-        mode: &str,
+        #[pyo3(from_py_with = args::text)] mode: String,
         #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
-        include_last_offset: bool,
+        #[pyo3(from_py_with = args::flag)] include_last_offset: bool,
     ) -> PyResult<Self> {
-        let mode = parse_mode(mode).py()?;
+        let mode = parse_mode(&mode).py()?;
         let table = table_from_float(py, weight, parse_bits(bits)?)?;
         let q = QuantizedEmbeddingBag::new(table, mode, padding_idx, include_last_offset).py()?;
         Ok(wrap(q))
@@ -68,23 +67,27 @@ impl PyQuantizedEmbeddingBag {
     /// A bag holding a copy of ``packed`` (uint8 FBGEMM fused rows, as
     /// ``QuantizedEmbedding.from_packed``); the bag options as ``EmbeddingBag``'s.
     #[classmethod]
-    #[pyo3(signature = (packed, bits=8, *, mode="mean", padding_idx=None, include_last_offset=false))]
+    #[pyo3(signature = (packed, bits=8, *, mode=args::default_text("mean"), padding_idx=None,
+        include_last_offset=false),
+        text_signature = "(packed, bits=8, *, mode='mean', padding_idx=None, \
+        include_last_offset=False)")]
     fn from_packed(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
         packed: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = args::size)] bits: usize,
-        mode: &str,
+        #[pyo3(from_py_with = args::text)] mode: String,
         #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
-        include_last_offset: bool,
+        #[pyo3(from_py_with = args::flag)] include_last_offset: bool,
     ) -> PyResult<Self> {
-        let mode = parse_mode(mode).py()?;
+        let mode = parse_mode(&mode).py()?;
         let table = table_from_packed(py, packed, parse_bits(bits)?)?;
         let q = QuantizedEmbeddingBag::new(table, mode, padding_idx, include_last_offset).py()?;
         Ok(wrap(q))
     }
 
-    #[pyo3(signature = (ids, offsets=None, per_sample_weights=None, *, out=None, dtype="float32"))]
+    #[pyo3(signature = (ids, offsets=None, per_sample_weights=None, *, out=None,
+        dtype=args::default_text("float32")))]
     fn __call__<'py>(
         &self,
         py: Python<'py>,
@@ -92,9 +95,9 @@ impl PyQuantizedEmbeddingBag {
         offsets: Option<&Bound<'py, PyAny>>,
         per_sample_weights: Option<&Bound<'py, PyAny>>,
         out: Option<&Bound<'py, PyAny>>,
-        dtype: &str,
+        #[pyo3(from_py_with = args::text)] dtype: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let dtype = out_dtype(dtype)?;
+        let dtype = out_dtype(&dtype)?;
         let ids = IdArray::read(ids, "ids")?;
         let offsets = read_offsets(offsets)?;
         let (off, off_region) = offsets.map_or((None, None), |(v, r)| (Some(v), Some(r)));
@@ -113,7 +116,7 @@ impl PyQuantizedEmbeddingBag {
         .flatten()
         .collect();
         let (off, w) = (off.as_deref(), w.as_ref().map(Floats::values));
-        let shape = [nb, q.embedding_dim()];
+        let shape = [nb, q.embedding().embedding_dim()];
         with_out_float!(dtype, D => with_ids!(ids, |v| {
             let (y, ()) = fill::<D, _, _>(py, out, &shape, &inputs, |dst| {
                 q.forward_into(v, ids.shape(), off, w, dst)
@@ -122,54 +125,9 @@ impl PyQuantizedEmbeddingBag {
         }))
     }
 
-    /// The packed rows, a uint8 array ``(num_embeddings, row_bytes)`` (a copy).
-    #[getter]
-    fn packed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        packed_array(py, self.inner.table())
-    }
-
-    /// Every row dequantized: a float32 array ``(num_embeddings, embedding_dim)``.
-    fn dequantize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        dequantized(py, self.inner.table())
-    }
-
-    /// Save the packed rows and the bag's options to a safetensors file ``path``, atomically.
-    fn save(
-        &self,
-        py: Python<'_>,
-        #[pyo3(from_py_with = crate::args::path)] path: PathBuf,
-    ) -> PyResult<()> {
-        let inner = self.inner.clone();
-        without_gil(py, move || inner.save(&path))
-    }
-
-    /// Load a bag saved by ``save`` (a ``QuantizedEmbedding.save`` file loads with
-    /// ``mode="mean"``). ``mmap`` as ``QuantizedEmbedding.load``.
-    #[classmethod]
-    #[pyo3(signature = (path, *, mmap=None))]
-    fn load(
-        _cls: &Bound<'_, PyType>,
-        py: Python<'_>,
-        #[pyo3(from_py_with = crate::args::path)] path: PathBuf,
-        mmap: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let mmap = read_only_map(mmap)?;
-        Ok(wrap(without_gil(py, move || {
-            QuantizedEmbeddingBag::load(&path, mmap)
-        })?))
-    }
-
     fn __repr__(&self) -> String {
-        let q = &self.inner;
-        format!(
-            "QuantizedEmbeddingBag({}, {}, bits={}, mode='{}'{})",
-            q.num_embeddings(),
-            q.embedding_dim(),
-            q.bits().get(),
-            mode_name(q.mode()),
-            q.padding_idx()
-                .map_or(String::new(), |p| format!(", padding_idx={p}"))
-        )
+        let mode = format!(", mode='{}'", mode_name(self.inner.mode()));
+        repr("QuantizedEmbeddingBag", self.inner.embedding(), &mode)
     }
 }
 
@@ -178,23 +136,19 @@ fn wrap(q: QuantizedEmbeddingBag) -> PyQuantizedEmbeddingBag {
 }
 
 getters!(PyQuantizedEmbeddingBag, |s| {
-    /// Bits per code: 8 or 4.
-    bits: u32 = s.inner.bits().get();
-    /// Number of rows (the id range is ``[0, num_embeddings)``).
-    num_embeddings: usize = s.inner.num_embeddings();
-    /// Width ``D`` of each output row.
-    embedding_dim: usize = s.inner.embedding_dim();
-    /// Bytes of one packed row (codes, scale, bias).
-    row_bytes: usize = s.inner.table().layout().row_bytes();
-    /// The row left out of every bag (and of the mean's divisor), or None.
-    padding_idx: Option<usize> = s.inner.padding_idx();
     /// The bag reduction: "sum", "mean" or "max".
     mode: &'static str = mode_name(s.inner.mode());
     /// True when ``offsets`` carries a final entry equal to ``len(ids)`` (CSR form).
     include_last_offset: bool = s.inner.include_last_offset();
-    /// "r" when the rows are read in place from a memory-mapped file, else None.
-    mmap_mode: Option<&'static str> = s.inner.table().map_mode().map(|m| m.name());
 });
+
+shared_methods!(
+    PyQuantizedEmbeddingBag,
+    QuantizedEmbeddingBag,
+    |s| s.inner.embedding(),
+    /// Load a bag saved by ``save`` (a ``QuantizedEmbedding.save`` file loads with
+    /// ``mode="mean"``). ``mmap`` as ``QuantizedEmbedding.load``.
+);
 
 #[pymethods]
 impl PyEmbeddingBag {

@@ -1,23 +1,18 @@
 //! `candle_embed.QuantizedEmbedding` and `Embedding.quantize`.
 
 use std::ffi::CStr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_embed::quantized::QuantizedEmbedding;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
-use super::{
-    dequantized, out_dtype, packed_array, parse_bits, read_only_map, table_from_float,
-    table_from_packed,
-};
+use super::{out_dtype, parse_bits, repr, shared_methods, table_from_float, table_from_packed};
 use crate::args;
 use crate::arrays::{collect, fill, with_ids, with_out_float, Floats, IdArray};
 use crate::embedding::PyEmbedding;
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
-use crate::properties::getters;
 
 /// A read-only embedding table quantized row-wise to 8 or 4 bits in FBGEMM's fused layout:
 /// each row stores its codes, then its own scale and bias (float32 for 8 bits, float16 for 4),
@@ -76,15 +71,15 @@ impl PyQuantizedEmbedding {
         Ok(wrap(QuantizedEmbedding::new(table, padding_idx).py()?))
     }
 
-    #[pyo3(signature = (ids, *, out=None, dtype="float32"))]
+    #[pyo3(signature = (ids, *, out=None, dtype=args::default_text("float32")))]
     fn __call__<'py>(
         &self,
         py: Python<'py>,
         ids: &Bound<'py, PyAny>,
         out: Option<&Bound<'py, PyAny>>,
-        dtype: &str,
+        #[pyo3(from_py_with = args::text)] dtype: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let dtype = out_dtype(dtype)?;
+        let dtype = out_dtype(&dtype)?;
         let ids = IdArray::read(ids, "ids")?;
         let mut shape = ids.shape().to_vec();
         shape.push(self.inner.embedding_dim());
@@ -93,18 +88,6 @@ impl PyQuantizedEmbedding {
             let (y, ()) = fill::<D, _, _>(py, out, &shape, &[ids.region()], |dst| q.lookup_into(v, dst))?;
             Ok(y)
         }))
-    }
-
-    /// The packed rows, a uint8 array ``(num_embeddings, row_bytes)`` (a copy): FBGEMM's fused
-    /// layout, what its prepack ops produce and ``from_packed`` takes.
-    #[getter]
-    fn packed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        packed_array(py, self.inner.table())
-    }
-
-    /// Every row dequantized: a float32 array ``(num_embeddings, embedding_dim)``.
-    fn dequantize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        dequantized(py, self.inner.table())
     }
 
     /// Scores against every row without dequantizing the table: ``x @ W.T`` for ``x`` of shape
@@ -134,43 +117,8 @@ impl PyQuantizedEmbedding {
         collect(py, &[table.rows()], || table.row_norms())
     }
 
-    /// Save the packed rows and options to a safetensors file ``path``, atomically.
-    fn save(
-        &self,
-        py: Python<'_>,
-        #[pyo3(from_py_with = crate::args::path)] path: PathBuf,
-    ) -> PyResult<()> {
-        let inner = self.inner.clone();
-        without_gil(py, move || inner.save(&path))
-    }
-
-    /// Load a table saved by ``save`` (or ``QuantizedEmbeddingBag.save``). ``mmap``: None or
-    /// False copies the rows into memory (every row's scale and bias checked); True or "r"
-    /// reads them in place from the file as lookups touch them (nothing up front).
-    #[classmethod]
-    #[pyo3(signature = (path, *, mmap=None))]
-    fn load(
-        _cls: &Bound<'_, PyType>,
-        py: Python<'_>,
-        #[pyo3(from_py_with = crate::args::path)] path: PathBuf,
-        mmap: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let mmap = read_only_map(mmap)?;
-        Ok(wrap(without_gil(py, move || {
-            QuantizedEmbedding::load(&path, mmap)
-        })?))
-    }
-
     fn __repr__(&self) -> String {
-        let q = &self.inner;
-        format!(
-            "QuantizedEmbedding({}, {}, bits={}{})",
-            q.num_embeddings(),
-            q.embedding_dim(),
-            q.bits().get(),
-            q.padding_idx()
-                .map_or(String::new(), |p| format!(", padding_idx={p}"))
-        )
+        repr("QuantizedEmbedding", &self.inner, "")
     }
 }
 
@@ -178,20 +126,14 @@ fn wrap(q: QuantizedEmbedding) -> PyQuantizedEmbedding {
     PyQuantizedEmbedding { inner: Arc::new(q) }
 }
 
-getters!(PyQuantizedEmbedding, |s| {
-    /// Bits per code: 8 or 4.
-    bits: u32 = s.inner.bits().get();
-    /// Number of rows (the id range is ``[0, num_embeddings)``).
-    num_embeddings: usize = s.inner.num_embeddings();
-    /// Width ``D`` of each dequantized row.
-    embedding_dim: usize = s.inner.embedding_dim();
-    /// Bytes of one packed row (codes, scale, bias).
-    row_bytes: usize = s.inner.table().layout().row_bytes();
-    /// The padding row carried over from the float table, or None.
-    padding_idx: Option<usize> = s.inner.padding_idx();
-    /// "r" when the rows are read in place from a memory-mapped file, else None.
-    mmap_mode: Option<&'static str> = s.inner.table().map_mode().map(|m| m.name());
-});
+shared_methods!(
+    PyQuantizedEmbedding,
+    QuantizedEmbedding,
+    |s| s.inner,
+    /// Load a table saved by ``save`` (or ``QuantizedEmbeddingBag.save``). ``mmap``: None or
+    /// False copies the rows into memory (every row's scale and bias checked); True or "r"
+    /// reads them in place from the file as lookups touch them (nothing up front).
+);
 
 #[pymethods]
 impl PyEmbedding {

@@ -7,7 +7,7 @@ mod embedding;
 
 use candle_core::DType;
 use candle_embed::dtype::parse_dtype;
-use candle_embed::quantized::{Bits, QuantizedTable};
+use candle_embed::quantized::{Bits, QuantizedEmbedding, QuantizedTable};
 use pyo3::prelude::*;
 
 use crate::arrays::bytes::read_bytes_2d;
@@ -58,6 +58,82 @@ fn table_from_packed(
     without_gil(py, move || {
         QuantizedTable::from_packed(bytes, rows, width, bits)
     })
+}
+
+/// The methods and properties both quantized classes have, over their [`QuantizedEmbedding`]
+/// (`|s| expr` gives it from `s: &$cls`): `packed`, `dequantize`, `save`, `load` (the
+/// class's own, `$load_doc` its documentation) and the size getters. `$cls` wraps
+/// `inner: Arc<$rust>`.
+macro_rules! shared_methods {
+    ($cls:ty, $rust:ty, |$s:ident| $emb:expr, $(#[$load_doc:meta])*) => {
+        #[pyo3::pymethods]
+        impl $cls {
+            /// The packed rows, a uint8 array ``(num_embeddings, row_bytes)`` (a copy): FBGEMM's
+            /// fused layout, what its prepack ops produce and ``from_packed`` takes.
+            #[getter]
+            fn packed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                let $s = self;
+                $crate::quantized::packed_array(py, $emb.table())
+            }
+
+            /// Every row dequantized: a float32 array ``(num_embeddings, embedding_dim)``.
+            fn dequantize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                let $s = self;
+                $crate::quantized::dequantized(py, $emb.table())
+            }
+
+            /// Save the packed rows and the options to a safetensors file ``path``, atomically.
+            fn save(
+                &self,
+                py: Python<'_>,
+                #[pyo3(from_py_with = $crate::args::path)] path: std::path::PathBuf,
+            ) -> PyResult<()> {
+                let inner = self.inner.clone();
+                $crate::gil::without_gil(py, move || inner.save(&path))
+            }
+
+            $(#[$load_doc])*
+            #[classmethod]
+            #[pyo3(signature = (path, *, mmap=None))]
+            fn load(
+                _cls: &Bound<'_, pyo3::types::PyType>,
+                py: Python<'_>,
+                #[pyo3(from_py_with = $crate::args::path)] path: std::path::PathBuf,
+                mmap: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<Self> {
+                let mmap = $crate::quantized::read_only_map(mmap)?;
+                let inner = $crate::gil::without_gil(py, move || <$rust>::load(&path, mmap))?;
+                Ok(Self {
+                    inner: std::sync::Arc::new(inner),
+                })
+            }
+        }
+
+        $crate::properties::getters!($cls, |$s| {
+            /// Bits per code: 8 or 4.
+            bits: u32 = $emb.bits().get();
+            /// Number of rows (the id range is ``[0, num_embeddings)``).
+            num_embeddings: usize = $emb.num_embeddings();
+            /// Width ``D`` of each dequantized (or pooled) row.
+            embedding_dim: usize = $emb.embedding_dim();
+            /// Bytes of one packed row (codes, scale, bias).
+            row_bytes: usize = $emb.table().layout().row_bytes();
+            /// The padding row (carried over from the float table; a bag leaves it out), or None.
+            padding_idx: Option<usize> = $emb.padding_idx();
+            /// "r" when the rows are read in place from a memory-mapped file, else None.
+            mmap_mode: Option<&'static str> = $emb.table().map_mode().map(|m| m.name());
+        });
+    };
+}
+use shared_methods;
+
+/// `Class(V, D, bits=B{options}, padding_idx=P)`, the `__repr__` of both classes.
+fn repr(class: &str, q: &QuantizedEmbedding, options: &str) -> String {
+    let padding = q
+        .padding_idx()
+        .map_or(String::new(), |p| format!(", padding_idx={p}"));
+    let (rows, dim, bits) = (q.num_embeddings(), q.embedding_dim(), q.bits().get());
+    format!("{class}({rows}, {dim}, bits={bits}{options}{padding})")
 }
 
 /// A copy of the packed rows as a uint8 array `(rows, row bytes)`.
@@ -128,7 +204,7 @@ fn quantized_bag_portable<'py>(
 fn quantize_reference<'py>(
     py: Python<'py>,
     weight: &Bound<'py, PyAny>,
-    bits: usize,
+    #[pyo3(from_py_with = crate::args::size)] bits: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let bits = parse_bits(bits)?;
     let w = Floats::<f32>::read(weight, "weight")?;
