@@ -115,3 +115,21 @@ def test_bad_deterministic_flag_is_a_typed_error(bad: Any) -> None:
         ce.Word2Vec(deterministic=bad)
     with pytest.raises(ce.CandleEmbedError):
         ce.FastText(deterministic=bad)
+
+
+def test_a_raising_progress_callback_stops_every_worker(tmp_path: Path) -> None:
+    # the calling thread decides to stop between minibatches; the other workers must follow it
+    # through the barriers (no deadlock) and the callback's exception must reach the caller
+    big = tmp_path / "lee20.txt"
+    big.write_text(LEE.read_text(encoding="utf8") * 20, encoding="utf8")
+    calls: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        calls.append((done, total))
+        raise KeyError("stop here")
+
+    for minibatch in (False, True):
+        with pytest.raises(KeyError, match="stop here"):
+            ce.Word2Vec(corpus_file=big, workers=3, deterministic=True, minibatch=minibatch,
+                        epochs=3, progress=progress)  # fmt: skip
+    assert len(calls) == 2 and all(done < total for done, total in calls)  # stopped midway
