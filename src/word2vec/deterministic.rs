@@ -25,9 +25,11 @@
 //! other threads have written so far. Frequent rows then take the sum of up to `n` changes
 //! computed from the same starting point (hence at least [`MIN_SUB_BLOCK_WORDS`] words per
 //! sub-block when the minibatch allows: a small minibatch is cut into fewer, larger
-//! sub-blocks). Parallelism is capped at
-//! [`SUB_BLOCKS`] workers, and results are identical across worker counts on one machine and
-//! build (the float operations do not change), not across CPUs with different vector units.
+//! sub-blocks). Parallelism is capped at [`SUB_BLOCKS`] workers; each worker keeps a row map
+//! of 4 bytes per row of every table (fastText's input table has `nwords + bucket` rows), and
+//! each sub-block a copy of every row it touches. Results are identical across worker counts
+//! on one machine and build (the float operations do not change), not across CPUs with
+//! different vector units.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, RwLock};
