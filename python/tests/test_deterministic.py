@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("scipy.stats")
 gensim_utils = pytest.importorskip("gensim.test.utils")
-from w2v_quality import EpochLoss, agreement, word_pairs  # noqa: E402
+from w2v_quality import EpochLoss, compare_with_default  # noqa: E402
 
 LEE = Path(gensim_utils.datapath("lee_background.cor"))
 WORDSIM = Path(gensim_utils.datapath("wordsim353.tsv"))
@@ -85,15 +85,7 @@ def wordsim(wv: Any) -> float:
 
 
 def test_quality_close_to_hogwild_on_lee() -> None:
-    hog = [ce.Word2Vec(corpus_file=LEE, workers=2, seed=s, **QUALITY).wv for s in (1, 2)]
-    det = [
-        ce.Word2Vec(corpus_file=LEE, workers=2, seed=s, deterministic=True, **QUALITY).wv
-        for s in (1, 2)
-    ]
-    pairs = word_pairs(hog[0])
-    yardstick = agreement(hog[0], hog[1], pairs)
-    # across seeds (det seed 1 vs Hogwild seed 2, ...): a shared initialisation would flatter
-    det_vs_hog = np.mean([agreement(d, h, pairs) for d, h in zip(det, hog[::-1])])
+    hog, det, det_vs_hog, yardstick = compare_with_default(LEE, QUALITY, {"deterministic": True})
     ws_hog = np.mean([wordsim(w) for w in hog])
     ws_det = np.mean([wordsim(w) for w in det])
     print(f"agreement det-hog {det_vs_hog:.3f} hog-hog {yardstick:.3f}; "

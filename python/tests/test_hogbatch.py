@@ -23,7 +23,7 @@ from candle_embed._native import _testing
 
 pytest.importorskip("scipy.stats")
 gensim_utils = pytest.importorskip("gensim.test.utils")
-from w2v_quality import EpochLoss, agreement, word_pairs  # noqa: E402
+from w2v_quality import EpochLoss, compare_with_default  # noqa: E402
 
 LEE = Path(gensim_utils.datapath("lee_background.cor"))
 AGREE_TOL = 0.1
@@ -92,15 +92,7 @@ def test_bad_window_rows_are_a_typed_error() -> None:
 
 
 def test_quality_close_to_the_per_pair_path_on_lee() -> None:
-    exact = [ce.Word2Vec(corpus_file=LEE, workers=2, seed=s, **QUALITY).wv for s in (1, 2)]
-    batched = [
-        ce.Word2Vec(corpus_file=LEE, workers=2, seed=s, minibatch=True, **QUALITY).wv
-        for s in (1, 2)
-    ]
-    pairs = word_pairs(exact[0])
-    yardstick = agreement(exact[0], exact[1], pairs)
-    # across seeds (minibatch seed 1 vs exact seed 2, ...): a shared initialisation would flatter
-    ours = float(np.mean([agreement(m, e, pairs) for m, e in zip(batched, exact[::-1])]))
+    _, _, ours, yardstick = compare_with_default(LEE, QUALITY, {"minibatch": True})
     print(f"agreement minibatch-exact {ours:.3f} exact-exact {yardstick:.3f}")
     assert yardstick > 0.3
     assert ours >= yardstick - AGREE_TOL, (ours, yardstick)

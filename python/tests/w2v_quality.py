@@ -35,3 +35,20 @@ class EpochLoss(ce.CallbackAny2Vec):  # type: ignore[misc]
 
     def per_epoch(self) -> np.ndarray:
         return np.diff([0.0, *self.totals])
+
+
+def compare_with_default(
+    corpus: Any, params: dict[str, Any], variant: dict[str, Any]
+) -> tuple[list[Any], list[Any], float, float]:
+    """Train the default path and the ``variant`` keywords on ``corpus`` with seeds 1 and 2:
+    ``(default wvs, variant wvs, variant-vs-default agreement, default seed-to-seed
+    agreement)``. The variant is compared across seeds (variant seed 1 vs default seed 2, ...):
+    a shared initialisation would flatter it."""
+    default = [ce.Word2Vec(corpus_file=corpus, workers=2, seed=s, **params).wv for s in (1, 2)]
+    other = [
+        ce.Word2Vec(corpus_file=corpus, workers=2, seed=s, **params, **variant).wv for s in (1, 2)
+    ]
+    pairs = word_pairs(default[0])
+    yardstick = agreement(default[0], default[1], pairs)
+    ours = float(np.mean([agreement(o, d, pairs) for o, d in zip(other, default[::-1])]))
+    return default, other, ours, yardstick
