@@ -14,6 +14,12 @@ Corpora: ``head500`` (gensim's text8 excerpt, ~331k words), ``lee`` (gensim's
 lee_background.cor, ~60k words), ``demo`` (the built-in demo corpus, ~350k words),
 ``big`` (benches/make_corpus.py's cached English, >= 10M words), or any text file path.
 
+A mode may carry a suffix naming candle_embed's training path (gensim trains as always):
+``-det`` for ``deterministic=True`` (bit-identical for any thread count), ``-mb`` for
+``minibatch=True`` (HogBatch windows; skip-gram negative sampling only: ``sg-ns-mb``,
+``sg-ns-mb-det``), e.g. ``--modes sg-ns sg-ns-det sg-ns-mb``; no suffix is the default Hogwild
+per-pair path.
+
     python benches/bench_word2vec.py [--corpus head500 lee demo] [--modes sg-ns cbow-hs]
         [--rounds 3] [--threads 2] [--epochs 5] [--no-gensim-corpus-file]
 """
@@ -35,6 +41,24 @@ MODES = {
     "cbow-ns": dict(sg=0, hs=0, negative=5, alpha=0.05),
     "cbow-hs": dict(sg=0, hs=1, negative=0, alpha=0.05),
 }
+
+
+# candle_embed-only keywords of each mode suffix (see the module docs)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "": {},
+    "-det": {"deterministic": True},
+    "-mb": {"minibatch": True},
+    "-mb-det": {"minibatch": True, "deterministic": True},
+}
+ALL_MODES = [m + v for m in MODES for v in VARIANTS if m == "sg-ns" or "-mb" not in v]
+
+
+def split_mode(mode: str) -> tuple[str, dict[str, Any]]:
+    """``sg-ns-mb-det`` -> (``sg-ns``, ``{"minibatch": True, "deterministic": True}``)."""
+    for suffix, extra in sorted(VARIANTS.items(), key=lambda kv: -len(kv[0])):
+        if suffix and mode.endswith(suffix):
+            return mode[: -len(suffix)], extra
+    return mode, {}
 
 
 def corpus_path(name: str, data: str) -> str:
@@ -74,12 +98,13 @@ def run_mode(path: str, mode: str, args: argparse.Namespace, data: str) -> dict[
     from gensim.models import Word2Vec as GWord2Vec
     from gensim.models.word2vec import LineSentence
 
+    base, extra = split_mode(mode)
     hp = dict(
-        vector_size=100, window=5, min_count=5, sample=1e-3, epochs=args.epochs, **MODES[mode]
+        vector_size=100, window=5, min_count=5, sample=1e-3, epochs=args.epochs, **MODES[base]
     )
     runs = {
         "candle_embed": lambda seed: ce.Word2Vec(
-            corpus_file=path, seed=seed, workers=args.threads, **hp
+            corpus_file=path, seed=seed, workers=args.threads, **hp, **extra
         ),
         "gensim (LineSentence)": lambda seed: GWord2Vec(
             LineSentence(path), seed=seed, workers=args.threads, **hp
@@ -106,7 +131,7 @@ def run_mode(path: str, mode: str, args: argparse.Namespace, data: str) -> dict[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", nargs="+", default=["head500"])
-    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=ALL_MODES)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=5)
@@ -121,7 +146,7 @@ def main() -> None:
     for name in args.corpus:
         path = corpus_path(name, data)
         print(f"\ncorpus {name}: {path}")
-        head = f"{'mode':8} {'implementation':22} {'time s':>8} {'speed':>6}"
+        head = f"{'mode':12} {'implementation':22} {'time s':>8} {'speed':>6}"
         print(head + f" {'ws353 rho':>9} {'analogy':>8} {'d rho':>7} {'d acc':>7}")
         for mode in args.modes:
             res = run_mode(path, mode, args, data)
@@ -136,7 +161,7 @@ def main() -> None:
                     drho = statistics.mean(ours["rho"]) - rho
                     dacc = statistics.mean(ours["acc"]) - acc
                     gaps = f"{drho:+7.3f} {dacc:+7.3f}"
-                print(f"{mode:8} {impl:22} {t:8.2f} {speed:6.2f} {rho:9.3f} {acc:8.3f} {gaps}")
+                print(f"{mode:12} {impl:22} {t:8.2f} {speed:6.2f} {rho:9.3f} {acc:8.3f} {gaps}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 use candle_embed::fasttext::train::{train, vocab_bags, BagRows, FastTextConfig};
 use candle_embed::fasttext::{Subwords, WordBags};
 use candle_embed::word2vec::kernels::InputVectors;
-use candle_embed::word2vec::{Corpus, Params, Vocab};
+use candle_embed::word2vec::{Corpus, Params, TrainMode, Vocab};
 use candle_embed::Error;
 
 const DIM: usize = 3;
@@ -41,7 +41,7 @@ fn bag_input_is_the_row_mean_and_the_gradient_reaches_every_row() {
     let mut buf = vec![0f32; DIM];
     for w in 0..3u32 {
         // SAFETY: every bag row is < 4 (checked by BagRows::new); one thread.
-        let got = unsafe { rows.input(w, &mut buf) }.to_vec();
+        let got = unsafe { rows.input(&rows.table(), w, &mut buf) }.to_vec();
         let want = mean64(&before, b.bag(w as usize));
         for (g, e) in got.iter().zip(&want) {
             assert!((*g as f64 - e).abs() < 1e-6, "{got:?} vs {want:?}");
@@ -49,11 +49,11 @@ fn bag_input_is_the_row_mean_and_the_gradient_reaches_every_row() {
     }
     let mut acc = vec![0f32; DIM];
     // SAFETY: as above.
-    let n = unsafe { rows.add_input_to(0, &mut acc) };
+    let n = unsafe { rows.add_input_to(&rows.table(), 0, &mut acc) };
     assert_eq!(n, 3.0); // CBOW counts rows, not words (gensim's fasttext_inner.pyx)
     let grad = [1.0f32, -2.0, 0.5];
     // SAFETY: as above.
-    unsafe { rows.update(2, &grad) };
+    unsafe { rows.update(&rows.table(), 2, &grad) };
     let _ = rows; // the table's borrow ends here
     for k in 0..DIM {
         // row 2 is twice in bag 2: it gets the gradient twice (fastText adds per bag entry)
@@ -103,6 +103,7 @@ fn config(sg: bool, hs: bool, negative: usize) -> FastTextConfig {
         min_alpha: 0.0001,
         workers: 1,
         batch_words: 10_000,
+        mode: TrainMode::Hogwild,
     }
 }
 

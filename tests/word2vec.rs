@@ -1,7 +1,7 @@
 //! word2vec core: vocabulary formulas (gensim's), file round trips and errors, training.
 
 use candle_embed::io::word2vec as fmt;
-use candle_embed::word2vec::{train, Corpus, TrainConfig, Vocab};
+use candle_embed::word2vec::{train, Corpus, TrainConfig, TrainMode, Vocab};
 use candle_embed::Error;
 
 fn corpus(lines: &[&str]) -> Corpus {
@@ -95,9 +95,8 @@ fn text_and_binary_round_trip_and_errors() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn training_is_seeded_with_one_worker_and_learns() {
-    // two topics that never share a sentence
+/// Two topics that never share a sentence: `a0..a5` and `b0..b5`, 400 sentences of 8 words.
+fn two_topics() -> (Corpus, Vocab) {
     let mut lines = Vec::new();
     for i in 0..400 {
         let t = if i % 2 == 0 { "a" } else { "b" };
@@ -110,24 +109,18 @@ fn training_is_seeded_with_one_worker_and_learns() {
     let c = corpus(&refs);
     // no subsampling: with 12 words, every word is "frequent" and would mostly be dropped
     let v = Vocab::build(&c, 1, 0.0, 0.75).unwrap();
-    let cfg = TrainConfig {
-        vector_size: 12,
-        workers: 1,
-        epochs: 40,
-        ..Default::default()
-    };
-    let a = train(&c, &v, &cfg, &mut |_, _| true).unwrap();
-    let b = train(&c, &v, &cfg, &mut |_, _| true).unwrap();
-    assert_eq!(a.vectors, b.vectors);
-    assert_eq!(a.raw_words, 40 * 3200);
+    (c, v)
+}
+
+/// Mean cosine within a topic minus mean cosine across topics, over all word pairs.
+fn topic_gap(vectors: &[f32], v: &Vocab, dim: usize) -> f32 {
     let row = |w: &str| {
         let i = v.words.iter().position(|x| x == w).unwrap();
-        let r = &a.vectors[i * 12..(i + 1) * 12];
+        let r = &vectors[i * dim..(i + 1) * dim];
         let n = r.iter().map(|x| x * x).sum::<f32>().sqrt();
         r.iter().map(|x| x / n).collect::<Vec<f32>>()
     };
     let cos = |p: &str, q: &str| row(p).iter().zip(row(q)).map(|(x, y)| x * y).sum::<f32>();
-    // mean cosine within a topic vs across topics, over all word pairs
     let (mut same, mut other) = (0f32, 0f32);
     for i in 0..6 {
         for j in 0..6 {
@@ -138,11 +131,50 @@ fn training_is_seeded_with_one_worker_and_learns() {
             other += 2.0 * cos(&format!("a{i}"), &format!("b{j}"));
         }
     }
-    let (same, other) = (same / 60.0, other / 72.0);
-    assert!(
-        same > other + 0.15,
-        "same-topic {same} vs other-topic {other}"
-    );
+    same / 60.0 - other / 72.0
+}
+
+#[test]
+fn training_is_seeded_with_one_worker_and_learns() {
+    let (c, v) = two_topics();
+    let cfg = TrainConfig {
+        vector_size: 12,
+        workers: 1,
+        epochs: 40,
+        ..Default::default()
+    };
+    let a = train(&c, &v, &cfg, &mut |_, _| true).unwrap();
+    let b = train(&c, &v, &cfg, &mut |_, _| true).unwrap();
+    assert_eq!(a.vectors, b.vectors);
+    assert_eq!(a.raw_words, 40 * 3200);
+    let gap = topic_gap(&a.vectors, &v, 12);
+    assert!(gap > 0.15, "same-topic minus other-topic cosine {gap}");
     let bad = TrainConfig { window: 0, ..cfg };
     assert!(train(&c, &v, &bad, &mut |_, _| true).is_err());
+}
+
+#[test]
+fn deterministic_training_is_identical_for_any_worker_count_and_learns() {
+    let (c, v) = two_topics();
+    let cfg = |workers| TrainConfig {
+        vector_size: 12,
+        workers,
+        epochs: 40,
+        mode: TrainMode::Deterministic,
+        ..Default::default()
+    };
+    let one = train(&c, &v, &cfg(1), &mut |_, _| true).unwrap();
+    for workers in [2, 3, 5, 32] {
+        let many = train(&c, &v, &cfg(workers), &mut |_, _| true).unwrap();
+        assert!(
+            one.vectors
+                .iter()
+                .zip(&many.vectors)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{workers} workers differ from one"
+        );
+        assert_eq!(many.effective_words, one.effective_words);
+    }
+    let gap = topic_gap(&one.vectors, &v, 12);
+    assert!(gap > 0.15, "same-topic minus other-topic cosine {gap}");
 }

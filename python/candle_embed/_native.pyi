@@ -672,6 +672,8 @@ class _W2VModel:
         compute_loss: bool,
         workers: int,
         progress: Callable[[int], Any] | None = None,
+        deterministic: bool = False,
+        minibatch: bool = False,
     ) -> dict[str, Any]:
         """Train one epoch; returns its statistics."""
     def words(self) -> list[str]:
@@ -826,6 +828,7 @@ def _ft_train(
     bucket: int = 2000000,
     batch_words: int = 10000,
     progress: Callable[[int, int], Any] | None = None,
+    deterministic: bool = False,
 ) -> tuple[
     list[str],
     npt.NDArray[np.uint64],

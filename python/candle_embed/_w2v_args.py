@@ -45,3 +45,14 @@ def real_arg(name: str, value: object, minimum: float | None = 0.0) -> float:
         bound = "" if minimum is None else f" and >= {minimum}"
         raise CandleEmbedValueError(f"{name} must be finite{bound}, got {v}")
     return v
+
+
+def minibatch_arg(value: object, sg: int, hs: int, negative: int) -> bool:
+    """``minibatch`` (HogBatch windows): a 0/1 flag, only for skip-gram negative sampling."""
+    on = flag_arg("minibatch", value)
+    if on and not (sg and not hs and negative > 0):
+        raise CandleEmbedValueError(
+            "minibatch=True (HogBatch) is skip-gram negative sampling only: "
+            f"it needs sg=1, hs=0, negative > 0 (got sg={sg}, hs={hs}, negative={negative})"
+        )
+    return on

@@ -20,9 +20,11 @@ _SAVED = (
 
 
 def save_model(m: Any, fname: _PathLike) -> None:
-    """Write ``m``'s native model with its ``_SAVED`` attributes (and ``cbow_mean``)."""
+    """Write ``m``'s native model with its ``_SAVED`` attributes (and ``cbow_mean``,
+    ``deterministic``, ``minibatch``)."""
     state = {k: getattr(m, k) for k in _SAVED}
     state["cbow_mean"] = m.cbow_mean
+    state["deterministic"], state["minibatch"] = m.deterministic, m.minibatch
     m._native.save(fspath(fname), json.dumps(state))
 
 
@@ -46,3 +48,6 @@ def load_model(m: Any, fname: _PathLike) -> None:
             setattr(m, k, state[k])
     except KeyError as e:
         raise CandleEmbedValueError(f"{fspath(fname)}: the model state lacks {e}") from None
+    # files written before these keywords train the default way
+    m.deterministic = bool(state.get("deterministic", False))
+    m.minibatch = bool(state.get("minibatch", False))

@@ -9,7 +9,9 @@ epoch callbacks, ``predict_output_word``, and ``save`` / ``load`` of the whole m
 The corpus is read once (in Rust; gzip, bzip2 and xz files decompressed) and each epoch runs in
 the Rust kernel ``candle_embed._native._W2VModel.train_epoch`` on ``workers`` threads with the GIL
 released: gensim's algorithm, update for update (Hogwild, as gensim). With ``workers=1`` a seed
-gives bit-identical vectors.
+gives bit-identical vectors; ``deterministic=True`` gives them for any ``workers`` (synchronous
+minibatches of fixed sub-blocks, see ``candle_embed::word2vec::deterministic``). ``minibatch=True``
+trains skip-gram negative sampling by HogBatch windows (``candle_embed::word2vec::hogbatch``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy.typing as npt
 
 from candle_embed import _native
 from candle_embed._errors import CandleEmbedAttributeError, CandleEmbedValueError
-from candle_embed._w2v_args import flag_arg, int_arg, opt_int_arg, real_arg
+from candle_embed._w2v_args import flag_arg, int_arg, minibatch_arg, opt_int_arg, real_arg
 from candle_embed._w2v_persist import load_model, save_model
 from candle_embed._w2v_support import (
     ClassOnly,
@@ -81,6 +83,8 @@ class Word2Vec:
         max_final_vocab: int | None = None,
         shrink_windows: bool = True,
         progress: Progress = False,
+        deterministic: bool = False,
+        minibatch: bool = False,
     ) -> None:
         # a row's bytes (4 x vector_size) must be a valid NumPy size (< 2**63)
         self.vector_size = int_arg("vector_size", vector_size, 1, 2**61)
@@ -104,6 +108,8 @@ class Word2Vec:
         self.compute_loss = bool(compute_loss)
         self.max_final_vocab = opt_int_arg("max_final_vocab", max_final_vocab, 0)
         self.shrink_windows = bool(flag_arg("shrink_windows", shrink_windows))
+        self.deterministic = bool(flag_arg("deterministic", deterministic))
+        self.minibatch = minibatch_arg(minibatch, self.sg, self.hs, self.negative)
         if self.min_alpha > self.alpha:
             raise CandleEmbedValueError(f"min_alpha ({min_alpha}) must be <= alpha ({alpha})")
         self._native = _native._W2VModel(
@@ -409,7 +415,7 @@ class Word2Vec:
                 r = self._native.train_epoch(
                     corpus, s["epoch"], s["epochs"], s["start_alpha"], s["end_alpha"],
                     s["total_examples"], s["total_words"], self.batch_words, s["compute_loss"],
-                    self.workers, step,
+                    self.workers, step, self.deterministic, self.minibatch,
                 )  # fmt: skip
                 s["epoch"] += 1
                 s["trained"] += r["effective_words"]

@@ -21,16 +21,15 @@ use candle_core::DType;
 
 use super::subwords::{Subwords, WordBags};
 use crate::alloc::check_table_size;
-use crate::word2vec::kernels::{axpy, InputVectors};
+use crate::word2vec::kernels::{axpy, InputVectors, OutputRows, RowTable};
 use crate::word2vec::model::{init_rows, Model, Params};
-use crate::word2vec::{train_epoch_with, Corpus, EpochPlan, EpochStats, Vocab};
+use crate::word2vec::{train_epoch_with, Corpus, EpochPlan, EpochStats, TrainMode, Vocab};
 use crate::{Error, Result};
 
 /// fastText's input vectors: bag `w` of a `(rows, dim)` table, shared by the workers
 /// (Hogwild).
 pub struct BagRows<'a> {
-    rows: *mut f32,
-    dim: usize,
+    table: OutputRows,
     bags: &'a WordBags,
     _table: PhantomData<&'a mut [f32]>,
 }
@@ -60,29 +59,26 @@ impl<'a> BagRows<'a> {
             });
         }
         Ok(BagRows {
-            rows: table.as_mut_ptr(),
-            dim,
+            table: OutputRows::of(table, dim),
             bags,
             _table: PhantomData,
         })
-    }
-
-    #[inline(always)]
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn row(&self, r: u32) -> &mut [f32] {
-        std::slice::from_raw_parts_mut(self.rows.add(r as usize * self.dim), self.dim)
     }
 }
 
 unsafe impl InputVectors for BagRows<'_> {
     const CENTRE_INPUT: bool = true;
 
+    fn table(&self) -> OutputRows {
+        self.table
+    }
+
     #[inline(always)]
-    unsafe fn input<'b>(&'b self, w: u32, buf: &'b mut [f32]) -> &'b [f32] {
+    unsafe fn input<'b, T: RowTable>(&self, rows: &T, w: u32, buf: &'b mut [f32]) -> &'b [f32] {
         let bag = self.bags.bag(w as usize);
         buf.fill(0.0);
         for &r in bag {
-            axpy(1.0, self.row(r), buf);
+            axpy(1.0, rows.row(r), buf);
         }
         if !bag.is_empty() {
             let inv = 1.0 / bag.len() as f32;
@@ -92,18 +88,18 @@ unsafe impl InputVectors for BagRows<'_> {
     }
 
     #[inline(always)]
-    unsafe fn add_input_to(&self, w: u32, acc: &mut [f32]) -> f32 {
+    unsafe fn add_input_to<T: RowTable>(&self, rows: &T, w: u32, acc: &mut [f32]) -> f32 {
         let bag = self.bags.bag(w as usize);
         for &r in bag {
-            axpy(1.0, self.row(r), acc);
+            axpy(1.0, rows.row(r), acc);
         }
         bag.len() as f32
     }
 
     #[inline(always)]
-    unsafe fn update(&self, w: u32, grad: &[f32]) {
+    unsafe fn update<T: RowTable>(&self, rows: &T, w: u32, grad: &[f32]) {
         for &r in self.bags.bag(w as usize) {
-            axpy(1.0, grad, self.row(r));
+            axpy(1.0, grad, rows.row(r));
         }
     }
 }
@@ -125,6 +121,8 @@ pub struct FastTextConfig {
     pub workers: usize,
     /// Largest job, in raw words.
     pub batch_words: usize,
+    /// How the threads share the tables.
+    pub mode: TrainMode,
 }
 
 /// The trained tables and what training did.
@@ -165,6 +163,8 @@ pub fn train(
         batch_words: cfg.batch_words,
         compute_loss: false,
         workers: cfg.workers,
+        mode: cfg.mode,
+        minibatch: false,
     };
     plan.validate()?;
     let raw_all = corpus.words_times(cfg.epochs)?;

@@ -101,12 +101,19 @@ impl Corpus {
             .push(before + u64::from(completes_example));
     }
 
-    fn push_words<'a>(&mut self, words: impl IntoIterator<Item = &'a str>) -> Result<usize> {
+    /// Append `words`, ending a stored sentence every `max_len` words (one that completes an
+    /// example when `pieces_complete`: `LineSentence` makes each piece an example); the last
+    /// piece is left open. Returns the number of words.
+    fn push_words<'a>(
+        &mut self,
+        words: impl IntoIterator<Item = &'a str>,
+        pieces_complete: bool,
+    ) -> Result<usize> {
         let mut n = 0;
         let mut total = 0;
         for w in words {
             if n == self.max_len {
-                self.end_sentence(false);
+                self.end_sentence(pieces_complete);
                 n = 0;
             }
             let id = self.intern(w)?;
@@ -120,7 +127,7 @@ impl Corpus {
     /// Append one example (a list of tokens), split into pieces of at most
     /// `max_sentence_length` words; an empty list is an empty example.
     pub fn push_sentence<'a>(&mut self, words: impl IntoIterator<Item = &'a str>) -> Result<()> {
-        self.push_words(words)?;
+        self.push_words(words, false)?;
         self.end_sentence(true);
         Ok(())
     }
@@ -128,17 +135,8 @@ impl Corpus {
     /// Append one line of text (`LineSentence`): whitespace-separated tokens; an empty line adds
     /// nothing, a long one adds one example per piece.
     pub fn push_line(&mut self, line: &str) -> Result<()> {
-        let mut n = 0;
-        for w in line.split(is_separator).filter(|w| !w.is_empty()) {
-            if n == self.max_len {
-                self.end_sentence(true);
-                n = 0;
-            }
-            let id = self.intern(w)?;
-            self.tokens.push(id);
-            n += 1;
-        }
-        if n > 0 {
+        let words = line.split(is_separator).filter(|w| !w.is_empty());
+        if self.push_words(words, true)? > 0 {
             self.end_sentence(true);
         }
         Ok(())

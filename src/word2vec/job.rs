@@ -5,8 +5,9 @@
 //!
 //! The loop is compiled twice (AVX2+FMA and baseline) and picked at run time.
 
+use super::hogbatch::BatchScratch;
 use super::huffman::Huffman;
-use super::kernels::{lcg_next, Ctx, InputVectors, OutputRows, LCG_MASK};
+use super::kernels::{lcg_next, Ctx, InputVectors, OutputRows, RowTable, LCG_MASK};
 use super::model::Params;
 use crate::rng::Rng;
 
@@ -27,6 +28,42 @@ pub struct Job {
     pub examples: u64,
 }
 
+impl Job {
+    /// The whole job as one block.
+    pub fn block(&self, p: &Prepared) -> Block {
+        self.sub_block(p, 0, 1)
+    }
+
+    /// Sub-block `j` of `n`: the job's words (after vocabulary mapping) cut into `n` runs of
+    /// near-equal length, `[lo + len * j / n, lo + len * (j + 1) / n)`. Windows stop at a
+    /// sub-block's ends as at a sentence's.
+    pub fn sub_block(&self, p: &Prepared, j: usize, n: usize) -> Block {
+        let (lo, hi) = (p.offsets[self.sent_lo], p.offsets[self.sent_hi]);
+        let len = hi - lo;
+        let cut = |k: usize| lo + ((len as u128 * k as u128) / n.max(1) as u128) as usize;
+        Block {
+            sent_lo: self.sent_lo,
+            sent_hi: self.sent_hi,
+            ids_lo: cut(j),
+            ids_hi: cut(j + 1),
+        }
+    }
+}
+
+/// The words one call of [`Shared::job`] trains: sentences `sent_lo..sent_hi`, clipped to the
+/// positions `ids_lo..ids_hi` of [`Prepared::ids`].
+#[derive(Debug, Clone, Copy)]
+pub struct Block {
+    /// First sentence.
+    pub sent_lo: usize,
+    /// One past the last sentence.
+    pub sent_hi: usize,
+    /// First position in `ids`.
+    pub ids_lo: usize,
+    /// One past the last position in `ids`.
+    pub ids_hi: usize,
+}
+
 /// The corpus as vocabulary indices (words outside the vocabulary dropped: the window then
 /// spans over them, as gensim), cut into jobs of at most `batch_words` raw words.
 pub struct Prepared {
@@ -40,14 +77,17 @@ pub struct Prepared {
     pub raw_total: u64,
 }
 
-/// Read-only state shared by the workers of one epoch.
-pub struct Shared<'a, I: InputVectors> {
-    /// Input vectors.
-    pub input: I,
+/// What the jobs of one epoch read: the tables (`T`: shared in place, or a worker's staged
+/// view in deterministic mode) and the read-only settings.
+pub struct Shared<'a, I: InputVectors, T: RowTable = OutputRows> {
+    /// How words map to input rows.
+    pub input: &'a I,
+    /// The input table ([`InputVectors::table`], or a view of it).
+    pub syn0: T,
     /// `syn1` (hierarchical softmax).
-    pub syn1: OutputRows,
+    pub syn1: T,
     /// `syn1neg` (negative sampling).
-    pub syn1neg: OutputRows,
+    pub syn1neg: T,
     /// Hyper-parameters.
     pub params: &'a Params,
     /// Huffman codes.
@@ -56,16 +96,19 @@ pub struct Shared<'a, I: InputVectors> {
     pub sample_int: Option<&'a [u32]>,
     /// Tables and settings of the updates.
     pub ctx: Ctx<'a>,
+    /// Skip-gram negative sampling by HogBatch windows ([`super::hogbatch`]).
+    pub minibatch: bool,
 }
 
 /// A worker's scratch buffers.
 pub struct Scratch {
     work: Vec<f32>,
     neu1: Vec<f32>,
-    buf: Vec<f32>,
-    idx: Vec<u32>,
+    pub(super) buf: Vec<f32>,
+    pub(super) idx: Vec<u32>,
     bounds: Vec<usize>,
     reduced: Vec<usize>,
+    pub(super) batch: BatchScratch,
 }
 
 impl Scratch {
@@ -78,6 +121,7 @@ impl Scratch {
             idx: Vec::new(),
             bounds: Vec::new(),
             reduced: Vec::new(),
+            batch: BatchScratch::default(),
         }
     }
 }
@@ -91,7 +135,7 @@ pub struct JobResult {
     pub loss: f64,
 }
 
-impl<I: InputVectors> Shared<'_, I> {
+impl<I: InputVectors, T: RowTable> Shared<'_, I, T> {
     /// Skip-gram: predict `word` (at `i`) from each context word (or, with
     /// [`InputVectors::CENTRE_INPUT`], each context word from `word`).
     #[inline(always)]
@@ -116,20 +160,20 @@ impl<I: InputVectors> Shared<'_, I> {
             };
             if self.params.hs {
                 let (codes, points) = self.huffman.path(word);
-                let l1 = self.input.input(ctx, &mut s.buf);
+                let l1 = self.input.input(&self.syn0, ctx, &mut s.buf);
                 s.work.fill(0.0);
                 loss += self
                     .ctx
-                    .softmax(codes, points, l1, self.syn1, alpha, &mut s.work);
-                self.input.update(ctx, &s.work);
+                    .softmax(codes, points, l1, &self.syn1, alpha, &mut s.work);
+                self.input.update(&self.syn0, ctx, &s.work);
             }
             if self.params.negative > 0 {
-                let l1 = self.input.input(ctx, &mut s.buf);
+                let l1 = self.input.input(&self.syn0, ctx, &mut s.buf);
                 s.work.fill(0.0);
                 loss += self
                     .ctx
-                    .negatives(word, l1, self.syn1neg, alpha, &mut s.work, st);
-                self.input.update(ctx, &s.work);
+                    .negatives(word, l1, &self.syn1neg, alpha, &mut s.work, st);
+                self.input.update(&self.syn0, ctx, &s.work);
             }
         }
         loss
@@ -150,7 +194,7 @@ impl<I: InputVectors> Shared<'_, I> {
         let mut count = 0f32;
         for m in j0..j1 {
             if m != i {
-                count += self.input.add_input_to(s.idx[m], &mut s.neu1);
+                count += self.input.add_input_to(&self.syn0, s.idx[m], &mut s.neu1);
             }
         }
         let inv = if count > 0.5 { 1.0 / count } else { 1.0 };
@@ -162,32 +206,32 @@ impl<I: InputVectors> Shared<'_, I> {
         let loss = if hs {
             let (codes, points) = self.huffman.path(word);
             self.ctx
-                .softmax(codes, points, &s.neu1, self.syn1, alpha, &mut s.work)
+                .softmax(codes, points, &s.neu1, &self.syn1, alpha, &mut s.work)
         } else {
             self.ctx
-                .negatives(word, &s.neu1, self.syn1neg, alpha, &mut s.work, st)
+                .negatives(word, &s.neu1, &self.syn1neg, alpha, &mut s.work, st)
         };
         if !self.params.cbow_mean {
             s.work.iter_mut().for_each(|x| *x *= inv);
         }
         for m in j0..j1 {
             if m != i {
-                self.input.update(s.idx[m], &s.work);
+                self.input.update(&self.syn0, s.idx[m], &s.work);
             }
         }
         loss
     }
 
-    /// Run one job.
+    /// Run one block (a job, or a sub-block of one).
     ///
     /// # Safety
-    /// The tables must be live; concurrent jobs race on rows (Hogwild).
+    /// The tables must be live; with shared tables, concurrent blocks race on rows (Hogwild).
     #[inline(always)]
     pub unsafe fn job(
         &self,
         s: &mut Scratch,
         p: &Prepared,
-        job: &Job,
+        block: Block,
         alpha: f32,
         rng: &mut Rng,
     ) -> JobResult {
@@ -195,8 +239,10 @@ impl<I: InputVectors> Shared<'_, I> {
         s.idx.clear();
         s.bounds.clear();
         s.bounds.push(0);
-        for sent in job.sent_lo..job.sent_hi {
-            for &w in &p.ids[p.offsets[sent]..p.offsets[sent + 1]] {
+        for sent in block.sent_lo..block.sent_hi {
+            let lo = p.offsets[sent].max(block.ids_lo);
+            let hi = p.offsets[sent + 1].min(block.ids_hi);
+            for &w in p.ids.get(lo..hi).unwrap_or(&[]) {
                 if let Some(sample) = self.sample_int {
                     if (sample[w as usize] as u64) < lcg_next(&mut st) {
                         continue;
@@ -225,7 +271,9 @@ impl<I: InputVectors> Shared<'_, I> {
                 let span = window - s.reduced[i];
                 let j0 = i.saturating_sub(span).max(lo);
                 let j1 = (i + span + 1).min(hi);
-                if self.params.sg {
+                if self.params.sg && self.minibatch {
+                    loss += self.sg_batched(s, (i, j0, j1), alpha, &mut st);
+                } else if self.params.sg {
                     loss += self.sg(s, i, j0, j1, alpha, &mut st);
                 } else {
                     if self.params.hs {
@@ -244,30 +292,6 @@ impl<I: InputVectors> Shared<'_, I> {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn job_avx2<I: InputVectors>(
-    sh: &Shared<'_, I>,
-    s: &mut Scratch,
-    p: &Prepared,
-    job: &Job,
-    alpha: f32,
-    rng: &mut Rng,
-) -> JobResult {
-    sh.job(s, p, job, alpha, rng)
-}
-
-unsafe fn job_base<I: InputVectors>(
-    sh: &Shared<'_, I>,
-    s: &mut Scratch,
-    p: &Prepared,
-    job: &Job,
-    alpha: f32,
-    rng: &mut Rng,
-) -> JobResult {
-    sh.job(s, p, job, alpha, rng)
-}
-
 /// True when this CPU has AVX2 and FMA.
 pub fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -280,23 +304,33 @@ pub fn has_avx2() -> bool {
     }
 }
 
-/// Run one job on the best loop this CPU has.
+/// Run one block on the best loop this CPU has (the same loop compiled for AVX2+FMA and for
+/// the baseline).
 ///
 /// # Safety
 /// As [`Shared::job`].
-pub unsafe fn run_job<I: InputVectors>(
+pub unsafe fn run_job<I: InputVectors, T: RowTable>(
     avx2: bool,
-    sh: &Shared<'_, I>,
+    sh: &Shared<'_, I, T>,
     s: &mut Scratch,
-    p: &Prepared,
-    job: &Job,
-    alpha: f32,
-    rng: &mut Rng,
+    work: (&Prepared, Block, f32, &mut Rng),
 ) -> JobResult {
     #[cfg(target_arch = "x86_64")]
     if avx2 {
-        return job_avx2(sh, s, p, job, alpha, rng);
+        return job_avx2(sh, s, work);
     }
     let _ = avx2;
-    job_base(sh, s, p, job, alpha, rng)
+    let (p, block, alpha, rng) = work;
+    sh.job(s, p, block, alpha, rng)
+}
+
+/// [`Shared::job`] compiled for AVX2+FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn job_avx2<I: InputVectors, T: RowTable>(
+    sh: &Shared<'_, I, T>,
+    s: &mut Scratch,
+    (p, block, alpha, rng): (&Prepared, Block, f32, &mut Rng),
+) -> JobResult {
+    sh.job(s, p, block, alpha, rng)
 }

@@ -13,8 +13,10 @@
 //! the window size for a CBOW sum) is added to every input row, times its lock factor. The
 //! loss (`compute_loss`) adds `-log sigma(+-l1 . l2)` from the log table, per target.
 //!
-//! Rows are read and written without locks from every worker (Hogwild, as gensim and the C
-//! tool): the raw-pointer tables below are shared on purpose.
+//! Rows are reached through a [`RowTable`]: by default the shared tables themselves, read and
+//! written without locks from every worker (Hogwild, as gensim and the C tool: the raw-pointer
+//! tables below are shared on purpose); in deterministic mode a sub-block's private staged
+//! copies (`super::staged`).
 
 /// Points of the sigmoid table.
 pub const EXP_TABLE_SIZE: usize = 1000;
@@ -105,35 +107,55 @@ pub fn axpy(g: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// How a word's input vector is formed and updated.
+/// Row access to a table: the shared table itself ([`OutputRows`], Hogwild) or a worker's
+/// private copy-on-first-touch view of it (`super::staged::StagedRows`, deterministic mode).
 ///
 /// # Safety
-/// Implementations hand out rows of tables shared by every worker (Hogwild): callers must
-/// keep the tables alive and accept racy reads and writes of the same row.
+/// `row` hands out a mutable row with an unchecked lifetime: callers keep the table alive, pass
+/// valid rows and hold at most one row of a given view at a time (a staged view may move its
+/// rows when it copies a new one in).
+pub unsafe trait RowTable {
+    /// Row `r`, `dim` values.
+    ///
+    /// # Safety
+    /// See the trait.
+    unsafe fn row<'a>(&self, r: u32) -> &'a mut [f32];
+}
+
+/// How a word's input vector is formed from, and its gradient applied to, rows of the input
+/// table (passed as `rows`: the table itself, or a staged view of it).
+///
+/// # Safety
+/// Implementations name rows of the table [`InputVectors::table`] (every row id they use is
+/// in range); callers must keep the table alive and, in Hogwild mode, accept racy reads and
+/// writes of the same row.
 pub unsafe trait InputVectors: Sync {
     /// Skip-gram direction: `false` (word2vec, gensim's `train_batch_sg`) makes each context
     /// word's vector the input and the centre word the target; `true` (fastText and gensim's
     /// `FastText`) makes the centre word's vector the input and each context word a target.
     const CENTRE_INPUT: bool = false;
 
-    /// The input vector of `w`: a row of the table, or built into `buf` (length `dim`).
+    /// The input table whose rows the words name.
+    fn table(&self) -> OutputRows;
+
+    /// The input vector of `w`: a row of `rows`, or built into `buf` (length `dim`).
     ///
     /// # Safety
     /// `w` must be a valid word; see the trait.
-    unsafe fn input<'a>(&'a self, w: u32, buf: &'a mut [f32]) -> &'a [f32];
+    unsafe fn input<'a, T: RowTable>(&self, rows: &T, w: u32, buf: &'a mut [f32]) -> &'a [f32];
 
     /// `acc +=` the sum of `w`'s input rows; returns how many rows that is (CBOW averages over
     /// rows: 1 for word2vec, the bag size for fastText, as gensim's `fasttext_inner.pyx`).
     ///
     /// # Safety
     /// As [`InputVectors::input`].
-    unsafe fn add_input_to(&self, w: u32, acc: &mut [f32]) -> f32;
+    unsafe fn add_input_to<T: RowTable>(&self, rows: &T, w: u32, acc: &mut [f32]) -> f32;
 
     /// Apply the gradient `grad` (already times the learning rate) to `w`'s input rows.
     ///
     /// # Safety
     /// As [`InputVectors::input`].
-    unsafe fn update(&self, w: u32, grad: &[f32]);
+    unsafe fn update<T: RowTable>(&self, rows: &T, w: u32, grad: &[f32]);
 }
 
 /// word2vec's input vectors: row `w` of `syn0`, updated times its lock factor
@@ -141,9 +163,7 @@ pub unsafe trait InputVectors: Sync {
 #[derive(Clone, Copy)]
 pub struct PlainRows {
     /// `syn0`, `(V, dim)` row-major.
-    pub rows: *mut f32,
-    /// Row length.
-    pub dim: usize,
+    pub table: OutputRows,
     /// Lock factors (length >= 1).
     pub lockf: *const f32,
     /// Length of `lockf`.
@@ -154,39 +174,38 @@ pub struct PlainRows {
 unsafe impl Send for PlainRows {}
 unsafe impl Sync for PlainRows {}
 
-impl PlainRows {
-    #[inline(always)]
-    unsafe fn row<'a>(&self, w: u32) -> &'a mut [f32] {
-        std::slice::from_raw_parts_mut(self.rows.add(w as usize * self.dim), self.dim)
-    }
-}
-
 unsafe impl InputVectors for PlainRows {
-    #[inline(always)]
-    unsafe fn input<'a>(&'a self, w: u32, _buf: &'a mut [f32]) -> &'a [f32] {
-        self.row(w)
+    fn table(&self) -> OutputRows {
+        self.table
     }
 
     #[inline(always)]
-    unsafe fn add_input_to(&self, w: u32, acc: &mut [f32]) -> f32 {
-        axpy(1.0, self.row(w), acc);
+    unsafe fn input<'a, T: RowTable>(&self, rows: &T, w: u32, _buf: &'a mut [f32]) -> &'a [f32] {
+        rows.row(w)
+    }
+
+    #[inline(always)]
+    unsafe fn add_input_to<T: RowTable>(&self, rows: &T, w: u32, acc: &mut [f32]) -> f32 {
+        axpy(1.0, rows.row(w), acc);
         1.0
     }
 
     #[inline(always)]
-    unsafe fn update(&self, w: u32, grad: &[f32]) {
+    unsafe fn update<T: RowTable>(&self, rows: &T, w: u32, grad: &[f32]) {
         let f = *self.lockf.add(w as usize % self.lockf_len);
-        axpy(f, grad, self.row(w));
+        axpy(f, grad, rows.row(w));
     }
 }
 
-/// An output table (`syn1neg` or `syn1`), shared by the workers.
+/// A table (`syn0`, `syn1neg` or `syn1`) shared by the workers, read and written in place.
 #[derive(Clone, Copy)]
 pub struct OutputRows {
-    /// `(rows, dim)` row-major.
+    /// `(count, dim)` row-major.
     pub rows: *mut f32,
     /// Row length.
     pub dim: usize,
+    /// Number of rows.
+    pub count: usize,
 }
 
 // SAFETY: as PlainRows.
@@ -194,6 +213,17 @@ unsafe impl Send for OutputRows {}
 unsafe impl Sync for OutputRows {}
 
 impl OutputRows {
+    /// The whole of `table`, `(table.len() / dim, dim)`.
+    pub fn of(table: &mut [f32], dim: usize) -> Self {
+        OutputRows {
+            rows: table.as_mut_ptr(),
+            dim,
+            count: table.len().checked_div(dim).unwrap_or(0),
+        }
+    }
+}
+
+unsafe impl RowTable for OutputRows {
     #[inline(always)]
     unsafe fn row<'a>(&self, r: u32) -> &'a mut [f32] {
         std::slice::from_raw_parts_mut(self.rows.add(r as usize * self.dim), self.dim)
@@ -205,10 +235,10 @@ impl OutputRows {
 /// # Safety
 /// `row` must be a valid row of `out`.
 #[inline(always)]
-pub unsafe fn target(
+pub unsafe fn target<T: RowTable>(
     t: &SigmoidTables,
     l1: &[f32],
-    out: OutputRows,
+    out: &T,
     row: u32,
     label: f32,
     alpha: f32,
@@ -227,6 +257,7 @@ pub unsafe fn target(
 }
 
 /// Everything the example functions read besides the rows.
+#[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     /// Sigmoid and log tables.
     pub tables: &'a SigmoidTables,
@@ -241,7 +272,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// `bisect_left(cum_table, (state >> 16) % cum_table[-1])`, then an LCG step.
     #[inline(always)]
-    fn draw(&self, state: &mut u64) -> u32 {
+    pub(super) fn draw(&self, state: &mut u64) -> u32 {
         let last = *self.cum_table.last().unwrap_or(&1) as u64;
         let x = ((*state >> 16) % last.max(1)) as u32;
         *state = (state.wrapping_mul(LCG_MUL).wrapping_add(11)) & LCG_MASK;
@@ -254,11 +285,11 @@ impl Ctx<'_> {
     /// # Safety
     /// Rows in range.
     #[inline(always)]
-    pub unsafe fn negatives(
+    pub unsafe fn negatives<T: RowTable>(
         &self,
         word: u32,
         l1: &[f32],
-        out: OutputRows,
+        out: &T,
         alpha: f32,
         work: &mut [f32],
         state: &mut u64,
@@ -288,12 +319,12 @@ impl Ctx<'_> {
     /// # Safety
     /// Rows in range.
     #[inline(always)]
-    pub unsafe fn softmax(
+    pub unsafe fn softmax<T: RowTable>(
         &self,
         codes: &[u8],
         points: &[u32],
         l1: &[f32],
-        out: OutputRows,
+        out: &T,
         alpha: f32,
         work: &mut [f32],
     ) -> f64 {

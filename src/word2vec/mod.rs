@@ -11,17 +11,23 @@
 //!   `word2vec_inner.pyx`; [`mod@train`]: epochs over jobs on `workers` threads with the
 //!   learning-rate schedule.
 //!
-//! Training is Hogwild (lock-free, racy row updates from `workers` threads), as gensim and the
-//! original C tool: each (word, context) example's update is applied before the next example
-//! reads the rows. With `workers = 1` a seed gives bit-identical tables.
+//! Training is Hogwild by default (lock-free, racy row updates from `workers` threads), as
+//! gensim and the original C tool: each (word, context) example's update is applied before the
+//! next example reads the rows. With `workers = 1` a seed gives bit-identical tables.
+//! [`TrainMode::Deterministic`] ([`deterministic`], on the staged rows of [`staged`]) gives
+//! bit-identical tables for any number of workers, at the price of stale reads within a
+//! minibatch.
 
 pub mod corpus;
+pub mod deterministic;
+pub mod hogbatch;
 pub mod huffman;
 pub mod job;
 pub mod kernels;
 pub mod model;
 pub mod persist;
 pub mod scan;
+pub mod staged;
 pub mod train;
 pub mod vocab;
 
@@ -29,6 +35,6 @@ pub use corpus::{Corpus, LineReader};
 pub use model::{Model, Params};
 pub use scan::{RawVocab, Rule};
 pub use train::{
-    train, train_epoch, train_epoch_with, EpochPlan, EpochStats, TrainConfig, Trained,
+    train, train_epoch, train_epoch_with, EpochPlan, EpochStats, TrainConfig, TrainMode, Trained,
 };
 pub use vocab::{Vocab, VocabReport, VocabSettings};

@@ -139,10 +139,21 @@ impl Model {
         } else {
             Vec::new()
         };
-        let huffman = if params.hs {
-            Huffman::build(&vocab.counts)?
-        } else {
-            Huffman::default()
+        Self::from_parts(params, vocab, [syn0, syn1, syn1neg], vec![1.0], 0)
+    }
+
+    /// A model from its parts (a fresh one, or one read from a file): `tables` are `syn0`,
+    /// `syn1`, `syn1neg`; the Huffman tree is built from the vocabulary's counts when `hs`.
+    pub fn from_parts(
+        params: Params,
+        vocab: Vocab,
+        [syn0, syn1, syn1neg]: [Vec<f32>; 3],
+        lockf: Vec<f32>,
+        jobs_done: u64,
+    ) -> Result<Self> {
+        let huffman = match params.hs {
+            true => Huffman::build(&vocab.counts)?,
+            false => Huffman::default(),
         };
         Ok(Model {
             params,
@@ -151,8 +162,8 @@ impl Model {
             syn0,
             syn1,
             syn1neg,
-            lockf: vec![1.0],
-            jobs_done: 0,
+            lockf,
+            jobs_done,
         })
     }
 

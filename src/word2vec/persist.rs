@@ -14,7 +14,6 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
 
-use super::huffman::Huffman;
 use super::model::{Model, Params};
 use super::vocab::Vocab;
 use crate::{Error, Result};
@@ -190,22 +189,9 @@ pub fn load(path: &Path) -> Result<(Model, Value)> {
         } else {
             Vec::new()
         };
-        let huffman = if params.hs {
-            Huffman::build(&counts)?
-        } else {
-            Huffman::default()
-        };
         let vocab = Vocab::from_parts(words, counts, sample_int, params.ns_exponent)?;
-        let model = Model {
-            params,
-            vocab,
-            huffman,
-            syn0,
-            syn1,
-            syn1neg,
-            lockf,
-            jobs_done: uint(&m, "jobs_done")?,
-        };
+        let jobs_done = uint(&m, "jobs_done")?;
+        let model = Model::from_parts(params, vocab, [syn0, syn1, syn1neg], lockf, jobs_done)?;
         Ok((model, m.get("state").cloned().unwrap_or(Value::Null)))
     })()
     .map_err(at)

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::corpus::{Corpus, MAX_SENTENCE_LEN};
+use super::deterministic;
 use super::job::{has_avx2, run_job, Job, Prepared, Scratch, Shared};
 use super::kernels::{Ctx, InputVectors, OutputRows, PlainRows, SigmoidTables};
 use super::model::{Model, Params};
@@ -24,6 +25,18 @@ use super::vocab::Vocab;
 use crate::alloc::{checked_count, try_with_capacity};
 use crate::rng::Rng;
 use crate::{Error, Result};
+
+/// How the workers share the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrainMode {
+    /// Lock-free in-place updates (gensim, word2vec.c): fastest; bit-identical for a seed with
+    /// one worker only.
+    #[default]
+    Hogwild,
+    /// Synchronous minibatches of fixed sub-blocks ([`super::deterministic`]): bit-identical
+    /// for a seed whatever the number of workers.
+    Deterministic,
+}
 
 /// One epoch of one `train` call.
 #[derive(Debug, Clone)]
@@ -46,6 +59,11 @@ pub struct EpochPlan {
     pub compute_loss: bool,
     /// Threads.
     pub workers: usize,
+    /// How the threads share the tables.
+    pub mode: TrainMode,
+    /// Skip-gram negative sampling by HogBatch windows ([`super::hogbatch`]) instead of
+    /// per-pair updates.
+    pub minibatch: bool,
 }
 
 impl EpochPlan {
@@ -184,8 +202,7 @@ pub fn train_epoch(
 ) -> Result<EpochStats> {
     let d = model.params.vector_size;
     let input = PlainRows {
-        rows: model.syn0.as_mut_ptr(),
-        dim: d,
+        table: OutputRows::of(&mut model.syn0, d),
         lockf: model.lockf.as_ptr(),
         lockf_len: model.lockf.len().max(1),
     };
@@ -204,6 +221,13 @@ pub fn train_epoch_with<I: InputVectors>(
 ) -> Result<EpochStats> {
     plan.validate()?;
     model.params.validate()?;
+    let p = &model.params;
+    if plan.minibatch && (!p.sg || p.hs || p.negative == 0 || I::CENTRE_INPUT) {
+        return Err(Error::invalid(
+            "minibatch (HogBatch) training is skip-gram with negative sampling only: \
+             it needs sg=1, hs=0 and negative > 0 (and is not available for FastText)",
+        ));
+    }
     if model.is_empty() {
         return Err(Error::invalid("empty vocabulary: nothing to train"));
     }
@@ -217,15 +241,10 @@ pub fn train_epoch_with<I: InputVectors>(
     let tables = SigmoidTables::default();
     let subsample = model.vocab.sample_int.iter().any(|&s| s != u32::MAX);
     let sh = Shared {
-        input,
-        syn1: OutputRows {
-            rows: model.syn1.as_mut_ptr(),
-            dim: d,
-        },
-        syn1neg: OutputRows {
-            rows: model.syn1neg.as_mut_ptr(),
-            dim: d,
-        },
+        input: &input,
+        syn0: input.table(),
+        syn1: OutputRows::of(&mut model.syn1, d),
+        syn1neg: OutputRows::of(&mut model.syn1neg, d),
         params: &model.params,
         huffman: &model.huffman,
         sample_int: subsample.then_some(&model.vocab.sample_int[..]),
@@ -235,15 +254,15 @@ pub fn train_epoch_with<I: InputVectors>(
             negative: model.params.negative,
             compute_loss: plan.compute_loss,
         },
+        minibatch: plan.minibatch,
     };
-    let stats = run_epoch(
-        &sh,
-        &prepared,
-        plan,
-        model.params.seed,
-        model.jobs_done,
-        progress,
-    )?;
+    let (seed, first) = (model.params.seed, model.jobs_done);
+    let stats = match plan.mode {
+        TrainMode::Hogwild => run_epoch(&sh, &prepared, plan, seed, first, progress)?,
+        TrainMode::Deterministic => {
+            deterministic::run_epoch(&sh, &prepared, plan, (seed, first), progress)?
+        }
+    };
     model.jobs_done = jobs_after;
     Ok(stats)
 }
@@ -273,7 +292,7 @@ fn run_epoch<I: InputVectors>(
             let mut rng = Rng::new(seed, first_stream.wrapping_add(k as u64));
             // SAFETY: the tables outlive the scope; concurrent row updates are the
             // documented Hogwild races.
-            let r = unsafe { run_job(avx2, sh, &mut s, p, job, alpha, &mut rng) };
+            let r = unsafe { run_job(avx2, sh, &mut s, (p, job.block(p), alpha, &mut rng)) };
             mine.effective_words += r.effective_words;
             mine.loss += r.loss;
             mine.raw_words += job.raw_words;
@@ -324,8 +343,13 @@ pub struct TrainConfig {
     pub min_alpha: f32,
     /// Seed of every random draw.
     pub seed: u64,
-    /// Training threads (1: bit-identical for a seed).
+    /// Training threads (1, or any number with [`TrainMode::Deterministic`]: bit-identical
+    /// for a seed).
     pub workers: usize,
+    /// How the threads share the tables.
+    pub mode: TrainMode,
+    /// HogBatch windows instead of per-pair updates ([`super::hogbatch`]).
+    pub minibatch: bool,
 }
 
 impl Default for TrainConfig {
@@ -339,6 +363,8 @@ impl Default for TrainConfig {
             min_alpha: 0.0001,
             seed: 1,
             workers: 2,
+            mode: TrainMode::Hogwild,
+            minibatch: false,
         }
     }
 }
@@ -387,6 +413,8 @@ pub fn train(
         batch_words: MAX_SENTENCE_LEN,
         compute_loss: false,
         workers: cfg.workers,
+        mode: cfg.mode,
+        minibatch: cfg.minibatch,
     };
     plan.validate()?;
     let (mut effective, mut raw) = (0u64, 0u64);

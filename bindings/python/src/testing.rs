@@ -13,7 +13,7 @@ use candle_embed::techniques::RowTransform;
 use pyo3::prelude::*;
 
 use crate::arrays::tables::{numpy_to_tensor, tensor_to_numpy};
-use crate::arrays::{collect, with_ids, Floats, IdArray};
+use crate::arrays::{collect, vec_output, with_ids, Floats, IdArray};
 use crate::bag::PyEmbeddingBag;
 use crate::embedding::PyEmbedding;
 use crate::errors::{value_error, IntoPyResult};
@@ -309,6 +309,34 @@ fn set_cpu_tuning(prefetch_bytes: Option<usize>, stream_min_bytes: Option<i64>) 
     (old.prefetch_bytes, as_py(old.stream_min_bytes))
 }
 
+/// One HogBatch skip-gram window (`candle_embed::word2vec::hogbatch::window_on_tables`) on
+/// copies of `syn0` and `syn1neg` (`(rows, dim)` float32): `contexts` are syn0 rows, `outputs`
+/// syn1neg rows (the true word first). Returns `(syn0, syn1neg, loss)` after the update.
+#[pyfunction]
+fn w2v_hogbatch_window<'py>(
+    py: Python<'py>,
+    syn0: &Bound<'py, PyAny>,
+    syn1neg: &Bound<'py, PyAny>,
+    contexts: Vec<u32>,
+    outputs: Vec<u32>,
+    alpha: f32,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, f64)> {
+    use candle_embed::word2vec::hogbatch::window_on_tables;
+    let (a, b) = (
+        Floats::<f32>::read(syn0, "syn0")?,
+        Floats::<f32>::read(syn1neg, "syn1neg")?,
+    );
+    let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
+    if sa.len() != 2 || sb.len() != 2 || sa[1] != sb[1] {
+        return Err(value_error(
+            "syn0 and syn1neg must be (rows, dim) with the same dim",
+        ));
+    }
+    let (mut x, mut y) = (a.values().to_vec(), b.values().to_vec());
+    let loss = window_on_tables(&mut x, &mut y, sa[1], &contexts, &outputs, alpha).py()?;
+    Ok((vec_output(py, x, &sa)?, vec_output(py, y, &sb)?, loss))
+}
+
 /// Add the `_testing` submodule to `parent` (and to `sys.modules`, so that
 /// `import candle_embed._native._testing` works too).
 pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -328,6 +356,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(relative_bias_portable, &m)?)?;
     crate::quantized::register_testing(&m)?;
     m.add_function(wrap_pyfunction!(set_cpu_tuning, &m)?)?;
+    m.add_function(wrap_pyfunction!(w2v_hogbatch_window, &m)?)?;
     parent.add("_testing", &m)?;
     py.import("sys")?
         .getattr("modules")?

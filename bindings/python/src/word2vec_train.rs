@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use candle_embed::word2vec::{
-    persist, scan, Corpus, EpochPlan, Model, Params, RawVocab, Rule, Vocab, VocabReport,
+    persist, scan, Corpus, EpochPlan, Model, Params, RawVocab, Rule, TrainMode, Vocab, VocabReport,
     VocabSettings,
 };
 use pyo3::prelude::*;
@@ -230,7 +230,7 @@ impl PyW2VModel {
     /// Train one epoch (`epoch` of `epochs`) on `corpus`; `progress(raw_words_done)` is
     /// called about ten times a second. Returns the epoch's statistics.
     #[pyo3(signature = (corpus, epoch, epochs, start_alpha, end_alpha, total_examples,
-        total_words, batch_words, compute_loss, workers, progress=None))]
+        total_words, batch_words, compute_loss, workers, progress=None, deterministic=false, minibatch=false))]
     #[allow(clippy::too_many_arguments)]
     fn train_epoch<'py>(
         &self,
@@ -246,6 +246,8 @@ impl PyW2VModel {
         compute_loss: bool,
         #[pyo3(from_py_with = args::size)] workers: usize,
         progress: Option<Py<PyAny>>,
+        deterministic: bool,
+        minibatch: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let corpus = &corpus.get().inner;
         let plan = EpochPlan {
@@ -258,6 +260,8 @@ impl PyW2VModel {
             batch_words,
             compute_loss,
             workers,
+            mode: train_mode(deterministic),
+            minibatch,
         };
         let mut err: Option<PyErr> = None;
         let r = self.with(py, |m| {
@@ -406,6 +410,14 @@ impl PyW2VModel {
             },
             state.to_string(),
         ))
+    }
+}
+
+/// The trainer's mode for the `deterministic` keyword.
+pub fn train_mode(deterministic: bool) -> TrainMode {
+    match deterministic {
+        true => TrainMode::Deterministic,
+        false => TrainMode::Hogwild,
     }
 }
 

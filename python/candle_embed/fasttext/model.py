@@ -39,7 +39,8 @@ class FastText:
     ``candle_embed.Word2Vec``; gensim's ``FastText`` defaults to CBOW, ``sg=0``) or CBOW
     (``cbow_mean``), negative sampling (``negative``) and/or hierarchical softmax (``hs=1``);
     ``word_ngrams > 1`` is not implemented (nor in gensim). ``seed`` makes training
-    reproducible with ``workers=1``. ``progress=True`` shows a tqdm bar; a callable gets
+    reproducible with ``workers=1``, or with any ``workers`` when ``deterministic=True``
+    (synchronous minibatches, as ``Word2Vec``). ``progress=True`` shows a tqdm bar; a callable gets
     ``(words_done, words_total)`` about ten times a second.
     """
 
@@ -68,6 +69,7 @@ class FastText:
         shrink_windows: bool = True,
         batch_words: int = 10_000,
         progress: Progress = False,
+        deterministic: bool = False,
     ) -> None:
         if word_ngrams != 1:
             raise CandleEmbedNotImplementedError(
@@ -89,6 +91,7 @@ class FastText:
         self.batch_words = int_arg("batch_words", batch_words, 1, _MAX_I32)
         self.seed = int_arg("seed", seed, 0, 2**64)
         self.workers = int_arg("workers", workers, 1, 1025)
+        self.deterministic = bool(flag_arg("deterministic", deterministic))
         self.word_ngrams = 1
         min_n = int_arg("min_n", min_n, 0, _MAX_I32)
         max_n = int_arg("max_n", max_n, 0, _MAX_I32)
@@ -146,6 +149,7 @@ class FastText:
                 bucket=wv.bucket,
                 batch_words=self.batch_words,
                 progress=cb,
+                deterministic=self.deterministic,
             )
         finally:
             if close is not None:

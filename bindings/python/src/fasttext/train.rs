@@ -4,6 +4,8 @@
 use candle_embed::fasttext::train::{self, FastTextConfig};
 use candle_embed::fasttext::Subwords;
 use candle_embed::word2vec::{Params, Vocab};
+
+use crate::word2vec_train::train_mode;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -47,7 +49,7 @@ fn with_progress<T: Send>(
 #[pyo3(signature = (corpus, *, vector_size=100, window=5, min_count=5, sg=true, hs=false,
     negative=5, cbow_mean=true, epochs=5, alpha=0.025, min_alpha=0.0001, sample=1e-3,
     seed=1, workers=2, ns_exponent=0.75, shrink_windows=true, min_n=3, max_n=6,
-    bucket=2000000, batch_words=10000, progress=None))]
+    bucket=2000000, batch_words=10000, progress=None, deterministic=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn _ft_train<'py>(
     py: Python<'py>,
@@ -72,6 +74,7 @@ pub fn _ft_train<'py>(
     #[pyo3(from_py_with = args::size)] bucket: usize,
     #[pyo3(from_py_with = args::size)] batch_words: usize,
     progress: Option<Py<PyAny>>,
+    deterministic: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let params = Params {
         vector_size,
@@ -93,6 +96,7 @@ pub fn _ft_train<'py>(
         min_alpha,
         workers,
         batch_words,
+        mode: train_mode(deterministic),
     };
     let corpus = &corpus.get().inner;
     let vocab = without_gil(py, || Vocab::build(corpus, min_count, sample, ns_exponent))?;

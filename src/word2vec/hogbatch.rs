@@ -1,0 +1,213 @@
+//! HogBatch skip-gram with negative sampling (Ji et al., "Parallelizing Word2Vec in Shared and
+//! Distributed Memory", 2016; Intel's pWord2Vec), beside the exact per-pair path of
+//! [`super::kernels`].
+//!
+//! For the centre word `w` at position `i` with context words `c_1 .. c_B` (its window), the
+//! per-pair path runs `B` examples, each with its own `K` noise words, one after the other.
+//! HogBatch draws the `K` noise words once for the whole window (distinct, and distinct from
+//! `w`: `O = 1 + K'` output rows, `K' <= K`) and makes the update three small matrix products
+//! (the `gemm` crate, on the calling thread):
+//!
+//! - `X = syn0[c_1..c_B]` (`B x D`), `Y = syn1neg[w, n_1..n_K']` (`O x D`);
+//! - `F = X Y^T` (`B x O`); `G[b, o] = (y_o - sigma(F[b, o])) * alpha` with `y_0 = 1` and
+//!   `y_o = 0` for the noise words, `sigma` from gensim's table; `G[b, o] = 0` where
+//!   `|F[b, o]| >= 6` (gensim's rule: no update outside the table);
+//! - `syn0[c_b] += lockf(c_b) * (G Y)[b]` and `syn1neg[o] += (G^T X)[o]`, once per window,
+//!   with every product taken on the rows as they were before the window's update.
+//!
+//! The loss adds `-log sigma(F[b, 0])` and `-log sigma(-F[b, o])` per entry inside the table.
+//! This is a different estimator from word2vec's (noise shared across a window, the window's
+//! updates applied together), so it is not the default: the per-pair path is gensim's
+//! algorithm update for update, and its quality is the reference.
+
+use super::job::{Scratch, Shared};
+use super::kernels::{axpy, InputVectors, OutputRows, PlainRows, RowTable, SigmoidTables, MAX_EXP};
+use crate::kernels::cpu::linalg::{gemm_with, Threads};
+use crate::{Error, Result};
+
+/// The buffers of one window's update.
+#[derive(Default)]
+pub struct BatchScratch {
+    contexts: Vec<u32>,
+    outputs: Vec<u32>,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    g: Vec<f32>,
+    grad_x: Vec<f32>,
+    grad_y: Vec<f32>,
+}
+
+/// The gradients of one HogBatch window (see the module docs): from `x` (`b x d`) and `y`
+/// (`o x d`, row 0 the true word), fills `g` (`b x o`, the scaled errors), `grad_x = G Y`
+/// (`b x d`) and `grad_y = G^T X` (`o x d`); returns the loss (0 unless `compute_loss`).
+#[allow(clippy::too_many_arguments)]
+pub fn window_gradients(
+    t: &SigmoidTables,
+    (b, o, d): (usize, usize, usize),
+    x: &[f32],
+    y: &[f32],
+    alpha: f32,
+    compute_loss: bool,
+    g: &mut Vec<f32>,
+    grad_x: &mut Vec<f32>,
+    grad_y: &mut Vec<f32>,
+) -> f64 {
+    g.clear();
+    g.resize(b * o, 0.0);
+    grad_x.clear();
+    grad_x.resize(b * d, 0.0);
+    grad_y.clear();
+    grad_y.resize(o * d, 0.0);
+    // F = X Y^T: Y read transposed (element (k, n) at n * d + k).
+    gemm_with(Threads::Caller, (b, o, d), g, x, (d, 1), y, (1, d));
+    let mut loss = 0f64;
+    for (k, f) in g.iter_mut().enumerate() {
+        let label = if k % o == 0 { 1.0 } else { 0.0 };
+        if *f <= -MAX_EXP || *f >= MAX_EXP {
+            *f = 0.0;
+            continue;
+        }
+        if compute_loss {
+            loss -= t.log_sigmoid(if label > 0.5 { *f } else { -*f }) as f64;
+        }
+        *f = (label - t.sigmoid(*f)) * alpha;
+    }
+    // G Y (b x d) and G^T X (o x d; G read transposed).
+    gemm_with(Threads::Caller, (b, d, o), grad_x, g, (o, 1), y, (d, 1));
+    gemm_with(Threads::Caller, (o, d, b), grad_y, g, (1, o), x, (d, 1));
+    loss
+}
+
+/// One HogBatch window on plain tables (the test suite's hook): `contexts` index rows of
+/// `syn0`, `outputs` (the true word first, then the noise words) rows of `syn1neg`, both
+/// `(rows, dim)` row-major; lock factors 1. Returns the loss.
+pub fn window_on_tables(
+    syn0: &mut [f32],
+    syn1neg: &mut [f32],
+    dim: usize,
+    contexts: &[u32],
+    outputs: &[u32],
+    alpha: f32,
+) -> Result<f64> {
+    let one = [1.0f32];
+    let input = PlainRows {
+        table: OutputRows::of(syn0, dim),
+        lockf: one.as_ptr(),
+        lockf_len: 1,
+    };
+    let out = OutputRows::of(syn1neg, dim);
+    let bad = |ids: &[u32], n: usize| ids.iter().copied().find(|&r| r as usize >= n);
+    if dim == 0 || outputs.is_empty() {
+        return Err(Error::invalid("need dim > 0 and at least one output row"));
+    }
+    if let Some(r) = bad(contexts, input.table.count).or(bad(outputs, out.count)) {
+        return Err(Error::invalid(format!("row {r} is outside the tables")));
+    }
+    let mut bs = BatchScratch::default();
+    bs.contexts.extend_from_slice(contexts);
+    bs.outputs.extend_from_slice(outputs);
+    let tables = SigmoidTables::default();
+    let mut buf = vec![0f32; dim];
+    // SAFETY: every row was checked to be in its table; one thread.
+    Ok(unsafe {
+        window(
+            &input,
+            &input.table,
+            &out,
+            &tables,
+            &mut bs,
+            &mut buf,
+            alpha,
+            true,
+        )
+    })
+}
+
+/// The update of the window in `bs` (contexts and outputs filled): gather, gradients, scatter.
+///
+/// # Safety
+/// Rows in range; tables live (Hogwild races as [`super::job::Shared::job`]).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn window<I: InputVectors, T: RowTable>(
+    input: &I,
+    syn0: &T,
+    syn1neg: &T,
+    tables: &SigmoidTables,
+    bs: &mut BatchScratch,
+    buf: &mut [f32],
+    alpha: f32,
+    compute_loss: bool,
+) -> f64 {
+    let d = buf.len();
+    let (b, o) = (bs.contexts.len(), bs.outputs.len());
+    bs.x.clear();
+    for &c in &bs.contexts {
+        bs.x.extend_from_slice(input.input(syn0, c, buf));
+    }
+    bs.y.clear();
+    for &n in &bs.outputs {
+        bs.y.extend_from_slice(syn1neg.row(n));
+    }
+    let loss = window_gradients(
+        tables,
+        (b, o, d),
+        &bs.x,
+        &bs.y,
+        alpha,
+        compute_loss,
+        &mut bs.g,
+        &mut bs.grad_x,
+        &mut bs.grad_y,
+    );
+    for (k, &c) in bs.contexts.iter().enumerate() {
+        input.update(syn0, c, &bs.grad_x[k * d..(k + 1) * d]);
+    }
+    for (k, &n) in bs.outputs.iter().enumerate() {
+        axpy(1.0, &bs.grad_y[k * d..(k + 1) * d], syn1neg.row(n));
+    }
+    loss
+}
+
+impl<I: InputVectors, T: RowTable> Shared<'_, I, T> {
+    /// One HogBatch window: centre `s.idx[i]`, context `s.idx[j0..j1]` minus `i`.
+    ///
+    /// # Safety
+    /// As [`Shared::job`].
+    #[inline(always)]
+    pub(super) unsafe fn sg_batched(
+        &self,
+        s: &mut Scratch,
+        (i, j0, j1): (usize, usize, usize),
+        alpha: f32,
+        st: &mut u64,
+    ) -> f64 {
+        let word = s.idx[i];
+        let bs = &mut s.batch;
+        bs.contexts.clear();
+        bs.contexts
+            .extend((j0..j1).filter(|&j| j != i).map(|j| s.idx[j]));
+        if bs.contexts.is_empty() {
+            return 0.0;
+        }
+        bs.outputs.clear();
+        bs.outputs.push(word);
+        for _ in 0..self.ctx.negative {
+            let n = self.ctx.draw(st);
+            if !bs.outputs.contains(&n) {
+                bs.outputs.push(n);
+            }
+        }
+        let (tables, loss) = (self.ctx.tables, self.ctx.compute_loss);
+        window(
+            self.input,
+            &self.syn0,
+            &self.syn1neg,
+            tables,
+            bs,
+            &mut s.buf,
+            alpha,
+            loss,
+        )
+    }
+}
