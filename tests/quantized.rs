@@ -1,9 +1,12 @@
 //! Quantized tables: fast quantizer == FBGEMM's scalar reference (bytes), fast kernel ==
 //! portable candle path (a few ulps), every output type from one f32 value, the independent
-//! dequantization formula, attend against float64, errors.
+//! dequantization formula, attend and the similarity scan against float64, errors.
 
 use candle_embed::bag::BagMode;
-use candle_embed::quantized::{Bits, QuantizedEmbedding, QuantizedEmbeddingBag, QuantizedTable};
+use candle_embed::quantized::{
+    Bits, QuantizedEmbedding, QuantizedEmbeddingBag, QuantizedRows, QuantizedTable,
+};
+use candle_embed::similarity::{scores, top_k, Query, Scorer};
 use candle_embed::{Embedding, EmbeddingConfig, Error};
 
 mod common;
@@ -155,6 +158,110 @@ fn attend_equals_float64_scores_of_the_dequantized_rows() {
                 assert!((f64::from(norms[r]) - norm).abs() <= 1e-5 * norm.max(1.0));
             }
         }
+    }
+}
+
+/// The scan over quantized rows (KeyedVectors' int8 `most_similar`): cosine and 3CosMul scores
+/// equal float64 arithmetic on the dequantized rows within float32's rounding of the terms,
+/// and top-k is the float64 top-k whenever the float64 gap at the boundary exceeds that error.
+#[test]
+fn similarity_scan_equals_float64_of_the_dequantized_rows() {
+    for bits in [Bits::Eight, Bits::Four] {
+        // 5000 rows of 40: several tiles; one and several query vectors per output
+        let (rows, dim) = (5000, 40);
+        let table = QuantizedTable::quantize(&values(rows, dim, 3), rows, dim, bits).unwrap();
+        let deq = table.dequantize().unwrap();
+        let norms = table.row_norms().unwrap();
+        for (nq, scorer) in [
+            (2, Scorer::Cosine),
+            (6, Scorer::Cosine),
+            (3, Scorer::CosMul { positive: 2 }),
+        ] {
+            // unit query vectors, as KeyedVectors passes them
+            let mut x = values(nq, dim, 4);
+            for q in x.chunks_exact_mut(dim) {
+                let n = q.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt() as f32;
+                q.iter_mut().for_each(|v| *v /= n);
+            }
+            let query = Query {
+                vectors: &x,
+                count: nq,
+                range: 7..rows - 3,
+                scorer,
+            };
+            let got = table.with_bytes(|p| {
+                let src = QuantizedRows::new(table.layout(), p, &norms).unwrap();
+                (
+                    scores(&src, &query).unwrap(),
+                    top_k(&src, &query, 5, &[]).unwrap(),
+                )
+            });
+            let row = |r: usize| &deq[r * dim..(r + 1) * dim];
+            let norm = |r: usize| {
+                row(r)
+                    .iter()
+                    .map(|&e| f64::from(e).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+            };
+            let cos = |i: usize, r: usize| -> f64 {
+                let dot: f64 = (0..dim)
+                    .map(|j| f64::from(x[i * dim + j]) * f64::from(row(r)[j]))
+                    .sum();
+                dot / norm(r)
+            };
+            // float32 rounding of `scale (x . codes) + bias sum(x)`: relative to the terms'
+            // magnitudes (|scale code| <= 2 max|row|, |bias| <= max|row|), not to the result
+            let err = |i: usize, r: usize| -> f64 {
+                let max = row(r).iter().fold(0f64, |m, &e| m.max(f64::from(e).abs()));
+                let sum_x: f64 = x[i * dim..(i + 1) * dim]
+                    .iter()
+                    .map(|v| f64::from(v.abs()))
+                    .sum();
+                1e-5 * 3.0 * max * sum_x / norm(r) + 1e-7
+            };
+            let m = |i: usize, r: usize| (1.0 + cos(i, r)) / 2.0;
+            let want = |o: usize, r: usize| -> (f64, f64) {
+                match scorer {
+                    Scorer::Cosine => (cos(o, r), err(o, r)),
+                    Scorer::CosMul { positive } => {
+                        let p: f64 = (0..positive).map(|i| m(i, r)).product();
+                        let n: f64 = (positive..nq).map(|i| m(i, r)).product();
+                        let s = p / (n + 1e-6);
+                        // each term's relative error err / (2 m), summed; twice that
+                        let rel: f64 = (0..nq).map(|i| err(i, r) / (2.0 * m(i, r))).sum();
+                        (s, 2.0 * s.abs() * rel + 1e-7)
+                    }
+                }
+            };
+            let span = query.range.len();
+            for (o, ranked) in got.1.iter().enumerate() {
+                let line = &got.0[o * span..(o + 1) * span];
+                for (k, r) in query.range.clone().enumerate() {
+                    let (w, tol) = want(o, r);
+                    let g = f64::from(line[k]);
+                    assert!(
+                        (g - w).abs() <= tol,
+                        "{bits:?} {scorer:?} row {r}: {g} vs {w}"
+                    );
+                }
+                let mut order: Vec<(usize, f64)> =
+                    query.range.clone().map(|r| (r, want(o, r).0)).collect();
+                order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                if order[4].1 - order[5].1 > 2.0 * want(o, order[4].0).1 + 1e-6 {
+                    let rows_got: Vec<usize> = ranked.iter().map(|&(r, _)| r).collect();
+                    let rows_want: Vec<usize> = order[..5].iter().map(|&(r, _)| r).collect();
+                    assert_eq!(rows_got.len(), 5);
+                    let (mut a, mut b) = (rows_got.clone(), rows_want.clone());
+                    a.sort_unstable();
+                    b.sort_unstable();
+                    assert_eq!(a, b, "{bits:?} {scorer:?}");
+                }
+            }
+        }
+        // a norm per row, or a shape error
+        let err = table.with_bytes(|p| QuantizedRows::new(table.layout(), p, &norms[1..]).err());
+        assert!(matches!(err, Some(Error::Shape(_))));
     }
 }
 

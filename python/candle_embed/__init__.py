@@ -52,7 +52,7 @@ from candle_embed.fasttext import (
     load_facebook_vectors,
     save_facebook_model,
 )
-from candle_embed.keyed_vectors import KeyedVectors
+from candle_embed.keyed_vectors import KeyedVectors, QuantizedKeyedVectors
 from candle_embed.plot import plot_embeddings
 from candle_embed.word2vec import Word2Vec
 
@@ -78,6 +78,7 @@ __all__ = [
     "PathLineSentences",
     "QuantizedEmbedding",
     "QuantizedEmbeddingBag",
+    "QuantizedKeyedVectors",
     "RelativePositionBias",
     "RotaryEmbedding",
     "SinusoidalPositionalEncoding",

@@ -742,18 +742,22 @@ def _write_file_atomic(path: str | PathLike[str], data: bytes) -> None:
 def _row_norms(vectors: npt.ArrayLike) -> npt.NDArray[Any]:
     """The Euclidean norm of each row of a 2-D float table."""
 
-def _similarity_scores(
-    vectors: npt.ArrayLike,
+@overload
+def _similarity_scan(
+    vectors: npt.ArrayLike | QuantizedEmbedding,
     norms: npt.ArrayLike,
     queries: npt.ArrayLike,
     start: int,
     end: int,
+    k: None = None,
+    exclude: list[list[int]] | None = None,
     positive: int | None = None,
 ) -> npt.NDArray[Any]:
-    """Every output's scores over rows ``start..end``: ``(outputs, end - start)``."""
+    """``k=None``: every output's scores over rows ``start..end``: ``(outputs, end - start)``."""
 
-def _similarity_top_k(
-    vectors: npt.ArrayLike,
+@overload
+def _similarity_scan(
+    vectors: npt.ArrayLike | QuantizedEmbedding,
     norms: npt.ArrayLike,
     queries: npt.ArrayLike,
     start: int,

@@ -3,11 +3,15 @@
 ``device``: every test that takes it runs once per device name: "cpu" always, "cuda:0" and
 "metal:0" too, skipped when this build or machine lacks them (so a GPU machine runs the same
 tests on the GPU). Use it as ``def test_x(device: str) -> None`` and pass ``device=device``.
+
+``kv`` / ``gkv``: gensim's KeyedVectors test setUp (its ``euclidean_vectors.bin``) loaded by
+candle_embed and by gensim, for the KeyedVectors tests (skipped without gensim).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import candle_embed as ce
 import pytest
@@ -40,3 +44,23 @@ def ray_cluster() -> Iterator[None]:
     from distributed_support import local_cluster
 
     yield from local_cluster()
+
+
+def _euclidean_vectors() -> str:
+    """gensim's ``euclidean_vectors.bin`` test file (skip without gensim)."""
+    utils = pytest.importorskip("gensim.test.utils")
+    path: str = utils.datapath("euclidean_vectors.bin")
+    return path
+
+
+@pytest.fixture()
+def kv() -> ce.KeyedVectors:
+    """gensim's setUp: ``euclidean_vectors.bin`` (fresh for each test: some tests add keys)."""
+    return ce.KeyedVectors.load_word2vec_format(_euclidean_vectors(), binary=True)
+
+
+@pytest.fixture(scope="module")
+def gkv() -> Any:
+    """The same file in gensim's own KeyedVectors."""
+    models = pytest.importorskip("gensim.models")
+    return models.KeyedVectors.load_word2vec_format(_euclidean_vectors(), binary=True)

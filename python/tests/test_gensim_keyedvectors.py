@@ -33,15 +33,7 @@ MODEL_PATH = datapath("w2v_keyedvectors_load_test.modeldata")
 VOCAB_PATH = datapath("w2v_keyedvectors_load_test.vocab")
 
 
-@pytest.fixture()
-def kv() -> KeyedVectors:
-    """gensim's setUp: ``euclidean_vectors.bin`` (fresh for each test: some tests add keys)."""
-    return KeyedVectors.load_word2vec_format(EUCLIDEAN, binary=True)
-
-
-@pytest.fixture(scope="module")
-def gkv() -> Any:
-    return GKV.load_word2vec_format(EUCLIDEAN, binary=True)
+# ``kv`` and ``gkv``: conftest.py (gensim's euclidean_vectors.bin, ours and gensim's)
 
 
 def test_most_similar(kv: KeyedVectors) -> None:  # test_most_similar

@@ -21,14 +21,7 @@ from gensim.test.utils import datapath  # noqa: E402
 EUCLIDEAN = datapath("euclidean_vectors.bin")
 
 
-@pytest.fixture()
-def kv() -> KeyedVectors:
-    return KeyedVectors.load_word2vec_format(EUCLIDEAN, binary=True)
-
-
-@pytest.fixture(scope="module")
-def gkv() -> Any:
-    return GKV.load_word2vec_format(EUCLIDEAN, binary=True)
+# ``kv`` and ``gkv``: conftest.py (gensim's euclidean_vectors.bin, ours and gensim's)
 
 
 def _same_answers(ours: list[tuple[Any, float]], theirs: list[tuple[Any, float]]) -> None:

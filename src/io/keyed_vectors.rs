@@ -13,32 +13,17 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::tensor::Metadata;
 
 /// The element types of safetensors files.
 pub use safetensors::tensor::Dtype;
 
-use crate::io::atomic::write_atomic;
 use crate::{Error, Result};
 
-/// The longest header read (the `safetensors` crate's own limit).
-pub const MAX_HEADER_BYTES: u64 = 100_000_000;
+/// One tensor to write, and [`write()`]: the crate's one streaming safetensors writer.
+pub use crate::io::safetensors::{save_raw as write, RawTensor as TensorBytes, MAX_HEADER_BYTES};
 
-/// Safetensors pads the header so that the data starts 8-byte aligned.
-const ALIGN: usize = 8;
-
-/// One tensor to write: its bytes (little-endian elements, row-major) and what they are.
-#[derive(Debug, Clone, Copy)]
-pub struct TensorBytes<'a> {
-    /// The tensor's name in the file.
-    pub name: &'a str,
-    /// Its element type.
-    pub dtype: Dtype,
-    /// Its shape.
-    pub shape: &'a [usize],
-    /// Its bytes: exactly `product(shape) * dtype size`.
-    pub data: &'a [u8],
-}
+use crate::io::safetensors::byte_size;
 
 /// Where a tensor's bytes lie in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,63 +36,6 @@ pub struct Located {
     pub offset: u64,
     /// Number of bytes.
     pub len: u64,
-}
-
-fn byte_size(dtype: Dtype, shape: &[usize]) -> Option<usize> {
-    let elems = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
-    let bits = elems.checked_mul(dtype.bitsize())?;
-    (bits % 8 == 0).then_some(bits / 8)
-}
-
-/// Write `tensors` and `metadata` to `path` as one safetensors file, atomically.
-pub fn write(
-    path: &Path,
-    tensors: &[TensorBytes<'_>],
-    metadata: HashMap<String, String>,
-) -> Result<()> {
-    let mut infos = Vec::with_capacity(tensors.len());
-    let mut start = 0usize;
-    for t in tensors {
-        if byte_size(t.dtype, t.shape) != Some(t.data.len()) {
-            return Err(Error::shape(format!(
-                "tensor {}: {} bytes for shape {:?} of {:?}",
-                t.name,
-                t.data.len(),
-                t.shape,
-                t.dtype
-            )));
-        }
-        let end = start + t.data.len();
-        let info = TensorInfo {
-            dtype: t.dtype,
-            shape: t.shape.to_vec(),
-            data_offsets: (start, end),
-        };
-        infos.push((t.name.to_string(), info));
-        start = end;
-    }
-    let meta = Metadata::new(Some(metadata), infos)
-        .map_err(|e| Error::invalid(format!("cannot describe the tensors: {e}")))?;
-    let mut header =
-        serde_json::to_vec(&meta).map_err(|e| Error::invalid(format!("bad metadata: {e}")))?;
-    header.resize(header.len().next_multiple_of(ALIGN), b' ');
-    if header.len() as u64 > MAX_HEADER_BYTES {
-        return Err(Error::invalid(format!(
-            "the keys and metadata take {} bytes; safetensors headers hold at most {}",
-            header.len(),
-            MAX_HEADER_BYTES
-        )));
-    }
-    write_atomic(path, |w| {
-        let io = |e| Error::io(format!("cannot write {}", path.display()), e);
-        w.write_all(&(header.len() as u64).to_le_bytes())
-            .map_err(io)?;
-        w.write_all(&header).map_err(io)?;
-        for t in tensors {
-            w.write_all(t.data).map_err(io)?;
-        }
-        Ok(())
-    })
 }
 
 /// Read the header of the safetensors file at `path` (nothing else) and check it against the

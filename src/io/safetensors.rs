@@ -107,7 +107,18 @@ pub fn parse(
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
 
+/// The longest header read or written (the `safetensors` crate's own limit).
+pub const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// The bytes of a `shape` tensor of `dtype` (None on overflow or a partial byte).
+pub(crate) fn byte_size(dtype: StDtype, shape: &[usize]) -> Option<usize> {
+    let elems = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    let bits = elems.checked_mul(dtype.bitsize())?;
+    (bits % 8 == 0).then_some(bits / 8)
+}
+
 /// One tensor given as its raw (little-endian) bytes, for [`save_raw`].
+#[derive(Debug, Clone, Copy)]
 pub struct RawTensor<'a> {
     /// The tensor's name in the file.
     pub name: &'a str,
@@ -121,9 +132,10 @@ pub struct RawTensor<'a> {
 
 /// Write `tensors` (in the order given) and `metadata` to `path` atomically, in the format of
 /// [`save`], streaming each tensor's bytes from where they already are (a mapped file, a packed
-/// quantized table) instead of assembling the whole file in memory first. The header is built
-/// and checked by the `safetensors` crate's own `Metadata` (each tensor's byte count against
-/// its shape and dtype) and padded to 8 bytes, as that crate pads it.
+/// quantized table) instead of assembling the whole file in memory first. Each tensor's byte
+/// count must be that of its shape and dtype ([`Error::Shape`] otherwise, nothing written);
+/// the header is built by the `safetensors` crate's own `Metadata`, padded to 8 bytes as that
+/// crate pads it, and at most [`MAX_HEADER_BYTES`].
 pub fn save_raw(
     path: &Path,
     tensors: &[RawTensor<'_>],
@@ -132,6 +144,15 @@ pub fn save_raw(
     let mut infos = Vec::with_capacity(tensors.len());
     let mut offset = 0usize;
     for t in tensors {
+        if byte_size(t.dtype, t.shape) != Some(t.data.len()) {
+            return Err(Error::shape(format!(
+                "tensor {}: {} bytes for shape {:?} of {:?}",
+                t.name,
+                t.data.len(),
+                t.shape,
+                t.dtype
+            )));
+        }
         let end = offset + t.data.len();
         let info = safetensors::tensor::TensorInfo {
             dtype: t.dtype,
@@ -146,6 +167,13 @@ pub fn save_raw(
     let mut header = serde_json::to_vec(&meta)
         .map_err(|e| Error::Format(format!("cannot serialize the header: {e}")))?;
     header.resize(header.len().next_multiple_of(8), b' ');
+    if header.len() as u64 > MAX_HEADER_BYTES {
+        return Err(Error::invalid(format!(
+            "the names and metadata take {} bytes; safetensors headers hold at most {}",
+            header.len(),
+            MAX_HEADER_BYTES
+        )));
+    }
     write_atomic(path, |w| {
         let io = |e| Error::io(format!("cannot write {}", path.display()), e);
         w.write_all(&(header.len() as u64).to_le_bytes())

@@ -3,11 +3,15 @@
 //! (`x @ W.T` of the dequantized table `W`, as `Embedding::attend`). The row's codes are read
 //! once for all queries; the integer-weighted dot product accumulates in f32 over eight
 //! lanes. This is the kernel a similarity search over int8 / int4 rows (KeyedVectors'
-//! `most_similar` on a quantized table: divide by [`QuantizedTable::row_norms`]) needs.
+//! `most_similar` on a quantized table: divide by [`QuantizedTable::row_norms`]) needs;
+//! [`QuantizedRows`] is that table as the similarity scan's [`Rows`].
+
+use std::ops::Range;
 
 use super::format::{Bits, RowLayout};
 use super::table::QuantizedTable;
 use crate::alloc::{checked_elems, try_alloc, try_alloc_uninit};
+use crate::similarity::{Products, Rows};
 use crate::{threads, Error, Result};
 
 /// `x . codes` of one row, eight lanes of f32 (vectorisable).
@@ -95,5 +99,90 @@ impl QuantizedTable {
             }
         });
         Ok(out)
+    }
+}
+
+/// A quantized table's packed rows with the norms of its dequantized rows, as the similarity
+/// scan reads them (`crate::similarity::scores` / `top_k` of the dequantized table, computed
+/// from the codes: `q . W_r = scale_r (q . code_r) + bias_r sum(q)`).
+#[derive(Clone, Copy, Debug)]
+pub struct QuantizedRows<'a> {
+    layout: RowLayout,
+    packed: &'a [u8],
+    norms: &'a [f32],
+}
+
+impl<'a> QuantizedRows<'a> {
+    /// `packed` (`norms.len()` rows in `layout`, e.g. from [`QuantizedTable::with_bytes`]) with
+    /// `norms` (one per row, [`QuantizedTable::row_norms`]).
+    pub fn new(layout: RowLayout, packed: &'a [u8], norms: &'a [f32]) -> Result<Self> {
+        if Some(packed.len()) != norms.len().checked_mul(layout.row_bytes()) {
+            return Err(Error::shape(format!(
+                "{} packed bytes are not {} rows (one per norm) of {}",
+                packed.len(),
+                norms.len(),
+                layout.row_bytes()
+            )));
+        }
+        Ok(QuantizedRows {
+            layout,
+            packed,
+            norms,
+        })
+    }
+}
+
+impl Rows for QuantizedRows<'_> {
+    type Acc = f32;
+
+    fn len(&self) -> usize {
+        self.norms.len()
+    }
+
+    fn dim(&self) -> usize {
+        self.layout.dim
+    }
+
+    fn norms(&self) -> &[f32] {
+        self.norms
+    }
+
+    fn products(&self, q: &[f32], rows: Range<usize>, out: &mut Products<f32>) {
+        let dim = self.layout.dim.max(1);
+        let Products {
+            values,
+            scratch: sums,
+        } = out;
+        sums.clear();
+        sums.extend(q.chunks_exact(dim).map(|x| x.iter().sum::<f32>()));
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports the features the clone is compiled for.
+                return unsafe { self.products_avx2(q, sums, rows, values) };
+            }
+        }
+        self.products_serial(q, sums, rows, values)
+    }
+}
+
+impl QuantizedRows<'_> {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn products_avx2(&self, x: &[f32], sums: &[f32], rows: Range<usize>, out: &mut [f32]) {
+        self.products_serial(x, sums, rows, out)
+    }
+
+    /// `out[i * nr + k] = scale_r (x_i . code_r) + bias_r sums_i` for row `r = rows.start + k`.
+    #[inline(always)]
+    fn products_serial(&self, x: &[f32], sums: &[f32], rows: Range<usize>, out: &mut [f32]) {
+        let (dim, width, nr) = (self.layout.dim.max(1), self.layout.row_bytes(), rows.len());
+        for (k, r) in rows.enumerate() {
+            let row = &self.packed[r * width..(r + 1) * width];
+            let (scale, bias) = self.layout.scale_bias(row);
+            for (i, (xi, &sum)) in x.chunks_exact(dim).zip(sums).enumerate() {
+                out[i * nr + k] = scale * dot_codes(self.layout, row, xi) + bias * sum;
+            }
+        }
     }
 }

@@ -28,6 +28,7 @@ pub mod portable;
 pub mod quantize;
 pub mod table;
 
+pub use attend::QuantizedRows;
 pub use bag::QuantizedEmbeddingBag;
 pub use format::{Bits, RowLayout};
 pub use lookup::QuantizedEmbedding;

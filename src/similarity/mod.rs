@@ -23,9 +23,11 @@
 //! # Fast path and reference
 //! The fast path walks the range in tiles of rows (about 1 MiB of table each, so every row is
 //! read from memory once whatever the number of queries) on the crate's pool; in a tile, the
-//! products of a block of up to 64 queries with the tile's rows are one `gemm` call (a SIMD
-//! matrix-vector product for a single query) on the calling thread, and each output keeps a
-//! running top-k. The tiling never depends on the number of threads, so results are
+//! products of a block of up to 64 queries with the tile's rows come from the table's
+//! [`Rows::products`] on the calling thread (a float [`Table`]: a fused dot kernel, four rows
+//! at a time sharing the query's loads, for one query vector, one `gemm` call for more; an
+//! int8 / int4 table, `crate::quantized::QuantizedRows`: dots with the codes), and each output
+//! keeps a running top-k. The tiling never depends on the number of threads, so results are
 //! bit-identical for any thread count. The portable path ([`scores_portable`]) is candle's
 //! `matmul` and elementwise ops on any device; [`top_k_sorted`] is the reference selection
 //! (a full sort). Tests assert fast == portable within float tolerance, and the fast top-k ==
@@ -33,11 +35,13 @@
 
 mod norms;
 mod portable;
+mod rows;
 mod scores;
 mod topk;
 
 pub use norms::{row_norms, row_norms_portable};
 pub use portable::{scores_portable, top_k_sorted};
+pub use rows::{Products, Rows};
 pub use scores::{scores, top_k};
 
 use std::ops::Range;

@@ -1,20 +1,20 @@
-//! The fast path: tiles of rows on the crate's pool, `gemm` per tile and query block.
+//! The fast path: tiles of rows on the crate's pool, the table's products ([`Rows`]) per tile
+//! and query block.
 
-use std::any::TypeId;
 use std::sync::Mutex;
 
 use num_traits::{One, Zero};
 
+use super::rows::{Products, Rows};
 use super::topk::TopK;
-use super::{Query, Ranked, Scorer, Table, COSMUL_EPSILON};
+use super::{Query, Ranked, Scorer, COSMUL_EPSILON};
 use crate::alloc::try_filled;
-use crate::dtype::{Accumulator, Float};
-use crate::kernels::cpu::linalg::{gemm_with, Threads};
+use crate::dtype::Accumulator;
 use crate::{threads, Error, Result};
 
 /// Table bytes per tile: the tile stays in cache while every query block passes over it.
 const TILE_BYTES: usize = 1 << 20;
-/// Queries per `gemm` call.
+/// Queries per product call.
 const QUERY_BLOCK: usize = 64;
 
 /// Rows per tile for rows of `dim` elements of type `A` (never fewer than 1, at most 1024).
@@ -22,36 +22,23 @@ fn tile_rows<A>(dim: usize) -> usize {
     (TILE_BYTES / (dim.max(1) * std::mem::size_of::<A>())).clamp(1, 1024)
 }
 
-/// A tile's rows as the accumulation type: the table itself when it already is (f32, f64),
-/// else widened into `scratch` (f16, bf16: exact).
-fn rows_as_acc<'s, T: Float>(rows: &'s [T], scratch: &'s mut Vec<T::Acc>) -> &'s [T::Acc] {
-    if TypeId::of::<T>() == TypeId::of::<T::Acc>() {
-        // SAFETY: T and T::Acc are the same type (checked just above), so the slice is
-        // reinterpreted as itself.
-        return unsafe { std::slice::from_raw_parts(rows.as_ptr() as *const T::Acc, rows.len()) };
-    }
-    scratch.clear();
-    scratch.extend(rows.iter().map(|v| v.to_acc()));
-    scratch
-}
-
 /// Per-thread buffers of one chunk of tiles.
 struct Buffers<A> {
-    /// A tile's rows widened to `A` (16-bit tables only).
-    widened: Vec<A>,
-    /// Products of a query block with a tile's rows, `(QUERY_BLOCK, tile)`.
-    block: Vec<A>,
+    /// Products of a query block with a tile's rows, `(min(queries, QUERY_BLOCK), tile)`.
+    block: Products<A>,
     /// 3CosMul's running products over a tile's rows: positive terms, negative terms.
     pos: Vec<A>,
     neg: Vec<A>,
 }
 
 impl<A: Accumulator> Buffers<A> {
-    fn new(tile: usize, cosmul: bool) -> Result<Self> {
+    fn new(tile: usize, queries: usize, cosmul: bool) -> Result<Self> {
         let products = if cosmul { tile } else { 0 };
         Ok(Buffers {
-            widened: Vec::new(),
-            block: try_filled(QUERY_BLOCK * tile, A::zero())?,
+            block: Products {
+                values: try_filled(queries.min(QUERY_BLOCK) * tile, A::zero())?,
+                scratch: Vec::new(),
+            },
             pos: try_filled(products, A::one())?,
             neg: try_filled(products, A::one())?,
         })
@@ -62,21 +49,15 @@ impl<A: Accumulator> Buffers<A> {
 /// `visit(local, output, first_row, scores)`. Tiles are grouped in chunks run on the pool;
 /// each chunk gets a fresh `local` from `new_local`, and the chunks' locals come back in
 /// chunk order.
-fn drive<T, L, N, V>(
-    table: &Table<'_, T>,
-    query: &Query<'_, T::Acc>,
-    new_local: N,
-    visit: V,
-) -> Result<Vec<L>>
+fn drive<R, L, N, V>(table: &R, query: &Query<'_, R::Acc>, new_local: N, visit: V) -> Result<Vec<L>>
 where
-    T: Float,
+    R: Rows + ?Sized,
     L: Send,
     N: Fn() -> L + Sync,
-    V: Fn(&mut L, usize, usize, &[T::Acc]) + Sync,
+    V: Fn(&mut L, usize, usize, &[R::Acc]) + Sync,
 {
-    query.check(table.len(), table.dim)?;
-    let dim = table.dim;
-    let tile = tile_rows::<T::Acc>(dim);
+    query.check(table.len(), table.dim())?;
+    let tile = tile_rows::<R::Acc>(table.dim());
     let span = query.range.end - query.range.start;
     let tiles = span.div_ceil(tile);
     let per_chunk = threads::chunk_for(tiles, 1);
@@ -85,7 +66,7 @@ where
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     threads::run_chunks(chunks, &|c| {
         let cosmul = matches!(query.scorer, Scorer::CosMul { .. });
-        let mut bufs = match Buffers::<T::Acc>::new(tile, cosmul) {
+        let mut bufs = match Buffers::<R::Acc>::new(tile, query.count, cosmul) {
             Ok(b) => b,
             Err(e) => {
                 *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
@@ -114,38 +95,30 @@ where
 }
 
 /// The scores of rows `r0..r1` for every output of `query`, each handed to `emit(output, s)`.
-fn score_tile<T: Float>(
-    table: &Table<'_, T>,
-    query: &Query<'_, T::Acc>,
+fn score_tile<R: Rows + ?Sized>(
+    table: &R,
+    query: &Query<'_, R::Acc>,
     (r0, r1): (usize, usize),
-    bufs: &mut Buffers<T::Acc>,
-    emit: &mut dyn FnMut(usize, &[T::Acc]),
+    bufs: &mut Buffers<R::Acc>,
+    emit: &mut dyn FnMut(usize, &[R::Acc]),
 ) {
-    let (dim, nr) = (table.dim, r1 - r0);
-    let rows = rows_as_acc(&table.rows[r0 * dim..r1 * dim], &mut bufs.widened);
-    let norms = &table.norms[r0..r1];
+    let (dim, nr) = (table.dim(), r1 - r0);
+    let norms = &table.norms()[r0..r1];
     let cosmul = matches!(query.scorer, Scorer::CosMul { .. });
     let (pos, neg) = if cosmul {
         (&mut bufs.pos[..nr], &mut bufs.neg[..nr])
     } else {
         (&mut bufs.pos[..0], &mut bufs.neg[..0])
     };
-    pos.fill(T::Acc::one());
-    neg.fill(T::Acc::one());
-    let half = <T::Acc as Accumulator>::of_f64(0.5);
+    pos.fill(R::Acc::one());
+    neg.fill(R::Acc::one());
+    let half = <R::Acc as Accumulator>::of_f64(0.5);
     for q0 in (0..query.count).step_by(QUERY_BLOCK) {
         let nq = QUERY_BLOCK.min(query.count - q0);
-        let block = &mut bufs.block[..nq * nr];
-        // block (nq x nr) = queries[q0..q0+nq] (nq x D) @ rows^T (D x nr)
-        gemm_with(
-            Threads::Caller,
-            (nq, nr, dim),
-            block,
-            &query.vectors[q0 * dim..(q0 + nq) * dim],
-            (dim, 1),
-            rows,
-            (1, dim),
-        );
+        // block (nq x nr) = queries[q0..q0+nq] (nq x D) . rows r0..r1
+        let queries = &query.vectors[q0 * dim..(q0 + nq) * dim];
+        table.products(queries, r0..r1, &mut bufs.block);
+        let block = &mut bufs.block.values[..nq * nr];
         for (j, line) in block.chunks_exact_mut(nr.max(1)).enumerate() {
             for (s, &norm) in line.iter_mut().zip(norms) {
                 *s = *s / norm;
@@ -159,14 +132,14 @@ fn score_tile<T: Float>(
                         &mut *neg
                     };
                     for (p, &s) in acc.iter_mut().zip(line.iter()) {
-                        *p = *p * ((T::Acc::one() + s) * half);
+                        *p = *p * ((R::Acc::one() + s) * half);
                     }
                 }
             }
         }
     }
     if cosmul {
-        let eps = <T::Acc as Accumulator>::of_f64(COSMUL_EPSILON);
+        let eps = <R::Acc as Accumulator>::of_f64(COSMUL_EPSILON);
         for (p, &n) in pos.iter_mut().zip(neg.iter()) {
             *p = *p / (n + eps);
         }
@@ -175,12 +148,12 @@ fn score_tile<T: Float>(
 }
 
 /// Every output's scores over the query's range: `(outputs, end - start)`, row-major.
-pub fn scores<T: Float>(table: &Table<'_, T>, query: &Query<'_, T::Acc>) -> Result<Vec<T::Acc>> {
-    query.check(table.len(), table.dim)?;
+pub fn scores<R: Rows + ?Sized>(table: &R, query: &Query<'_, R::Acc>) -> Result<Vec<R::Acc>> {
+    query.check(table.len(), table.dim())?;
     let (start, span) = (query.range.start, query.range.end - query.range.start);
     let total =
-        crate::alloc::checked_elems(&[query.outputs(), span], std::mem::size_of::<T::Acc>())?;
-    let mut out = try_filled(total, T::Acc::zero())?;
+        crate::alloc::checked_elems(&[query.outputs(), span], std::mem::size_of::<R::Acc>())?;
+    let mut out = try_filled(total, R::Acc::zero())?;
     let dst = Dst(out.as_mut_ptr());
     drive(
         table,
@@ -197,12 +170,12 @@ pub fn scores<T: Float>(table: &Table<'_, T>, query: &Query<'_, T::Acc>) -> Resu
 
 /// Each output's `k` best rows (see the module docs); `exclude` is empty or one list of rows per
 /// output, skipped in that output's answer.
-pub fn top_k<T: Float>(
-    table: &Table<'_, T>,
-    query: &Query<'_, T::Acc>,
+pub fn top_k<R: Rows + ?Sized>(
+    table: &R,
+    query: &Query<'_, R::Acc>,
     k: usize,
     exclude: &[Vec<usize>],
-) -> Result<Vec<Ranked<T::Acc>>> {
+) -> Result<Vec<Ranked<R::Acc>>> {
     let outputs = query.outputs();
     if !exclude.is_empty() && exclude.len() != outputs {
         return Err(Error::invalid(format!(
@@ -229,7 +202,7 @@ pub fn top_k<T: Float>(
             }
         },
     )?;
-    let mut merged: Vec<TopK<T::Acc>> = (0..outputs).map(|_| TopK::new(k)).collect();
+    let mut merged: Vec<TopK<R::Acc>> = (0..outputs).map(|_| TopK::new(k)).collect();
     for local in locals {
         for (m, t) in merged.iter_mut().zip(local) {
             m.merge(t);

@@ -43,6 +43,11 @@ impl<A: Accumulator> TopK<A> {
     /// Offer row `row` with `score`, unless `row` is in `exclude` (sorted).
     #[inline]
     pub(crate) fn offer(&mut self, row: usize, score: A, exclude: &[usize]) {
+        // The common case in one comparison: a number below the bar's never enters (a NaN
+        // compares false and takes the full ranking below).
+        if self.bar.is_some_and(|b| score < b.1) {
+            return;
+        }
         let cand = (row, score);
         if self.k == 0
             || self

@@ -112,7 +112,7 @@ class KeyedVectorsEvaluation(KeyedVectorsQueries):
                         gold.append(sim)
                     continue
                 gold.append(sim)
-                va, vb = self.vectors[ok[a]], self.vectors[ok[b]]
+                va, vb = self._row_vectors(ok[a]), self._row_vectors(ok[b])
                 model.append(float(np.dot(unitvec(va), unitvec(vb))))
         if not gold:
             raise CandleEmbedValueError(
@@ -198,7 +198,7 @@ class KeyedVectorsEvaluation(KeyedVectorsQueries):
         assert self.norms is not None
         abc = np.array([[ok[b], ok[c], ok[a]] for a, b, c, _ in questions], dtype=np.int64)
         unit = self.vectors[abc] / self.norms[abc][..., None]  # (Q, 3, D): u_b, u_c, u_a
-        mean = np.zeros((len(questions), self.vector_size), self.vectors.dtype)
+        mean = np.zeros((len(questions), self.vector_size), self._dtype())
         for j, w in enumerate((1.0, 1.0, -1.0)):
             mean += np.float64(w) * unit[:, j]
         wide = mean / np.float64(3.0)

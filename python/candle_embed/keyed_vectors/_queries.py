@@ -65,9 +65,36 @@ def _topn(topn: Any) -> int | None:
 class KeyedVectorsQueries(KeyedVectorsBase):
     """Similarity queries (gensim's names and semantics)."""
 
+    # --- the table as the queries read it (a quantized subclass overrides these) ---------
+    def _scan_table(self) -> Any:
+        """What the scan kernels read: the float table (or a ``QuantizedEmbedding``)."""
+        return self.vectors
+
+    def _row_vectors(self, rows: Any) -> Vectors:
+        """The vectors of ``rows`` (row numbers) as a new float array."""
+        out: Vectors = self.vectors[rows]
+        return out
+
+    def _dtype(self) -> np.dtype[Any]:
+        """The type of the table's vectors (gensim computes query means in it)."""
+        return self.vectors.dtype
+
+    def _row_count(self) -> int:
+        """The number of rows of the table."""
+        return len(self.vectors)
+
+    def quantize(self, bits: int = 8) -> Any:
+        """A read-only copy of these vectors quantized row-wise to int8 (FBGEMM's fused layout:
+        ``len x (vector_size + 8)`` bytes instead of ``len x vector_size x 4``): a
+        ``QuantizedKeyedVectors`` whose queries scan the codes (see its documentation for the
+        accuracy trade-off). ``bits`` must be 8."""
+        from candle_embed.keyed_vectors._quantized import QuantizedKeyedVectors
+
+        return QuantizedKeyedVectors.from_keyed_vectors(self, bits)
+
     # --- the kernels --------------------------------------------------------------------
     def _query_dtype(self) -> type[np.floating[Any]]:
-        return np.float64 if self.vectors.dtype == np.float64 else np.float32
+        return np.float64 if self._dtype() == np.float64 else np.float32
 
     def _queries(self, vectors: Sequence[Any] | Vectors) -> Vectors:
         """Query vectors as a ``(q, vector_size)`` array of the kernels' type."""
@@ -80,15 +107,15 @@ class KeyedVectorsQueries(KeyedVectorsBase):
 
     def _range(self, start: int | None, end: int | None) -> tuple[int, int]:
         """``vectors[start:end]`` as a row range (Python's slice rules)."""
-        a, b, _ = slice(start, end).indices(len(self.vectors))
+        a, b, _ = slice(start, end).indices(self._row_count())
         return a, max(a, b)
 
     def _scores(
         self, queries: Vectors, rows: tuple[int, int], positive: int | None = None
     ) -> Vectors:
         norms = self._filled_norms()
-        out: Vectors = _native._similarity_scores(
-            self.vectors, norms, queries, rows[0], rows[1], positive
+        out: Vectors = _native._similarity_scan(
+            self._scan_table(), norms, queries, rows[0], rows[1], positive=positive
         )
         return out
 
@@ -108,8 +135,8 @@ class KeyedVectorsQueries(KeyedVectorsBase):
         come out in gensim's order with gensim's values."""
         norms = self._filled_norms()
         wide = k + max(k, SHORTLIST_MARGIN)
-        idx, scores, counts = _native._similarity_top_k(
-            self.vectors, norms, queries, rows[0], rows[1], wide, exclude, positive
+        idx, scores, counts = _native._similarity_scan(
+            self._scan_table(), norms, queries, rows[0], rows[1], wide, exclude, positive
         )
         out, at = [], 0
         for o, c in enumerate(counts.tolist()):
@@ -127,7 +154,7 @@ class KeyedVectorsQueries(KeyedVectorsBase):
         """The scores of ``rows`` as gensim computes them: ``dot(v, q) / norm(v)`` in the table's
         type (cosine), or gensim's 3CosMul ``prod_p (1 + v.p / |v|) / 2 / (prod_n (1 + v.n / |v|)
         / 2 + 1e-6)`` over the terms (the first ``positive`` positive)."""
-        vecs = self.vectors[rows]
+        vecs = self._row_vectors(rows)
         norms = np.linalg.norm(vecs, axis=1)
         dots = [np.dot(vecs, t.astype(vecs.dtype, copy=False)) / norms for t in terms]
         if positive is None:
@@ -153,7 +180,7 @@ class KeyedVectorsQueries(KeyedVectorsBase):
         ``ignore_missing=False``. gensim's arithmetic, step for step."""
         if len(keys) == 0:
             raise CandleEmbedValueError("cannot compute mean with no input")
-        dtype = self.vectors.dtype
+        dtype = self._dtype()
         w = np.ones(len(keys), dtype=dtype) if weights is None else np.asarray(weights)
         if isinstance(weights, list):
             w = np.array(weights, dtype=dtype)
@@ -207,11 +234,11 @@ class KeyedVectorsQueries(KeyedVectorsBase):
         vec = np.asarray(vec)
         others = list(other_words)
         if others:
-            rows = self.vectors[[self.get_index(w) for w in others]]
+            rows = self._row_vectors([self.get_index(w) for w in others])
             return 1 - self.cosine_similarities(vec, rows)
         q = self._queries([vec])
         unit = q / np.linalg.norm(q[0]) if np.any(q) else q * np.nan
-        out: Vectors = 1 - self._scores(unit, (0, len(self.vectors)))[0]
+        out: Vectors = 1 - self._scores(unit, (0, self._row_count()))[0]
         return out
 
     # --- nearest keys -------------------------------------------------------------------
@@ -234,7 +261,7 @@ class KeyedVectorsQueries(KeyedVectorsBase):
         if isinstance(topn, Integral) and topn < 1:
             return []
         pos, neg = ensure_list(positive), ensure_list(negative)
-        clip_end = clip_end or len(self.vectors)
+        clip_end = clip_end or self._row_count()
         if restrict_vocab:
             clip_start, clip_end = 0, restrict_vocab
         keys: list[Any] = []
