@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from candle_embed import _native
+from candle_embed._errors import typed
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -93,6 +94,7 @@ def _figure() -> Any:
     return fig
 
 
+@typed
 def plot_embeddings(
     vectors_or_keyed_vectors: Any,
     words: Sequence[Any] | None = None,

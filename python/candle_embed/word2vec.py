@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from candle_embed import _native
-from candle_embed._errors import CandleEmbedAttributeError, CandleEmbedValueError
+from candle_embed._errors import CandleEmbedAttributeError, CandleEmbedValueError, typed_methods
 from candle_embed._w2v_args import flag_arg, int_arg, opt_int_arg, real_arg
 from candle_embed._w2v_persist import load_model, save_model
 from candle_embed._w2v_support import (
@@ -43,6 +43,7 @@ _PathLike = Union[str, "PathLike[str]"]
 Progress = Union[bool, Callable[[int, int], Any]]
 
 
+@typed_methods
 class Word2Vec:
     """Train word vectors on ``sentences`` (an iterable of token lists, a ``LineSentence`` /
     ``PathLineSentences``, or a path) or ``corpus_file`` (a text file, one sentence per line;

@@ -377,7 +377,7 @@ class KeyedVectorsBase:
         made up in descending order unless ``copy_vecattrs`` copies every per-key attribute."""
         vocab: list[Any] = []
         seen: set[Any] = set()
-        for key in keys:
+        for key in list(keys):  # a huge sized iterable is a MemoryError at once, not a hang
             if key not in seen:
                 seen.add(key)
                 if key in self if allow_inference else key in self.key_to_index:
