@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 
@@ -116,8 +117,17 @@ def _foreign(e: BaseException) -> bool:
     return all(c in (Exception, BaseException, object) for c in builtin)
 
 
-def _ours_or_foreign(e: Exception) -> BaseException:
-    return e if _foreign(e) else as_ours(e)
+@contextmanager
+def _typed_errors() -> Iterator[None]:
+    """The body of ``typed``: an exception leaving the block as a ``CandleEmbedError``."""
+    try:
+        yield
+    except CandleEmbedError:
+        raise
+    except Exception as e:
+        if _foreign(e):
+            raise
+        raise as_ours(e) from e
 
 
 def typed(fn: _F) -> _F:
@@ -130,29 +140,15 @@ def typed(fn: _F) -> _F:
 
         @functools.wraps(fn)
         def generator(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with _typed_errors():
                 return (yield from fn(*args, **kwargs))
-            except CandleEmbedError:
-                raise
-            except Exception as e:
-                mapped = _ours_or_foreign(e)
-                if mapped is e:
-                    raise
-                raise mapped from e
 
         return generator  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with _typed_errors():
             return fn(*args, **kwargs)
-        except CandleEmbedError:
-            raise
-        except Exception as e:
-            mapped = _ours_or_foreign(e)
-            if mapped is e:
-                raise
-            raise mapped from e
 
     return wrapper  # type: ignore[return-value]
 

@@ -32,6 +32,7 @@ _PathLike = Union[str, "os.PathLike[str]"]
 
 def _select(source: Any, words: Sequence[Any] | None) -> tuple[npt.NDArray[np.float64], list[str]]:
     """The (N, D) float64 matrix to project and one label per row."""
+    words = None if words is None else list(words)  # a huge sized iterable: MemoryError at once
     if all(hasattr(source, a) for a in ("index_to_key", "vectors", "key_to_index")):
         vectors = np.asarray(source.vectors, dtype=np.float64)
         if words is None:
@@ -50,10 +51,9 @@ def _select(source: Any, words: Sequence[Any] | None) -> tuple[npt.NDArray[np.fl
         raise ValueError(f"vectors must have shape (N, D), got {arr.shape}")
     if words is None:
         return arr.astype(np.float64), [str(i) for i in range(arr.shape[0])]
-    labels = [str(w) for w in words]
-    if len(labels) != arr.shape[0]:
-        raise ValueError(f"{len(labels)} words for {arr.shape[0]} vectors")
-    return arr.astype(np.float64), labels
+    if len(words) != arr.shape[0]:
+        raise ValueError(f"{len(words)} words for {arr.shape[0]} vectors")
+    return arr.astype(np.float64), [str(w) for w in words]
 
 
 def pca_2d(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

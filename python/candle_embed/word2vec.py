@@ -460,7 +460,7 @@ class Word2Vec:
             raise Word2VecStateError("this model has no output weights to predict with")
         topn = int_arg("topn", topn, 0)
         idx = []
-        for w in context_words_list:
+        for w in list(context_words_list):  # a huge sized iterable: MemoryError at once
             if isinstance(w, str):
                 if w in self.wv:
                     idx.append(self.wv.get_index(w))

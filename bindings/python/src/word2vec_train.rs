@@ -58,14 +58,9 @@ impl PyW2VModel {
     }
 }
 
-/// gensim's vocabulary settings, as both vocabulary builders take them.
-struct VocabArgs {
-    update: bool,
-    min_count: u64,
-    sample: f64,
-    max_final_vocab: Option<u64>,
-    sorted_vocab: bool,
-}
+/// gensim's vocabulary settings, as both vocabulary builders take them: `update`,
+/// `min_count`, `sample`, `max_final_vocab`, `sorted_vocab`.
+struct VocabArgs(bool, u64, f64, Option<u64>, bool);
 
 impl PyW2VModel {
     /// The body of both vocabulary builders: scan `corpus` (at most `max_vocab_size` distinct
@@ -192,13 +187,7 @@ impl PyW2VModel {
         #[pyo3(from_py_with = args::opt_size)] max_vocab_size: Option<usize>,
         trim_rule: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let v = VocabArgs {
-            update,
-            min_count,
-            sample,
-            max_final_vocab,
-            sorted_vocab,
-        };
+        let v = VocabArgs(update, min_count, sample, max_final_vocab, sorted_vocab);
         self.scan_and_prepare(py, &corpus.get().inner, max_vocab_size, v, trim_rule)
     }
 
@@ -227,13 +216,7 @@ impl PyW2VModel {
             corpus_count,
         )
         .py()?;
-        let v = VocabArgs {
-            update,
-            min_count,
-            sample,
-            max_final_vocab,
-            sorted_vocab,
-        };
+        let v = VocabArgs(update, min_count, sample, max_final_vocab, sorted_vocab);
         self.scan_and_prepare(py, &corpus, None, v, trim_rule)
     }
 
@@ -434,22 +417,23 @@ fn prepare(
     v: &VocabArgs,
     rule: &mut dyn FnMut(&str, u64, u64) -> candle_embed::Result<Rule>,
 ) -> candle_embed::Result<VocabReport> {
-    if v.update && m.is_empty() {
+    let VocabArgs(update, min_count, sample, max_final_vocab, sorted_vocab) = *v;
+    if update && m.is_empty() {
         return Err(candle_embed::Error::InvalidArgument(
             "cannot update the vocabulary of a model that has none: build it first".into(),
         ));
     }
     let settings = VocabSettings {
-        min_count: v.min_count,
-        sample: v.sample,
-        max_final_vocab: v.max_final_vocab,
-        sorted_vocab: v.sorted_vocab,
+        min_count,
+        sample,
+        max_final_vocab,
+        sorted_vocab,
         ns_exponent: m.params.ns_exponent,
     };
     let (vocab, rep) = m
         .vocab
-        .prepare(corpus, raw, &settings, v.update, Some(rule))?;
-    if v.update {
+        .prepare(corpus, raw, &settings, update, Some(rule))?;
+    if update {
         m.grow(vocab)?;
     } else {
         *m = Model::new(m.params.clone(), vocab)?;

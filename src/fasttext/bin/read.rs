@@ -21,13 +21,18 @@ const CHUNK_FLOATS: usize = 1 << 14;
 /// Read the `.bin` file at `path`. `full_model = false` skips the output matrix's values (its
 /// header and size are still checked). Every malformed, truncated or unsupported file is an
 /// [`Error::Format`] naming the byte offset; a path that is not a regular file (a directory, a
-/// FIFO) is refused by `io::open::open_regular`, so nothing blocks.
+/// FIFO) is refused before it is opened (an [`Error::Io`]), so nothing blocks.
 pub fn read(path: &Path, full_model: bool) -> Result<FacebookModel> {
     let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(format!("cannot read {shown}"), e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            format!("cannot read {shown}"),
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
+    // Opened without blocking, and checked again on the handle (a FIFO swapped in since).
     let file = crate::io::open::open_regular(path)?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(format!("cannot stat {shown}"), e))?;
     read_from(BufReader::new(file), meta.len(), &shown, full_model)
 }
 
