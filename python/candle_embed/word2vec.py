@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from candle_embed import _native
 from candle_embed._errors import CandleEmbedAttributeError, CandleEmbedValueError, typed_methods
-from candle_embed._w2v_args import flag_arg, int_arg, opt_int_arg, real_arg
+from candle_embed._w2v_args import MAX_EPOCHS, flag_arg, int_arg, opt_int_arg, real_arg
 from candle_embed._w2v_persist import load_model, save_model
 from candle_embed._w2v_support import (
     ClassOnly,
@@ -99,7 +99,7 @@ class Word2Vec:
         self.negative = int_arg("negative", negative, 0, 1_000_001)
         self.ns_exponent = real_arg("ns_exponent", ns_exponent, None)
         self.cbow_mean = int(flag_arg("cbow_mean", cbow_mean))
-        self.epochs = int_arg("epochs", epochs, 1)
+        self.epochs = int_arg("epochs", epochs, 1, MAX_EPOCHS + 1)
         self.sorted_vocab = int(flag_arg("sorted_vocab", sorted_vocab))
         self.batch_words = int_arg("batch_words", batch_words, 1)
         self.compute_loss = bool(compute_loss)
@@ -312,7 +312,7 @@ class Word2Vec:
             self.alpha = real_arg("start_alpha", start_alpha)
         if end_alpha:
             self.min_alpha = real_arg("end_alpha", end_alpha)
-        if epochs is None or int_arg("epochs", epochs, 0) == 0:
+        if epochs is None or int_arg("epochs", epochs, 0, MAX_EPOCHS + 1) == 0:
             raise CandleEmbedValueError(
                 "give an explicit epochs count (usually epochs=model.epochs)"
             )
@@ -321,7 +321,7 @@ class Word2Vec:
                 "give total_examples or total_words for the learning-rate schedule "
                 "(total_examples=model.corpus_count after build_vocab on the same corpus)"
             )
-        self.epochs = int_arg("epochs", epochs, 1)
+        self.epochs = int_arg("epochs", epochs, 1, MAX_EPOCHS + 1)
         self.compute_loss = bool(compute_loss)
         corpus = native_corpus(corpus_iterable, corpus_file)
         return self._train(corpus, total_examples, total_words, self.epochs, callbacks, progress)

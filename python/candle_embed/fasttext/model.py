@@ -22,7 +22,7 @@ from candle_embed._errors import (
     CandleEmbedValueError,
     typed_methods,
 )
-from candle_embed._w2v_args import flag_arg, int_arg, real_arg
+from candle_embed._w2v_args import MAX_EPOCHS, flag_arg, int_arg, real_arg
 from candle_embed._w2v_support import tqdm_progress
 from candle_embed.corpora import native_corpus
 from candle_embed.fasttext.keyed_vectors import FastTextKeyedVectors
@@ -89,7 +89,7 @@ class FastText:
         self.window = int_arg("window", window, 0, _MAX_I32)
         self.min_count = int_arg("min_count", min_count, 0, _MAX_I32)
         self.negative = int_arg("negative", negative, 0, _MAX_I32)
-        self.epochs = int_arg("epochs", epochs, 0, _MAX_I32)
+        self.epochs = int_arg("epochs", epochs, 0, MAX_EPOCHS + 1)
         self.alpha = real_arg("alpha", alpha)
         self.min_alpha = real_arg("min_alpha", min_alpha)
         self.sample = real_arg("sample", sample)
