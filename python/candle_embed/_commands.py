@@ -5,8 +5,6 @@ unwritable output costs nothing and names the user's path."""
 from __future__ import annotations
 
 import argparse
-import bz2
-import gzip
 import lzma
 import os
 import sys
@@ -14,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from candle_embed._files import open_decompressed
 from candle_embed._progress import ProgressLine
 from candle_embed.cli import CliError
 from candle_embed.keyed_vectors import KeyedVectors, format_for_path
@@ -32,23 +31,17 @@ DEMO_PLOT_WORDS = [
 OUT_EXTENSIONS = (".txt", ".vec", ".bin", ".safetensors")
 #: How much of a corpus is looked at before training (decompressed).
 SNIFF_BYTES = 1 << 16
-_COMPRESSED = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
 
 
 def _head(path: str) -> bytes:
     """The first ``SNIFF_BYTES`` of the file's text (decompressed for gzip, bzip2 and xz)."""
-    with open(path, "rb") as f:
-        magic = f.read(6)
-    for prefix, opener in _COMPRESSED:
-        if magic.startswith(prefix):
-            try:
-                with opener(path, "rb") as z:
-                    data: bytes = z.read(SNIFF_BYTES)
-                    return data
-            except (OSError, EOFError, lzma.LZMAError) as e:
-                raise CliError(f"{path}: cannot decompress it ({e})") from None
-    with open(path, "rb") as f:
-        return f.read(SNIFF_BYTES)
+    with open_decompressed(path) as (f, compressed):
+        try:
+            return f.read(SNIFF_BYTES)
+        except (OSError, EOFError, lzma.LZMAError) as e:
+            if not compressed:
+                raise
+            raise CliError(f"{path}: cannot decompress it ({e})") from None
 
 
 def check_corpus(path: str) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 
@@ -77,10 +78,13 @@ _OURS: tuple[tuple[type[BaseException], type[CandleEmbedError]], ...] = (
     (OSError, CandleEmbedOSError),
     (KeyError, CandleEmbedKeyError),
     (IndexError, CandleEmbedIndexError),
+    (LookupError, CandleEmbedValueError),  # an unknown encoding or codec name
     (TypeError, CandleEmbedTypeError),
     (ZeroDivisionError, CandleEmbedZeroDivisionError),
     (ValueError, CandleEmbedValueError),
     (ArithmeticError, CandleEmbedValueError),
+    (AttributeError, CandleEmbedAttributeError),  # an argument without the expected method
+    (RecursionError, CandleEmbedValueError),  # an input nested too deeply
 )
 
 
@@ -106,36 +110,77 @@ def as_ours(e: Exception) -> CandleEmbedError:
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+def _foreign(e: BaseException) -> bool:
+    """``e``'s class is the user's (or a third party's) own, derived from no builtin class but
+    ``Exception``: what a callback or an argument's own ``__str__`` / ``__iter__`` raised."""
+    builtin = (c for c in type(e).__mro__ if c.__module__ == "builtins")
+    return all(c in (Exception, BaseException, object) for c in builtin)
+
+
+@contextmanager
+def _typed_errors() -> Iterator[None]:
+    """The body of ``typed``: an exception leaving the block as a ``CandleEmbedError``."""
+    try:
+        yield
+    except CandleEmbedError:
+        raise
+    except Exception as e:
+        if _foreign(e):
+            raise
+        raise as_ours(e) from e
+
+
 def typed(fn: _F) -> _F:
     """Wrap ``fn`` so that every exception it lets out (an ``Exception``, not ``KeyboardInterrupt``)
-    is a ``CandleEmbedError``: the one mechanism of the Python layer (see ``as_ours``)."""
+    is a ``CandleEmbedError``: the one mechanism of the Python layer (see ``as_ours``). A
+    generator function's exceptions are typed as it is iterated, too. An exception of the
+    user's own class (raised by a callback, or by an argument's ``__str__`` / ``__iter__``)
+    passes through unchanged, as Python's own conversions let it."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(*args: Any, **kwargs: Any) -> Any:
+            with _typed_errors():
+                return (yield from fn(*args, **kwargs))
+
+        return generator  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with _typed_errors():
             return fn(*args, **kwargs)
-        except CandleEmbedError:
-            raise
-        except Exception as e:
-            raise as_ours(e) from e
 
     return wrapper  # type: ignore[return-value]
 
 
 _C = TypeVar("_C", bound=type)
 
+_DUNDERS = {"__init__", "__getitem__", "__setitem__", "__contains__", "__iter__"}
+
+
+def _typed_or_none(fn: Callable[..., Any] | None) -> Callable[..., Any] | None:
+    return None if fn is None else typed(fn)
+
 
 def typed_methods(cls: _C) -> _C:
-    """Apply ``typed`` to every public method, classmethod and staticmethod defined in ``cls``'s
-    body, and to its ``__init__``, ``__getitem__``, ``__setitem__`` and ``__contains__``."""
-    dunders = {"__init__", "__getitem__", "__setitem__", "__contains__"}
+    """Apply ``typed`` to every public method, classmethod, staticmethod and property (getter,
+    setter, deleter) defined in ``cls``'s body, and to its ``__init__``, ``__getitem__``,
+    ``__setitem__``, ``__contains__`` and ``__iter__``."""
     for name, member in list(vars(cls).items()):
-        if name.startswith("_") and name not in dunders:
+        if name.startswith("_") and name not in _DUNDERS:
             continue
         if isinstance(member, classmethod):
             setattr(cls, name, classmethod(typed(member.__func__)))
         elif isinstance(member, staticmethod):
             setattr(cls, name, staticmethod(typed(member.__func__)))
+        elif isinstance(member, property):
+            wrapped = property(
+                _typed_or_none(member.fget),
+                _typed_or_none(member.fset),
+                _typed_or_none(member.fdel),
+                member.__doc__,
+            )
+            setattr(cls, name, wrapped)
         elif inspect.isfunction(member):
             setattr(cls, name, typed(member))
     return cls

@@ -520,7 +520,8 @@ class QuantizedEmbeddingBag(_Quantized):
 class RotaryEmbedding:
     """Rotary position embedding (RoPE) on ``(..., T, head_dim)`` arrays, both layouts, partial
     rotary and every ``rope_type`` of transformers 5.x (default, linear, dynamic, yarn,
-    longrope, llama3, proportional). Frequencies are computed in float64.
+    longrope, llama3, proportional). Frequencies are computed in float64. ``head_dim``: even,
+    at most 65536 (``ValueError`` beyond).
 
     "dynamic" follows each call's ``max(position) + 1``; ``stateful_dynamic=True`` keeps, as
     transformers' module does, the frequencies of the longest length seen

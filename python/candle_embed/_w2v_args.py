@@ -10,6 +10,10 @@ import operator
 
 from candle_embed._errors import CandleEmbedTypeError, CandleEmbedValueError
 
+MAX_EPOCHS = 1_000_000
+"""The most ``epochs`` a training run takes (real runs use 5 to a few hundred): a billion
+epochs would run for days with no further benefit, so it is a ``ValueError`` at once."""
+
 
 def int_arg(name: str, value: object, minimum: int, limit: int = 2**63) -> int:
     """``value`` as an int in ``[minimum, limit)``: anything with ``__index__``, never a float."""

@@ -73,64 +73,42 @@ def _ranged(kind: Callable[[str], Any], lo: Any, hi: Any) -> Callable[[str], Any
 MAX_DIM = 65536
 
 
+# The numeric training options: flag, type, range (inclusive), default, help.
+_NUMBERS: tuple[tuple[str, Callable[[str], Any], Any, Any, Any, str], ...] = (
+    ("--dim", int, 1, MAX_DIM, 100, f"vector size, 1 to {MAX_DIM} (vector_size; default: 100)"),
+    ("--window", int, 1, 10_000, 5, "max context distance, 1 to 10000 (window; default: 5)"),
+    (
+        "--negative", int, 0, 1000, None,
+        "noise words per pair, 0 to 1000 (negative; default: 5, or 0 with --hs)",
+    ),
+    ("--min-count", int, 0, 2**62, 5, "drop words seen fewer times (min_count; default: 5)"),
+    ("--epochs", int, 1, 100_000, 5, "passes over the corpus, 1 to 100000 (epochs; default: 5)"),
+    (
+        "--lr", float, 1e-12, 10.0, 0.025,
+        "initial learning rate, decayed linearly to --min-lr (alpha; default: 0.025)",
+    ),
+    ("--min-lr", float, 0.0, 10.0, 0.0001, "final learning rate (min_alpha; default: 0.0001)"),
+    (
+        "--sample", float, 0.0, 1.0, 1e-3,
+        "subsampling threshold of frequent words, 0 = off (sample; default: 0.001)",
+    ),
+    ("--seed", int, 0, 2**64 - 1, 1, "random seed (seed; default: 1)"),
+    (
+        "--threads", int, 1, 1024, min(os.cpu_count() or 1, 4),
+        "worker threads; 1 makes a seed reproducible (workers; default: CPUs, at most 4)",
+    ),
+    (
+        "--ns-exponent", float, -10.0, 10.0, None,
+        "exponent of the noise distribution (ns_exponent; default: 0.75)",
+    ),
+)  # fmt: skip
+
+
 def _add_hparams(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training (gensim's Word2Vec parameter in brackets)")
     add = g.add_argument
-    add(
-        "--dim",
-        type=_ranged(int, 1, MAX_DIM),
-        default=100,
-        help=f"vector size, 1 to {MAX_DIM} (vector_size; default: 100)",
-    )
-    add(
-        "--window",
-        type=_ranged(int, 1, 10_000),
-        default=5,
-        help="max context distance, 1 to 10000 (window; default: 5)",
-    )
-    add(
-        "--negative",
-        type=_ranged(int, 0, 1000),
-        default=None,
-        help="noise words per pair, 0 to 1000 (negative; default: 5, or 0 with --hs)",
-    )
-    add(
-        "--min-count",
-        type=_ranged(int, 0, 2**62),
-        default=5,
-        help="drop words seen fewer times (min_count; default: 5)",
-    )
-    add(
-        "--epochs",
-        type=_ranged(int, 1, 100_000),
-        default=5,
-        help="passes over the corpus, 1 to 100000 (epochs; default: 5)",
-    )
-    add(
-        "--lr",
-        type=_ranged(float, 1e-12, 10.0),
-        default=0.025,
-        help="initial learning rate, decayed linearly to --min-lr (alpha; default: 0.025)",
-    )
-    add(
-        "--min-lr",
-        type=_ranged(float, 0.0, 10.0),
-        default=0.0001,
-        help="final learning rate (min_alpha; default: 0.0001)",
-    )
-    add(
-        "--sample",
-        type=_ranged(float, 0.0, 1.0),
-        default=1e-3,
-        help="subsampling threshold of frequent words, 0 = off (sample; default: 0.001)",
-    )
-    add("--seed", type=_ranged(int, 0, 2**64 - 1), default=1, help="random seed (seed; default: 1)")
-    add(
-        "--threads",
-        type=_ranged(int, 1, 1024),
-        default=min(os.cpu_count() or 1, 4),
-        help="worker threads; 1 makes a seed reproducible (workers; default: CPUs, at most 4)",
-    )
+    for flag, kind, lo, hi, default, text in _NUMBERS:
+        add(flag, type=_ranged(kind, lo, hi), default=default, help=text)
     add("--cbow", action="store_true", help="continuous bag of words instead of skip-gram (sg=0)")
     add(
         "--cbow-mean",
@@ -140,12 +118,6 @@ def _add_hparams(p: argparse.ArgumentParser) -> None:
         help="with --cbow: 1 = mean of the context vectors, 0 = their sum (cbow_mean; default: 1)",
     )
     add("--hs", action="store_true", help="hierarchical softmax (hs=1); with --negative N > 0 both")
-    add(
-        "--ns-exponent",
-        type=_ranged(float, -10.0, 10.0),
-        default=None,
-        help="exponent of the noise distribution (ns_exponent; default: 0.75)",
-    )
     add(
         "--loss",
         action="store_true",

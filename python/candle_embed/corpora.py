@@ -10,14 +10,13 @@ yields the same token lists (for inspection).
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
 import itertools
 import lzma
 import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from os import PathLike, fspath
 from typing import IO, Any, Union
 
@@ -27,32 +26,28 @@ from candle_embed._errors import (
     CandleEmbedOSError,
     CandleEmbedTypeError,
     CandleEmbedValueError,
+    typed_methods,
 )
+from candle_embed._files import open_decompressed
 
 MAX_WORDS_IN_BATCH = 10000
 """gensim's longest sentence: longer ones are split into pieces of this many words."""
 
 _PathLike = Union[str, "PathLike[str]"]
 _Source = Union[_PathLike, IO[bytes]]
-_MAGIC = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
 _DECODE_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
 
 
-def _opener(path: str) -> Callable[[str], IO[bytes]] | None:
-    """The decompressing ``open`` for a gzip / bzip2 / xz file, ``None`` for plain bytes."""
+def _open(path: str, stack: ExitStack) -> tuple[IO[bytes], bool]:
+    """``open_decompressed(path)`` entered on ``stack``, its failures named as the corpus's."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(6)
+        return stack.enter_context(open_decompressed(path))
     except FileNotFoundError:
         raise CandleEmbedFileNotFoundError(f"corpus file not found: {path}") from None
     except IsADirectoryError:
         raise CandleEmbedValueError(f"corpus {path} is a directory, not a file") from None
     except OSError as e:
         raise CandleEmbedOSError(f"cannot read corpus {path}: {e}") from None
-    for magic, opener in _MAGIC.items():
-        if head.startswith(magic):
-            return opener  # type: ignore[return-value]
-    return None
 
 
 def _checked_read(f: IO[bytes], name: str) -> Callable[[int], bytes]:
@@ -71,10 +66,9 @@ def read_corpus(
     sources: Sequence[_Source], limit: int | None = None, max_sentence_length: int = 10000
 ) -> _native._W2VCorpus:
     """Read text sources (paths or binary file objects) into one native corpus."""
-    opened: list[IO[bytes]] = []
     args: list[Any] = []
     names: list[str] = []
-    try:
+    with ExitStack() as stack:
         for src in sources:
             if hasattr(src, "read"):
                 f: Any = src
@@ -85,18 +79,10 @@ def read_corpus(
                 names.append(name)
                 continue
             path = fspath(src)
-            opener = _opener(path)
-            if opener is None:
-                args.append(path)
-            else:
-                fh = opener(path)
-                opened.append(fh)
-                args.append(_checked_read(fh, path))
+            fh, compressed = _open(path, stack)
+            args.append(_checked_read(fh, path) if compressed else path)
             names.append(path)
         return _native._W2VCorpus.from_sources(args, names, limit, max_sentence_length)
-    finally:
-        for fh in opened:
-            fh.close()
 
 
 def _lines(source: _Source, limit: int | None) -> Iterator[bytes]:
@@ -107,8 +93,8 @@ def _lines(source: _Source, limit: int | None) -> Iterator[bytes]:
         yield from itertools.islice(f, limit)
         return
     path = fspath(source)
-    opener = _opener(path) or (lambda p: open(p, "rb"))
-    with opener(path) as fh:
+    with ExitStack() as stack:
+        fh, _ = _open(path, stack)
         try:
             yield from itertools.islice(fh, limit)
         except _DECODE_ERRORS as e:
@@ -133,6 +119,7 @@ def _positive(name: str, value: object) -> int:
     return value
 
 
+@typed_methods
 class LineSentence:
     """gensim's ``LineSentence``: a file (path or binary file object) with one sentence per
     line, tokens separated by whitespace; lines longer than ``max_sentence_length`` words are
@@ -160,6 +147,7 @@ class LineSentence:
         return read_corpus([self.source], self.limit, self.max_sentence_length)
 
 
+@typed_methods
 class PathLineSentences:
     """gensim's ``PathLineSentences``: every file of a directory (not recursing), in name
     order, read as ``LineSentence`` (a single file is allowed too); at most ``limit`` lines

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from candle_embed import _native
+from candle_embed._errors import typed
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -31,6 +32,7 @@ _PathLike = Union[str, "os.PathLike[str]"]
 
 def _select(source: Any, words: Sequence[Any] | None) -> tuple[npt.NDArray[np.float64], list[str]]:
     """The (N, D) float64 matrix to project and one label per row."""
+    words = None if words is None else list(words)  # a huge sized iterable: MemoryError at once
     if all(hasattr(source, a) for a in ("index_to_key", "vectors", "key_to_index")):
         vectors = np.asarray(source.vectors, dtype=np.float64)
         if words is None:
@@ -49,10 +51,9 @@ def _select(source: Any, words: Sequence[Any] | None) -> tuple[npt.NDArray[np.fl
         raise ValueError(f"vectors must have shape (N, D), got {arr.shape}")
     if words is None:
         return arr.astype(np.float64), [str(i) for i in range(arr.shape[0])]
-    labels = [str(w) for w in words]
-    if len(labels) != arr.shape[0]:
-        raise ValueError(f"{len(labels)} words for {arr.shape[0]} vectors")
-    return arr.astype(np.float64), labels
+    if len(words) != arr.shape[0]:
+        raise ValueError(f"{len(words)} words for {arr.shape[0]} vectors")
+    return arr.astype(np.float64), [str(w) for w in words]
 
 
 def pca_2d(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -93,6 +94,7 @@ def _figure() -> Any:
     return fig
 
 
+@typed
 def plot_embeddings(
     vectors_or_keyed_vectors: Any,
     words: Sequence[Any] | None = None,

@@ -25,8 +25,15 @@ import numpy as np
 import numpy.typing as npt
 
 from candle_embed import _native
-from candle_embed._errors import CandleEmbedAttributeError, CandleEmbedValueError
-from candle_embed._w2v_args import flag_arg, int_arg, minibatch_arg, opt_int_arg, real_arg
+from candle_embed._errors import CandleEmbedAttributeError, CandleEmbedValueError, typed_methods
+from candle_embed._w2v_args import (
+    MAX_EPOCHS,
+    flag_arg,
+    int_arg,
+    minibatch_arg,
+    opt_int_arg,
+    real_arg,
+)
 from candle_embed._w2v_persist import load_model, save_model
 from candle_embed._w2v_support import (
     ClassOnly,
@@ -45,6 +52,7 @@ _PathLike = Union[str, "PathLike[str]"]
 Progress = Union[bool, Callable[[int, int], Any]]
 
 
+@typed_methods
 class Word2Vec:
     """Train word vectors on ``sentences`` (an iterable of token lists, a ``LineSentence`` /
     ``PathLineSentences``, or a path) or ``corpus_file`` (a text file, one sentence per line;
@@ -102,7 +110,7 @@ class Word2Vec:
         self.negative = int_arg("negative", negative, 0, 1_000_001)
         self.ns_exponent = real_arg("ns_exponent", ns_exponent, None)
         self.cbow_mean = int(flag_arg("cbow_mean", cbow_mean))
-        self.epochs = int_arg("epochs", epochs, 1)
+        self.epochs = int_arg("epochs", epochs, 1, MAX_EPOCHS + 1)
         self.sorted_vocab = int(flag_arg("sorted_vocab", sorted_vocab))
         self.batch_words = int_arg("batch_words", batch_words, 1)
         self.compute_loss = bool(compute_loss)
@@ -317,7 +325,7 @@ class Word2Vec:
             self.alpha = real_arg("start_alpha", start_alpha)
         if end_alpha:
             self.min_alpha = real_arg("end_alpha", end_alpha)
-        if epochs is None or int_arg("epochs", epochs, 0) == 0:
+        if epochs is None or int_arg("epochs", epochs, 0, MAX_EPOCHS + 1) == 0:
             raise CandleEmbedValueError(
                 "give an explicit epochs count (usually epochs=model.epochs)"
             )
@@ -326,7 +334,7 @@ class Word2Vec:
                 "give total_examples or total_words for the learning-rate schedule "
                 "(total_examples=model.corpus_count after build_vocab on the same corpus)"
             )
-        self.epochs = int_arg("epochs", epochs, 1)
+        self.epochs = int_arg("epochs", epochs, 1, MAX_EPOCHS + 1)
         self.compute_loss = bool(compute_loss)
         corpus = native_corpus(corpus_iterable, corpus_file)
         return self._train(corpus, total_examples, total_words, self.epochs, callbacks, progress)
@@ -465,7 +473,7 @@ class Word2Vec:
             raise Word2VecStateError("this model has no output weights to predict with")
         topn = int_arg("topn", topn, 0)
         idx = []
-        for w in context_words_list:
+        for w in list(context_words_list):  # a huge sized iterable: MemoryError at once
             if isinstance(w, str):
                 if w in self.wv:
                     idx.append(self.wv.get_index(w))

@@ -174,7 +174,10 @@ HOSTILE: list[str] = HUGE_INTS + FLOATS + SCALARS + CONTAINERS + ARRAYS + PATHS
 FACTORIES: dict[str, str] = {
     "Embedding": "ce.Embedding(10, 4, seed=0)",
     "EmbeddingBag": "ce.EmbeddingBag(10, 4, mode='sum', seed=0)",
+    "FastText": "H.fasttext()",
+    "FastTextKeyedVectors": "H.fasttext().wv",
     "KeyedVectors": "ce.KeyedVectors(['a', 'b', 'c', 'd'], H.vectors(4, 4))",
+    "QuantizedKeyedVectors": "ce.KeyedVectors(['a', 'b', 'c', 'd'], H.vectors(4, 4)).quantize(8)",
     "LearnedPositionalEmbedding": "ce.LearnedPositionalEmbedding(16, 4, seed=0)",
     "RelativePositionBias": "ce.RelativePositionBias(2, seed=0)",
     "RotaryEmbedding": "ce.RotaryEmbedding(8)",
@@ -190,6 +193,8 @@ for _opt in ("SGD", "Adagrad", "AdamW", "RowWiseAdagrad", "SparseAdam"):
     FACTORIES[f"optim.{_opt}"] = f"optim.{_opt}(ce.Embedding(10, 4, seed=0), 0.1)"
 
 F4 = "np.ones((2, 4), np.float32)"
+# A training run of a few milliseconds (Word2Vec, FastText).
+SMALL_TRAINING = {"vector_size": "8", "min_count": "1", "epochs": "1", "workers": "1"}
 BASELINES: dict[str, dict[str, str]] = {
     "Embedding": {"num_embeddings": "10", "embedding_dim": "4"},
     "Embedding.__call__": {"ids": "[[1, 2], [3, 4]]"},
@@ -209,6 +214,17 @@ BASELINES: dict[str, dict[str, str]] = {
         "offsets": "[0, 2]",
     },
     "EmbeddingBag.from_pretrained": {"weight": "np.ones((10, 4), np.float32)"},
+    "FastText": {"sentences": "H.SENTENCES", **SMALL_TRAINING, "bucket": "50"},
+    "FastText.train": {"sentences": "H.SENTENCES"},
+    "FastText.set_output_layer": {"layer": "obj.output_layer()"},
+    "FastTextKeyedVectors": {"vector_size": "8", "min_n": "3", "max_n": "6", "bucket": "50"},
+    "FastTextKeyedVectors.from_tables": {
+        "keys": "['a', 'b']",
+        "table": "H.vectors(52, 8)",
+        "min_n": "3",
+        "max_n": "6",
+        "bucket": "50",
+    },
     "KeyedVectors": {"index_to_key": "['a', 'b', 'c', 'd']", "vectors": "H.vectors(4, 4)"},
     "KeyedVectors.most_similar": {"positive": "['a']"},
     "KeyedVectors.similarity": {"w1": "'a'", "w2": "'b'"},
@@ -237,17 +253,14 @@ BASELINES: dict[str, dict[str, str]] = {
     "TransformerEmbeddings": {"vocab_size": "10", "dim": "8"},
     "TransformerEmbeddings.__call__": {"ids": "[[1, 2, 3]]"},
     "TransformerEmbeddings.backward": {"grad": "np.ones((1, 3, 8), np.float32)"},
-    "Word2Vec": {
-        "sentences": "H.SENTENCES",
-        "vector_size": "8",
-        "min_count": "1",
-        "epochs": "1",
-        "workers": "1",
-    },
+    "Word2Vec": {"sentences": "H.SENTENCES", **SMALL_TRAINING},
     "Word2Vec.train": {"sentences": "H.SENTENCES"},
     "alibi_bias": {"num_heads": "2", "q_len": "3", "k_len": "4"},
     "alibi_slopes": {"num_heads": "2"},
     "coalesce": {"ids": "[1, 1, 2]", "values": "np.ones((3, 4), np.float32)"},
+    "load_facebook_model": {"path": "H.fasttext_file()"},
+    "load_facebook_vectors": {"path": "H.fasttext_file()"},
+    "save_facebook_model": {"model": "H.fasttext()", "path": "H.path('ft.bin')"},
     "index_add": {
         "dst": "np.zeros((5, 4), np.float32)",
         "ids": "[1, 2]",
@@ -406,6 +419,11 @@ def baseline(t: Target) -> dict[str, str]:
         known = BASELINES.get(f"{t.owner.removesuffix('!class')}.{t.attr}")
     if known is None and t.owner and t.owner.startswith("optim."):
         known = BASELINES.get(f"optim.SparseOptimizer.{t.attr}")
+    if known is None and t.owner:  # a method inherited from a public base class
+        for base in _class(t.owner.removesuffix("!class")).__mro__[1:]:
+            known = BASELINES.get(f"{base.__name__}.{t.attr}")
+            if known is not None:
+                break
     if known is not None:
         return dict(known)
     return {p: BY_NAME[p] for p in t.params if p in BY_NAME}
@@ -544,6 +562,18 @@ class H:
     @staticmethod
     def analogies_file() -> str:
         return H.saved("an.txt", lambda p: Path(p).write_text(": s\na b c d\n"))
+
+    @staticmethod
+    def fasttext() -> Any:
+        import candle_embed as ce
+
+        return ce.FastText(H.SENTENCES, vector_size=8, min_count=1, epochs=1, workers=1, bucket=50)
+
+    @staticmethod
+    def fasttext_file() -> str:
+        import candle_embed as ce
+
+        return H.saved("ft.bin", lambda p: ce.save_facebook_model(H.fasttext(), p))
 
     @staticmethod
     def transformer() -> Any:

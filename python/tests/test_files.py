@@ -88,6 +88,46 @@ def test_loading_a_fifo_without_writer_does_not_hang(tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
+def test_every_loader_refuses_special_files(tmp_path: Path) -> None:
+    """The loaders of word vectors, vocabularies, evaluation files, corpora and fastText models
+    (opened in Python by ``_files.open_regular`` or in Rust by ``io::open``) refuse a FIFO with
+    no writer and a device with an error naming the path; in a child process, so that a
+    regression hangs only it."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    r = _run(
+        f"""
+        import numpy as np
+        import candle_embed as ce
+        kv = ce.KeyedVectors(["a", "b"], np.ones((2, 3), np.float32))
+        calls = {{
+            "load_word2vec_format": ce.KeyedVectors.load_word2vec_format,
+            "binary": lambda p: ce.KeyedVectors.load_word2vec_format(p, binary=True),
+            "load": ce.KeyedVectors.load,
+            "evaluate_word_pairs": kv.evaluate_word_pairs,
+            "evaluate_word_analogies": kv.evaluate_word_analogies,
+            "LineSentence": lambda p: list(ce.LineSentence(p)),
+            "corpus_file": lambda p: ce.Word2Vec(corpus_file=p, min_count=1),
+            "load_facebook_vectors": ce.load_facebook_vectors,
+            "load_facebook_model": ce.load_facebook_model,
+        }}
+        # the fastText reader answers OSError (test_fasttext_reliability), the others ValueError
+        refused = (ce.CandleEmbedValueError, ce.CandleEmbedOSError)
+        for name, call in calls.items():
+            for p in ({str(fifo)!r}, "/dev/zero"):
+                try:
+                    call(p)
+                except refused as e:
+                    assert p in str(e), (name, e)
+                else:
+                    raise SystemExit(name + " read " + p)
+        print("ok")
+        """,
+        timeout=120,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr + r.stdout
+
+
 def test_a_killed_save_leaves_no_temporary_file(tmp_path: Path) -> None:
     """kill -9 a child in the middle of saving a large table: the directory then holds only
     what was there (O_TMPFILE: the partial file never had a name), and a later save works."""

@@ -14,6 +14,7 @@ import random
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import candle_embed as ce
 import pytest
@@ -36,33 +37,6 @@ ALWAYS = [
     "H.fifo()",
     "np.broadcast_to(np.float32(1), (2**40, 4))",
 ]
-
-
-# Targets whose bindings or Python files other work in progress owns (issue 19 phase 2: the
-# scalar extractors of ``args.rs`` and the regular-file opener applied there). Their calls are
-# swept by ``test_phase_2_targets`` (expected to fail until then), not by the main test.
-PHASE_2 = (
-    "KeyedVectors",  # keyed_vectors.py
-    "QuantizedKeyedVectors",  # keyed_vectors/: inherits KeyedVectors' methods
-    "plot_embeddings",  # plot.py
-    "Word2Vec",  # word2vec.py, bindings word2vec.rs
-    "alibi_",  # bindings positional/
-    "relative_position_bucket",
-    "RelativePositionBias",
-    "RotaryEmbedding",
-    "SinusoidalPositionalEncoding",
-    "LearnedPositionalEmbedding",
-    "TransformerEmbeddings",
-    # Landed after phase 1 (fastText, quantized tables): no sweep catalog entries yet, and
-    # their arguments do not go through the extractors / ``typed`` yet.
-    "FastText",  # fasttext/, bindings fasttext/
-    "load_facebook_",
-    "save_facebook_model",
-)
-
-
-def _phase_2(name: str) -> bool:
-    return name.startswith(PHASE_2)
 
 
 def cases() -> list[tuple[str, str, str]]:
@@ -114,9 +88,31 @@ def _sweep(todo: list[tuple[str, str, str]]) -> None:
 
 
 def test_hostile_values_in_every_argument() -> None:
-    _sweep([c for c in cases() if not _phase_2(c[0])])
+    _sweep(cases())
 
 
-@pytest.mark.xfail(reason="issue 19 phase 2: extractors not yet applied there", strict=False)
-def test_phase_2_targets() -> None:
-    _sweep([c for c in cases() if _phase_2(c[0])])
+class _OwnError(Exception):
+    pass
+
+
+class _BadPath(os.PathLike[str]):
+    def __fspath__(self) -> str:
+        return 3  # type: ignore[return-value]
+
+
+def test_typed_python_layer_covers_properties_generators_and_passes_user_errors() -> None:
+    """The Python layer's one mechanism (``typed`` / ``typed_methods``): a property setter and
+    a generator (``LineSentence`` iterated) raise only ``CandleEmbedError``s, while an
+    exception of the user's own class (a callback's) comes out unchanged."""
+    wv = ce.FastText(hs.H.SENTENCES, vector_size=4, min_count=1, epochs=1, workers=1, bucket=8).wv
+    with pytest.raises(ce.CandleEmbedError):
+        wv.vectors_ngrams = "x"  # type: ignore[assignment]
+    with pytest.raises(ce.CandleEmbedTypeError):
+        list(ce.LineSentence(_BadPath()))
+
+    class Callback(ce.CallbackAny2Vec):
+        def on_train_begin(self, model: Any) -> None:
+            raise _OwnError("mine")
+
+    with pytest.raises(_OwnError, match="mine"):
+        ce.Word2Vec(hs.H.SENTENCES, min_count=1, epochs=1, workers=1, callbacks=[Callback()])

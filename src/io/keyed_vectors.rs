@@ -48,7 +48,7 @@ pub fn index(path: &Path) -> Result<(HashMap<String, Located>, HashMap<String, S
         ))
     };
     let io = |e| Error::io(format!("cannot read {}", path.display()), e);
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut file = crate::io::open::open_regular(path)?;
     let file_len = file.seek(SeekFrom::End(0)).map_err(io)?;
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     let mut n8 = [0u8; 8];

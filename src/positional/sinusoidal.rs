@@ -129,16 +129,17 @@ pub fn sinusoidal_table<T: Float>(
     check_args(dim, base, layout)?;
     check_table_size(max_len, dim, T::DT)?;
     let half = dim / 2;
-    let w = frequencies(dim, base, layout)?;
-    // sin/cos(k·ω_i) for k < BLOCK.
+    // The buffers first: a table that cannot exist fails at once, before any frequency work.
+    let mut out = try_alloc_uninit::<T>(max_len * dim)?;
     let kb = BLOCK.min(max_len.max(1));
     let mut rot = try_filled(kb * half, (0.0f64, 0.0f64))?;
+    let w = frequencies(dim, base, layout)?;
+    // sin/cos(k·ω_i) for k < BLOCK.
     for k in 0..kb {
         for i in 0..half {
             rot[k * half + i] = (k as f64 * w[i]).sin_cos();
         }
     }
-    let mut out = try_alloc_uninit::<T>(max_len * dim)?;
     let block = |(b, chunk): (usize, &mut [T])| {
         let p0 = (b * BLOCK) as f64;
         let anchor: Vec<(f64, f64)> = w.iter().map(|&wi| (p0 * wi).sin_cos()).collect();

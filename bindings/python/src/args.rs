@@ -15,7 +15,8 @@
 //! - reals: [`real`], [`opt_real`], [`real_pair`]: anything with `__float__` (int, float, NumPy
 //!   scalar); an int beyond a float's range is a `ValueError`;
 //! - [`flag`]: `bool` or `numpy.bool_` only (`0` / `1` are not flags);
-//! - [`text`]: a `str` that is valid Unicode (a lone surrogate is a `ValueError`);
+//! - [`text`]: a `str` that is valid Unicode (a lone surrogate is a `ValueError`); [`texts`]
+//!   a list of them;
 //! - [`path`]: a `str`, `bytes` or `os.PathLike`, as the file system spells it (a lone
 //!   surrogate that `os.fsencode` refuses, or a NUL byte, is a `ValueError`).
 
@@ -23,7 +24,7 @@ use std::path::PathBuf;
 
 use pyo3::exceptions::{PyOverflowError, PyUnicodeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyString};
+use pyo3::types::{PyBool, PyBytes, PySequence, PyString};
 
 use crate::errors::{type_error, value_error};
 
@@ -186,6 +187,22 @@ pub fn text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
             short_repr(obj)
         ))
     })
+}
+
+/// A list or tuple of [`text`]s (words, names): a `TypeError` for anything else (a `str` is
+/// not a list of words), each item read as [`text`].
+pub fn texts(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let seq = obj
+        .cast::<PySequence>()
+        .ok()
+        .filter(|_| !obj.is_instance_of::<PyString>() && !obj.is_instance_of::<PyBytes>());
+    let Some(seq) = seq else {
+        return Err(type_error(format!(
+            "expected a list of str, got {}",
+            type_name(obj)
+        )));
+    };
+    seq.try_iter()?.map(|item| text(&item?)).collect()
 }
 
 /// The default of a [`text`] argument, in a `signature` (PyO3 renders a non-literal default

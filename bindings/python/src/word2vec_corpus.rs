@@ -2,8 +2,6 @@
 //! files and readers chunk by chunk) as interned ids, and `_w2v_split` (LineSentence's
 //! tokenizer). Translation only; the reading is `candle_embed::word2vec::corpus`.
 
-use std::path::PathBuf;
-
 use candle_embed::word2vec::{corpus::is_separator, Corpus, LineReader};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
@@ -81,13 +79,14 @@ impl PyW2VCorpus {
     fn from_sources(
         py: Python<'_>,
         sources: Vec<Bound<'_, PyAny>>,
-        names: Vec<String>,
+        #[pyo3(from_py_with = args::texts)] names: Vec<String>,
         #[pyo3(from_py_with = args::opt_unsigned)] limit: Option<u64>,
         #[pyo3(from_py_with = args::size)] max_sentence_length: usize,
     ) -> PyResult<Self> {
         let mut corpus = Corpus::with_max_sentence_length(max_sentence_length).py()?;
         for (src, name) in sources.iter().zip(&names) {
-            if let Ok(path) = src.extract::<PathBuf>() {
+            if !src.is_callable() {
+                let path = args::path(src)?;
                 let mut c = std::mem::take(&mut corpus);
                 let r = without_gil(py, || c.read_file(&path, limit).map(|_| c));
                 corpus = r?;
@@ -145,7 +144,7 @@ impl Default for PyW2VCorpus {
 
 /// Python's `str.split()` of `line` (the tokenizer of `LineSentence`), for tests.
 #[pyfunction]
-pub fn _w2v_split(line: &str) -> Vec<String> {
+pub fn _w2v_split(#[pyo3(from_py_with = args::text)] line: String) -> Vec<String> {
     line.split(is_separator)
         .filter(|w| !w.is_empty())
         .map(str::to_owned)

@@ -58,6 +58,33 @@ impl PyW2VModel {
     }
 }
 
+/// gensim's vocabulary settings, as both vocabulary builders take them: `update`,
+/// `min_count`, `sample`, `max_final_vocab`, `sorted_vocab`.
+struct VocabArgs(bool, u64, f64, Option<u64>, bool);
+
+impl PyW2VModel {
+    /// The body of both vocabulary builders: scan `corpus` (at most `max_vocab_size` distinct
+    /// words, pruned with `trim_rule` as gensim does), then `prepare`; gensim's report.
+    fn scan_and_prepare<'py>(
+        &self,
+        py: Python<'py>,
+        corpus: &Corpus,
+        max_vocab_size: Option<usize>,
+        v: VocabArgs,
+        trim_rule: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let r = self.with(py, |m| {
+            let mut rule = |w: &str, c: u64, mc: u64| match &trim_rule {
+                Some(f) => call_rule(f, w, c, mc),
+                None => Ok(Rule::Default),
+            };
+            let raw = scan::scan(corpus, max_vocab_size, Some(&mut rule))?;
+            prepare(m, corpus, &raw, &v, &mut rule)
+        });
+        report(py, &pending(r)?)
+    }
+}
+
 fn report<'py>(py: Python<'py>, r: &VocabReport) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("drop_unique", r.drop_unique)?;
@@ -116,13 +143,13 @@ impl PyW2VModel {
     #[allow(clippy::too_many_arguments)]
     fn new(
         #[pyo3(from_py_with = args::size)] vector_size: usize,
-        sg: bool,
-        hs: bool,
+        #[pyo3(from_py_with = args::flag)] sg: bool,
+        #[pyo3(from_py_with = args::flag)] hs: bool,
         #[pyo3(from_py_with = args::size)] negative: usize,
-        cbow_mean: bool,
+        #[pyo3(from_py_with = args::flag)] cbow_mean: bool,
         #[pyo3(from_py_with = args::size)] window: usize,
-        shrink_windows: bool,
-        ns_exponent: f64,
+        #[pyo3(from_py_with = args::flag)] shrink_windows: bool,
+        #[pyo3(from_py_with = args::real)] ns_exponent: f64,
         #[pyo3(from_py_with = args::unsigned)] seed: u64,
     ) -> PyResult<Self> {
         let params = Params {
@@ -152,34 +179,16 @@ impl PyW2VModel {
         &self,
         py: Python<'py>,
         corpus: &Bound<'py, PyW2VCorpus>,
-        update: bool,
+        #[pyo3(from_py_with = args::flag)] update: bool,
         #[pyo3(from_py_with = args::unsigned)] min_count: u64,
-        sample: f64,
+        #[pyo3(from_py_with = args::real)] sample: f64,
         #[pyo3(from_py_with = args::opt_unsigned)] max_final_vocab: Option<u64>,
-        sorted_vocab: bool,
+        #[pyo3(from_py_with = args::flag)] sorted_vocab: bool,
         #[pyo3(from_py_with = args::opt_size)] max_vocab_size: Option<usize>,
         trim_rule: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let corpus = &corpus.get().inner;
-        let r = self.with(py, |m| {
-            let mut rule = |w: &str, c: u64, mc: u64| match &trim_rule {
-                Some(f) => call_rule(f, w, c, mc),
-                None => Ok(Rule::Default),
-            };
-            let raw = scan::scan(corpus, max_vocab_size, Some(&mut rule))?;
-            prepare(
-                m,
-                corpus,
-                &raw,
-                update,
-                min_count,
-                sample,
-                max_final_vocab,
-                sorted_vocab,
-                &mut rule,
-            )
-        });
-        report(py, &pending(r)?)
+        let v = VocabArgs(update, min_count, sample, max_final_vocab, sorted_vocab);
+        self.scan_and_prepare(py, &corpus.get().inner, max_vocab_size, v, trim_rule)
     }
 
     /// gensim's `build_vocab_from_freq`: the raw vocabulary given as `(words, counts)`.
@@ -189,42 +198,26 @@ impl PyW2VModel {
     fn build_vocab_from_freq<'py>(
         &self,
         py: Python<'py>,
-        words: Vec<String>,
+        #[pyo3(from_py_with = args::texts)] words: Vec<String>,
         counts: Vec<u64>,
         #[pyo3(from_py_with = args::unsigned)] corpus_count: u64,
-        update: bool,
+        #[pyo3(from_py_with = args::flag)] update: bool,
         #[pyo3(from_py_with = args::unsigned)] min_count: u64,
-        sample: f64,
+        #[pyo3(from_py_with = args::real)] sample: f64,
         #[pyo3(from_py_with = args::opt_unsigned)] max_final_vocab: Option<u64>,
-        sorted_vocab: bool,
+        #[pyo3(from_py_with = args::flag)] sorted_vocab: bool,
         trim_rule: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         if words.len() != counts.len() {
             return Err(value_error("words and counts differ in length"));
         }
-        let r = self.with(py, |m| {
-            let corpus = Corpus::from_counts(
-                words.iter().map(|w| w.as_str()).zip(counts.iter().copied()),
-                corpus_count,
-            )?;
-            let mut rule = |w: &str, c: u64, mc: u64| match &trim_rule {
-                Some(f) => call_rule(f, w, c, mc),
-                None => Ok(Rule::Default),
-            };
-            let raw = scan::scan(&corpus, None, None)?;
-            prepare(
-                m,
-                &corpus,
-                &raw,
-                update,
-                min_count,
-                sample,
-                max_final_vocab,
-                sorted_vocab,
-                &mut rule,
-            )
-        });
-        report(py, &pending(r)?)
+        let corpus = Corpus::from_counts(
+            words.iter().map(|w| w.as_str()).zip(counts.iter().copied()),
+            corpus_count,
+        )
+        .py()?;
+        let v = VocabArgs(update, min_count, sample, max_final_vocab, sorted_vocab);
+        self.scan_and_prepare(py, &corpus, None, v, trim_rule)
     }
 
     /// Train one epoch (`epoch` of `epochs`) on `corpus`; `progress(raw_words_done)` is
@@ -238,12 +231,12 @@ impl PyW2VModel {
         corpus: &Bound<'py, PyW2VCorpus>,
         #[pyo3(from_py_with = args::unsigned)] epoch: u64,
         #[pyo3(from_py_with = args::unsigned)] epochs: u64,
-        start_alpha: f64,
-        end_alpha: f64,
+        #[pyo3(from_py_with = args::real)] start_alpha: f64,
+        #[pyo3(from_py_with = args::real)] end_alpha: f64,
         #[pyo3(from_py_with = args::opt_unsigned)] total_examples: Option<u64>,
         #[pyo3(from_py_with = args::opt_unsigned)] total_words: Option<u64>,
         #[pyo3(from_py_with = args::size)] batch_words: usize,
-        compute_loss: bool,
+        #[pyo3(from_py_with = args::flag)] compute_loss: bool,
         #[pyo3(from_py_with = args::size)] workers: usize,
         progress: Option<Py<PyAny>>,
         deterministic: bool,
@@ -393,15 +386,23 @@ impl PyW2VModel {
     }
 
     /// Save the model and the caller's JSON `state` to `path` (safetensors), atomically.
-    fn save(&self, py: Python<'_>, path: PathBuf, state: &str) -> PyResult<()> {
-        let state: serde_json::Value = serde_json::from_str(state)
+    fn save(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = args::path)] path: PathBuf,
+        #[pyo3(from_py_with = args::text)] state: String,
+    ) -> PyResult<()> {
+        let state: serde_json::Value = serde_json::from_str(&state)
             .map_err(|e| value_error(format!("state is not JSON: {e}")))?;
         self.with(py, |m| persist::save(m, &state, &path))
     }
 
     /// Load a file written by `save`: `(model, state JSON)`.
     #[staticmethod]
-    fn load(py: Python<'_>, path: PathBuf) -> PyResult<(Self, String)> {
+    fn load(
+        py: Python<'_>,
+        #[pyo3(from_py_with = args::path)] path: PathBuf,
+    ) -> PyResult<(Self, String)> {
         let (model, state) = without_gil(py, || persist::load(&path))?;
         Ok((
             PyW2VModel {
@@ -421,18 +422,14 @@ pub fn train_mode(deterministic: bool) -> TrainMode {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn prepare(
     m: &mut Model,
     corpus: &Corpus,
     raw: &RawVocab,
-    update: bool,
-    min_count: u64,
-    sample: f64,
-    max_final_vocab: Option<u64>,
-    sorted_vocab: bool,
+    v: &VocabArgs,
     rule: &mut dyn FnMut(&str, u64, u64) -> candle_embed::Result<Rule>,
 ) -> candle_embed::Result<VocabReport> {
+    let VocabArgs(update, min_count, sample, max_final_vocab, sorted_vocab) = *v;
     if update && m.is_empty() {
         return Err(candle_embed::Error::InvalidArgument(
             "cannot update the vocabulary of a model that has none: build it first".into(),

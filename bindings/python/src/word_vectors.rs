@@ -25,9 +25,9 @@ use crate::gil::without_gil;
 #[pyo3(signature = (path, binary=false, no_header=false, limit=None))]
 pub fn _read_word_vectors<'py>(
     py: Python<'py>,
-    path: PathBuf,
-    binary: bool,
-    no_header: bool,
+    #[pyo3(from_py_with = args::path)] path: PathBuf,
+    #[pyo3(from_py_with = args::flag)] binary: bool,
+    #[pyo3(from_py_with = args::flag)] no_header: bool,
     #[pyo3(from_py_with = args::opt_size)] limit: Option<usize>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let opts = ReadOptions {
@@ -50,14 +50,14 @@ pub fn _read_word_vectors<'py>(
 #[allow(clippy::too_many_arguments)]
 pub fn _write_word_vectors(
     py: Python<'_>,
-    path: PathBuf,
-    words: Vec<String>,
+    #[pyo3(from_py_with = args::path)] path: PathBuf,
+    #[pyo3(from_py_with = args::texts)] words: Vec<String>,
     vectors: &Bound<'_, PyAny>,
-    binary: bool,
+    #[pyo3(from_py_with = args::flag)] binary: bool,
     #[pyo3(from_py_with = args::opt_size)] header: Option<usize>,
-    prefix: String,
+    #[pyo3(from_py_with = args::text)] prefix: String,
     order: Option<&Bound<'_, PyAny>>,
-    append: bool,
+    #[pyo3(from_py_with = args::flag)] append: bool,
 ) -> PyResult<()> {
     let order = match order.filter(|o| !o.is_none()) {
         None => None,
@@ -106,7 +106,7 @@ const _: () = assert!(
 #[pyfunction]
 pub fn _write_keyed_vectors(
     py: Python<'_>,
-    path: PathBuf,
+    #[pyo3(from_py_with = args::path)] path: PathBuf,
     vectors: &Bound<'_, PyAny>,
     attrs: Vec<(String, Bound<'_, PyAny>)>,
     metadata: HashMap<String, String>,
@@ -150,7 +150,10 @@ pub fn _write_keyed_vectors(
 /// ``({name: (dtype, shape, offset, nbytes)}, metadata)``, ``dtype`` safetensors' name
 /// (``"F32"``, ``"I64"``, ...), ``offset`` from the start of the file.
 #[pyfunction]
-pub fn _index_keyed_vectors<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+pub fn _index_keyed_vectors<'py>(
+    py: Python<'py>,
+    #[pyo3(from_py_with = args::path)] path: PathBuf,
+) -> PyResult<Bound<'py, PyAny>> {
     let (index, metadata) = without_gil(py, || kvfile::index(&path))?;
     let tensors = PyDict::new(py);
     for (name, loc) in index {
@@ -163,7 +166,11 @@ pub fn _index_keyed_vectors<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bou
 /// Write ``data`` to ``path`` atomically, as every file candle_embed writes (temporary file,
 /// sync, rename; a new file gets ``0666 & ~umask``).
 #[pyfunction]
-pub fn _write_file_atomic(py: Python<'_>, path: PathBuf, data: &[u8]) -> PyResult<()> {
+pub fn _write_file_atomic(
+    py: Python<'_>,
+    #[pyo3(from_py_with = args::path)] path: PathBuf,
+    data: &[u8],
+) -> PyResult<()> {
     without_gil(py, || {
         write_atomic(&path, |w| {
             w.write_all(data).map_err(|source| candle_embed::Error::Io {

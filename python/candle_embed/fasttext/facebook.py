@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from candle_embed import _native
-from candle_embed._errors import CandleEmbedTypeError, CandleEmbedValueError
+from candle_embed._errors import CandleEmbedTypeError, CandleEmbedValueError, typed
 from candle_embed._w2v_args import int_arg
 from candle_embed.fasttext.keyed_vectors import FastTextKeyedVectors
 
@@ -45,6 +45,7 @@ def _read(path: _PathLike, encoding: str, full_model: bool) -> tuple[dict[str, A
     return raw, words
 
 
+@typed
 def load_facebook_vectors(path: _PathLike, encoding: str = "utf-8") -> FastTextKeyedVectors:
     """The word vectors of a fastText ``.bin`` model (the output layer is skipped): vectors
     for every word, in or out of the vocabulary, equal to gensim's
@@ -55,6 +56,7 @@ def load_facebook_vectors(path: _PathLike, encoding: str = "utf-8") -> FastTextK
     )
 
 
+@typed
 def load_facebook_model(path: _PathLike, encoding: str = "utf-8") -> FastText:
     """A whole fastText ``.bin`` model: hyper-parameters, vocabulary with counts, the input
     table (``wv``) and the output layer (``syn1neg`` / ``syn1``), as gensim's
@@ -85,6 +87,7 @@ def load_facebook_model(path: _PathLike, encoding: str = "utf-8") -> FastText:
     return model
 
 
+@typed
 def save_facebook_model(
     model: FastText,
     path: _PathLike,

@@ -24,13 +24,14 @@ import numpy as np
 import numpy.typing as npt
 
 from candle_embed import _native
-from candle_embed._errors import CandleEmbedKeyError, CandleEmbedValueError
+from candle_embed._errors import CandleEmbedKeyError, CandleEmbedValueError, typed_methods
 from candle_embed._w2v_args import int_arg
 from candle_embed.keyed_vectors import KeyedVectors
 
 _MAX_I32 = 2**31
 
 
+@typed_methods
 class FastTextKeyedVectors(KeyedVectors):
     """Vectors and vocabulary of a :class:`~candle_embed.FastText` model (gensim's
     ``FastTextKeyedVectors(vector_size, min_n, max_n, bucket)``): an empty vocabulary and a
@@ -176,9 +177,9 @@ class FastTextKeyedVectors(KeyedVectors):
     def __contains__(self, key: object) -> bool:
         """True for every word when there are n-gram buckets (every word has a vector);
         otherwise only for vocabulary words. ``key in wv.key_to_index`` tests the vocabulary."""
-        if self.bucket == 0:
-            return key in self.key_to_index
-        return isinstance(key, str)
+        if key in self.key_to_index:  # an unhashable key is a TypeError, as KeyedVectors'
+            return True
+        return self.bucket != 0 and isinstance(key, str)
 
     def __repr__(self) -> str:
         return (

@@ -17,8 +17,12 @@ import numpy as np
 import numpy.typing as npt
 
 from candle_embed import _native
-from candle_embed._errors import CandleEmbedNotImplementedError, CandleEmbedValueError
-from candle_embed._w2v_args import flag_arg, int_arg, real_arg
+from candle_embed._errors import (
+    CandleEmbedNotImplementedError,
+    CandleEmbedValueError,
+    typed_methods,
+)
+from candle_embed._w2v_args import MAX_EPOCHS, flag_arg, int_arg, real_arg
 from candle_embed._w2v_support import tqdm_progress
 from candle_embed.corpora import native_corpus
 from candle_embed.fasttext.keyed_vectors import FastTextKeyedVectors
@@ -26,8 +30,14 @@ from candle_embed.fasttext.keyed_vectors import FastTextKeyedVectors
 _PathLike = Union[str, "PathLike[str]"]
 Progress = Union[bool, Callable[[int, int], Any]]
 _MAX_I32 = 2**31
+# The hyper-parameters passed to the trainer as they are stored (gensim's names).
+_HYPER = (
+    "vector_size", "window", "min_count", "negative", "epochs", "alpha", "min_alpha", "sample",
+    "seed", "workers", "ns_exponent", "shrink_windows", "batch_words",
+)  # fmt: skip
 
 
+@typed_methods
 class FastText:
     """Train FastText vectors (Bojanowski et al., 2017) on ``sentences`` (an iterable of token
     lists) or ``corpus_file`` (one sentence per line, whitespace-separated): each word's
@@ -81,7 +91,7 @@ class FastText:
         self.window = int_arg("window", window, 0, _MAX_I32)
         self.min_count = int_arg("min_count", min_count, 0, _MAX_I32)
         self.negative = int_arg("negative", negative, 0, _MAX_I32)
-        self.epochs = int_arg("epochs", epochs, 0, _MAX_I32)
+        self.epochs = int_arg("epochs", epochs, 0, MAX_EPOCHS + 1)
         self.alpha = real_arg("alpha", alpha)
         self.min_alpha = real_arg("min_alpha", min_alpha)
         self.sample = real_arg("sample", sample)
@@ -129,27 +139,15 @@ class FastText:
         try:
             words, counts, table, syn1, syn1neg, stats = _native._ft_train(
                 corpus,
-                vector_size=self.vector_size,
-                window=self.window,
-                min_count=self.min_count,
                 sg=bool(self.sg),
                 hs=bool(self.hs),
-                negative=self.negative,
                 cbow_mean=bool(self.cbow_mean),
-                epochs=self.epochs,
-                alpha=self.alpha,
-                min_alpha=self.min_alpha,
-                sample=self.sample,
-                seed=self.seed,
-                workers=self.workers,
-                ns_exponent=self.ns_exponent,
-                shrink_windows=self.shrink_windows,
                 min_n=wv.min_n,
                 max_n=wv.max_n,
                 bucket=wv.bucket,
-                batch_words=self.batch_words,
                 progress=cb,
                 deterministic=self.deterministic,
+                **{name: getattr(self, name) for name in _HYPER},
             )
         finally:
             if close is not None:

@@ -160,7 +160,8 @@ class KeyedVectorsBase:
         """The vector of a key (1-D, read-only), or of a list of keys (2-D)."""
         if is_key(key_or_keys):
             return self.get_vector(key_or_keys)
-        return np.vstack([self.get_vector(k) for k in key_or_keys])
+        keys = list(key_or_keys)  # a huge sized iterable: MemoryError at once, not a hang
+        return np.vstack([self.get_vector(k) for k in keys])
 
     def get_index(self, key: Any, default: int | None = None) -> int:
         """The row of ``key``; an int key not in the vocabulary stands for that row when it is in
@@ -377,7 +378,7 @@ class KeyedVectorsBase:
         made up in descending order unless ``copy_vecattrs`` copies every per-key attribute."""
         vocab: list[Any] = []
         seen: set[Any] = set()
-        for key in keys:
+        for key in list(keys):  # a huge sized iterable is a MemoryError at once, not a hang
             if key not in seen:
                 seen.add(key)
                 if key in self if allow_inference else key in self.key_to_index:

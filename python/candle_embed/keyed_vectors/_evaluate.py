@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from candle_embed._errors import CandleEmbedValueError, typed_methods
+from candle_embed._files import open_regular
 from candle_embed.keyed_vectors._base import logger
 from candle_embed.keyed_vectors._queries import KeyedVectorsQueries, unitvec
 
@@ -94,7 +95,7 @@ class KeyedVectorsEvaluation(KeyedVectorsQueries):
         gold: list[float] = []
         model: list[float] = []
         oov = 0
-        with open(fspath(pairs), encoding=encoding) as f:
+        with open_regular(fspath(pairs), "r", encoding=encoding) as f:
             for line_no, line in enumerate(f):
                 if not line or line.startswith("#"):
                     continue
@@ -143,7 +144,7 @@ class KeyedVectorsEvaluation(KeyedVectorsQueries):
         # unknown word counted incorrect)
         sections: list[tuple[str, list[tuple[tuple[str, str, str, str], int]]]] = []
         questions: list[tuple[str, str, str, str]] = []
-        with open(fspath(analogies), "rb") as f:
+        with open_regular(fspath(analogies), "rb") as f:
             for line_no, raw in enumerate(f):
                 line = raw.decode("utf8")
                 if line.startswith(": "):

@@ -25,6 +25,7 @@ from candle_embed._errors import (
     CandleEmbedValueError,
     typed_methods,
 )
+from candle_embed._files import open_regular
 from candle_embed.keyed_vectors._base import Vectors, check_keys, float_dtype, logger
 from candle_embed.keyed_vectors._evaluate import KeyedVectorsEvaluation
 
@@ -64,7 +65,7 @@ def format_for_path(path: _PathLike) -> str:
 
 def _is_safetensors(path: str) -> bool:
     """A safetensors file starts with its header's size then ``{``."""
-    with open(path, "rb") as f:
+    with open_regular(path, "rb") as f:
         head = f.read(9)
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1
 
@@ -89,7 +90,7 @@ def decode_words(blob: bytes, count: int, encoding: str, errors: str, path: str)
 def _read_counts(fvocab: _PathLike, unicode_errors: str) -> dict[str, int]:
     """A vocabulary file (word2vec's ``-save-vocab``): ``word count`` per line."""
     counts: dict[str, int] = {}
-    with open(path_of(fvocab), "rb") as f:
+    with open_regular(path_of(fvocab), "rb") as f:
         for line in f:
             word, count = line.decode("utf8", unicode_errors).strip().split()
             counts[word] = int(count)
@@ -188,7 +189,7 @@ class KeyedVectors(KeyedVectorsEvaluation):
             data = text.encode("utf8")
             vocab_path = path_of(fvocab)
             if append and os.path.exists(vocab_path):
-                with open(vocab_path, "rb") as f:
+                with open_regular(vocab_path, "rb") as f:
                     data = f.read() + data
             _native._write_file_atomic(vocab_path, data)
         self._write_w2v(
@@ -330,7 +331,7 @@ def _tensor(
         float_dtype(dtype)
     count = int(np.prod(shape, dtype=np.int64))
     if mmap is None or count == 0:
-        with open(path, "rb") as f:
+        with open_regular(path, "rb") as f:
             f.seek(offset)
             arr = np.fromfile(f, dtype=dtype, count=count)
         if arr.size != count:

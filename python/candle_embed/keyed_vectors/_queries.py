@@ -352,6 +352,7 @@ class KeyedVectorsQueries(KeyedVectorsBase):
     ) -> list[tuple[Any, Any]]:
         """``(similarity, key)`` of each known key of ``words`` to their normalised mean, most
         central first; unknown keys are skipped with a warning."""
+        words = list(words)  # a huge sized iterable is a MemoryError at once, not a hang
         used = [w for w in words if w in self]
         if len(used) != len(words):
             logger.warning(

@@ -1,6 +1,5 @@
 //! Reading a `.bin` file with every field validated (see the parent module for the layout).
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
@@ -22,7 +21,7 @@ const CHUNK_FLOATS: usize = 1 << 14;
 /// Read the `.bin` file at `path`. `full_model = false` skips the output matrix's values (its
 /// header and size are still checked). Every malformed, truncated or unsupported file is an
 /// [`Error::Format`] naming the byte offset; a path that is not a regular file (a directory, a
-/// FIFO) is refused before it is opened, so nothing blocks.
+/// FIFO) is refused before it is opened (an [`Error::Io`]), so nothing blocks.
 pub fn read(path: &Path, full_model: bool) -> Result<FacebookModel> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| Error::io(format!("cannot read {shown}"), e))?;
@@ -32,7 +31,8 @@ pub fn read(path: &Path, full_model: bool) -> Result<FacebookModel> {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
         ));
     }
-    let file = File::open(path).map_err(|e| Error::io(format!("cannot open {shown}"), e))?;
+    // Opened without blocking, and checked again on the handle (a FIFO swapped in since).
+    let file = crate::io::open::open_regular(path)?;
     read_from(BufReader::new(file), meta.len(), &shown, full_model)
 }
 

@@ -127,14 +127,26 @@ impl Clone for RotaryEmbedding {
     }
 }
 
+/// Largest `head_dim` accepted. Real models use 64 to 512; the frequencies (and every scaling
+/// rule's work) grow with it, so a head of billions is refused at once instead of computing
+/// gigabytes of frequencies no input can match (one whose frequencies could not even be
+/// addressed stays an [`crate::Error::Memory`]).
+pub const MAX_HEAD_DIM: usize = 1 << 16;
+
 impl RotaryEmbedding {
-    /// `head_dim` and `rotary_dim = int(head_dim * partial_rotary_factor)` must be even and
-    /// positive; `base > 1`, `max_position_embeddings > 0`, `0 < partial_rotary_factor <= 1`.
+    /// `head_dim` (at most [`MAX_HEAD_DIM`]) and `rotary_dim = int(head_dim *
+    /// partial_rotary_factor)` must be even and positive; `base > 1`,
+    /// `max_position_embeddings > 0`, `0 < partial_rotary_factor <= 1`.
     /// `proportional` rotates the whole head (`rotary_dim = head_dim`) and also takes a
     /// `partial_rotary_factor` of 0 (no pair rotates).
     pub fn new(head_dim: usize, config: RotaryConfig) -> Result<Self> {
-        if head_dim == 0 || head_dim % 2 != 0 {
-            bail_invalid!("head_dim must be a positive even number, got {head_dim}");
+        // Frequencies that cannot even be addressed are a memory error, as every impossible
+        // buffer; a head that could exist but no model has is refused by the documented bound.
+        crate::alloc::checked_elems(&[head_dim / 2], std::mem::size_of::<f64>())?;
+        if head_dim == 0 || head_dim % 2 != 0 || head_dim > MAX_HEAD_DIM {
+            bail_invalid!(
+                "head_dim must be a positive even number <= {MAX_HEAD_DIM}, got {head_dim}"
+            );
         }
         let f = config.partial_rotary_factor;
         let proportional = matches!(config.scaling, RopeScaling::Proportional { .. });

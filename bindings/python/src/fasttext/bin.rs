@@ -19,8 +19,8 @@ use crate::gil::without_gil;
 #[pyo3(signature = (path, full_model=true))]
 pub fn _ft_read_bin<'py>(
     py: Python<'py>,
-    path: PathBuf,
-    full_model: bool,
+    #[pyo3(from_py_with = args::path)] path: PathBuf,
+    #[pyo3(from_py_with = args::flag)] full_model: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let m = without_gil(py, || bin::read(&path, full_model))?;
     let d = PyDict::new(py);
@@ -77,7 +77,7 @@ fn matrix_arg<'py>(
 #[allow(clippy::too_many_arguments)]
 pub fn _ft_write_bin(
     py: Python<'_>,
-    path: PathBuf,
+    #[pyo3(from_py_with = args::path)] path: PathBuf,
     words: Vec<Vec<u8>>,
     counts: &Bound<'_, PyAny>,
     input: &Bound<'_, PyAny>,
@@ -93,7 +93,7 @@ pub fn _ft_write_bin(
     #[pyo3(from_py_with = int32)] minn: i32,
     #[pyo3(from_py_with = int32)] maxn: i32,
     #[pyo3(from_py_with = int32)] lr_update_rate: i32,
-    t: f64,
+    #[pyo3(from_py_with = args::real)] t: f64,
     #[pyo3(from_py_with = args::signed)] ntokens: i64,
 ) -> PyResult<()> {
     let counts: Vec<i64> = counts

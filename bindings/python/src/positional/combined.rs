@@ -18,7 +18,7 @@ use crate::args;
 use crate::arrays::tables::tensor_to_numpy;
 use crate::arrays::{vec_output, with_out_float, Floats, IdArray};
 use crate::embedding::PyEmbedding;
-use crate::errors::{value_error, IntoPyResult};
+use crate::errors::{type_error, value_error, IntoPyResult};
 use crate::gil::without_gil;
 use crate::properties::{getters, tensor_property};
 use crate::sparse_grad::PySparseGrad;
@@ -84,9 +84,12 @@ fn read_i64(
 #[pymethods]
 impl PyTransformerEmbeddings {
     #[new]
-    #[pyo3(signature = (vocab_size, dim, *, max_positions=512, type_vocab_size=2, position="learned",
-        padding_idx=None, layer_norm_eps=1e-12, dropout=0.0, seed=None, dtype="float32",
-        position_padding_idx=None))]
+    #[pyo3(signature = (vocab_size, dim, *, max_positions=512, type_vocab_size=2,
+        position=args::default_text("learned"), padding_idx=None, layer_norm_eps=1e-12, dropout=0.0,
+        seed=None, dtype=args::default_text("float32"), position_padding_idx=None),
+        text_signature = "(vocab_size, dim, *, max_positions=512, type_vocab_size=2, \
+        position='learned', padding_idx=None, layer_norm_eps=1e-12, dropout=0.0, seed=None, \
+        dtype='float32', position_padding_idx=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -94,25 +97,25 @@ impl PyTransformerEmbeddings {
         #[pyo3(from_py_with = args::size)] dim: usize,
         #[pyo3(from_py_with = args::size)] max_positions: usize,
         #[pyo3(from_py_with = args::size)] type_vocab_size: usize,
-        position: &str,
+        #[pyo3(from_py_with = args::text)] position: String,
         #[pyo3(from_py_with = args::opt_signed)] padding_idx: Option<i64>,
-        layer_norm_eps: f64,
-        dropout: f64,
+        #[pyo3(from_py_with = args::real)] layer_norm_eps: f64,
+        #[pyo3(from_py_with = args::real)] dropout: f64,
         #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
-        dtype: &str,
+        #[pyo3(from_py_with = args::text)] dtype: String,
         #[pyo3(from_py_with = args::opt_signed)] position_padding_idx: Option<i64>,
     ) -> PyResult<Self> {
         let cfg = TransformerEmbeddingsConfig {
             max_positions,
             type_vocab_size,
-            position: PositionKind::parse(position).py()?,
+            position: PositionKind::parse(&position).py()?,
             padding_idx,
             position_padding_idx,
             layer_norm_eps,
             dropout,
         };
         let (v, d) = (vocab_size, dim);
-        let dtype = py_dtype(dtype)?;
+        let dtype = py_dtype(&dtype)?;
         let inner = without_gil(py, || {
             TransformerEmbeddings::new(v, d, cfg, dtype, &Device::Cpu, seed)
         })?;
@@ -128,7 +131,7 @@ impl PyTransformerEmbeddings {
         ids: &Bound<'py, PyAny>,
         token_type_ids: Option<&Bound<'py, PyAny>>,
         position_ids: Option<&Bound<'py, PyAny>>,
-        return_state: bool,
+        #[pyo3(from_py_with = args::flag)] return_state: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ids = IdArray::read(ids, "ids")?;
         let shape = ids.shape().to_vec();
@@ -178,10 +181,22 @@ impl PyTransformerEmbeddings {
         &self,
         py: Python<'py>,
         grad: &Bound<'py, PyAny>,
-        state: Option<&Bound<'py, PyTransformerEmbeddingsState>>,
+        state: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let te = &*self.inner;
-        let state = state.map(|s| s.get().inner.clone());
+        let state = match state.filter(|s| !s.is_none()) {
+            None => None,
+            Some(s) => {
+                let s = s.cast::<PyTransformerEmbeddingsState>().map_err(|_| {
+                    type_error(format!(
+                        "state must be the TransformerEmbeddingsState of a forward call \
+                         (return_state=True), got {}",
+                        args::type_name(s)
+                    ))
+                })?;
+                Some(s.get().inner.clone())
+            }
+        };
         let g = with_out_float!(te.dtype(), T => {
             let g = Floats::<T>::read(grad, "grad")?;
             let (v, s) = (g.values(), g.shape());
@@ -225,8 +240,9 @@ impl PyTransformerEmbeddings {
         self.inner.training()
     }
     #[setter]
-    fn set_training(&self, on: bool) {
-        self.inner.set_training(on)
+    fn set_training(&self, on: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.set_training(args::flag(on)?);
+        Ok(())
     }
 
     fn __repr__(&self) -> String {

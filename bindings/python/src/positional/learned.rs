@@ -37,15 +37,16 @@ a new array of ``x``'s shape. IndexError for a negative ``offset`` or positions 
 #[pymethods]
 impl PyLearnedPositionalEmbedding {
     #[new]
-    #[pyo3(signature = (max_len, dim, *, seed=None, dtype="float32"))]
+    #[pyo3(signature = (max_len, dim, *, seed=None, dtype=args::default_text("float32")),
+        text_signature = "(max_len, dim, *, seed=None, dtype='float32')")]
     fn new(
         py: Python<'_>,
         #[pyo3(from_py_with = args::size)] max_len: usize,
         #[pyo3(from_py_with = args::size)] dim: usize,
         #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
-        dtype: &str,
+        #[pyo3(from_py_with = args::text)] dtype: String,
     ) -> PyResult<Self> {
-        let dtype = py_dtype(dtype)?;
+        let dtype = py_dtype(&dtype)?;
         let inner = without_gil(py, || {
             LearnedPositionalEmbedding::new(max_len, dim, dtype, &Device::Cpu, seed)
         })?;

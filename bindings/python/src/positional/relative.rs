@@ -49,7 +49,7 @@ pub fn bucket_config(num_buckets: usize, max_distance: usize, bidirectional: boo
 fn relative_position_bucket<'py>(
     py: Python<'py>,
     relative_position: &Bound<'py, PyAny>,
-    bidirectional: bool,
+    #[pyo3(from_py_with = args::flag)] bidirectional: bool,
     #[pyo3(from_py_with = args::size)] num_buckets: usize,
     #[pyo3(from_py_with = args::size)] max_distance: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
@@ -64,19 +64,21 @@ fn relative_position_bucket<'py>(
 impl PyRelativePositionBias {
     #[new]
     #[pyo3(signature = (num_heads, *, num_buckets=32, max_distance=128, bidirectional=true, seed=None,
-        dtype="float32"))]
+        dtype=args::default_text("float32")),
+        text_signature = "(num_heads, *, num_buckets=32, max_distance=128, bidirectional=True, \
+        seed=None, dtype='float32')")]
     fn new(
         py: Python<'_>,
         #[pyo3(from_py_with = args::size)] num_heads: usize,
         #[pyo3(from_py_with = args::size)] num_buckets: usize,
         #[pyo3(from_py_with = args::size)] max_distance: usize,
-        bidirectional: bool,
+        #[pyo3(from_py_with = args::flag)] bidirectional: bool,
         #[pyo3(from_py_with = args::opt_unsigned)] seed: Option<u64>,
-        dtype: &str,
+        #[pyo3(from_py_with = args::text)] dtype: String,
     ) -> PyResult<Self> {
         let cfg = bucket_config(num_buckets, max_distance, bidirectional);
         let h = num_heads;
-        let dt = py_dtype(dtype)?;
+        let dt = py_dtype(&dtype)?;
         let inner = without_gil(py, || {
             RelativePositionBias::new(h, cfg, dt, &Device::Cpu, seed)
         })?;

@@ -17,7 +17,8 @@ use crate::properties::getters;
 /// Rotary position embedding (RoPE) of ``(..., T, head_dim)`` arrays: each pair of the first
 /// ``rotary_dim`` dimensions is rotated by ``position * inv_freq``.
 ///
-/// ``rotary_dim = head_dim * partial_rotary_factor``; ``layout`` "half" (GPT-NeoX, Llama: pairs ``(i, i + rotary_dim/2)``)
+/// ``head_dim``: even, at most 65536. ``rotary_dim = head_dim * partial_rotary_factor``;
+/// ``layout`` "half" (GPT-NeoX, Llama: pairs ``(i, i + rotary_dim/2)``)
 /// or "interleaved" (GPT-J: pairs ``(2i, 2i+1)``); ``scaling`` a Hugging Face
 /// ``rope_parameters`` dict (``{"rope_type": "linear" | "dynamic" | "yarn" | "longrope" |
 /// "llama3" | "proportional", ...}``, every type of transformers 5.x). "proportional" (Gemma 4)
@@ -92,21 +93,24 @@ impl PyRotaryEmbedding {
 impl PyRotaryEmbedding {
     #[new]
     #[pyo3(signature = (head_dim, *, base=10000.0, max_position_embeddings=2048,
-        partial_rotary_factor=1.0, layout="half", scaling=None, stateful_dynamic=false))]
+        partial_rotary_factor=1.0, layout=args::default_text("half"), scaling=None,
+        stateful_dynamic=false),
+        text_signature = "(head_dim, *, base=10000.0, max_position_embeddings=2048, \
+        partial_rotary_factor=1.0, layout='half', scaling=None, stateful_dynamic=False)")]
     fn new(
         #[pyo3(from_py_with = args::size)] head_dim: usize,
-        base: f64,
+        #[pyo3(from_py_with = args::real)] base: f64,
         #[pyo3(from_py_with = args::size)] max_position_embeddings: usize,
-        partial_rotary_factor: f64,
-        layout: &str,
+        #[pyo3(from_py_with = args::real)] partial_rotary_factor: f64,
+        #[pyo3(from_py_with = args::text)] layout: String,
         scaling: Option<&Bound<'_, PyAny>>,
-        stateful_dynamic: bool,
+        #[pyo3(from_py_with = args::flag)] stateful_dynamic: bool,
     ) -> PyResult<Self> {
         let cfg = RotaryConfig {
             base,
             max_position_embeddings,
             partial_rotary_factor,
-            layout: parse_layout(layout)?,
+            layout: parse_layout(&layout)?,
             scaling: Default::default(),
             stateful_dynamic,
         }

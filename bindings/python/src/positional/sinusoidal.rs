@@ -42,17 +42,20 @@ dtype): a new array of ``x``'s shape. IndexError for a negative ``offset`` or po
 #[pymethods]
 impl PySinusoidalPositionalEncoding {
     #[new]
-    #[pyo3(signature = (dim, *, max_len=4096, base=10000.0, layout="interleaved", dtype="float32"))]
+    #[pyo3(signature = (dim, *, max_len=4096, base=10000.0,
+        layout=args::default_text("interleaved"), dtype=args::default_text("float32")),
+        text_signature = "(dim, *, max_len=4096, base=10000.0, layout='interleaved', \
+        dtype='float32')")]
     fn new(
         py: Python<'_>,
         #[pyo3(from_py_with = args::size)] dim: usize,
         #[pyo3(from_py_with = args::size)] max_len: usize,
-        base: f64,
-        layout: &str,
-        dtype: &str,
+        #[pyo3(from_py_with = args::real)] base: f64,
+        #[pyo3(from_py_with = args::text)] layout: String,
+        #[pyo3(from_py_with = args::text)] dtype: String,
     ) -> PyResult<Self> {
-        let layout = SinusoidalLayout::parse(layout).py()?;
-        let dtype = py_dtype(dtype)?;
+        let layout = SinusoidalLayout::parse(&layout).py()?;
+        let dtype = py_dtype(&dtype)?;
         let cfg = SinusoidalConfig {
             max_len,
             base,
