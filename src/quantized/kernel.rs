@@ -13,7 +13,7 @@
 //!
 //! A lookup is the bag of one id each ([`Bounds::Singles`]): `fma(scale, code, bias)`.
 //! Parallel over bags (each bag summed by one thread, in id order: bit-identical for any thread
-//! count), columns in blocks of [`BLOCK`] accumulated in registers, rows prefetched a
+//! count), columns in blocks of `BLOCK` (64) accumulated in registers, rows prefetched a
 //! row-size-dependent distance ahead ([`crate::kernels::cpu::tuning`], as the f32 bag). Ids must
 //! be validated and bounds checked by the caller.
 

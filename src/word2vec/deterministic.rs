@@ -1,7 +1,7 @@
 //! Deterministic multi-threaded epochs (`deterministic=True`): the same tables, bit for bit,
 //! for a seed whatever the number of workers.
 //!
-//! The epoch's jobs ([`super::train::prepare`], at most `batch_words` raw words each, cut the
+//! The epoch's jobs (`prepare` in `train.rs`, at most `batch_words` raw words each, cut the
 //! same way for any worker count) are its *minibatches*, run one after the other. Minibatch
 //! `k` of `m` words is cut into `n = clamp(ceil(m / 1000), 1, 16)` sub-blocks of near-equal
 //! word counts ([`sub_blocks`], [`super::job::Job::sub_block`]): a function of the corpus, not
@@ -35,10 +35,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, RwLock};
 use std::time::{Duration, Instant};
 
+use super::epoch::{EpochPlan, EpochStats};
 use super::job::{has_avx2, run_job, JobResult, Prepared, Scratch, Shared};
 use super::kernels::InputVectors;
 use super::staged::{RowDelta, SlotMap, StagedRows};
-use super::train::{EpochPlan, EpochStats};
 use crate::rng::Rng;
 use crate::{Error, Result};
 

@@ -20,7 +20,6 @@
 //! updates applied together), so it is not the default: the per-pair path is gensim's
 //! algorithm update for update, and its quality is the reference.
 
-use super::job::{Scratch, Shared};
 use super::kernels::{axpy, InputVectors, OutputRows, PlainRows, RowTable, SigmoidTables, MAX_EXP};
 use crate::kernels::cpu::linalg::{gemm_with, Threads};
 use crate::{Error, Result};
@@ -28,8 +27,8 @@ use crate::{Error, Result};
 /// The buffers of one window's update.
 #[derive(Default)]
 pub struct BatchScratch {
-    contexts: Vec<u32>,
-    outputs: Vec<u32>,
+    pub(super) contexts: Vec<u32>,
+    pub(super) outputs: Vec<u32>,
     x: Vec<f32>,
     y: Vec<f32>,
     g: Vec<f32>,
@@ -126,10 +125,10 @@ pub fn window_on_tables(
 /// The update of the window in `bs` (contexts and outputs filled): gather, gradients, scatter.
 ///
 /// # Safety
-/// Rows in range; tables live (Hogwild races as [`super::job::Shared::job`]).
+/// Rows in range; tables live (Hogwild races as the job's own updates: `Shared::job` in `job.rs`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn window<I: InputVectors, T: RowTable>(
+pub(super) unsafe fn window<I: InputVectors, T: RowTable>(
     input: &I,
     syn0: &T,
     syn1neg: &T,
@@ -167,47 +166,4 @@ unsafe fn window<I: InputVectors, T: RowTable>(
         axpy(1.0, &bs.grad_y[k * d..(k + 1) * d], syn1neg.row(n));
     }
     loss
-}
-
-impl<I: InputVectors, T: RowTable> Shared<'_, I, T> {
-    /// One HogBatch window: centre `s.idx[i]`, context `s.idx[j0..j1]` minus `i`.
-    ///
-    /// # Safety
-    /// As [`Shared::job`].
-    #[inline(always)]
-    pub(super) unsafe fn sg_batched(
-        &self,
-        s: &mut Scratch,
-        (i, j0, j1): (usize, usize, usize),
-        alpha: f32,
-        st: &mut u64,
-    ) -> f64 {
-        let word = s.idx[i];
-        let bs = &mut s.batch;
-        bs.contexts.clear();
-        bs.contexts
-            .extend((j0..j1).filter(|&j| j != i).map(|j| s.idx[j]));
-        if bs.contexts.is_empty() {
-            return 0.0;
-        }
-        bs.outputs.clear();
-        bs.outputs.push(word);
-        for _ in 0..self.ctx.negative {
-            let n = self.ctx.draw(st);
-            if !bs.outputs.contains(&n) {
-                bs.outputs.push(n);
-            }
-        }
-        let (tables, loss) = (self.ctx.tables, self.ctx.compute_loss);
-        window(
-            self.input,
-            &self.syn0,
-            &self.syn1neg,
-            tables,
-            bs,
-            &mut s.buf,
-            alpha,
-            loss,
-        )
-    }
 }

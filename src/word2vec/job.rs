@@ -334,3 +334,46 @@ unsafe fn job_avx2<I: InputVectors, T: RowTable>(
 ) -> JobResult {
     sh.job(s, p, block, alpha, rng)
 }
+
+impl<I: InputVectors, T: RowTable> Shared<'_, I, T> {
+    /// One HogBatch window: centre `s.idx[i]`, context `s.idx[j0..j1]` minus `i`.
+    ///
+    /// # Safety
+    /// As [`Shared::job`].
+    #[inline(always)]
+    pub(super) unsafe fn sg_batched(
+        &self,
+        s: &mut Scratch,
+        (i, j0, j1): (usize, usize, usize),
+        alpha: f32,
+        st: &mut u64,
+    ) -> f64 {
+        let word = s.idx[i];
+        let bs = &mut s.batch;
+        bs.contexts.clear();
+        bs.contexts
+            .extend((j0..j1).filter(|&j| j != i).map(|j| s.idx[j]));
+        if bs.contexts.is_empty() {
+            return 0.0;
+        }
+        bs.outputs.clear();
+        bs.outputs.push(word);
+        for _ in 0..self.ctx.negative {
+            let n = self.ctx.draw(st);
+            if !bs.outputs.contains(&n) {
+                bs.outputs.push(n);
+            }
+        }
+        let (tables, loss) = (self.ctx.tables, self.ctx.compute_loss);
+        super::hogbatch::window(
+            self.input,
+            &self.syn0,
+            &self.syn1neg,
+            tables,
+            bs,
+            &mut s.buf,
+            alpha,
+            loss,
+        )
+    }
+}

@@ -20,6 +20,7 @@
 
 pub mod corpus;
 pub mod deterministic;
+pub mod epoch;
 pub mod hogbatch;
 pub mod huffman;
 pub mod job;

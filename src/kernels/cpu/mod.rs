@@ -2,7 +2,6 @@
 
 pub mod bag;
 pub mod gather;
-pub mod half_rows;
 pub(crate) mod linalg;
 pub mod prefetch;
 pub mod rope;

@@ -17,6 +17,8 @@
 
 use candle_core::{CpuStorage, DType, WithDType};
 
+pub mod half_rows;
+
 /// The type a reduction accumulates in: f32 or f64 (see the module docs for which one).
 pub trait Accumulator:
     num_traits::Float + Send + Sync + Copy + std::iter::Sum + std::ops::AddAssign + 'static
@@ -93,7 +95,7 @@ pub trait Float: WithDType + num_traits::Float + Send + Sync + 'static {
     /// `acc[j] += row[j].to_acc() (* weight)` for `j < acc.len()`: a table row added into a
     /// reduction's accumulator (the bag sum's inner loop). The product and the sum are rounded
     /// separately, as written. f16 converts eight elements at a time in registers
-    /// ([`crate::kernels::cpu::half_rows`]) with the same bits.
+    /// ([`half_rows`]) with the same bits.
     #[inline(always)]
     fn add_row(acc: &mut [Self::Acc], row: &[Self], weight: Option<Self::Acc>) {
         match weight {
@@ -105,7 +107,7 @@ pub trait Float: WithDType + num_traits::Float + Send + Sync + 'static {
         }
     }
     /// `dst[j] = src[j]` rounded to this type (the bits of `of_f64(f64::from(src[j]))`, one
-    /// rounding). f16 converts eight at a time ([`crate::kernels::cpu::half_rows::narrow`]).
+    /// rounding). f16 converts eight at a time ([`half_rows::narrow`]).
     #[inline(always)]
     fn from_f32_slice(src: &[f32], dst: &mut [Self]) {
         for (d, &a) in dst.iter_mut().zip(src) {
@@ -166,11 +168,11 @@ impl_float!(
     half::f16::from_f32,
     #[inline(always)]
     fn add_row(acc: &mut [f32], row: &[Self], weight: Option<f32>) {
-        crate::kernels::cpu::half_rows::add_row(acc, row, weight)
+        half_rows::add_row(acc, row, weight)
     },
     #[inline(always)]
     fn from_f32_slice(src: &[f32], dst: &mut [Self]) {
-        crate::kernels::cpu::half_rows::narrow(src, dst)
+        half_rows::narrow(src, dst)
     }
 );
 impl_float!(
