@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 import candle_embed as ce
+from candle_embed._errors import typed_methods
 from candle_embed.distributed.embedding import compact_ids
 from candle_embed.distributed.grad import ShardedGrad
 from candle_embed.distributed.state import ShardedTable
@@ -31,6 +32,7 @@ __all__ = ["ShardedEmbeddingBag"]
 B = TypeVar("B", bound="ShardedEmbeddingBag")
 
 
+@typed_methods
 class ShardedEmbeddingBag(ShardedTable):
     """Pooled lookups over a table sharded by rows (``EmbeddingBag`` semantics: ``mode``
     "sum", "mean" or "max", 2-D ids or 1-D ids with offsets, ``include_last_offset``,

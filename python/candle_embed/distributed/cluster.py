@@ -25,7 +25,7 @@ from typing import Any
 
 import ray
 
-from candle_embed._errors import CandleEmbedError
+from candle_embed._errors import CandleEmbedError, typed
 
 __all__ = ["LOOPBACK_ENV", "NotLoopbackError", "init_local_cluster"]
 
@@ -41,6 +41,7 @@ LOOPBACK_ENV = {
 }
 
 
+@typed
 def init_local_cluster(
     num_cpus: int = 2, *, object_store_memory: int | None = 256 << 20, **kwargs: Any
 ) -> Any:

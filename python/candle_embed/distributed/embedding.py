@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 import candle_embed as ce
+from candle_embed._errors import typed_methods
 from candle_embed.distributed.grad import ShardedGrad
 from candle_embed.distributed.state import ShardedTable
 from candle_embed.distributed.table import shared_options
@@ -44,6 +45,7 @@ def compact_ids(
     return unique, inverse.reshape(arr.shape).astype(np.int64), pad, arr.shape
 
 
+@typed_methods
 class ShardedEmbedding(ShardedTable):
     """A ``(num_embeddings, embedding_dim)`` table sharded by rows over Ray actors.
 

@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from candle_embed._errors import CandleEmbedTypeError, CandleEmbedValueError
+from candle_embed._errors import CandleEmbedTypeError, CandleEmbedValueError, typed_methods
 
 __all__ = ["ShardedGrad", "merge"]
 
 Piece = tuple[npt.NDArray[np.int64], npt.NDArray[Any]]
 
 
+@typed_methods
 class ShardedGrad:
     """Per-shard coalesced gradient rows of one sharded table."""
 

@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import ray
 
-from candle_embed._errors import CandleEmbedKeyError, CandleEmbedValueError
+from candle_embed._errors import CandleEmbedKeyError, CandleEmbedValueError, typed_methods
 from candle_embed.distributed import checkpoint as ckpt
 from candle_embed.distributed.table import TableCore, get_results
 
 __all__ = ["ShardedTable"]
 
 
+@typed_methods
 class ShardedTable(TableCore):
     """Common base of ``ShardedEmbedding`` and ``ShardedEmbeddingBag``."""
 

@@ -39,7 +39,7 @@ import ray
 from ray.exceptions import RayActorError
 
 import candle_embed as ce
-from candle_embed._errors import CandleEmbedError, CandleEmbedValueError
+from candle_embed._errors import CandleEmbedError, CandleEmbedValueError, typed_methods
 from candle_embed.distributed.grad import ShardedGrad, merge
 from candle_embed.distributed.routing import Routing
 from candle_embed.distributed.shard import (
@@ -99,6 +99,7 @@ def shared_options(
     }
 
 
+@typed_methods
 class TableCore:
     """Shards, routing, lookups, steps and recovery (``state.ShardedTable`` adds state dicts
     and checkpoints)."""
