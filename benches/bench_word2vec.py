@@ -1,27 +1,30 @@
-"""Per-mode quality and speed of candle_embed.Word2Vec against gensim's Word2Vec, same run.
+"""Per-mode quality and speed of candle_embed's Word2Vec or FastText against the peers, same run.
 
 Modes: skip-gram / CBOW x negative sampling / hierarchical softmax (``sg-ns``, ``sg-hs``,
-``cbow-ns``, ``cbow-hs``), each trained by both libraries with the same gensim parameters
+``cbow-ns``, ``cbow-hs``), each trained by every implementation with the same gensim parameters
 (dim 100, window 5, min_count 5, sample 1e-3, alpha 0.025 for sg and 0.05 for cbow as gensim's
-word2vec.c, 5 epochs; ns: negative=5, hs=0; hs: hs=1, negative=0) on the same corpus file and
-the same number of threads. Rounds are interleaved (ours, gensim, ours, ...) with seed r+1 in
-round r. Both models are scored by the same evaluator (gensim's ``KeyedVectors``: ours is copied
+word2vec.c, 5 epochs; ns: negative=5, hs=0; hs: hs=1, negative=0; FastText also min_n 3,
+max_n 6, bucket 2M) on the same corpus file and the same number of threads. Peers: gensim's
+``Word2Vec`` / ``FastText`` on ``LineSentence`` (``ls``) and ``corpus_file`` (``cf``), and for
+FastText the ``fasttext`` package from PyPI when it imports (same parameters under its names;
+it has no seed). Each round runs every implementation once, in turn, with seed r+1 in round r.
+Every model is scored by the same evaluator (gensim's ``KeyedVectors``: the vectors are copied
 into one): wordsim353 Spearman and questions-words analogy accuracy (top 300k words, gensim's
 ``evaluate_word_analogies`` default ``restrict_vocab``). Times are medians, scores means over
-rounds; ``speed`` is gensim's time over ours (>= 1: we are at least as fast).
+rounds; words/s counts the corpus's tokens times the epochs over the time; ``speed`` is the
+peer's time over ours (>= 1: we are at least as fast).
 
 Corpora: ``head500`` (gensim's text8 excerpt, ~331k words), ``lee`` (gensim's
 lee_background.cor, ~60k words), ``demo`` (the built-in demo corpus, ~350k words),
 ``big`` (benches/make_corpus.py's cached English, >= 10M words), or any text file path.
 
-A mode may carry a suffix naming candle_embed's training path (gensim trains as always):
-``-det`` for ``deterministic=True`` (bit-identical for any thread count), ``-mb`` for
-``minibatch=True`` (HogBatch windows; skip-gram negative sampling only: ``sg-ns-mb``,
-``sg-ns-mb-det``), e.g. ``--modes sg-ns sg-ns-det sg-ns-mb``; no suffix is the default Hogwild
-per-pair path.
+A mode may carry a suffix naming candle_embed's training path (the peers train as always, once
+per base mode): ``-det`` for ``deterministic=True`` (bit-identical for any thread count), ``-mb``
+for ``minibatch=True`` (HogBatch), e.g. ``--modes sg-ns sg-ns-det sg-ns-mb``; no suffix is the
+default Hogwild per-pair path.
 
-    python benches/bench_word2vec.py [--corpus head500 lee demo] [--modes sg-ns cbow-hs]
-        [--rounds 3] [--threads 2] [--epochs 5] [--no-gensim-corpus-file]
+    python benches/bench_word2vec.py [--model word2vec|fasttext] [--corpus head500 lee demo big]
+        [--modes sg-ns cbow-hs] [--rounds 3] [--threads 2] [--epochs 5] [--gensim-paths ls cf]
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import candle_embed as ce
@@ -53,12 +57,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
 ALL_MODES = [m + v for m in MODES for v in VARIANTS if m == "sg-ns" or "-mb" not in v]
 
 
-def split_mode(mode: str) -> tuple[str, dict[str, Any]]:
-    """``sg-ns-mb-det`` -> (``sg-ns``, ``{"minibatch": True, "deterministic": True}``)."""
-    for suffix, extra in sorted(VARIANTS.items(), key=lambda kv: -len(kv[0])):
+def split_mode(mode: str) -> tuple[str, str]:
+    """``sg-ns-mb-det`` -> (``sg-ns``, ``-mb-det``): the base mode and its VARIANTS suffix."""
+    for suffix in sorted(VARIANTS, key=len, reverse=True):
         if suffix and mode.endswith(suffix):
-            return mode[: -len(suffix)], extra
-    return mode, {}
+            return mode[: -len(suffix)], suffix
+    return mode, ""
 
 
 def corpus_path(name: str, data: str) -> str:
@@ -94,74 +98,144 @@ def scores(keys: list[str], vectors: Any, data: str) -> tuple[float, float]:
     return float(rho), float(acc)
 
 
-def run_mode(path: str, mode: str, args: argparse.Namespace, data: str) -> dict[str, Any]:
-    from gensim.models import Word2Vec as GWord2Vec
-    from gensim.models.word2vec import LineSentence
+def fasttext_vectors(model: Any) -> tuple[list[str], Any]:
+    """The `fasttext` package's words and their vectors (word row + n-gram rows, averaged)."""
+    import numpy as np
 
-    base, extra = split_mode(mode)
-    hp = dict(
+    words = list(model.get_words())
+    return words, np.stack([model.get_word_vector(w) for w in words])
+
+
+def implementations(
+    path: str, base: str, variants: list[str], args: argparse.Namespace
+) -> dict[str, Callable[[int], tuple[list[str], Any]]]:
+    """Each implementation of ``base`` as ``seed -> (keys, vectors)``: ours once per variant
+    suffix, then the peers (gensim's paths, and for FastText the `fasttext` package when it
+    imports), all with the same hyper-parameters."""
+    hp: dict[str, Any] = dict(
         vector_size=100, window=5, min_count=5, sample=1e-3, epochs=args.epochs, **MODES[base]
     )
-    runs = {
-        "candle_embed": lambda seed: ce.Word2Vec(
-            corpus_file=path, seed=seed, workers=args.threads, **hp, **extra
-        ),
-        "gensim (LineSentence)": lambda seed: GWord2Vec(
-            LineSentence(path), seed=seed, workers=args.threads, **hp
-        ),
-    }
-    if args.gensim_corpus_file:
-        runs["gensim (corpus_file)"] = lambda seed: GWord2Vec(
-            corpus_file=path, seed=seed, workers=args.threads, **hp
+    if args.model == "fasttext":
+        from gensim.models import FastText as GModel
+
+        hp.update(min_n=3, max_n=6, bucket=2_000_000)
+        ours_cls: Any = ce.FastText
+    else:
+        from gensim.models import Word2Vec as GModel
+
+        ours_cls = ce.Word2Vec
+    from gensim.models.word2vec import LineSentence
+
+    def wv(m: Any) -> tuple[list[str], Any]:
+        return list(m.wv.index_to_key), m.wv.vectors
+
+    runs: dict[str, Callable[[int], tuple[list[str], Any]]] = {}
+    for v in variants:
+        extra = VARIANTS[v]
+        runs[f"candle_embed{v}"] = lambda seed, extra=extra: wv(
+            ours_cls(corpus_file=path, seed=seed, workers=args.threads, **hp, **extra)
         )
+    if "ls" in args.gensim_paths:
+        runs["gensim (LineSentence)"] = lambda seed: wv(
+            GModel(LineSentence(path), seed=seed, workers=args.threads, **hp)
+        )
+    if "cf" in args.gensim_paths:
+        runs["gensim (corpus_file)"] = lambda seed: wv(
+            GModel(corpus_file=path, seed=seed, workers=args.threads, **hp)
+        )
+    if args.model == "fasttext":
+        try:
+            import fasttext  # the `fasttext` package from PyPI, when it installs
+        except ImportError:
+            print("(the `fasttext` package is not installed: its row is left out)")
+        else:
+            ft_hp = dict(
+                model="skipgram" if MODES[base]["sg"] else "cbow",
+                loss="hs" if MODES[base]["hs"] else "ns",
+                neg=int(MODES[base]["negative"]),
+                lr=float(MODES[base]["alpha"]),
+                dim=100, ws=5, minCount=5, t=1e-3, epoch=args.epochs,
+                minn=3, maxn=6, bucket=2_000_000, thread=args.threads, verbose=0,
+            )  # fmt: skip
+            # fastText has no seed parameter: its threads draw from fixed per-thread seeds
+            runs["fasttext (PyPI)"] = lambda seed: fasttext_vectors(
+                fasttext.train_unsupervised(path, **ft_hp)
+            )
+    return runs
+
+
+def count_words(path: str) -> int:
+    """Whitespace-separated tokens in the corpus file (the words/s denominator, per epoch)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return sum(len(line.split()) for line in f)
+
+
+def run_base(
+    path: str, base: str, variants: list[str], args: argparse.Namespace, data: str
+) -> dict[str, dict[str, list[float]]]:
+    """Rounds interleaved over every implementation (seed r+1 in round r): time, rho, accuracy."""
+    runs = implementations(path, base, variants, args)
     res: dict[str, dict[str, list[float]]] = {}
     for r in range(args.rounds):
         for name, fn in runs.items():
             t0 = time.perf_counter()
-            m = fn(r + 1)
+            keys, vectors = fn(r + 1)
             dt = time.perf_counter() - t0
-            rho, acc = scores(list(m.wv.index_to_key), m.wv.vectors, data)
+            rho, acc = scores(keys, vectors, data)
             d = res.setdefault(name, {"t": [], "rho": [], "acc": []})
             d["t"].append(dt)
             d["rho"].append(rho)
             d["acc"].append(acc)
+            print(f"  [{base} round {r + 1}] {name}: {dt:.2f} s rho {rho:.3f} acc {acc:.3f}")
     return res
+
+
+def report(base: str, res: dict[str, dict[str, list[float]]], words: int, epochs: int) -> None:
+    """One row per implementation; each of ours also against every peer (time ratio, gaps)."""
+    med = {k: statistics.median(d["t"]) for k, d in res.items()}
+    rho = {k: statistics.mean(d["rho"]) for k, d in res.items()}
+    acc = {k: statistics.mean(d["acc"]) for k, d in res.items()}
+    for k in res:
+        wps = words * epochs / med[k]
+        print(f"| {base} | {k} | {med[k]:.2f} | {wps / 1e3:,.0f}k | {rho[k]:.3f} | {acc[k]:.3f} |")
+    peers = [k for k in res if not k.startswith("candle_embed")]
+    for ours in (k for k in res if k.startswith("candle_embed")):
+        for peer in peers:  # speed: the peer's time over ours (above 1: ours faster)
+            print(
+                f"  {base} {ours} vs {peer}: speed {med[peer] / med[ours]:.2f}x, "
+                f"d rho {rho[ours] - rho[peer]:+.3f}, d acc {acc[ours] - acc[peer]:+.3f}"
+            )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", choices=["word2vec", "fasttext"], default="word2vec")
     ap.add_argument("--corpus", nargs="+", default=["head500"])
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=ALL_MODES)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--no-gensim-corpus-file", dest="gensim_corpus_file", action="store_false")
+    ap.add_argument("--gensim-paths", nargs="+", choices=["ls", "cf"], default=["ls", "cf"])
     args = ap.parse_args()
 
     import gensim
 
     data = os.path.join(os.path.dirname(gensim.__file__), "test", "test_data")
     print(f"gensim {gensim.__version__}, candle_embed {ce.__version__}, cpus {os.cpu_count()}")
-    print(f"threads {args.threads}, epochs {args.epochs}, {args.rounds} rounds (seeds 1..)")
+    print(f"{args.model}, threads {args.threads}, epochs {args.epochs}, {args.rounds} rounds")
+    bases: dict[str, list[str]] = {}
+    for mode in args.modes:
+        base, suffix = split_mode(mode)
+        bases.setdefault(base, []).append(suffix)
     for name in args.corpus:
         path = corpus_path(name, data)
-        print(f"\ncorpus {name}: {path}")
-        head = f"{'mode':12} {'implementation':22} {'time s':>8} {'speed':>6}"
-        print(head + f" {'ws353 rho':>9} {'analogy':>8} {'d rho':>7} {'d acc':>7}")
-        for mode in args.modes:
-            res = run_mode(path, mode, args, data)
-            ours = res["candle_embed"]
-            for impl, d in res.items():
-                t = statistics.median(d["t"])
-                speed = t / statistics.median(ours["t"])
-                rho, acc = statistics.mean(d["rho"]), statistics.mean(d["acc"])
-                if impl == "candle_embed":
-                    gaps = f"{'':>7} {'':>7}"
-                else:  # ours minus this peer: within +-0.02 is issue #13's bar
-                    drho = statistics.mean(ours["rho"]) - rho
-                    dacc = statistics.mean(ours["acc"]) - acc
-                    gaps = f"{drho:+7.3f} {dacc:+7.3f}"
-                print(f"{mode:12} {impl:22} {t:8.2f} {speed:6.2f} {rho:9.3f} {acc:8.3f} {gaps}")
+        words = count_words(path)
+        print(f"\ncorpus {name}: {path} ({words:,} words)")
+        results = {base: run_base(path, base, v, args, data) for base, v in bases.items()}
+        print("\n| mode | implementation | time s | words/s | ws353 rho | analogy |")
+        print("|---|---|---|---|---|---|")
+        for base, res in results.items():
+            report(base, res, words, args.epochs)
 
 
 if __name__ == "__main__":
