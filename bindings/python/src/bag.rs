@@ -14,7 +14,7 @@ use crate::args;
 use crate::arrays::tables::numpy_to_table;
 use crate::arrays::{collect, fill, with_ids, with_out_float, Element, Floats, IdArray, Region};
 use crate::errors::{value_error, IntoPyResult};
-use crate::gil::without_gil;
+use crate::gil::{build_shared, without_gil};
 use crate::mapped::mapped_members;
 use crate::properties::{getters, table_files, table_properties, weight_property};
 use crate::sparse_grad::PySparseGrad;
@@ -136,11 +136,10 @@ impl PyEmbeddingBag {
         let cfg = config(&mode, padding_idx, norm, flags, false)?;
         let dtype = parse_dtype(&dtype).py()?;
         let device = parse_device(&device).py()?;
-        let inner = without_gil(py, || {
-            EmbeddingBag::new(num_embeddings, embedding_dim, cfg, dtype, &device, seed)
-        })?;
         Ok(PyEmbeddingBag {
-            inner: Arc::new(inner),
+            inner: build_shared(py, || {
+                EmbeddingBag::new(num_embeddings, embedding_dim, cfg, dtype, &device, seed)
+            })?,
         })
     }
 

@@ -14,7 +14,7 @@ use crate::args;
 use crate::arrays::tables::numpy_to_table;
 use crate::arrays::{fill, with_ids, with_out_float, IdArray};
 use crate::errors::IntoPyResult;
-use crate::gil::without_gil;
+use crate::gil::build_shared;
 use crate::mapped::mapped_members;
 use crate::properties::{getters, table_files, table_properties, weight_property};
 
@@ -98,11 +98,10 @@ impl PyEmbedding {
         let dtype = parse_dtype(&dtype).py()?;
         let device = parse_device(&device).py()?;
         let cfg = config(padding_idx, max_norm, norm_type, scale_grad_by_freq, false);
-        let inner = without_gil(py, || {
-            Embedding::new(num_embeddings, embedding_dim, cfg, dtype, &device, seed)
-        })?;
         Ok(PyEmbedding {
-            inner: Arc::new(inner),
+            inner: build_shared(py, || {
+                Embedding::new(num_embeddings, embedding_dim, cfg, dtype, &device, seed)
+            })?,
         })
     }
 

@@ -2,6 +2,7 @@
 //! Python threads run in parallel and no Rust panic ever reaches Python.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 
@@ -29,4 +30,15 @@ where
             )))
         }
     }
+}
+
+/// A constructor's core object built by `f` without the GIL (as [`without_gil`]) and shared:
+/// every Python class holds its core object in an `Arc`, so methods clone it cheaply into the
+/// closures they run without the GIL.
+pub fn build_shared<T, F>(py: Python<'_>, f: F) -> PyResult<Arc<T>>
+where
+    T: Send,
+    F: FnOnce() -> candle_embed::Result<T> + Send,
+{
+    without_gil(py, f).map(Arc::new)
 }

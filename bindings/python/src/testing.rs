@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 
 use crate::arrays::tables::{numpy_to_tensor, tensor_to_numpy};
 use crate::arrays::{collect, vec_output, with_ids, Floats, IdArray};
-use crate::bag::PyEmbeddingBag;
+use crate::bag::{read_offsets, read_weights, PyEmbeddingBag};
 use crate::embedding::PyEmbedding;
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
@@ -22,20 +22,29 @@ use crate::positional::py_dtype;
 use crate::positional::relative::PyRelativePositionBias;
 use crate::positional::rotary::{positions, PyRotaryEmbedding};
 use crate::positional::sinusoidal::PySinusoidalPositionalEncoding;
+use crate::quantized::{PyQuantizedEmbedding, PyQuantizedEmbeddingBag};
 use crate::sparse_grad::PySparseGrad;
 use crate::techniques::{split_x, targets};
 
-/// `emb(ids)` through candle's `index_select`: shape ``ids.shape + (D,)``.
+/// `table(ids)` through candle ops, for an `Embedding` (`index_select`, its dtype) or a
+/// `QuantizedEmbedding` (dequantized rows, float32): shape ``ids.shape + (D,)``. Registered
+/// also as `quantized_lookup_portable`.
 #[pyfunction]
 fn lookup_portable<'py>(
     py: Python<'py>,
-    emb: &Bound<'py, PyEmbedding>,
+    table: &Bound<'py, PyAny>,
     ids: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let ids = IdArray::read(ids, "ids")?;
-    let inner = emb.get().inner.clone();
-    let t = with_ids!(ids, |v| without_gil(py, || inner
-        .lookup_portable(v, ids.shape()))?);
+    let t = if let Ok(q) = table.cast::<PyQuantizedEmbedding>() {
+        let (q, ids) = (q.get().inner.clone(), IdArray::read(ids, "ids")?);
+        with_ids!(ids, |v| without_gil(py, || q
+            .lookup_portable(v, ids.shape()))?)
+    } else {
+        let e = table.cast::<PyEmbedding>()?.get().inner.clone();
+        let ids = IdArray::read(ids, "ids")?;
+        with_ids!(ids, |v| without_gil(py, || e
+            .lookup_portable(v, ids.shape()))?)
+    };
     tensor_to_numpy(py, &t)
 }
 
@@ -144,26 +153,44 @@ fn attend_backward_portable<'py>(
     Ok((tensor_to_numpy(py, &gx)?, PySparseGrad::wrap(gw)))
 }
 
-/// `bag(ids, offsets, per_sample_weights)` through candle's `index_select` + `index_add`
-/// (weights read as float64), in the table's dtype.
+/// `bag(ids, offsets, per_sample_weights)` through candle ops, for an `EmbeddingBag`
+/// (`index_select` + `index_add`, weights read as float64, in the table's dtype) or a
+/// `QuantizedEmbeddingBag` (dequantized rows, weights and output float32). Registered also as
+/// `quantized_bag_portable`.
 #[pyfunction]
 #[pyo3(signature = (bag, ids, offsets=None, per_sample_weights=None))]
 fn bag_forward_portable<'py>(
     py: Python<'py>,
-    bag: &Bound<'py, PyEmbeddingBag>,
+    bag: &Bound<'py, PyAny>,
     ids: &Bound<'py, PyAny>,
     offsets: Option<&Bound<'py, PyAny>>,
     per_sample_weights: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let ids = IdArray::read(ids, "ids")?;
-    let off = crate::bag::read_offsets(offsets)?.map(|(v, _)| v);
-    let w = crate::bag::read_weights::<f64>(per_sample_weights, ids.shape())?;
-    let (off, w) = (off.as_deref(), w.as_ref().map(Floats::values));
-    let inner = bag.get().inner.clone();
-    let t = with_ids!(ids, |v| {
-        without_gil(py, || inner.forward_portable(v, ids.shape(), off, w))?
-    });
+    let t = if let Ok(qb) = bag.cast::<PyQuantizedEmbeddingBag>() {
+        let qb = qb.get().inner.clone();
+        let (ids, off) = bag_inputs(ids, offsets)?;
+        let w = read_weights::<f32>(per_sample_weights, ids.shape())?;
+        let (s, off, w) = (ids.shape(), off.as_deref(), w.as_ref().map(Floats::values));
+        with_ids!(ids, |v| without_gil(py, || qb
+            .forward_portable(v, s, off, w))?)
+    } else {
+        let b = bag.cast::<PyEmbeddingBag>()?.get().inner.clone();
+        let (ids, off) = bag_inputs(ids, offsets)?;
+        let w = read_weights::<f64>(per_sample_weights, ids.shape())?;
+        let (s, off, w) = (ids.shape(), off.as_deref(), w.as_ref().map(Floats::values));
+        with_ids!(ids, |v| without_gil(py, || b
+            .forward_portable(v, s, off, w))?)
+    };
     tensor_to_numpy(py, &t)
+}
+
+/// The ids and 1-D offsets (as int64) of a bag call.
+fn bag_inputs<'py>(
+    ids: &Bound<'py, PyAny>,
+    offsets: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(IdArray, Option<Vec<i64>>)> {
+    let ids = IdArray::read(ids, "ids")?;
+    Ok((ids, read_offsets(offsets)?.map(|(v, _)| v)))
 }
 
 /// A candle-op path of `rope` on `x` (float16/32/64 kept) at `positions` / `offset`.
@@ -354,6 +381,9 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sinusoidal_table_portable, &m)?)?;
     m.add_function(wrap_pyfunction!(alibi_bias_portable, &m)?)?;
     m.add_function(wrap_pyfunction!(relative_bias_portable, &m)?)?;
+    // The quantized tables' portable paths are the same hooks under their earlier names.
+    m.add("quantized_lookup_portable", m.getattr("lookup_portable")?)?;
+    m.add("quantized_bag_portable", m.getattr("bag_forward_portable")?)?;
     crate::quantized::register_testing(&m)?;
     m.add_function(wrap_pyfunction!(set_cpu_tuning, &m)?)?;
     m.add_function(wrap_pyfunction!(w2v_hogbatch_window, &m)?)?;

@@ -19,7 +19,7 @@ use crate::arrays::tables::tensor_to_numpy;
 use crate::arrays::{vec_output, with_out_float, Floats, IdArray};
 use crate::embedding::PyEmbedding;
 use crate::errors::{type_error, value_error, IntoPyResult};
-use crate::gil::without_gil;
+use crate::gil::{build_shared, without_gil};
 use crate::properties::{getters, tensor_property};
 use crate::sparse_grad::PySparseGrad;
 
@@ -116,11 +116,10 @@ impl PyTransformerEmbeddings {
         };
         let (v, d) = (vocab_size, dim);
         let dtype = py_dtype(&dtype)?;
-        let inner = without_gil(py, || {
-            TransformerEmbeddings::new(v, d, cfg, dtype, &Device::Cpu, seed)
-        })?;
         Ok(Self {
-            inner: Arc::new(inner),
+            inner: build_shared(py, || {
+                TransformerEmbeddings::new(v, d, cfg, dtype, &Device::Cpu, seed)
+            })?,
         })
     }
 

@@ -12,7 +12,7 @@ use super::{py_dtype, Absolute};
 use crate::args;
 use crate::arrays::{with_out_float, Floats};
 use crate::embedding::PyEmbedding;
-use crate::gil::without_gil;
+use crate::gil::{build_shared, without_gil};
 use crate::properties::{getters, weight_property};
 use crate::sparse_grad::PySparseGrad;
 
@@ -47,11 +47,10 @@ impl PyLearnedPositionalEmbedding {
         #[pyo3(from_py_with = args::text)] dtype: String,
     ) -> PyResult<Self> {
         let dtype = py_dtype(&dtype)?;
-        let inner = without_gil(py, || {
-            LearnedPositionalEmbedding::new(max_len, dim, dtype, &Device::Cpu, seed)
-        })?;
         Ok(Self {
-            inner: Arc::new(inner),
+            inner: build_shared(py, || {
+                LearnedPositionalEmbedding::new(max_len, dim, dtype, &Device::Cpu, seed)
+            })?,
         })
     }
 

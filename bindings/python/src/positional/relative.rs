@@ -13,7 +13,7 @@ use crate::args;
 use crate::arrays::{collect, with_ids, with_out_float, Floats, IdArray};
 use crate::embedding::PyEmbedding;
 use crate::errors::value_error;
-use crate::gil::without_gil;
+use crate::gil::{build_shared, without_gil};
 use crate::properties::{getters, weight_property};
 use crate::sparse_grad::PySparseGrad;
 
@@ -79,11 +79,10 @@ impl PyRelativePositionBias {
         let cfg = bucket_config(num_buckets, max_distance, bidirectional);
         let h = num_heads;
         let dt = py_dtype(&dtype)?;
-        let inner = without_gil(py, || {
-            RelativePositionBias::new(h, cfg, dt, &Device::Cpu, seed)
-        })?;
         Ok(Self {
-            inner: Arc::new(inner),
+            inner: build_shared(py, || {
+                RelativePositionBias::new(h, cfg, dt, &Device::Cpu, seed)
+            })?,
         })
     }
 

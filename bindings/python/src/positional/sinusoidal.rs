@@ -15,7 +15,7 @@ use super::{py_dtype, Absolute};
 use crate::args;
 use crate::arrays::tables::tensor_to_numpy;
 use crate::errors::IntoPyResult;
-use crate::gil::without_gil;
+use crate::gil::build_shared;
 use crate::properties::getters;
 
 /// The fixed sinusoidal position table of the Transformer paper, ``(max_len, dim)``, added to
@@ -61,11 +61,10 @@ impl PySinusoidalPositionalEncoding {
             base,
             layout,
         };
-        let inner = without_gil(py, || {
-            SinusoidalPositionalEncoding::new(dim, cfg, dtype, &Device::Cpu)
-        })?;
         Ok(Self {
-            inner: Arc::new(inner),
+            inner: build_shared(py, || {
+                SinusoidalPositionalEncoding::new(dim, cfg, dtype, &Device::Cpu)
+            })?,
         })
     }
 

@@ -11,8 +11,7 @@ use candle_embed::quantized::{Bits, QuantizedEmbedding, QuantizedTable};
 use pyo3::prelude::*;
 
 use crate::arrays::bytes::read_bytes_2d;
-use crate::arrays::tables::tensor_to_numpy;
-use crate::arrays::{vec_output, with_ids, Floats, IdArray};
+use crate::arrays::{vec_output, Floats};
 use crate::errors::{value_error, IntoPyResult};
 use crate::gil::without_gil;
 use crate::mapped::map_mode;
@@ -161,44 +160,6 @@ fn read_only_map(mmap: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
     }
 }
 
-/// `QuantizedEmbedding(ids)` through candle ops (float32).
-#[pyfunction]
-fn quantized_lookup_portable<'py>(
-    py: Python<'py>,
-    q: &Bound<'py, PyQuantizedEmbedding>,
-    ids: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let ids = IdArray::read(ids, "ids")?;
-    let inner = q.get().inner.clone();
-    let t = with_ids!(ids, |v| without_gil(py, || inner
-        .lookup_portable(v, ids.shape()))?);
-    tensor_to_numpy(py, &t)
-}
-
-/// `QuantizedEmbeddingBag(ids, offsets, per_sample_weights)` through candle ops (float32).
-#[pyfunction]
-#[pyo3(signature = (qb, ids, offsets=None, per_sample_weights=None))]
-fn quantized_bag_portable<'py>(
-    py: Python<'py>,
-    qb: &Bound<'py, PyQuantizedEmbeddingBag>,
-    ids: &Bound<'py, PyAny>,
-    offsets: Option<&Bound<'py, PyAny>>,
-    per_sample_weights: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let ids = IdArray::read(ids, "ids")?;
-    let off = crate::bag::read_offsets(offsets)?.map(|(v, _)| v);
-    let w = crate::bag::read_weights::<f32>(per_sample_weights, ids.shape())?;
-    let (inner, off) = (qb.get().inner.clone(), off.as_deref());
-    let w = w.as_ref().map(Floats::values);
-    let t = with_ids!(ids, |v| without_gil(py, || inner.forward_portable(
-        v,
-        ids.shape(),
-        off,
-        w
-    ))?);
-    tensor_to_numpy(py, &t)
-}
-
 /// The packed bytes of `weight` by FBGEMM's scalar reference transcription (uint8).
 #[pyfunction]
 fn quantize_reference<'py>(
@@ -224,9 +185,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     crate::docs::add_callable_class::<PyQuantizedEmbeddingBag>(m, bag::CALL_DOC)
 }
 
-/// Add the quantized portable paths to the `_testing` module.
+/// Add the quantized hooks to the `_testing` module (its portable lookup and bag hooks take
+/// quantized tables too).
 pub fn register_testing(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(quantized_lookup_portable, m)?)?;
-    m.add_function(wrap_pyfunction!(quantized_bag_portable, m)?)?;
     m.add_function(wrap_pyfunction!(quantize_reference, m)?)
 }
