@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use super::epoch::{EpochPlan, EpochStats};
 use super::job::{has_avx2, run_job, JobResult, Prepared, Scratch, Shared};
 use super::kernels::InputVectors;
-use super::staged::{RowDelta, SlotMap, StagedRows};
+use super::staged::{RowDelta, SlotMap, StagedRows, Staging};
 use crate::rng::Rng;
 use crate::{Error, Result};
 
@@ -56,12 +56,25 @@ pub fn sub_blocks(words: usize) -> usize {
 }
 
 /// What one sub-block did: its row changes per table and its job result.
-#[derive(Default)]
 struct BlockOut {
     syn0: RowDelta,
     syn1: RowDelta,
     syn1neg: RowDelta,
     result: JobResult,
+}
+
+impl BlockOut {
+    /// Input rows and the Huffman tree's rows copied on first touch (a sub-block sees its own
+    /// updates of the tree's upper nodes and of its words), negative sampling's output rows
+    /// accumulated (most of the rows a sub-block touches: noise words, each a few times).
+    fn new() -> Self {
+        BlockOut {
+            syn0: RowDelta::new(Staging::Copy),
+            syn1: RowDelta::new(Staging::Copy),
+            syn1neg: RowDelta::new(Staging::Accumulate),
+            result: JobResult::default(),
+        }
+    }
 }
 
 /// A worker's scratch buffers and row maps (one per table).
@@ -91,7 +104,7 @@ pub fn run_epoch<I: InputVectors>(
             syn1neg: SlotMap::new(sh.syn1neg.count)?,
         });
     }
-    let blocks: Vec<RwLock<BlockOut>> = (0..SUB_BLOCKS).map(|_| RwLock::default()).collect();
+    let blocks: Vec<RwLock<BlockOut>> = (0..SUB_BLOCKS).map(|_| RwLock::new(BlockOut::new())).collect();
     let taken: Vec<AtomicUsize> = p.jobs.iter().map(|_| AtomicUsize::new(0)).collect();
     let barrier = Barrier::new(workers);
     let stop = AtomicBool::new(false);
