@@ -18,7 +18,9 @@
 //! The loss adds `-log sigma(F[b, 0])` and `-log sigma(-F[b, o])` per entry inside the table.
 //! This is a different estimator from word2vec's (noise shared across a window, the window's
 //! updates applied together), so it is not the default: the per-pair path is gensim's
-//! algorithm update for update, and its quality is the reference.
+//! algorithm update for update, and its quality is the reference. CBOW's batches
+//! ([`super::hogbatch_cbow`]) run on the same [`window_gradients`], with more than one true
+//! word ([`Columns`]).
 
 use super::kernels::{axpy, InputVectors, OutputRows, PlainRows, RowTable, SigmoidTables, MAX_EXP};
 use crate::kernels::cpu::linalg::{gemm_with, Threads};

@@ -129,7 +129,18 @@ unsafe fn cbow_update<I: InputVectors, T: RowTable>(
     };
     let (x, y, g) = (&bs.x, &bs.y, &mut bs.g);
     let (gx, gy) = (&mut bs.grad_x, &mut bs.grad_y);
-    let loss = window_gradients(tables, (b, o, d), &cols, x, y, alpha, compute_loss, g, gx, gy);
+    let loss = window_gradients(
+        tables,
+        (b, o, d),
+        &cols,
+        x,
+        y,
+        alpha,
+        compute_loss,
+        g,
+        gx,
+        gy,
+    );
     let mut start = 0;
     for ((grad, &end), &inv) in bs.grad_x.chunks_exact_mut(d).zip(&bs.ends).zip(&bs.inv) {
         if !cbow_mean {
@@ -150,21 +161,15 @@ unsafe fn cbow_update<I: InputVectors, T: RowTable>(
 /// `syn1neg`) with the context rows `contexts[b]` of `syn0` (at least one each), sharing the
 /// noise words `noise` (rows of `syn1neg`; one already among the columns is skipped, as in
 /// training); both tables `(rows, dim)` row-major, lock factors 1. Returns the loss.
-#[allow(clippy::too_many_arguments)]
 pub fn cbow_on_tables(
     syn0: &mut [f32],
     syn1neg: &mut [f32],
     dim: usize,
-    contexts: &[Vec<u32>],
-    targets: &[u32],
-    noise: &[u32],
-    alpha: f32,
-    cbow_mean: bool,
+    (contexts, targets, noise): (&[Vec<u32>], &[u32], &[u32]),
+    (alpha, cbow_mean): (f32, bool),
 ) -> Result<f64> {
     if contexts.len() != targets.len() || contexts.iter().any(|c| c.is_empty()) {
-        return Err(Error::invalid(
-            "need one non-empty context list per target",
-        ));
+        return Err(Error::invalid("need one non-empty context list per target"));
     }
     let flat: Vec<u32> = contexts.concat();
     let outputs: Vec<u32> = targets.iter().chain(noise).copied().collect();
