@@ -16,9 +16,9 @@ lee_background.cor, ~60k words), ``demo`` (the built-in demo corpus, ~350k words
 
 A mode may carry a suffix naming candle_embed's training path (gensim trains as always):
 ``-det`` for ``deterministic=True`` (bit-identical for any thread count), ``-mb`` for
-``minibatch=True`` (HogBatch windows / batches; negative sampling only: ``sg-ns-mb``,
-``sg-ns-mb-det``, ``cbow-ns-mb``, ``cbow-ns-mb-det``), e.g. ``--modes sg-ns sg-ns-det
-sg-ns-mb``; no suffix is the default Hogwild per-pair path.
+``minibatch=True`` (HogBatch windows; skip-gram negative sampling only: ``sg-ns-mb``,
+``sg-ns-mb-det``), e.g. ``--modes sg-ns sg-ns-det sg-ns-mb``; no suffix is the default Hogwild
+per-pair path.
 
     python benches/bench_word2vec.py [--corpus head500 lee demo] [--modes sg-ns cbow-hs]
         [--rounds 3] [--threads 2] [--epochs 5] [--no-gensim-corpus-file]
