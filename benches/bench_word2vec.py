@@ -54,7 +54,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "-mb": {"minibatch": True},
     "-mb-det": {"minibatch": True, "deterministic": True},
 }
-ALL_MODES = [m + v for m in MODES for v in VARIANTS if m == "sg-ns" or "-mb" not in v]
+ALL_MODES = [m + v for m in MODES for v in VARIANTS if m in ("sg-ns", "cbow-ns") or "-mb" not in v]
 
 
 def split_mode(mode: str) -> tuple[str, str]:

@@ -178,3 +178,47 @@ fn deterministic_training_is_identical_for_any_worker_count_and_learns() {
     let gap = topic_gap(&one.vectors, &v, 12);
     assert!(gap > 0.15, "same-topic minus other-topic cosine {gap}");
 }
+
+/// CBOW HogBatch (`minibatch`, `word2vec::hogbatch_cbow`) on the deterministic trainer: the
+/// same tables for 1 and 3 workers, and it learns the two topics (with the mean and the sum).
+#[test]
+fn cbow_minibatch_is_deterministic_on_request_and_learns() {
+    use candle_embed::word2vec::{train_epoch, EpochPlan, Model, Params};
+    let (c, v) = two_topics();
+    for cbow_mean in [true, false] {
+        let run = |workers: usize| {
+            let params = Params {
+                vector_size: 12,
+                sg: false,
+                cbow_mean,
+                ..Params::default()
+            };
+            let mut m = Model::new(params, v.clone()).unwrap();
+            let mut plan = EpochPlan {
+                epoch: 0,
+                epochs: 40,
+                start_alpha: 0.05,
+                end_alpha: 0.0001,
+                total_examples: Some(c.num_sentences() as u64),
+                total_words: None,
+                batch_words: 10_000,
+                compute_loss: false,
+                workers,
+                mode: TrainMode::Deterministic,
+                minibatch: true,
+            };
+            for e in 0..40 {
+                plan.epoch = e;
+                train_epoch(&mut m, &c, &plan, &mut |_| true).unwrap();
+            }
+            m.syn0
+        };
+        let (one, three) = (run(1), run(3));
+        assert!(one
+            .iter()
+            .zip(&three)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        let gap = topic_gap(&one, &v, 12);
+        assert!(gap > 0.15, "cbow_mean {cbow_mean}: topic gap {gap}");
+    }
+}

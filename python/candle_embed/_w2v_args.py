@@ -52,11 +52,12 @@ def real_arg(name: str, value: object, minimum: float | None = 0.0) -> float:
 
 
 def minibatch_arg(value: object, sg: int, hs: int, negative: int) -> bool:
-    """``minibatch`` (HogBatch windows): a 0/1 flag, only for skip-gram negative sampling."""
+    """``minibatch`` (HogBatch windows / batches): a 0/1 flag, only for negative sampling
+    (skip-gram or CBOW)."""
     on = flag_arg("minibatch", value)
-    if on and not (sg and not hs and negative > 0):
+    if on and not (not hs and negative > 0):
         raise CandleEmbedValueError(
-            "minibatch=True (HogBatch) is skip-gram negative sampling only: "
-            f"it needs sg=1, hs=0, negative > 0 (got sg={sg}, hs={hs}, negative={negative})"
+            "minibatch=True (HogBatch) is negative sampling only (skip-gram or CBOW): "
+            f"it needs hs=0, negative > 0 (got sg={sg}, hs={hs}, negative={negative})"
         )
     return on

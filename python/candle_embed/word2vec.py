@@ -11,7 +11,8 @@ the Rust kernel ``candle_embed._native._W2VModel.train_epoch`` on ``workers`` th
 released: gensim's algorithm, update for update (Hogwild, as gensim). With ``workers=1`` a seed
 gives bit-identical vectors; ``deterministic=True`` gives them for any ``workers`` (synchronous
 minibatches of fixed sub-blocks, see ``candle_embed::word2vec::deterministic``). ``minibatch=True``
-trains skip-gram negative sampling by HogBatch windows (``candle_embed::word2vec::hogbatch``).
+trains negative sampling by HogBatch windows (skip-gram, ``candle_embed::word2vec::hogbatch``)
+or batches of 8 targets (CBOW, ``candle_embed::word2vec::hogbatch_cbow``).
 """
 
 from __future__ import annotations

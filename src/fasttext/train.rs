@@ -78,7 +78,7 @@ unsafe impl InputVectors for BagRows<'_> {
         let bag = self.bags.bag(w as usize);
         buf.fill(0.0);
         for &r in bag {
-            axpy(1.0, rows.row(r), buf);
+            axpy(1.0, rows.read(r), buf);
         }
         if !bag.is_empty() {
             let inv = 1.0 / bag.len() as f32;
@@ -91,7 +91,7 @@ unsafe impl InputVectors for BagRows<'_> {
     unsafe fn add_input_to<T: RowTable>(&self, rows: &T, w: u32, acc: &mut [f32]) -> f32 {
         let bag = self.bags.bag(w as usize);
         for &r in bag {
-            axpy(1.0, rows.row(r), acc);
+            axpy(1.0, rows.read(r), acc);
         }
         bag.len() as f32
     }
@@ -99,7 +99,7 @@ unsafe impl InputVectors for BagRows<'_> {
     #[inline(always)]
     unsafe fn update<T: RowTable>(&self, rows: &T, w: u32, grad: &[f32]) {
         for &r in self.bags.bag(w as usize) {
-            axpy(1.0, grad, rows.row(r));
+            axpy(1.0, grad, rows.grad(r));
         }
     }
 }

@@ -8,8 +8,9 @@
 //! of the workers; every sub-block trains exactly as a Hogwild job would
 //! (same per-example updates, [`super::kernels`]), but
 //!
-//! - on a private copy of the rows it touches ([`super::staged`]): it reads the tables as of
-//!   the start of the minibatch plus its *own* updates, never another sub-block's;
+//! - on private staged rows ([`super::staged`]): it reads the tables as of the start of the
+//!   minibatch plus its *own* updates (of the input and Huffman rows; negative sampling's
+//!   output rows are read as of the start), never another sub-block's;
 //! - with its random numbers from stream `(jobs_done + k) * SUB_BLOCKS + j` of the seed
 //!   (sub-block `j`), and the learning rate of the minibatch,
 //!   `alpha_k = max(end, start - (start - end) * (epoch + progress_k) / epochs)` with
@@ -27,7 +28,12 @@
 //! sub-block when the minibatch allows: a small minibatch is cut into fewer, larger
 //! sub-blocks). Parallelism is capped at [`SUB_BLOCKS`] workers; each worker keeps a row map
 //! of 4 bytes per row of every table (fastText's input table has `nwords + bucket` rows), and
-//! each sub-block a copy of every row it touches. Results are identical across worker counts
+//! each sub-block a staged row for every row it touches ([`super::staged`]): a copy of each
+//! input row and Huffman-tree row (the sub-block sees its own updates: the tree's upper nodes
+//! are updated by every word), and only the accumulated change of each negative-sampling
+//! output row, read as of the minibatch's start (most rows a sub-block touches are noise
+//! words, each touched a few times: no copy-in and no subtraction keeps the deterministic
+//! cost of CBOW, the cheapest mode per word, within 1.5x of Hogwild's). Results are identical across worker counts
 //! on one machine and build (the float operations do not change), not across CPUs with
 //! different vector units.
 
@@ -38,7 +44,7 @@ use std::time::{Duration, Instant};
 use super::epoch::{EpochPlan, EpochStats};
 use super::job::{has_avx2, run_job, JobResult, Prepared, Scratch, Shared};
 use super::kernels::InputVectors;
-use super::staged::{RowDelta, SlotMap, StagedRows};
+use super::staged::{RowDelta, SlotMap, StagedRows, Staging};
 use crate::rng::Rng;
 use crate::{Error, Result};
 
@@ -56,12 +62,25 @@ pub fn sub_blocks(words: usize) -> usize {
 }
 
 /// What one sub-block did: its row changes per table and its job result.
-#[derive(Default)]
 struct BlockOut {
     syn0: RowDelta,
     syn1: RowDelta,
     syn1neg: RowDelta,
     result: JobResult,
+}
+
+impl BlockOut {
+    /// Input rows and the Huffman tree's rows copied on first touch (a sub-block sees its own
+    /// updates of the tree's upper nodes and of its words), negative sampling's output rows
+    /// accumulated (most of the rows a sub-block touches: noise words, each a few times).
+    fn new() -> Self {
+        BlockOut {
+            syn0: RowDelta::new(Staging::Copy),
+            syn1: RowDelta::new(Staging::Copy),
+            syn1neg: RowDelta::new(Staging::Accumulate),
+            result: JobResult::default(),
+        }
+    }
 }
 
 /// A worker's scratch buffers and row maps (one per table).
@@ -91,7 +110,9 @@ pub fn run_epoch<I: InputVectors>(
             syn1neg: SlotMap::new(sh.syn1neg.count)?,
         });
     }
-    let blocks: Vec<RwLock<BlockOut>> = (0..SUB_BLOCKS).map(|_| RwLock::default()).collect();
+    let blocks: Vec<RwLock<BlockOut>> = (0..SUB_BLOCKS)
+        .map(|_| RwLock::new(BlockOut::new()))
+        .collect();
     let taken: Vec<AtomicUsize> = p.jobs.iter().map(|_| AtomicUsize::new(0)).collect();
     let barrier = Barrier::new(workers);
     let stop = AtomicBool::new(false);

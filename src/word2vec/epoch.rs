@@ -39,8 +39,8 @@ pub struct EpochPlan {
     pub workers: usize,
     /// How the threads share the tables.
     pub mode: TrainMode,
-    /// Skip-gram negative sampling by HogBatch windows ([`super::hogbatch`]) instead of
-    /// per-pair updates.
+    /// Negative sampling by HogBatch windows (skip-gram, [`super::hogbatch`]) or batches of
+    /// targets (CBOW, [`super::hogbatch_cbow`]) instead of per-pair updates.
     pub minibatch: bool,
 }
 

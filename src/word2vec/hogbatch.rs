@@ -18,7 +18,9 @@
 //! The loss adds `-log sigma(F[b, 0])` and `-log sigma(-F[b, o])` per entry inside the table.
 //! This is a different estimator from word2vec's (noise shared across a window, the window's
 //! updates applied together), so it is not the default: the per-pair path is gensim's
-//! algorithm update for update, and its quality is the reference.
+//! algorithm update for update, and its quality is the reference. CBOW's batches
+//! ([`super::hogbatch_cbow`]) run on the same [`window_gradients`], with more than one true
+//! word ([`Columns`]).
 
 use super::kernels::{axpy, InputVectors, OutputRows, PlainRows, RowTable, SigmoidTables, MAX_EXP};
 use crate::kernels::cpu::linalg::{gemm_with, Threads};
@@ -29,20 +31,46 @@ use crate::{Error, Result};
 pub struct BatchScratch {
     pub(super) contexts: Vec<u32>,
     pub(super) outputs: Vec<u32>,
-    x: Vec<f32>,
-    y: Vec<f32>,
-    g: Vec<f32>,
-    grad_x: Vec<f32>,
-    grad_y: Vec<f32>,
+    pub(super) x: Vec<f32>,
+    pub(super) y: Vec<f32>,
+    pub(super) g: Vec<f32>,
+    pub(super) grad_x: Vec<f32>,
+    pub(super) grad_y: Vec<f32>,
+    /// CBOW: the end of each target's contexts in `contexts`.
+    pub(super) ends: Vec<usize>,
+    /// CBOW: each target's column in `outputs`.
+    pub(super) truth: Vec<usize>,
+    /// CBOW: each target's `1 / context rows`.
+    pub(super) inv: Vec<f32>,
 }
 
-/// The gradients of one HogBatch window (see the module docs): from `x` (`b x d`) and `y`
-/// (`o x d`, row 0 the true word), fills `g` (`b x o`, the scaled errors), `grad_x = G Y`
+/// Which output column is which in a HogBatch update: columns `0..first_noise` are true
+/// words, row `b`'s own at `truth(b)` (label 1; another row's true word is no example of row
+/// `b`: its entry is 0), and columns `first_noise..` noise words (label 0 for every row).
+/// Skip-gram: one true word, `first_noise = 1`, `truth(b) = 0`.
+pub struct Columns<F: Fn(usize) -> usize> {
+    /// The first noise column.
+    pub first_noise: usize,
+    /// The true word's column of row `b`.
+    pub truth: F,
+}
+
+/// Skip-gram's columns: the centre word first, then the noise words.
+pub fn centre_first() -> Columns<fn(usize) -> usize> {
+    Columns {
+        first_noise: 1,
+        truth: |_| 0,
+    }
+}
+
+/// The gradients of one HogBatch update (see the module docs): from `x` (`b x d`) and `y`
+/// (`o x d`, laid out as `cols` says), fills `g` (`b x o`, the scaled errors), `grad_x = G Y`
 /// (`b x d`) and `grad_y = G^T X` (`o x d`); returns the loss (0 unless `compute_loss`).
 #[allow(clippy::too_many_arguments)]
-pub fn window_gradients(
+pub fn window_gradients<F: Fn(usize) -> usize>(
     t: &SigmoidTables,
     (b, o, d): (usize, usize, usize),
+    cols: &Columns<F>,
     x: &[f32],
     y: &[f32],
     alpha: f32,
@@ -61,7 +89,16 @@ pub fn window_gradients(
     gemm_with(Threads::Caller, (b, o, d), g, x, (d, 1), y, (1, d));
     let mut loss = 0f64;
     for (k, f) in g.iter_mut().enumerate() {
-        let label = if k % o == 0 { 1.0 } else { 0.0 };
+        let (row, col) = (k / o.max(1), k % o.max(1));
+        let label = if col < cols.first_noise {
+            if col != (cols.truth)(row) {
+                *f = 0.0;
+                continue;
+            }
+            1.0
+        } else {
+            0.0
+        };
         if *f <= -MAX_EXP || *f >= MAX_EXP {
             *f = 0.0;
             continue;
@@ -77,6 +114,35 @@ pub fn window_gradients(
     loss
 }
 
+/// Lock factors of the test hooks' tables: 1 for every row.
+static UNLOCKED: [f32; 1] = [1.0];
+
+/// `syn0` and `syn1neg` (`(rows, dim)` row-major) as the trainer's tables for the test hooks,
+/// lock factors 1, once every row of `inputs` is in `syn0` and every row of `outputs` (at
+/// least one) in `syn1neg`.
+pub(super) fn hook_tables(
+    syn0: &mut [f32],
+    syn1neg: &mut [f32],
+    dim: usize,
+    inputs: &[u32],
+    outputs: &[u32],
+) -> Result<(PlainRows, OutputRows)> {
+    if dim == 0 || outputs.is_empty() {
+        return Err(Error::invalid("need dim > 0 and at least one output row"));
+    }
+    let input = PlainRows {
+        table: OutputRows::of(syn0, dim),
+        lockf: UNLOCKED.as_ptr(),
+        lockf_len: 1,
+    };
+    let out = OutputRows::of(syn1neg, dim);
+    let bad = |ids: &[u32], n: usize| ids.iter().copied().find(|&r| r as usize >= n);
+    if let Some(r) = bad(inputs, input.table.count).or(bad(outputs, out.count)) {
+        return Err(Error::invalid(format!("row {r} is outside the tables")));
+    }
+    Ok((input, out))
+}
+
 /// One HogBatch window on plain tables (the test suite's hook): `contexts` index rows of
 /// `syn0`, `outputs` (the true word first, then the noise words) rows of `syn1neg`, both
 /// `(rows, dim)` row-major; lock factors 1. Returns the loss.
@@ -88,20 +154,7 @@ pub fn window_on_tables(
     outputs: &[u32],
     alpha: f32,
 ) -> Result<f64> {
-    let one = [1.0f32];
-    let input = PlainRows {
-        table: OutputRows::of(syn0, dim),
-        lockf: one.as_ptr(),
-        lockf_len: 1,
-    };
-    let out = OutputRows::of(syn1neg, dim);
-    let bad = |ids: &[u32], n: usize| ids.iter().copied().find(|&r| r as usize >= n);
-    if dim == 0 || outputs.is_empty() {
-        return Err(Error::invalid("need dim > 0 and at least one output row"));
-    }
-    if let Some(r) = bad(contexts, input.table.count).or(bad(outputs, out.count)) {
-        return Err(Error::invalid(format!("row {r} is outside the tables")));
-    }
+    let (input, out) = hook_tables(syn0, syn1neg, dim, contexts, outputs)?;
     let mut bs = BatchScratch::default();
     bs.contexts.extend_from_slice(contexts);
     bs.outputs.extend_from_slice(outputs);
@@ -146,11 +199,12 @@ pub(super) unsafe fn window<I: InputVectors, T: RowTable>(
     }
     bs.y.clear();
     for &n in &bs.outputs {
-        bs.y.extend_from_slice(syn1neg.row(n));
+        bs.y.extend_from_slice(syn1neg.read(n));
     }
     let loss = window_gradients(
         tables,
         (b, o, d),
+        &centre_first(),
         &bs.x,
         &bs.y,
         alpha,
@@ -163,7 +217,7 @@ pub(super) unsafe fn window<I: InputVectors, T: RowTable>(
         input.update(syn0, c, &bs.grad_x[k * d..(k + 1) * d]);
     }
     for (k, &n) in bs.outputs.iter().enumerate() {
-        axpy(1.0, &bs.grad_y[k * d..(k + 1) * d], syn1neg.row(n));
+        axpy(1.0, &bs.grad_y[k * d..(k + 1) * d], syn1neg.grad(n));
     }
     loss
 }

@@ -6,6 +6,7 @@
 //! The loop is compiled twice (AVX2+FMA and baseline) and picked at run time.
 
 use super::hogbatch::BatchScratch;
+use super::hogbatch_cbow::CBOW_BATCH;
 use super::huffman::Huffman;
 use super::kernels::{lcg_next, Ctx, InputVectors, OutputRows, RowTable, LCG_MASK};
 use super::model::Params;
@@ -96,7 +97,8 @@ pub struct Shared<'a, I: InputVectors, T: RowTable = OutputRows> {
     pub sample_int: Option<&'a [u32]>,
     /// Tables and settings of the updates.
     pub ctx: Ctx<'a>,
-    /// Skip-gram negative sampling by HogBatch windows ([`super::hogbatch`]).
+    /// Negative sampling by HogBatch windows / batches ([`super::hogbatch`],
+    /// [`super::hogbatch_cbow`]).
     pub minibatch: bool,
 }
 
@@ -107,7 +109,7 @@ pub struct Scratch {
     pub(super) buf: Vec<f32>,
     pub(super) idx: Vec<u32>,
     bounds: Vec<usize>,
-    reduced: Vec<usize>,
+    pub(super) reduced: Vec<usize>,
     pub(super) batch: BatchScratch,
 }
 
@@ -267,6 +269,13 @@ impl<I: InputVectors, T: RowTable> Shared<'_, I, T> {
         let mut loss = 0.0;
         for b in 1..s.bounds.len() {
             let (lo, hi) = (s.bounds[b - 1], s.bounds[b]);
+            if self.minibatch && !self.params.sg {
+                for i0 in (lo..hi).step_by(CBOW_BATCH) {
+                    let i1 = (i0 + CBOW_BATCH).min(hi);
+                    loss += self.cbow_batched(s, (lo, hi), (i0, i1), alpha, &mut st);
+                }
+                continue;
+            }
             for i in lo..hi {
                 let span = window - s.reduced[i];
                 let j0 = i.saturating_sub(span).max(lo);

@@ -108,18 +108,28 @@ pub fn axpy(g: f32, x: &[f32], y: &mut [f32]) {
 }
 
 /// Row access to a table: the shared table itself ([`OutputRows`], Hogwild) or a worker's
-/// private copy-on-first-touch view of it (`super::staged::StagedRows`, deterministic mode).
+/// private staged view of it (`super::staged::StagedRows`, deterministic mode).
+///
+/// A row is *read* through [`RowTable::read`] and *updated* through [`RowTable::grad`]: in
+/// place, both are the row itself; a staged view may read the table as of the start of the
+/// minibatch and collect the updates in a buffer of its own.
 ///
 /// # Safety
-/// `row` hands out a mutable row with an unchecked lifetime: callers keep the table alive, pass
-/// valid rows and hold at most one row of a given view at a time (a staged view may move its
-/// rows when it copies a new one in).
+/// Both methods hand out rows with an unchecked lifetime: callers keep the table alive, pass
+/// valid rows and use at most one row of a given view at a time (a staged view may move its
+/// rows when it stages a new one).
 pub unsafe trait RowTable {
-    /// Row `r`, `dim` values.
+    /// Row `r` as this view sees it, `dim` values.
     ///
     /// # Safety
     /// See the trait.
-    unsafe fn row<'a>(&self, r: u32) -> &'a mut [f32];
+    unsafe fn read<'a>(&self, r: u32) -> &'a [f32];
+
+    /// Where the updates of row `r` go (`+=`), `dim` values.
+    ///
+    /// # Safety
+    /// See the trait.
+    unsafe fn grad<'a>(&self, r: u32) -> &'a mut [f32];
 }
 
 /// How a word's input vector is formed from, and its gradient applied to, rows of the input
@@ -181,19 +191,19 @@ unsafe impl InputVectors for PlainRows {
 
     #[inline(always)]
     unsafe fn input<'a, T: RowTable>(&self, rows: &T, w: u32, _buf: &'a mut [f32]) -> &'a [f32] {
-        rows.row(w)
+        rows.read(w)
     }
 
     #[inline(always)]
     unsafe fn add_input_to<T: RowTable>(&self, rows: &T, w: u32, acc: &mut [f32]) -> f32 {
-        axpy(1.0, rows.row(w), acc);
+        axpy(1.0, rows.read(w), acc);
         1.0
     }
 
     #[inline(always)]
     unsafe fn update<T: RowTable>(&self, rows: &T, w: u32, grad: &[f32]) {
         let f = *self.lockf.add(w as usize % self.lockf_len);
-        axpy(f, grad, rows.row(w));
+        axpy(f, grad, rows.grad(w));
     }
 }
 
@@ -223,10 +233,26 @@ impl OutputRows {
     }
 }
 
+impl OutputRows {
+    /// Row `r`, read and written in place.
+    ///
+    /// # Safety
+    /// `r < count`, the table live; see [`RowTable`].
+    #[inline(always)]
+    pub unsafe fn row<'a>(&self, r: u32) -> &'a mut [f32] {
+        std::slice::from_raw_parts_mut(self.rows.add(r as usize * self.dim), self.dim)
+    }
+}
+
 unsafe impl RowTable for OutputRows {
     #[inline(always)]
-    unsafe fn row<'a>(&self, r: u32) -> &'a mut [f32] {
-        std::slice::from_raw_parts_mut(self.rows.add(r as usize * self.dim), self.dim)
+    unsafe fn read<'a>(&self, r: u32) -> &'a [f32] {
+        self.row(r)
+    }
+
+    #[inline(always)]
+    unsafe fn grad<'a>(&self, r: u32) -> &'a mut [f32] {
+        self.row(r)
     }
 }
 
@@ -244,14 +270,15 @@ pub unsafe fn target<T: RowTable>(
     alpha: f32,
     work: &mut [f32],
 ) -> Option<f32> {
-    let l2 = out.row(row);
+    let l2 = out.read(row);
     let f = dot(l1, l2);
     if f <= -MAX_EXP || f >= MAX_EXP {
         return None;
     }
     let g = (label - t.sigmoid(f)) * alpha;
     axpy(g, l2, work);
-    axpy(g, l1, l2);
+    // `l2` is not read past this point: in place, `grad` is the same row.
+    axpy(g, l1, out.grad(row));
     // -log sigma(f) for a positive label, -log sigma(-f) for a negative one
     Some(-t.log_sigmoid(if label > 0.5 { f } else { -f }))
 }

@@ -22,6 +22,7 @@ pub mod corpus;
 pub mod deterministic;
 pub mod epoch;
 pub mod hogbatch;
+pub mod hogbatch_cbow;
 pub mod huffman;
 pub mod job;
 pub mod kernels;

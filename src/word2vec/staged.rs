@@ -1,11 +1,18 @@
-//! Copy-on-first-touch views of a table for deterministic training ([`super::deterministic`]).
+//! Staged views of a table for deterministic training ([`super::deterministic`]): a sub-block
+//! never writes the shared table; its changes are added to it after the minibatch. Two ways:
 //!
-//! A sub-block reads and writes its own copies of the rows it touches: the first access to row
-//! `r` copies `table[r]` (the table as of the start of the minibatch) into the sub-block's
-//! [`RowDelta`]; later accesses see the sub-block's own updates, never another sub-block's.
-//! When the sub-block ends, [`RowDelta::finish`] turns each copy into its change
-//! `copy - table[r]`, and after every sub-block of the minibatch has finished,
-//! [`RowDelta::apply`] adds the changes to the table in sub-block order.
+//! - [`Staging::Copy`] (copy on first touch): the first access to row `r` copies `table[r]`
+//!   (the table as of the start of the minibatch) into the sub-block's [`RowDelta`]; later
+//!   reads see the sub-block's own updates, never another sub-block's. When the sub-block
+//!   ends, [`RowDelta::finish`] turns each copy into its change `copy - table[r]`.
+//! - [`Staging::Accumulate`]: reads see `table[r]` as of the start of the minibatch, the
+//!   sub-block's own updates included only after it (as HogBatch's window, Ji et al. 2016);
+//!   the first update of row `r` starts a zero change in the [`RowDelta`] and every update
+//!   adds to it. No copy and no subtraction: for the noise words' output rows (most rows a
+//!   sub-block touches, each touched a few times) this halves the staging cost.
+//!
+//! After every sub-block of the minibatch has finished, [`RowDelta::apply`] adds the changes
+//! to the table in sub-block order.
 
 use super::kernels::{OutputRows, RowTable};
 use crate::alloc::try_filled;
@@ -24,15 +31,35 @@ impl SlotMap {
     }
 }
 
+/// How a [`StagedRows`] view stages a row (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Staging {
+    /// Copy on first touch; the sub-block reads its own updates.
+    #[default]
+    Copy,
+    /// Read the table as of the minibatch's start; collect the updates in a zeroed change.
+    Accumulate,
+}
+
 /// The rows one sub-block touched in one table: their ids, in first-touch order, and their
-/// copies (then, after [`RowDelta::finish`], their changes), `(rows.len(), dim)` row-major.
+/// staged values, `(rows.len(), dim)` row-major: copies (then, after [`RowDelta::finish`],
+/// changes) with [`Staging::Copy`], changes with [`Staging::Accumulate`].
 #[derive(Default)]
 pub struct RowDelta {
     rows: Vec<u32>,
     values: Vec<f32>,
+    staging: Staging,
 }
 
 impl RowDelta {
+    /// An empty delta staged the `staging` way.
+    pub fn new(staging: Staging) -> Self {
+        RowDelta {
+            staging,
+            ..RowDelta::default()
+        }
+    }
+
     /// Forget the previous minibatch's rows (the buffers are kept).
     pub fn clear(&mut self) {
         self.rows.clear();
@@ -46,9 +73,11 @@ impl RowDelta {
     pub unsafe fn finish(&mut self, table: OutputRows, slots: &mut SlotMap) {
         let d = table.dim;
         for (k, &r) in self.rows.iter().enumerate() {
-            let base = table.row(r);
-            for (v, b) in self.values[k * d..(k + 1) * d].iter_mut().zip(base.iter()) {
-                *v -= *b;
+            if self.staging == Staging::Copy {
+                let base = table.row(r);
+                for (v, b) in self.values[k * d..(k + 1) * d].iter_mut().zip(base.iter()) {
+                    *v -= *b;
+                }
             }
             slots.0[r as usize] = ABSENT;
         }
@@ -72,7 +101,7 @@ impl RowDelta {
     }
 }
 
-/// A sub-block's view of `table`: rows copied into `delta` on first touch.
+/// A sub-block's view of `table`: rows staged into `delta` (the way `delta` says).
 pub struct StagedRows {
     table: OutputRows,
     slots: *mut SlotMap,
@@ -89,14 +118,13 @@ impl StagedRows {
             delta,
         }
     }
-}
 
-// SAFETY: `row` grows `delta.values` only when a new row is copied in, which may move the
-// earlier rows; the trainer holds at most one row of a view at a time (the input row `l1`
-// and the output rows live in different views).
-unsafe impl RowTable for StagedRows {
+    /// The staged values of row `r`, staged now (copied, or zeroed) on its first touch.
+    ///
+    /// # Safety
+    /// As [`RowTable`]; `r < table.count`.
     #[inline(always)]
-    unsafe fn row<'a>(&self, r: u32) -> &'a mut [f32] {
+    unsafe fn staged<'a>(&self, r: u32) -> &'a mut [f32] {
         let d = self.table.dim;
         let slots = &mut *self.slots;
         let delta = &mut *self.delta;
@@ -104,9 +132,31 @@ unsafe impl RowTable for StagedRows {
         if *slot == ABSENT {
             *slot = delta.rows.len() as u32;
             delta.rows.push(r);
-            delta.values.extend_from_slice(self.table.row(r));
+            match delta.staging {
+                Staging::Copy => delta.values.extend_from_slice(self.table.row(r)),
+                Staging::Accumulate => delta.values.resize(delta.values.len() + d, 0.0),
+            }
         }
         let k = *slot as usize;
         &mut delta.values[k * d..(k + 1) * d]
+    }
+}
+
+// SAFETY: staging a new row grows `delta.values`, which may move the earlier rows; the trainer
+// holds at most one row of a view at a time (the input row `l1` and the output rows live in
+// different views), and a row read from the table itself (`Accumulate`) never moves: nobody
+// writes the table while sub-blocks run.
+unsafe impl RowTable for StagedRows {
+    #[inline(always)]
+    unsafe fn read<'a>(&self, r: u32) -> &'a [f32] {
+        match (*self.delta).staging {
+            Staging::Copy => self.staged(r),
+            Staging::Accumulate => self.table.row(r),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn grad<'a>(&self, r: u32) -> &'a mut [f32] {
+        self.staged(r)
     }
 }

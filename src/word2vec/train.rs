@@ -119,10 +119,10 @@ pub fn train_epoch_with<I: InputVectors>(
     plan.validate()?;
     model.params.validate()?;
     let p = &model.params;
-    if plan.minibatch && (!p.sg || p.hs || p.negative == 0 || I::CENTRE_INPUT) {
+    if plan.minibatch && (p.hs || p.negative == 0 || I::CENTRE_INPUT) {
         return Err(Error::invalid(
-            "minibatch (HogBatch) training is skip-gram with negative sampling only: \
-             it needs sg=1, hs=0 and negative > 0 (and is not available for FastText)",
+            "minibatch (HogBatch) training is negative sampling only (skip-gram or CBOW): \
+             it needs hs=0 and negative > 0 (and is not available for FastText)",
         ));
     }
     if model.is_empty() {

@@ -336,6 +336,24 @@ fn set_cpu_tuning(prefetch_bytes: Option<usize>, stream_min_bytes: Option<i64>) 
     (old.prefetch_bytes, as_py(old.stream_min_bytes))
 }
 
+/// Copies of the float32 `(rows, dim)` tables `syn0` and `syn1neg` (same `dim`) and their
+/// shapes, for the HogBatch hooks.
+type TablePair = ((Vec<f32>, Vec<usize>), (Vec<f32>, Vec<usize>));
+
+fn hogbatch_tables(syn0: &Bound<'_, PyAny>, syn1neg: &Bound<'_, PyAny>) -> PyResult<TablePair> {
+    let (a, b) = (
+        Floats::<f32>::read(syn0, "syn0")?,
+        Floats::<f32>::read(syn1neg, "syn1neg")?,
+    );
+    let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
+    if sa.len() != 2 || sb.len() != 2 || sa[1] != sb[1] {
+        return Err(value_error(
+            "syn0 and syn1neg must be (rows, dim) with the same dim",
+        ));
+    }
+    Ok(((a.values().to_vec(), sa), (b.values().to_vec(), sb)))
+}
+
 /// One HogBatch skip-gram window (`candle_embed::word2vec::hogbatch::window_on_tables`) on
 /// copies of `syn0` and `syn1neg` (`(rows, dim)` float32): `contexts` are syn0 rows, `outputs`
 /// syn1neg rows (the true word first). Returns `(syn0, syn1neg, loss)` after the update.
@@ -349,18 +367,33 @@ fn w2v_hogbatch_window<'py>(
     alpha: f32,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, f64)> {
     use candle_embed::word2vec::hogbatch::window_on_tables;
-    let (a, b) = (
-        Floats::<f32>::read(syn0, "syn0")?,
-        Floats::<f32>::read(syn1neg, "syn1neg")?,
-    );
-    let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
-    if sa.len() != 2 || sb.len() != 2 || sa[1] != sb[1] {
-        return Err(value_error(
-            "syn0 and syn1neg must be (rows, dim) with the same dim",
-        ));
-    }
-    let (mut x, mut y) = (a.values().to_vec(), b.values().to_vec());
+    let ((mut x, sa), (mut y, sb)) = hogbatch_tables(syn0, syn1neg)?;
     let loss = window_on_tables(&mut x, &mut y, sa[1], &contexts, &outputs, alpha).py()?;
+    Ok((vec_output(py, x, &sa)?, vec_output(py, y, &sb)?, loss))
+}
+
+/// One HogBatch CBOW batch (`candle_embed::word2vec::hogbatch_cbow::cbow_on_tables`) on copies
+/// of `syn0` and `syn1neg`: target `targets[b]` with the syn0 rows `contexts[b]`, the shared
+/// noise words `noise`. Returns `(syn0, syn1neg, loss)` after the update.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn w2v_hogbatch_cbow<'py>(
+    py: Python<'py>,
+    syn0: &Bound<'py, PyAny>,
+    syn1neg: &Bound<'py, PyAny>,
+    contexts: Vec<Vec<u32>>,
+    targets: Vec<u32>,
+    noise: Vec<u32>,
+    alpha: f32,
+    cbow_mean: bool,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, f64)> {
+    use candle_embed::word2vec::hogbatch_cbow::cbow_on_tables;
+    let ((mut x, sa), (mut y, sb)) = hogbatch_tables(syn0, syn1neg)?;
+    let (batch, how) = (
+        (&contexts[..], &targets[..], &noise[..]),
+        (alpha, cbow_mean),
+    );
+    let loss = cbow_on_tables(&mut x, &mut y, sa[1], batch, how).py()?;
     Ok((vec_output(py, x, &sa)?, vec_output(py, y, &sb)?, loss))
 }
 
@@ -387,6 +420,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     crate::quantized::register_testing(&m)?;
     m.add_function(wrap_pyfunction!(set_cpu_tuning, &m)?)?;
     m.add_function(wrap_pyfunction!(w2v_hogbatch_window, &m)?)?;
+    m.add_function(wrap_pyfunction!(w2v_hogbatch_cbow, &m)?)?;
     parent.add("_testing", &m)?;
     py.import("sys")?
         .getattr("modules")?
