@@ -20,8 +20,8 @@ lee_background.cor, ~60k words), ``demo`` (the built-in demo corpus, ~350k words
 
 A mode may carry a suffix naming candle_embed's training path (the peers train as always, once
 per base mode): ``-det`` for ``deterministic=True`` (bit-identical for any thread count), ``-mb``
-for ``minibatch=True`` (HogBatch), e.g. ``--modes sg-ns sg-ns-det sg-ns-mb``; no suffix is the
-default Hogwild per-pair path.
+for ``minibatch=True`` (HogBatch, negative sampling only: ``sg-ns-mb``, ``cbow-ns-mb``), e.g.
+``--modes sg-ns sg-ns-det sg-ns-mb``; no suffix is the default Hogwild per-pair path.
 
     python benches/bench_word2vec.py [--model word2vec|fasttext] [--corpus head500 lee demo big]
         [--modes sg-ns cbow-hs] [--rounds 3] [--threads 2] [--epochs 5] [--gensim-paths ls cf]
