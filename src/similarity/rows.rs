@@ -239,3 +239,65 @@ fn reduce<A: Accumulator>(lanes: &[A; LANES]) -> A {
     }
     l[0]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [-1, 1) of every magnitude the lanes see.
+    fn values(n: usize, seed: u64) -> Vec<f64> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+            })
+            .collect()
+    }
+
+    /// Every clone this CPU can run gives the portable code's bits, and all are within float
+    /// tolerance of the float64 dot products (row counts that leave a partial block of four,
+    /// dims with and without a tail of `LANES`).
+    fn check<A: Accumulator + std::fmt::Debug>(tol: f64) {
+        for dim in [1, 5, 16, 17, 31, 300] {
+            for n in [0, 1, 3, 4, 7, 13] {
+                let (q64, r64) = (values(dim, 1), values(n * dim, 2));
+                let q: Vec<A> = q64.iter().map(|&v| A::of_f64(v)).collect();
+                let rows: Vec<A> = r64.iter().map(|&v| A::of_f64(v)).collect();
+                let mut portable = vec![A::zero(); n];
+                dots_serial(&q, &rows, &mut portable);
+                let mut best = vec![A::zero(); n];
+                dots(&q, &rows, &mut best);
+                assert_eq!(best, portable, "dim {dim}, {n} rows");
+                #[cfg(target_arch = "x86_64")]
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    let mut avx2 = vec![A::zero(); n];
+                    // SAFETY: the CPU supports the clone's features (checked just above).
+                    unsafe { dots_avx2(&q, &rows, &mut avx2) };
+                    assert_eq!(avx2, portable, "AVX2, dim {dim}, {n} rows");
+                }
+                for (i, got) in portable.iter().enumerate() {
+                    let row = &r64[i * dim..(i + 1) * dim];
+                    let want: f64 = row.iter().zip(&q64).map(|(a, b)| a * b).sum();
+                    let err = (<A as Accumulator>::to_f64(*got) - want).abs();
+                    assert!(
+                        err <= tol * dim as f64,
+                        "dim {dim} row {i}: {got:?} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_clone_gives_the_portable_bits_f32() {
+        check::<f32>(1e-6);
+    }
+
+    #[test]
+    fn every_clone_gives_the_portable_bits_f64() {
+        check::<f64>(1e-15);
+    }
+}
