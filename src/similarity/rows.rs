@@ -245,17 +245,10 @@ fn reduce<A: Accumulator>(lanes: &[A; LANES]) -> A {
 mod tests {
     use super::*;
 
-    /// Deterministic values in [-1, 1) of every magnitude the lanes see.
+    /// Seeded values in [-1, 1) (the crate's generator).
     fn values(n: usize, seed: u64) -> Vec<f64> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-            })
-            .collect()
+        let mut rng = crate::rng::Rng::new(seed, 0);
+        (0..n).map(|_| 2.0 * rng.uniform() - 1.0).collect()
     }
 
     /// Every clone this CPU can run gives the portable code's bits, and all are within float
