@@ -8,13 +8,38 @@
 //! cap (`90a`) is ignored: these kernels use no architecture-specific instructions, and the
 //! plain target keeps the PTX forward-compatible. The driver must be at least as new as this
 //! nvcc (see scripts/cuda-toolkit.sh).
+//!
+//! It also sets `candle_embed_avx512` when the compiler is Rust 1.89 or newer, where the
+//! `avx512f` target feature is stable: the similarity scan's dot kernel then has an AVX-512
+//! clone (chosen at run time on CPUs that have it); older compilers (down to the MSRV) build
+//! the AVX2 clone only.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rustc-check-cfg=cfg(candle_embed_avx512)");
+    if rustc_minor().is_some_and(|minor| minor >= 89) {
+        println!("cargo:rustc-cfg=candle_embed_avx512");
+    }
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
         return;
     }
     cuda::compile();
+}
+
+/// The minor version of the `rustc` building this crate (`1.M.p`), or None when it cannot be
+/// read (then the AVX-512 clone is left out: never a build failure).
+fn rustc_minor() -> Option<u32> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    // "rustc 1.95.0 (59807616e 2026-04-14)"
+    let version = text.split_whitespace().nth(1)?;
+    let mut parts = version.split('.');
+    (parts.next()? == "1").then_some(())?;
+    parts.next()?.parse().ok()
 }
 
 mod cuda {
