@@ -156,7 +156,14 @@ mod x86 {
                         }
                     };
                 }
-                dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+                let count = dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+                if b.mean && count > 0 {
+                    // The generic loop's scale: 1 / count, both rounded to f32 first. Here,
+                    // not in `block`, where the u64 -> f64 conversion's temporaries made the
+                    // register allocator spill the accumulators of the whole loop.
+                    let inv = 1.0f32 / (count as f64) as f32;
+                    dst.iter_mut().for_each(|x| *x *= inv);
+                }
                 c0 += r * LANES;
             }
         }
@@ -171,16 +178,21 @@ mod x86 {
         ahead: Option<&'b RowsAhead<'a, I>>,
     }
 
-    /// `dst = sum_k (w_k *) row_k[c0..c0 + 8 R]` (over the non-padding ids, in bag order),
-    /// times `1 / count` for the mean; `R` registers held across the bag.
+    /// `dst = sum_k (w_k *) row_k[c0..c0 + 8 R]` over the non-padding ids, in bag order, with
+    /// `R` registers held across the bag; returns their count (the mean's divisor).
+    ///
+    /// Never inlined: in its own function the register allocator keeps all `R` accumulators
+    /// in registers; inlined into [`sum_bags`] (24 blocks in one body) it spilled 13 of the 16
+    /// to the stack, a load and a store per register per row, as the generic loop.
     ///
     /// # Safety
     /// As [`sum_bags`]; `dst` has `8 R` elements and `c0 + 8 R <= dim`.
     #[target_feature(enable = "avx2")]
+    #[inline(never)]
     unsafe fn block<const R: usize, const WEIGHTED: bool, I: Id>(
         blk: &Block<'_, '_, I>,
         dst: &mut [f32],
-    ) {
+    ) -> usize {
         let b = blk.bags;
         let base = b.table.as_ptr().add(blk.c0);
         let mut acc = [_mm256_setzero_ps(); R];
@@ -206,15 +218,11 @@ mod x86 {
                 *a = _mm256_add_ps(*a, x);
             }
         }
-        if b.mean && count > 0 {
-            // The generic loop's scale: 1 / count, both rounded to f32 first.
-            let inv = _mm256_set1_ps(1.0f32 / (count as f64) as f32);
-            acc.iter_mut().for_each(|a| *a = _mm256_mul_ps(*a, inv));
-        }
         debug_assert_eq!(dst.len(), R * LANES);
         for (r, a) in acc.iter().enumerate() {
             _mm256_storeu_ps(dst.as_mut_ptr().add(r * LANES), *a);
         }
+        count
     }
 }
 
