@@ -1,6 +1,9 @@
 //! Bag reduction: `out[b, :] = reduce_{k in bag b, ids[k] != padding} w_k * table[ids[k], :]`
 //! with `reduce` one of sum / mean / max, bags given as CSR bounds (`bounds[b]..bounds[b + 1]`).
 //!
+//! f32 sums and means of whole-register rows take the register kernel of [`super::bag_simd`]
+//! (same bits); everything else runs the generic loop here, its slow reference.
+//!
 //! Parallel over bags; each bag is accumulated in a small on-stack `Acc` tile (a column block of
 //! at most [`TILE`] elements, which the compiler keeps in L1 / registers) and its output row is
 //! written once (tiles of 32 or 64 columns, as for D = 32 / 64, in a fixed-size accumulator kept
@@ -108,6 +111,9 @@ pub fn bag_reduce<S: Float, D: Float, I: Id>(args: &BagArgs<'_, S, D, I>, out: &
         return;
     }
     let run = |first_bag: usize, out: &mut [D]| {
+        if super::bag_simd::try_sum_bags(args, first_bag, out) {
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
