@@ -18,6 +18,8 @@
 //! be validated and bounds checked by the caller.
 
 use super::format::{Bits, RowLayout};
+#[cfg(target_arch = "x86_64")]
+use super::simd;
 use crate::dtype::Float;
 use crate::ids::Id;
 use crate::kernels::cpu::bag::Reduce;
@@ -74,12 +76,15 @@ pub fn pool<I: Id, D: Float>(args: &PoolArgs<'_, I>, out: &mut [D]) {
     let run = |first_bag: usize, out: &mut [D]| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c")
+            {
                 // SAFETY: the CPU supports the features the clone is compiled for.
                 return unsafe { bags_avx2(args, first_bag, out) };
             }
         }
-        bags_serial(args, first_bag, out)
+        bags_serial::<I, D, false>(args, first_bag, out)
     };
     if threads::get_num_threads() <= 1 || args.ids.len().max(num_bags) * dim < PARALLEL_MIN_ELEMS {
         return run(0, out);
@@ -89,9 +94,9 @@ pub fn pool<I: Id, D: Float>(args: &PoolArgs<'_, I>, out: &mut [D]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn bags_avx2<I: Id, D: Float>(args: &PoolArgs<'_, I>, first_bag: usize, out: &mut [D]) {
-    bags_serial(args, first_bag, out)
+    bags_serial::<I, D, true>(args, first_bag, out)
 }
 
 /// Columns reduced per pass over a bag: 64 f32 accumulators, eight AVX registers, leaving the
@@ -174,6 +179,99 @@ impl<I: Id> Block<'_, '_, I> {
         count
     }
 
+    /// [`Self::reduce`] with the `8 * V` accumulators in AVX registers ([`super::simd`]: the
+    /// same operations lane by lane, so the same bits), stored to `out` (`8 * V` elements).
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; `self.c0 + 8 * V <= dim`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn reduce_avx2<const V: usize, const FOUR: bool>(
+        &self,
+        out: &mut [f32],
+        pf: impl Fn(usize),
+    ) -> usize {
+        use std::arch::x86_64::{_mm256_set1_ps, _mm256_storeu_ps};
+        let PoolArgs {
+            packed,
+            layout,
+            ids,
+            weights,
+            padding,
+            mode,
+            ..
+        } = *self.args;
+        // The code width as a constant: each instance reads its rows without a branch.
+        let layout = RowLayout {
+            bits: if FOUR { Bits::Four } else { Bits::Eight },
+            ..layout
+        };
+        let width = layout.row_bytes();
+        let max = mode == Reduce::Max;
+        let mut acc = [_mm256_set1_ps(if max { f32::NEG_INFINITY } else { 0.0 }); V];
+        let mut count = 0;
+        for pos in self.lo..self.hi {
+            pf(pos);
+            let id = ids[pos].index();
+            if Some(id) == padding {
+                continue;
+            }
+            count += 1;
+            let row = &packed[id * width..(id + 1) * width];
+            // SAFETY (both steps): the features are there and `c0 + 8 * V <= dim` (contract).
+            let (s, b) = unsafe { simd::scale_bias(layout, row) };
+            if max {
+                unsafe { simd::max_row(&mut acc, layout.bits, row, self.c0, (s, b)) };
+                continue;
+            }
+            let sb = match weights {
+                Some(ws) => (ws[pos] * s, ws[pos] * b),
+                None => (s, b),
+            };
+            unsafe { simd::sum_row(&mut acc, layout.bits, row, self.c0, sb) };
+        }
+        assert_eq!(out.len(), 8 * V);
+        for (v, a) in acc.iter().enumerate() {
+            // SAFETY: `out` holds `8 * V` elements (asserted).
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * v), *a) };
+        }
+        count
+    }
+
+    /// [`Self::reduce_avx2`] for a block of `out.len()` columns (a multiple of 8, at most
+    /// [`BLOCK`]), the register count a constant.
+    ///
+    /// # Safety
+    /// As [`Self::reduce_avx2`].
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn reduce_simd(&self, out: &mut [f32], pf: impl Fn(usize)) -> usize {
+        let four = self.args.layout.bits == Bits::Four;
+        // SAFETY (every arm): the caller's contract, `out.len() == 8 * V`.
+        unsafe {
+            match (out.len() / 8, four) {
+                (8, false) => self.reduce_avx2::<8, false>(out, pf),
+                (7, false) => self.reduce_avx2::<7, false>(out, pf),
+                (6, false) => self.reduce_avx2::<6, false>(out, pf),
+                (5, false) => self.reduce_avx2::<5, false>(out, pf),
+                (4, false) => self.reduce_avx2::<4, false>(out, pf),
+                (3, false) => self.reduce_avx2::<3, false>(out, pf),
+                (2, false) => self.reduce_avx2::<2, false>(out, pf),
+                (_, false) => self.reduce_avx2::<1, false>(out, pf),
+                (8, true) => self.reduce_avx2::<8, true>(out, pf),
+                (7, true) => self.reduce_avx2::<7, true>(out, pf),
+                (6, true) => self.reduce_avx2::<6, true>(out, pf),
+                (5, true) => self.reduce_avx2::<5, true>(out, pf),
+                (4, true) => self.reduce_avx2::<4, true>(out, pf),
+                (3, true) => self.reduce_avx2::<3, true>(out, pf),
+                (2, true) => self.reduce_avx2::<2, true>(out, pf),
+                (_, true) => self.reduce_avx2::<1, true>(out, pf),
+            }
+        }
+    }
+
     /// [`Self::reduce`] into a local `[f32; W]` (every length a constant once inlined), copied
     /// to `out`.
     #[inline(always)]
@@ -185,9 +283,15 @@ impl<I: Id> Block<'_, '_, I> {
     }
 }
 
-/// Bags `first_bag..first_bag + out.len() / dim`, one after the other.
+/// Bags `first_bag..first_bag + out.len() / dim`, one after the other; with `AVX2` (only
+/// inside [`bags_avx2`]) blocks whose width is a multiple of 8 keep their accumulators in
+/// registers ([`Block::reduce_avx2`]).
 #[inline(always)]
-fn bags_serial<I: Id, D: Float>(args: &PoolArgs<'_, I>, first_bag: usize, out: &mut [D]) {
+fn bags_serial<I: Id, D: Float, const AVX2: bool>(
+    args: &PoolArgs<'_, I>,
+    first_bag: usize,
+    out: &mut [D],
+) {
     let PoolArgs {
         packed,
         layout,
@@ -214,6 +318,10 @@ fn bags_serial<I: Id, D: Float>(args: &PoolArgs<'_, I>, first_bag: usize, out: &
                 }
             };
             let count = match acc.len() {
+                // SAFETY: `AVX2` is only set inside `bags_avx2` (the features are checked), and
+                // each block ends inside the row (`c0 + acc.len() <= dim`).
+                #[cfg(target_arch = "x86_64")]
+                w if AVX2 && w % 8 == 0 => unsafe { block.reduce_simd(acc, pf) },
                 BLOCK => block.reduce_fixed::<BLOCK>(acc, pf),
                 _ => block.reduce(acc, pf),
             };
@@ -278,7 +386,9 @@ mod tests {
 
     /// The 64-column register blocks and the tail block give the column-by-column loop's bits
     /// (the order FBGEMM's kernels use, which the fixture tests pin for D < 64), for row widths
-    /// below, at and past one block, both code widths, every mode, with weights and padding.
+    /// below, at and past one block, both code widths, every mode, with weights and padding;
+    /// widths that are multiples of 8 take the AVX2 blocks on a CPU that has them, the others
+    /// (12, and 70's 6-column tail) the portable block loop.
     #[test]
     fn register_blocks_match_the_column_by_column_loop_bit_for_bit() {
         let rows = 23usize;
@@ -286,7 +396,7 @@ mod tests {
         let ids: Vec<u32> = (0..40u32).map(|k| (k * 7 + k * k) % rows as u32).collect();
         let ws: Vec<f32> = (0..40).map(|k| 0.25 + k as f32 * 0.03).collect();
         let csr = [0usize, 0, 7, 8, 40];
-        for dim in [8usize, 64, 136] {
+        for dim in [8usize, 12, 64, 70, 136] {
             let values: Vec<f32> = (0..rows * dim)
                 .map(|i| ((i as f32) * 0.377).sin() * 4.0)
                 .collect();

@@ -26,6 +26,8 @@ pub mod kernel;
 pub mod lookup;
 pub mod portable;
 pub mod quantize;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 pub mod table;
 
 pub use attend::QuantizedRows;
