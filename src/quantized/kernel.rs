@@ -24,6 +24,8 @@ use crate::dtype::Float;
 use crate::ids::Id;
 use crate::kernels::cpu::bag::Reduce;
 use crate::kernels::cpu::prefetch::RowsAhead;
+use crate::kernels::cpu::stream::{self, StreamWidth};
+use crate::kernels::cpu::tuning;
 use crate::threads;
 
 /// Below this many output elements the pool's dispatch costs more than it saves.
@@ -73,6 +75,11 @@ pub fn pool<I: Id, D: Float>(args: &PoolArgs<'_, I>, out: &mut [D]) {
         return;
     }
     let num_bags = out.len() / dim;
+    // Large outputs (a lookup of many ids, above all) are written with streaming stores, by the
+    // gather's rule: past the threshold an ordinary store first reads each output line.
+    let stream = (std::mem::size_of_val(out) >= tuning::get().stream_min_bytes)
+        .then(|| stream::width_for(out.as_ptr().cast(), dim * std::mem::size_of::<D>()))
+        .flatten();
     let run = |first_bag: usize, out: &mut [D]| {
         #[cfg(target_arch = "x86_64")]
         {
@@ -81,10 +88,17 @@ pub fn pool<I: Id, D: Float>(args: &PoolArgs<'_, I>, out: &mut [D]) {
                 && std::is_x86_feature_detected!("f16c")
             {
                 // SAFETY: the CPU supports the features the clone is compiled for.
-                return unsafe { bags_avx2(args, first_bag, out) };
+                unsafe { bags_avx2(args, first_bag, out, stream) };
+            } else {
+                bags_serial::<I, D, false>(args, first_bag, out, stream);
             }
         }
-        bags_serial::<I, D, false>(args, first_bag, out)
+        #[cfg(not(target_arch = "x86_64"))]
+        bags_serial::<I, D, false>(args, first_bag, out, stream);
+        // The weakly ordered streaming stores, visible before the chunk is reported done.
+        if stream.is_some() {
+            stream::fence();
+        }
     };
     if threads::get_num_threads() <= 1 || args.ids.len().max(num_bags) * dim < PARALLEL_MIN_ELEMS {
         return run(0, out);
@@ -95,8 +109,13 @@ pub fn pool<I: Id, D: Float>(args: &PoolArgs<'_, I>, out: &mut [D]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn bags_avx2<I: Id, D: Float>(args: &PoolArgs<'_, I>, first_bag: usize, out: &mut [D]) {
-    bags_serial::<I, D, true>(args, first_bag, out)
+unsafe fn bags_avx2<I: Id, D: Float>(
+    args: &PoolArgs<'_, I>,
+    first_bag: usize,
+    out: &mut [D],
+    stream: Option<StreamWidth>,
+) {
+    bags_serial::<I, D, true>(args, first_bag, out, stream)
 }
 
 /// Columns reduced per pass over a bag: 64 f32 accumulators, eight AVX registers, leaving the
@@ -285,12 +304,14 @@ impl<I: Id> Block<'_, '_, I> {
 
 /// Bags `first_bag..first_bag + out.len() / dim`, one after the other; with `AVX2` (only
 /// inside [`bags_avx2`]) blocks whose width is a multiple of 8 keep their accumulators in
-/// registers ([`Block::reduce_avx2`]).
+/// registers ([`Block::reduce_avx2`]). `stream`: write each block with streaming stores of that
+/// width (`out` and its rows aligned to it, [`stream::width_for`]; the caller fences).
 #[inline(always)]
 fn bags_serial<I: Id, D: Float, const AVX2: bool>(
     args: &PoolArgs<'_, I>,
     first_bag: usize,
     out: &mut [D],
+    stream: Option<StreamWidth>,
 ) {
     let PoolArgs {
         packed,
@@ -335,7 +356,21 @@ fn bags_serial<I: Id, D: Float, const AVX2: bool>(
                 let factor = 1.0 / count as f32;
                 acc.iter_mut().for_each(|a| *a *= factor);
             }
-            D::from_f32_slice(acc, dst);
+            match stream {
+                None => D::from_f32_slice(acc, dst),
+                Some(w) => {
+                    let mut rounded = [D::zero(); BLOCK];
+                    let rounded = &mut rounded[..dst.len()];
+                    D::from_f32_slice(acc, rounded);
+                    // SAFETY: distinct buffers of `size_of_val(dst)` bytes; `dst` starts `c0`
+                    // (a multiple of 64) elements into an aligned row, and its size is the row's
+                    // or the row's minus those 64-element blocks, so a multiple of `w` too.
+                    unsafe {
+                        let bytes = std::mem::size_of_val(dst);
+                        stream::copy_row(rounded.as_ptr().cast(), dst.as_mut_ptr().cast(), bytes, w)
+                    }
+                }
+            }
         }
     }
 }
@@ -382,6 +417,50 @@ mod tests {
             }
         }
         out
+    }
+
+    /// A lookup whose output is past the streaming threshold (4 MiB by default, so these
+    /// outputs stream wherever their start allows) gives the column-by-column loop's bits, for
+    /// rows of one block and of a block plus a tail; and the f16 output (half the bytes, below
+    /// the threshold) the same values rounded once.
+    #[test]
+    fn large_lookups_written_with_streaming_stores_match_the_column_by_column_loop() {
+        let rows = 23usize;
+        let n = (5usize << 20) / (64 * 4);
+        let ids: Vec<u32> = (0..n as u32).map(|k| (k * 7 + 3) % rows as u32).collect();
+        let singles: Vec<(usize, usize)> = (0..n).map(|k| (k, k + 1)).collect();
+        for dim in [64usize, 72] {
+            let values: Vec<f32> = (0..rows * dim).map(|i| ((i as f32) * 0.61).cos()).collect();
+            for bits in [Bits::Eight, Bits::Four] {
+                let table = QuantizedTable::quantize(&values, rows, dim, bits).unwrap();
+                table.with_bytes(|packed| {
+                    let args = PoolArgs {
+                        packed,
+                        layout: table.layout(),
+                        ids: &ids,
+                        bounds: Bounds::Singles,
+                        weights: None,
+                        padding: None,
+                        mode: Reduce::Sum,
+                    };
+                    let want = column_by_column(&args, &singles);
+                    let mut got = vec![f32::NAN; n * dim];
+                    assert!(stream::width_for(got.as_ptr().cast(), dim * 4).is_some());
+                    pool(&args, &mut got);
+                    assert!(got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()));
+                    let mut got16 = vec![half::f16::NAN; n * dim];
+                    pool(&args, &mut got16);
+                    let want16 = want.iter().map(|&x| half::f16::from_f32(x));
+                    assert!(got16
+                        .iter()
+                        .zip(want16)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()));
+                });
+            }
+        }
     }
 
     /// The 64-column register blocks and the tail block give the column-by-column loop's bits
