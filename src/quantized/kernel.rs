@@ -18,6 +18,7 @@
 //! be validated and bounds checked by the caller.
 
 use super::format::{Bits, RowLayout};
+pub use super::pool_args::{Bounds, PoolArgs};
 #[cfg(target_arch = "x86_64")]
 use super::simd;
 use crate::dtype::Float;
@@ -30,43 +31,6 @@ use crate::threads;
 
 /// Below this many output elements the pool's dispatch costs more than it saves.
 const PARALLEL_MIN_ELEMS: usize = 1 << 15;
-
-/// Which ids form each bag.
-#[derive(Clone, Copy, Debug)]
-pub enum Bounds<'a> {
-    /// CSR bounds, `B + 1` entries: bag `b` is `ids[bounds[b]..bounds[b + 1]]`.
-    Csr(&'a [usize]),
-    /// Every id is a bag of its own (a lookup).
-    Singles,
-}
-
-impl Bounds<'_> {
-    #[inline(always)]
-    fn of(&self, b: usize) -> (usize, usize) {
-        match self {
-            Bounds::Csr(bounds) => (bounds[b], bounds[b + 1]),
-            Bounds::Singles => (b, b + 1),
-        }
-    }
-}
-
-/// Inputs shared by every bag of one call.
-pub struct PoolArgs<'a, I> {
-    /// The packed table, `rows * layout.row_bytes()` bytes.
-    pub packed: &'a [u8],
-    /// The row layout.
-    pub layout: RowLayout,
-    /// Validated ids, bag after bag.
-    pub ids: &'a [I],
-    /// The bags.
-    pub bounds: Bounds<'a>,
-    /// One weight per id (sum only).
-    pub weights: Option<&'a [f32]>,
-    /// Row left out of every bag.
-    pub padding: Option<usize>,
-    /// The reduction.
-    pub mode: Reduce,
-}
 
 /// Dequantize and reduce every bag into `out` (`B * dim` elements, each written once).
 pub fn pool<I: Id, D: Float>(args: &PoolArgs<'_, I>, out: &mut [D]) {
