@@ -13,9 +13,12 @@
 //!
 //! A lookup is the bag of one id each ([`Bounds::Singles`]): `fma(scale, code, bias)`.
 //! Parallel over bags (each bag summed by one thread, in id order: bit-identical for any thread
-//! count), columns in blocks of `BLOCK` (64) accumulated in registers, rows prefetched a
-//! row-size-dependent distance ahead ([`crate::kernels::cpu::tuning`], as the f32 bag). Ids must
-//! be validated and bounds checked by the caller.
+//! count), columns in blocks of `BLOCK` (64) accumulated in registers (AVX2 blocks of a
+//! multiple of 8 columns by hand, [`super::simd`]; the portable block loop, its reference in
+//! the tests, elsewhere), rows prefetched a row-size-dependent distance ahead
+//! ([`crate::kernels::cpu::tuning`], as the f32 bag), outputs past the streaming threshold
+//! written with streaming stores ([`crate::kernels::cpu::stream`], as the gather). Ids must be
+//! validated and bounds checked by the caller.
 
 use super::format::{Bits, RowLayout};
 pub use super::pool_args::{Bounds, PoolArgs};

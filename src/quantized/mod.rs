@@ -28,7 +28,7 @@ pub mod pool_args;
 pub mod portable;
 pub mod quantize;
 #[cfg(target_arch = "x86_64")]
-mod simd;
+pub mod simd;
 pub mod table;
 
 pub use attend::QuantizedRows;
