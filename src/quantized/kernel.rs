@@ -122,28 +122,11 @@ impl<I: Id> Block<'_, '_, I> {
     /// the id at `pos` is read. Returns the count of non-padding ids.
     #[inline(always)]
     fn reduce(&self, acc: &mut [f32], pf: impl Fn(usize)) -> usize {
-        let PoolArgs {
-            packed,
-            layout,
-            ids,
-            weights,
-            padding,
-            mode,
-            ..
-        } = *self.args;
-        let width = layout.row_bytes();
+        let layout = self.args.layout;
         let mut buf = [0u8; BLOCK];
-        let max = mode == Reduce::Max;
+        let max = self.args.mode == Reduce::Max;
         acc.fill(if max { f32::NEG_INFINITY } else { 0.0 });
-        let mut count = 0;
-        for pos in self.lo..self.hi {
-            pf(pos);
-            let id = ids[pos].index();
-            if Some(id) == padding {
-                continue;
-            }
-            count += 1;
-            let row = &packed[id * width..(id + 1) * width];
+        self.for_rows(layout, pf, |row, weight| {
             let (mut s, mut b) = layout.scale_bias(row);
             let codes = codes_of(layout.bits, row, self.c0, &mut buf[..acc.len()]);
             if max {
@@ -153,14 +136,48 @@ impl<I: Id> Block<'_, '_, I> {
                         *a = x;
                     }
                 }
-                continue;
+                return;
             }
-            if let Some(ws) = weights {
-                (s, b) = (ws[pos] * s, ws[pos] * b);
+            if let Some(w) = weight {
+                (s, b) = (w * s, w * b);
             }
             for (a, &q) in acc.iter_mut().zip(codes) {
                 *a = f32::from(q).mul_add(s, *a + b);
             }
+        })
+    }
+
+    /// The bag's rows in id order, padding left out: `f(row, weight)` with the packed row
+    /// (`layout`'s width) and the id's weight (`None`: unweighted); `pf(pos)` runs before the
+    /// id at `pos` is read. Returns the count of rows visited.
+    #[inline(always)]
+    fn for_rows(
+        &self,
+        layout: RowLayout,
+        pf: impl Fn(usize),
+        mut f: impl FnMut(&[u8], Option<f32>),
+    ) -> usize {
+        let PoolArgs {
+            packed,
+            ids,
+            weights,
+            padding,
+            ..
+        } = *self.args;
+        let width = layout.row_bytes();
+        let mut count = 0;
+        for pos in self.lo..self.hi {
+            pf(pos);
+            let id = ids[pos].index();
+            if Some(id) == padding {
+                continue;
+            }
+            count += 1;
+            let weight = match weights {
+                Some(ws) => Some(ws[pos]),
+                None => None,
+            };
+            f(&packed[id * width..(id + 1) * width], weight);
         }
         count
     }
@@ -179,44 +196,22 @@ impl<I: Id> Block<'_, '_, I> {
         pf: impl Fn(usize),
     ) -> usize {
         use std::arch::x86_64::{_mm256_set1_ps, _mm256_storeu_ps};
-        let PoolArgs {
-            packed,
-            layout,
-            ids,
-            weights,
-            padding,
-            mode,
-            ..
-        } = *self.args;
         // The code width as a constant: each instance reads its rows without a branch.
         let layout = RowLayout {
             bits: if FOUR { Bits::Four } else { Bits::Eight },
-            ..layout
+            ..self.args.layout
         };
-        let width = layout.row_bytes();
-        let max = mode == Reduce::Max;
+        let max = self.args.mode == Reduce::Max;
         let mut acc = [_mm256_set1_ps(if max { f32::NEG_INFINITY } else { 0.0 }); V];
-        let mut count = 0;
-        for pos in self.lo..self.hi {
-            pf(pos);
-            let id = ids[pos].index();
-            if Some(id) == padding {
-                continue;
-            }
-            count += 1;
-            let row = &packed[id * width..(id + 1) * width];
-            // SAFETY (both steps): the features are there and `c0 + 8 * V <= dim` (contract).
+        let count = self.for_rows(layout, pf, |row, weight| {
+            // SAFETY (both): the features are there and `c0 + 8 * V <= dim` (contract).
             let (s, b) = unsafe { simd::scale_bias(layout, row) };
-            if max {
-                unsafe { simd::max_row(&mut acc, layout.bits, row, self.c0, (s, b)) };
-                continue;
-            }
-            let sb = match weights {
-                Some(ws) => (ws[pos] * s, ws[pos] * b),
-                None => (s, b),
+            let sb = match weight {
+                Some(w) if !max => (w * s, w * b),
+                _ => (s, b),
             };
-            unsafe { simd::sum_row(&mut acc, layout.bits, row, self.c0, sb) };
-        }
+            unsafe { simd::add_row(&mut acc, layout.bits, row, self.c0, sb, max) };
+        });
         assert_eq!(out.len(), 8 * V);
         for (v, a) in acc.iter().enumerate() {
             // SAFETY: `out` holds `8 * V` elements (asserted).

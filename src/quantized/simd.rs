@@ -69,45 +69,29 @@ pub unsafe fn scale_bias(layout: RowLayout, row: &[u8]) -> (f32, f32) {
     }
 }
 
-/// One row into a sum block: `acc_v = fma(codes(c0 + 8v), s, acc_v + b)` for every `v`.
+/// One row into a block: sum `acc_v = fma(codes(c0 + 8v), s, acc_v + b)`, or with `max`
+/// `acc_v = x > acc_v ? x : acc_v` for `x = fma(codes, s, b)` (`vmaxps x, acc` returns its first
+/// operand only when strictly greater: ties keep the first). `max` is a constant at each call.
 ///
 /// # Safety
 /// AVX2, FMA and F16C are available; `c0 + 8 * V <= dim` of the row's layout.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn sum_row<const V: usize>(
+pub unsafe fn add_row<const V: usize>(
     acc: &mut [__m256; V],
     bits: Bits,
     row: &[u8],
     c0: usize,
     (s, b): (f32, f32),
+    max: bool,
 ) {
     let (s, b) = (_mm256_set1_ps(s), _mm256_set1_ps(b));
     for (v, a) in acc.iter_mut().enumerate() {
         // SAFETY: `c0 + 8 * v + 8 <= dim` (caller's contract).
         let codes = unsafe { codes8(bits, row, c0 + 8 * v) };
-        *a = _mm256_fmadd_ps(codes, s, _mm256_add_ps(*a, b));
-    }
-}
-
-/// One row into a max block: `acc_v = x > acc_v ? x : acc_v` for `x = fma(codes, s, b)`
-/// (`vmaxps x, acc` returns its first operand only when strictly greater: ties keep the first).
-///
-/// # Safety
-/// As [`sum_row`].
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn max_row<const V: usize>(
-    acc: &mut [__m256; V],
-    bits: Bits,
-    row: &[u8],
-    c0: usize,
-    (s, b): (f32, f32),
-) {
-    let (s, b) = (_mm256_set1_ps(s), _mm256_set1_ps(b));
-    for (v, a) in acc.iter_mut().enumerate() {
-        // SAFETY: `c0 + 8 * v + 8 <= dim` (caller's contract).
-        let codes = unsafe { codes8(bits, row, c0 + 8 * v) };
-        *a = _mm256_max_ps(_mm256_fmadd_ps(codes, s, b), *a);
+        *a = match max {
+            true => _mm256_max_ps(_mm256_fmadd_ps(codes, s, b), *a),
+            false => _mm256_fmadd_ps(codes, s, _mm256_add_ps(*a, b)),
+        };
     }
 }
