@@ -210,7 +210,14 @@ impl<I: Id> Block<'_, '_, I> {
                 Some(w) if !max => (w * s, w * b),
                 _ => (s, b),
             };
-            unsafe { simd::add_row(&mut acc, layout.bits, row, self.c0, sb, max) };
+            match max {
+                true => unsafe {
+                    simd::add_row::<V, true>(&mut acc, layout.bits, row, self.c0, sb)
+                },
+                false => unsafe {
+                    simd::add_row::<V, false>(&mut acc, layout.bits, row, self.c0, sb)
+                },
+            }
         });
         assert_eq!(out.len(), 8 * V);
         for (v, a) in acc.iter().enumerate() {

@@ -69,27 +69,27 @@ pub unsafe fn scale_bias(layout: RowLayout, row: &[u8]) -> (f32, f32) {
     }
 }
 
-/// One row into a block: sum `acc_v = fma(codes(c0 + 8v), s, acc_v + b)`, or with `max`
+/// One row into a block: sum `acc_v = fma(codes(c0 + 8v), s, acc_v + b)`, or with `MAX`
 /// `acc_v = x > acc_v ? x : acc_v` for `x = fma(codes, s, b)` (`vmaxps x, acc` returns its first
-/// operand only when strictly greater: ties keep the first). `max` is a constant at each call.
+/// operand only when strictly greater: ties keep the first). A constant, so each instance is
+/// small enough to be inlined (a call would spill every accumulator).
 ///
 /// # Safety
 /// AVX2, FMA and F16C are available; `c0 + 8 * V <= dim` of the row's layout.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn add_row<const V: usize>(
+pub unsafe fn add_row<const V: usize, const MAX: bool>(
     acc: &mut [__m256; V],
     bits: Bits,
     row: &[u8],
     c0: usize,
     (s, b): (f32, f32),
-    max: bool,
 ) {
     let (s, b) = (_mm256_set1_ps(s), _mm256_set1_ps(b));
     for (v, a) in acc.iter_mut().enumerate() {
         // SAFETY: `c0 + 8 * v + 8 <= dim` (caller's contract).
         let codes = unsafe { codes8(bits, row, c0 + 8 * v) };
-        *a = match max {
+        *a = match MAX {
             true => _mm256_max_ps(_mm256_fmadd_ps(codes, s, b), *a),
             false => _mm256_fmadd_ps(codes, s, _mm256_add_ps(*a, b)),
         };
