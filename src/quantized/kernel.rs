@@ -236,26 +236,26 @@ impl<I: Id> Block<'_, '_, I> {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn reduce_simd(&self, out: &mut [f32], pf: impl Fn(usize)) -> usize {
-        let four = self.args.layout.bits == Bits::Four;
+        // One instance per register count and code width (both constants inside).
+        macro_rules! by_width {
+            ($four:literal) => {
+                match out.len() / 8 {
+                    8 => self.reduce_avx2::<8, $four>(out, pf),
+                    7 => self.reduce_avx2::<7, $four>(out, pf),
+                    6 => self.reduce_avx2::<6, $four>(out, pf),
+                    5 => self.reduce_avx2::<5, $four>(out, pf),
+                    4 => self.reduce_avx2::<4, $four>(out, pf),
+                    3 => self.reduce_avx2::<3, $four>(out, pf),
+                    2 => self.reduce_avx2::<2, $four>(out, pf),
+                    _ => self.reduce_avx2::<1, $four>(out, pf),
+                }
+            };
+        }
         // SAFETY (every arm): the caller's contract, `out.len() == 8 * V`.
         unsafe {
-            match (out.len() / 8, four) {
-                (8, false) => self.reduce_avx2::<8, false>(out, pf),
-                (7, false) => self.reduce_avx2::<7, false>(out, pf),
-                (6, false) => self.reduce_avx2::<6, false>(out, pf),
-                (5, false) => self.reduce_avx2::<5, false>(out, pf),
-                (4, false) => self.reduce_avx2::<4, false>(out, pf),
-                (3, false) => self.reduce_avx2::<3, false>(out, pf),
-                (2, false) => self.reduce_avx2::<2, false>(out, pf),
-                (_, false) => self.reduce_avx2::<1, false>(out, pf),
-                (8, true) => self.reduce_avx2::<8, true>(out, pf),
-                (7, true) => self.reduce_avx2::<7, true>(out, pf),
-                (6, true) => self.reduce_avx2::<6, true>(out, pf),
-                (5, true) => self.reduce_avx2::<5, true>(out, pf),
-                (4, true) => self.reduce_avx2::<4, true>(out, pf),
-                (3, true) => self.reduce_avx2::<3, true>(out, pf),
-                (2, true) => self.reduce_avx2::<2, true>(out, pf),
-                (_, true) => self.reduce_avx2::<1, true>(out, pf),
+            match self.args.layout.bits {
+                Bits::Eight => by_width!(false),
+                Bits::Four => by_width!(true),
             }
         }
     }
