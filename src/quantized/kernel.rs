@@ -173,6 +173,9 @@ impl<I: Id> Block<'_, '_, I> {
                 continue;
             }
             count += 1;
+            // Not `weights.map(..)`: a closure call (seen with `map_or`) can stay a call in the
+            // AVX2 instances, and a call spills every accumulator register.
+            #[allow(clippy::manual_map)]
             let weight = match weights {
                 Some(ws) => Some(ws[pos]),
                 None => None,
