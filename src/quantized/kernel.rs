@@ -13,56 +13,27 @@
 //!
 //! A lookup is the bag of one id each ([`Bounds::Singles`]): `fma(scale, code, bias)`.
 //! Parallel over bags (each bag summed by one thread, in id order: bit-identical for any thread
-//! count), columns in blocks of `BLOCK` (64) accumulated in registers, rows prefetched a
-//! row-size-dependent distance ahead ([`crate::kernels::cpu::tuning`], as the f32 bag). Ids must
-//! be validated and bounds checked by the caller.
+//! count), columns in blocks of `BLOCK` (64) accumulated in registers (AVX2 blocks of a
+//! multiple of 8 columns by hand, [`super::simd`]; the portable block loop, its reference in
+//! the tests, elsewhere), rows prefetched a row-size-dependent distance ahead
+//! ([`crate::kernels::cpu::tuning`], as the f32 bag), outputs past the streaming threshold
+//! written with streaming stores ([`crate::kernels::cpu::stream`], as the gather). Ids must be
+//! validated and bounds checked by the caller.
 
 use super::format::{Bits, RowLayout};
+pub use super::pool_args::{Bounds, PoolArgs};
+#[cfg(target_arch = "x86_64")]
+use super::simd;
 use crate::dtype::Float;
 use crate::ids::Id;
 use crate::kernels::cpu::bag::Reduce;
 use crate::kernels::cpu::prefetch::RowsAhead;
+use crate::kernels::cpu::stream::{self, StreamWidth};
+use crate::kernels::cpu::tuning;
 use crate::threads;
 
 /// Below this many output elements the pool's dispatch costs more than it saves.
 const PARALLEL_MIN_ELEMS: usize = 1 << 15;
-
-/// Which ids form each bag.
-#[derive(Clone, Copy, Debug)]
-pub enum Bounds<'a> {
-    /// CSR bounds, `B + 1` entries: bag `b` is `ids[bounds[b]..bounds[b + 1]]`.
-    Csr(&'a [usize]),
-    /// Every id is a bag of its own (a lookup).
-    Singles,
-}
-
-impl Bounds<'_> {
-    #[inline(always)]
-    fn of(&self, b: usize) -> (usize, usize) {
-        match self {
-            Bounds::Csr(bounds) => (bounds[b], bounds[b + 1]),
-            Bounds::Singles => (b, b + 1),
-        }
-    }
-}
-
-/// Inputs shared by every bag of one call.
-pub struct PoolArgs<'a, I> {
-    /// The packed table, `rows * layout.row_bytes()` bytes.
-    pub packed: &'a [u8],
-    /// The row layout.
-    pub layout: RowLayout,
-    /// Validated ids, bag after bag.
-    pub ids: &'a [I],
-    /// The bags.
-    pub bounds: Bounds<'a>,
-    /// One weight per id (sum only).
-    pub weights: Option<&'a [f32]>,
-    /// Row left out of every bag.
-    pub padding: Option<usize>,
-    /// The reduction.
-    pub mode: Reduce,
-}
 
 /// Dequantize and reduce every bag into `out` (`B * dim` elements, each written once).
 pub fn pool<I: Id, D: Float>(args: &PoolArgs<'_, I>, out: &mut [D]) {
@@ -71,15 +42,30 @@ pub fn pool<I: Id, D: Float>(args: &PoolArgs<'_, I>, out: &mut [D]) {
         return;
     }
     let num_bags = out.len() / dim;
+    // Large outputs (a lookup of many ids, above all) are written with streaming stores, by the
+    // gather's rule: past the threshold an ordinary store first reads each output line.
+    let stream = (std::mem::size_of_val(out) >= tuning::get().stream_min_bytes)
+        .then(|| stream::width_for(out.as_ptr().cast(), dim * std::mem::size_of::<D>()))
+        .flatten();
     let run = |first_bag: usize, out: &mut [D]| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c")
+            {
                 // SAFETY: the CPU supports the features the clone is compiled for.
-                return unsafe { bags_avx2(args, first_bag, out) };
+                unsafe { bags_avx2(args, first_bag, out, stream) };
+            } else {
+                bags_serial::<I, D, false>(args, first_bag, out, stream);
             }
         }
-        bags_serial(args, first_bag, out)
+        #[cfg(not(target_arch = "x86_64"))]
+        bags_serial::<I, D, false>(args, first_bag, out, stream);
+        // The weakly ordered streaming stores, visible before the chunk is reported done.
+        if stream.is_some() {
+            stream::fence();
+        }
     };
     if threads::get_num_threads() <= 1 || args.ids.len().max(num_bags) * dim < PARALLEL_MIN_ELEMS {
         return run(0, out);
@@ -89,9 +75,14 @@ pub fn pool<I: Id, D: Float>(args: &PoolArgs<'_, I>, out: &mut [D]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn bags_avx2<I: Id, D: Float>(args: &PoolArgs<'_, I>, first_bag: usize, out: &mut [D]) {
-    bags_serial(args, first_bag, out)
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bags_avx2<I: Id, D: Float>(
+    args: &PoolArgs<'_, I>,
+    first_bag: usize,
+    out: &mut [D],
+    stream: Option<StreamWidth>,
+) {
+    bags_serial::<I, D, true>(args, first_bag, out, stream)
 }
 
 /// Columns reduced per pass over a bag: 64 f32 accumulators, eight AVX registers, leaving the
@@ -131,28 +122,11 @@ impl<I: Id> Block<'_, '_, I> {
     /// the id at `pos` is read. Returns the count of non-padding ids.
     #[inline(always)]
     fn reduce(&self, acc: &mut [f32], pf: impl Fn(usize)) -> usize {
-        let PoolArgs {
-            packed,
-            layout,
-            ids,
-            weights,
-            padding,
-            mode,
-            ..
-        } = *self.args;
-        let width = layout.row_bytes();
+        let layout = self.args.layout;
         let mut buf = [0u8; BLOCK];
-        let max = mode == Reduce::Max;
+        let max = self.args.mode == Reduce::Max;
         acc.fill(if max { f32::NEG_INFINITY } else { 0.0 });
-        let mut count = 0;
-        for pos in self.lo..self.hi {
-            pf(pos);
-            let id = ids[pos].index();
-            if Some(id) == padding {
-                continue;
-            }
-            count += 1;
-            let row = &packed[id * width..(id + 1) * width];
+        self.for_rows(layout, pf, |row, weight| {
             let (mut s, mut b) = layout.scale_bias(row);
             let codes = codes_of(layout.bits, row, self.c0, &mut buf[..acc.len()]);
             if max {
@@ -162,16 +136,131 @@ impl<I: Id> Block<'_, '_, I> {
                         *a = x;
                     }
                 }
-                continue;
+                return;
             }
-            if let Some(ws) = weights {
-                (s, b) = (ws[pos] * s, ws[pos] * b);
+            if let Some(w) = weight {
+                (s, b) = (w * s, w * b);
             }
             for (a, &q) in acc.iter_mut().zip(codes) {
                 *a = f32::from(q).mul_add(s, *a + b);
             }
+        })
+    }
+
+    /// The bag's rows in id order, padding left out: `f(row, weight)` with the packed row
+    /// (`layout`'s width) and the id's weight (`None`: unweighted); `pf(pos)` runs before the
+    /// id at `pos` is read. Returns the count of rows visited.
+    #[inline(always)]
+    fn for_rows(
+        &self,
+        layout: RowLayout,
+        pf: impl Fn(usize),
+        mut f: impl FnMut(&[u8], Option<f32>),
+    ) -> usize {
+        let PoolArgs {
+            packed,
+            ids,
+            weights,
+            padding,
+            ..
+        } = *self.args;
+        let width = layout.row_bytes();
+        let mut count = 0;
+        for pos in self.lo..self.hi {
+            pf(pos);
+            let id = ids[pos].index();
+            if Some(id) == padding {
+                continue;
+            }
+            count += 1;
+            // Not `weights.map(..)`: a closure call (seen with `map_or`) can stay a call in the
+            // AVX2 instances, and a call spills every accumulator register.
+            #[allow(clippy::manual_map)]
+            let weight = match weights {
+                Some(ws) => Some(ws[pos]),
+                None => None,
+            };
+            f(&packed[id * width..(id + 1) * width], weight);
         }
         count
+    }
+
+    /// [`Self::reduce`] with the `8 * V` accumulators in AVX registers ([`super::simd`]: the
+    /// same operations lane by lane, so the same bits), stored to `out` (`8 * V` elements).
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; `self.c0 + 8 * V <= dim`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn reduce_avx2<const V: usize, const FOUR: bool>(
+        &self,
+        out: &mut [f32],
+        pf: impl Fn(usize),
+    ) -> usize {
+        use std::arch::x86_64::{_mm256_set1_ps, _mm256_storeu_ps};
+        // The code width as a constant: each instance reads its rows without a branch.
+        let layout = RowLayout {
+            bits: if FOUR { Bits::Four } else { Bits::Eight },
+            ..self.args.layout
+        };
+        let max = self.args.mode == Reduce::Max;
+        let mut acc = [_mm256_set1_ps(if max { f32::NEG_INFINITY } else { 0.0 }); V];
+        let count = self.for_rows(layout, pf, |row, weight| {
+            // SAFETY (both): the features are there and `c0 + 8 * V <= dim` (contract).
+            let (s, b) = unsafe { simd::scale_bias(layout, row) };
+            let sb = match weight {
+                Some(w) if !max => (w * s, w * b),
+                _ => (s, b),
+            };
+            match max {
+                true => unsafe {
+                    simd::add_row::<V, true>(&mut acc, layout.bits, row, self.c0, sb)
+                },
+                false => unsafe {
+                    simd::add_row::<V, false>(&mut acc, layout.bits, row, self.c0, sb)
+                },
+            }
+        });
+        assert_eq!(out.len(), 8 * V);
+        for (v, a) in acc.iter().enumerate() {
+            // SAFETY: `out` holds `8 * V` elements (asserted).
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * v), *a) };
+        }
+        count
+    }
+
+    /// [`Self::reduce_avx2`] for a block of `out.len()` columns (a multiple of 8, at most
+    /// [`BLOCK`]), the register count a constant.
+    ///
+    /// # Safety
+    /// As [`Self::reduce_avx2`].
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn reduce_simd(&self, out: &mut [f32], pf: impl Fn(usize)) -> usize {
+        // One instance per register count and code width (both constants inside).
+        macro_rules! by_width {
+            ($four:literal) => {
+                match out.len() / 8 {
+                    8 => self.reduce_avx2::<8, $four>(out, pf),
+                    7 => self.reduce_avx2::<7, $four>(out, pf),
+                    6 => self.reduce_avx2::<6, $four>(out, pf),
+                    5 => self.reduce_avx2::<5, $four>(out, pf),
+                    4 => self.reduce_avx2::<4, $four>(out, pf),
+                    3 => self.reduce_avx2::<3, $four>(out, pf),
+                    2 => self.reduce_avx2::<2, $four>(out, pf),
+                    _ => self.reduce_avx2::<1, $four>(out, pf),
+                }
+            };
+        }
+        // SAFETY (every arm): the caller's contract, `out.len() == 8 * V`.
+        unsafe {
+            match self.args.layout.bits {
+                Bits::Eight => by_width!(false),
+                Bits::Four => by_width!(true),
+            }
+        }
     }
 
     /// [`Self::reduce`] into a local `[f32; W]` (every length a constant once inlined), copied
@@ -185,9 +274,17 @@ impl<I: Id> Block<'_, '_, I> {
     }
 }
 
-/// Bags `first_bag..first_bag + out.len() / dim`, one after the other.
+/// Bags `first_bag..first_bag + out.len() / dim`, one after the other; with `AVX2` (only
+/// inside [`bags_avx2`]) blocks whose width is a multiple of 8 keep their accumulators in
+/// registers ([`Block::reduce_avx2`]). `stream`: write each block with streaming stores of that
+/// width (`out` and its rows aligned to it, [`stream::width_for`]; the caller fences).
 #[inline(always)]
-fn bags_serial<I: Id, D: Float>(args: &PoolArgs<'_, I>, first_bag: usize, out: &mut [D]) {
+fn bags_serial<I: Id, D: Float, const AVX2: bool>(
+    args: &PoolArgs<'_, I>,
+    first_bag: usize,
+    out: &mut [D],
+    stream: Option<StreamWidth>,
+) {
     let PoolArgs {
         packed,
         layout,
@@ -214,6 +311,10 @@ fn bags_serial<I: Id, D: Float>(args: &PoolArgs<'_, I>, first_bag: usize, out: &
                 }
             };
             let count = match acc.len() {
+                // SAFETY: `AVX2` is only set inside `bags_avx2` (the features are checked), and
+                // each block ends inside the row (`c0 + acc.len() <= dim`).
+                #[cfg(target_arch = "x86_64")]
+                w if AVX2 && w % 8 == 0 => unsafe { block.reduce_simd(acc, pf) },
                 BLOCK => block.reduce_fixed::<BLOCK>(acc, pf),
                 _ => block.reduce(acc, pf),
             };
@@ -227,7 +328,21 @@ fn bags_serial<I: Id, D: Float>(args: &PoolArgs<'_, I>, first_bag: usize, out: &
                 let factor = 1.0 / count as f32;
                 acc.iter_mut().for_each(|a| *a *= factor);
             }
-            D::from_f32_slice(acc, dst);
+            match stream {
+                None => D::from_f32_slice(acc, dst),
+                Some(w) => {
+                    let mut rounded = [D::zero(); BLOCK];
+                    let rounded = &mut rounded[..dst.len()];
+                    D::from_f32_slice(acc, rounded);
+                    // SAFETY: distinct buffers of `size_of_val(dst)` bytes; `dst` starts `c0`
+                    // (a multiple of 64) elements into an aligned row, and its size is the row's
+                    // or the row's minus those 64-element blocks, so a multiple of `w` too.
+                    unsafe {
+                        let bytes = std::mem::size_of_val(dst);
+                        stream::copy_row(rounded.as_ptr().cast(), dst.as_mut_ptr().cast(), bytes, w)
+                    }
+                }
+            }
         }
     }
 }
@@ -276,9 +391,55 @@ mod tests {
         out
     }
 
+    /// A lookup whose output is past the streaming threshold (4 MiB by default, so these
+    /// outputs stream wherever their start allows) gives the column-by-column loop's bits, for
+    /// rows of one block and of a block plus a tail; and the f16 output (half the bytes, below
+    /// the threshold) the same values rounded once.
+    #[test]
+    fn large_lookups_written_with_streaming_stores_match_the_column_by_column_loop() {
+        let rows = 23usize;
+        let n = (5usize << 20) / (64 * 4);
+        let ids: Vec<u32> = (0..n as u32).map(|k| (k * 7 + 3) % rows as u32).collect();
+        let singles: Vec<(usize, usize)> = (0..n).map(|k| (k, k + 1)).collect();
+        for dim in [64usize, 72] {
+            let values: Vec<f32> = (0..rows * dim).map(|i| ((i as f32) * 0.61).cos()).collect();
+            for bits in [Bits::Eight, Bits::Four] {
+                let table = QuantizedTable::quantize(&values, rows, dim, bits).unwrap();
+                table.with_bytes(|packed| {
+                    let args = PoolArgs {
+                        packed,
+                        layout: table.layout(),
+                        ids: &ids,
+                        bounds: Bounds::Singles,
+                        weights: None,
+                        padding: None,
+                        mode: Reduce::Sum,
+                    };
+                    let want = column_by_column(&args, &singles);
+                    let mut got = vec![f32::NAN; n * dim];
+                    assert!(stream::width_for(got.as_ptr().cast(), dim * 4).is_some());
+                    pool(&args, &mut got);
+                    assert!(got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()));
+                    let mut got16 = vec![half::f16::NAN; n * dim];
+                    pool(&args, &mut got16);
+                    let want16 = want.iter().map(|&x| half::f16::from_f32(x));
+                    assert!(got16
+                        .iter()
+                        .zip(want16)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()));
+                });
+            }
+        }
+    }
+
     /// The 64-column register blocks and the tail block give the column-by-column loop's bits
     /// (the order FBGEMM's kernels use, which the fixture tests pin for D < 64), for row widths
-    /// below, at and past one block, both code widths, every mode, with weights and padding.
+    /// below, at and past one block, both code widths, every mode, with weights and padding;
+    /// widths that are multiples of 8 take the AVX2 blocks on a CPU that has them, the others
+    /// (12, and 70's 6-column tail) the portable block loop.
     #[test]
     fn register_blocks_match_the_column_by_column_loop_bit_for_bit() {
         let rows = 23usize;
@@ -286,7 +447,7 @@ mod tests {
         let ids: Vec<u32> = (0..40u32).map(|k| (k * 7 + k * k) % rows as u32).collect();
         let ws: Vec<f32> = (0..40).map(|k| 0.25 + k as f32 * 0.03).collect();
         let csr = [0usize, 0, 7, 8, 40];
-        for dim in [8usize, 64, 136] {
+        for dim in [8usize, 12, 64, 70, 136] {
             let values: Vec<f32> = (0..rows * dim)
                 .map(|i| ((i as f32) * 0.377).sin() * 4.0)
                 .collect();

@@ -24,8 +24,11 @@ pub mod file;
 pub mod format;
 pub mod kernel;
 pub mod lookup;
+pub mod pool_args;
 pub mod portable;
 pub mod quantize;
+#[cfg(target_arch = "x86_64")]
+pub mod simd;
 pub mod table;
 
 pub use attend::QuantizedRows;

@@ -191,6 +191,8 @@ fn row_error((row, msg): (usize, String)) -> Error {
 pub fn quantize<T: Float>(values: &[T], rows: usize, layout: RowLayout) -> Result<Vec<u8>> {
     let width = layout.row_bytes();
     let mut out = try_alloc::<u8>(checked_elems(&[rows, width], 1)?)?;
+    // Untouched yet (a fresh zeroed allocation): a large table gets huge pages, as a float one.
+    crate::hugepages::advise(out.as_ptr(), out.len());
     if rows == 0 || width == 0 {
         return Ok(out);
     }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use super::format::{Bits, RowLayout};
 use super::quantize::{quantize, quantize_reference};
-use crate::alloc::{checked_elems, try_alloc_uninit, try_with_capacity};
+use crate::alloc::{checked_elems, try_alloc, try_alloc_uninit, try_with_capacity};
 use crate::dtype::Float;
+use crate::hugepages;
 use crate::mmap::{MapMode, MappedTensor};
 use crate::{Error, Result};
 
@@ -76,7 +77,7 @@ impl QuantizedTable {
         Ok(QuantizedTable {
             layout,
             rows,
-            data: Packed::Owned(bytes),
+            data: Packed::Owned(huge_paged(bytes)?),
         })
     }
 
@@ -164,6 +165,19 @@ impl QuantizedTable {
             pool(&args, out)
         })
     }
+}
+
+/// `bytes`, moved into memory advised for huge pages when large (one copy; below
+/// [`hugepages::MIN_BYTES`] as they are): random rows of a table far past the TLB's reach cost a
+/// page walk each on 4 KiB pages (see [`crate::hugepages`]; the float tables do the same).
+fn huge_paged(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    if bytes.len() < hugepages::MIN_BYTES || !cfg!(target_os = "linux") {
+        return Ok(bytes);
+    }
+    let mut moved = try_alloc::<u8>(bytes.len())?;
+    hugepages::advise(moved.as_ptr(), moved.len());
+    moved.copy_from_slice(&bytes);
+    Ok(moved)
 }
 
 /// `(rows, width)` of a packed tensor: 2-D uint8, or an [`Error::Format`].

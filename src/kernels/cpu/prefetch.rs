@@ -13,15 +13,22 @@ pub fn prefetch_row<T>(row: &[T]) {
 }
 
 /// Hint the CPU to fetch the `bytes` bytes from `ptr` into the caches, one request per 64-byte
-/// line. Never faults, whatever the address. A no-op off x86-64.
+/// line the range touches (from the line holding its first byte: a row that does not start on
+/// a line boundary spans one line more than its size says, e.g. a 40-byte packed row often two,
+/// a 256-byte row at a 16-byte offset five). Never faults, whatever the address. A no-op off
+/// x86-64.
 #[inline(always)]
 pub fn prefetch_bytes<T>(ptr: *const T, bytes: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let base = ptr as *const i8;
+        if bytes == 0 {
+            return;
+        }
+        let lead = ptr as usize % 64;
+        let base = (ptr as *const i8).wrapping_sub(lead);
         let mut off = 0;
-        while off < bytes {
+        while off < lead + bytes {
             // SAFETY: prefetch is a hint: it never faults and never dereferences in Rust's sense.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(off)) };
             off += 64;
