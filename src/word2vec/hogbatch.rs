@@ -26,6 +26,12 @@ use super::kernels::{axpy, InputVectors, OutputRows, PlainRows, RowTable, Sigmoi
 use crate::kernels::cpu::linalg::{gemm_with, Threads};
 use crate::{Error, Result};
 
+/// Targets per CBOW batch ([`super::hogbatch_cbow`]): large enough for the products to beat
+/// per-target dot products, small enough that `K` shared noise words stay a fair sample for
+/// every target. Here, beside the window code every trainer imports, so the job loop need not
+/// import the CBOW batch code that imports it.
+pub const CBOW_BATCH: usize = 8;
+
 /// The buffers of one window's update.
 #[derive(Default)]
 pub struct BatchScratch {

@@ -20,14 +20,11 @@
 //! As for skip-gram this is a different estimator from word2vec's (noise shared across the
 //! batch, the batch's updates applied together), so the per-target path stays the default.
 
+pub use super::hogbatch::CBOW_BATCH;
 use super::hogbatch::{hook_tables, window_gradients, BatchScratch, Columns};
 use super::job::{Scratch, Shared};
 use super::kernels::{axpy, InputVectors, RowTable, SigmoidTables};
 use crate::{Error, Result};
-
-/// Targets per CBOW batch: large enough for the products to beat per-target dot products,
-/// small enough that `K` shared noise words stay a fair sample for every target.
-pub const CBOW_BATCH: usize = 8;
 
 impl<I: InputVectors, T: RowTable> Shared<'_, I, T> {
     /// One CBOW batch: the targets at positions `i0..i1` of the sentence `lo..hi` of

@@ -6,7 +6,7 @@
 //! The loop is compiled twice (AVX2+FMA and baseline) and picked at run time.
 
 use super::hogbatch::BatchScratch;
-use super::hogbatch_cbow::CBOW_BATCH;
+use super::hogbatch::CBOW_BATCH;
 use super::huffman::Huffman;
 use super::kernels::{lcg_next, Ctx, InputVectors, OutputRows, RowTable, LCG_MASK};
 use super::model::Params;

@@ -14,8 +14,9 @@
 
 use rayon::prelude::*;
 
+pub use super::bag_args::{BagArgs, Bags, Reduce};
 use super::prefetch::RowsAhead;
-use crate::alloc::{checked_elems, try_alloc, try_filled};
+use crate::alloc::{checked_elems, try_filled};
 use crate::dtype::{Accumulator, Float};
 use crate::ids::Id;
 use crate::{threads, Result};
@@ -25,82 +26,6 @@ pub const TILE: usize = 128;
 
 /// Below this many gathered elements the pool's dispatch costs more than it saves.
 const PARALLEL_MIN_ELEMS: usize = 1 << 15;
-
-/// The reduction applied to each bag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reduce {
-    /// `sum_k w_k * W[ids[k]]`.
-    Sum,
-    /// The sum divided by the number of non-padding ids (0 for an empty bag).
-    Mean,
-    /// Column-wise maximum (0 for an empty bag).
-    Max,
-}
-
-/// The bags of one call: ids (flat) and validated CSR bounds, as `EmbeddingBag::bags` builds
-/// them (the one offsets check); the CPU and CUDA bag kernels and backwards take them. Here, in
-/// the kernels layer beside [`Reduce`], so the CUDA kernels need not import the table layer.
-pub struct Bags<'a, I> {
-    /// Every id of the call, bag after bag.
-    pub ids: &'a [I],
-    /// `B + 1` non-decreasing offsets into `ids`: bag `b` is `ids[bounds[b]..bounds[b + 1]]`.
-    pub bounds: Vec<usize>,
-}
-
-impl<I> Bags<'_, I> {
-    /// The number of bags `B`.
-    pub fn num_bags(&self) -> usize {
-        self.bounds.len() - 1
-    }
-}
-
-impl<I: Id> Bags<'_, I> {
-    /// For each position of `ids`: its bag, and the scale of that bag's gradient row in the
-    /// position's share of the backward: `1 / count` (non-padding ids of the bag) for the mean,
-    /// `weight(position)` otherwise (the per-sample weight in sum mode, or 1).
-    pub fn position_scales(
-        &self,
-        mode: Reduce,
-        padding: Option<usize>,
-        weight: impl Fn(usize) -> f64,
-    ) -> Result<(Vec<usize>, Vec<f64>)> {
-        let n = self.ids.len();
-        let (mut bag_of, mut scale) = (try_alloc::<usize>(n)?, try_alloc::<f64>(n)?);
-        for b in 0..self.num_bags() {
-            let (lo, hi) = (self.bounds[b], self.bounds[b + 1]);
-            let count = self.ids[lo..hi]
-                .iter()
-                .filter(|i| Some(i.index()) != padding)
-                .count();
-            bag_of[lo..hi].fill(b);
-            for (pos, s) in (lo..hi).zip(&mut scale[lo..hi]) {
-                *s = match mode {
-                    Reduce::Mean => 1.0 / count.max(1) as f64,
-                    _ => weight(pos),
-                };
-            }
-        }
-        Ok((bag_of, scale))
-    }
-}
-
-/// Inputs shared by every bag of one call.
-pub struct BagArgs<'a, S, D, I> {
-    /// The `(V, dim)` table, row-major.
-    pub table: &'a [S],
-    /// Row length.
-    pub dim: usize,
-    /// Validated ids, bag after bag.
-    pub ids: &'a [I],
-    /// CSR bounds, `B + 1` entries.
-    pub bounds: &'a [usize],
-    /// One weight per id (sum mode only).
-    pub weights: Option<&'a [D]>,
-    /// Row left out of every bag.
-    pub padding: Option<usize>,
-    /// The reduction.
-    pub mode: Reduce,
-}
 
 /// Reduce every bag into `out` (`B * dim` elements, every one overwritten).
 pub fn bag_reduce<S: Float, D: Float, I: Id>(args: &BagArgs<'_, S, D, I>, out: &mut [D]) {
@@ -356,6 +281,77 @@ mod tests {
                 assert!(n < bag.len());
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "c0 {c0} w {w}");
+            }
+        }
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The register kernel gives the generic loop's bits (run on an f64 output, which never
+    /// takes it, then rounded: f32 sums stored to f64 are exact) for every block width, with
+    /// and without weights and padding, empty bags and all-padding bags, sum and mean.
+    #[test]
+    fn register_kernel_matches_the_generic_loop_bit_for_bit() {
+        let rows = 61usize;
+        for dim in [8usize, 16, 24, 64, 120, 128, 136, 256, 264] {
+            let table: Vec<f32> = (0..rows * dim)
+                .map(|i| ((i as f32) * 0.731).sin() * 3.0 + 1e-3 * (i % 7) as f32)
+                .collect();
+            let ids: Vec<i64> = (0..300).map(|k| (k * 17 + k * k) % rows as i64).collect();
+            // bags of 0..=40 ids, an empty one, one made only of the padding row
+            let mut bounds = vec![0usize, 0, 3];
+            while *bounds.last().unwrap() < ids.len() {
+                let l = *bounds.last().unwrap();
+                bounds.push((l + 1 + (l * 7) % 40).min(ids.len()));
+            }
+            let pad = ids[1] as usize; // bag 1 is ids[0..3]; ids[1] alone is never a bag
+            let ws: Vec<f32> = (0..ids.len()).map(|k| 0.5 + k as f32 * 0.01).collect();
+            for mode in [Reduce::Sum, Reduce::Mean] {
+                for (weights, padding) in
+                    [(None, None), (None, Some(pad)), (Some(&ws[..]), Some(pad))]
+                {
+                    if mode == Reduce::Mean && weights.is_some() {
+                        continue;
+                    }
+                    let nb = bounds.len() - 1;
+                    let args = BagArgs {
+                        table: &table[..],
+                        dim,
+                        ids: &ids[..],
+                        bounds: &bounds[..],
+                        weights,
+                        padding,
+                        mode,
+                    };
+                    let mut got = vec![f32::NAN; nb * dim];
+                    assert!(
+                        super::super::bag_simd::try_sum_bags(&args, 0, &mut got)
+                            || !cfg!(target_arch = "x86_64")
+                            || !std::is_x86_feature_detected!("avx2")
+                    );
+                    bag_reduce(&args, &mut got);
+                    let ws64: Vec<f64> = ws.iter().map(|&w| w as f64).collect();
+                    let args64 = BagArgs::<f32, f64, i64> {
+                        table: &table[..],
+                        dim,
+                        ids: &ids[..],
+                        bounds: &bounds[..],
+                        weights: weights.map(|_| &ws64[..]),
+                        padding,
+                        mode,
+                    };
+                    let mut want = vec![f64::NAN; nb * dim];
+                    bag_reduce(&args64, &mut want);
+                    let want: Vec<f32> = want.iter().map(|&x| x as f32).collect();
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "dim {dim} {mode:?} w {} pad {padding:?}",
+                        weights.is_some()
+                    );
+                }
             }
         }
     }

@@ -3,8 +3,8 @@
 //! The scheme of FBGEMM's float `EmbeddingSpMDM` kernel (PyTorch's CPU `embedding_bag`): for a
 //! block of `8 R` columns, `R` accumulator registers of 8 lanes, one load-and-add per register
 //! per row of the bag, the rows a row-size-dependent distance ahead prefetched
-//! ([`RowsAhead`]), and one store per register when the bag ends. The generic loop of
-//! [`super::bag`] keeps its accumulator tile in memory at widths it has no fixed size for
+//! ([`RowsAhead`](super::prefetch::RowsAhead)), and one store per register when the bag ends.
+//! The generic loop of [`super::bag`] keeps its accumulator tile in memory at widths it has no fixed size for
 //! (D = 128: a load, an add and a store per 8 columns per row); here there are no stores until
 //! the bag is done.
 //!
@@ -17,7 +17,7 @@
 
 use std::any::TypeId;
 
-use super::bag::{BagArgs, Reduce};
+use super::bag_args::{BagArgs, Reduce};
 use crate::dtype::Float;
 use crate::ids::Id;
 
@@ -223,82 +223,5 @@ mod x86 {
             _mm256_storeu_ps(dst.as_mut_ptr().add(r * LANES), *a);
         }
         count
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernels::cpu::bag::bag_reduce;
-
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|x| x.to_bits()).collect()
-    }
-
-    /// The register kernel gives the generic loop's bits (run on an f64 output, which never
-    /// takes it, then rounded: f32 sums stored to f64 are exact) for every block width, with
-    /// and without weights and padding, empty bags and all-padding bags, sum and mean.
-    #[test]
-    fn register_kernel_matches_the_generic_loop_bit_for_bit() {
-        let rows = 61usize;
-        for dim in [8usize, 16, 24, 64, 120, 128, 136, 256, 264] {
-            let table: Vec<f32> = (0..rows * dim)
-                .map(|i| ((i as f32) * 0.731).sin() * 3.0 + 1e-3 * (i % 7) as f32)
-                .collect();
-            let ids: Vec<i64> = (0..300).map(|k| (k * 17 + k * k) % rows as i64).collect();
-            // bags of 0..=40 ids, an empty one, one made only of the padding row
-            let mut bounds = vec![0usize, 0, 3];
-            while *bounds.last().unwrap() < ids.len() {
-                let l = *bounds.last().unwrap();
-                bounds.push((l + 1 + (l * 7) % 40).min(ids.len()));
-            }
-            let pad = ids[1] as usize; // bag 1 is ids[0..3]; ids[1] alone is never a bag
-            let ws: Vec<f32> = (0..ids.len()).map(|k| 0.5 + k as f32 * 0.01).collect();
-            for mode in [Reduce::Sum, Reduce::Mean] {
-                for (weights, padding) in
-                    [(None, None), (None, Some(pad)), (Some(&ws[..]), Some(pad))]
-                {
-                    if mode == Reduce::Mean && weights.is_some() {
-                        continue;
-                    }
-                    let nb = bounds.len() - 1;
-                    let args = BagArgs {
-                        table: &table[..],
-                        dim,
-                        ids: &ids[..],
-                        bounds: &bounds[..],
-                        weights,
-                        padding,
-                        mode,
-                    };
-                    let mut got = vec![f32::NAN; nb * dim];
-                    assert!(
-                        try_sum_bags(&args, 0, &mut got)
-                            || !cfg!(target_arch = "x86_64")
-                            || !std::is_x86_feature_detected!("avx2")
-                    );
-                    bag_reduce(&args, &mut got);
-                    let ws64: Vec<f64> = ws.iter().map(|&w| w as f64).collect();
-                    let args64 = BagArgs::<f32, f64, i64> {
-                        table: &table[..],
-                        dim,
-                        ids: &ids[..],
-                        bounds: &bounds[..],
-                        weights: weights.map(|_| &ws64[..]),
-                        padding,
-                        mode,
-                    };
-                    let mut want = vec![f64::NAN; nb * dim];
-                    bag_reduce(&args64, &mut want);
-                    let want: Vec<f32> = want.iter().map(|&x| x as f32).collect();
-                    assert_eq!(
-                        bits(&got),
-                        bits(&want),
-                        "dim {dim} {mode:?} w {} pad {padding:?}",
-                        weights.is_some()
-                    );
-                }
-            }
-        }
     }
 }

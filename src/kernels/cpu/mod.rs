@@ -1,6 +1,7 @@
 //! CPU kernels: multi-threaded on the crate's pool, writing straight into caller buffers.
 
 pub mod bag;
+pub mod bag_args;
 pub mod bag_simd;
 pub mod gather;
 pub(crate) mod linalg;
