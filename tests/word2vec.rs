@@ -250,16 +250,17 @@ fn deterministic_tree_rows_take_changes_over_sqrt_of_touching_sub_blocks() {
     let mut deltas = Vec::new();
     for j in 0..4 {
         let mut delta = RowDelta::new(Staging::Copy);
-        let view = StagedRows::new(table, &mut slots, &mut delta);
-        let rows: &[u32] = if j == 1 { &[0, 2] } else { &[0] };
-        for &r in rows {
-            // SAFETY: `data` outlives the view; one row held at a time.
-            let g = unsafe { view.grad(r) };
-            for (k, x) in g.iter_mut().enumerate() {
-                *x += change(j, r as usize, k);
+        {
+            let view = StagedRows::new(table, &mut slots, &mut delta);
+            let rows: &[u32] = if j == 1 { &[0, 2] } else { &[0] };
+            for &r in rows {
+                // SAFETY: `data` outlives the view; one row held at a time.
+                let g = unsafe { view.grad(r) };
+                for (k, x) in g.iter_mut().enumerate() {
+                    *x += change(j, r as usize, k);
+                }
             }
         }
-        drop(view);
         // SAFETY: the table is unchanged since the copies.
         unsafe { delta.finish(table, &mut slots) };
         deltas.push(delta);
