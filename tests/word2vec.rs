@@ -222,3 +222,79 @@ fn cbow_minibatch_is_deterministic_on_request_and_learns() {
         assert!(gap > 0.15, "cbow_mean {cbow_mean}: topic gap {gap}");
     }
 }
+
+/// Deterministic hierarchical softmax (issue 14): a Huffman row's sub-block changes are added
+/// scaled by `1 / sqrt(c)`, `c` the sub-blocks that touched it (a row one sub-block touched
+/// gets its change exactly); hs minibatches have at most 4 sub-blocks. Reference: the formula
+/// in float64.
+#[test]
+fn deterministic_tree_rows_take_changes_over_sqrt_of_touching_sub_blocks() {
+    use candle_embed::word2vec::deterministic::{sub_blocks, HS_SUB_BLOCKS, SUB_BLOCKS};
+    use candle_embed::word2vec::kernels::{OutputRows, RowTable};
+    use candle_embed::word2vec::staged::{RowDelta, SlotMap, StagedRows, Staging, Touches};
+
+    assert_eq!(sub_blocks(50_000, false), SUB_BLOCKS);
+    assert_eq!(sub_blocks(50_000, true), HS_SUB_BLOCKS);
+    assert_eq!(sub_blocks(2_500, true), 3);
+    let (dim, count) = (3, 4);
+    let mut data: Vec<f32> = (0..dim * count).map(|i| i as f32 * 0.25).collect();
+    let start = data.clone();
+    let table = OutputRows {
+        rows: data.as_mut_ptr(),
+        dim,
+        count,
+    };
+    let mut slots = SlotMap::new(count).unwrap();
+    // row 0 touched by all 4 sub-blocks, row 2 by sub-block 1 alone, rows 1 and 3 by none
+    let change = |j: usize, r: usize, k: usize| (j * 7 + r * 3 + k) as f32 * 0.125 - 0.5;
+    let mut deltas = Vec::new();
+    for j in 0..4 {
+        let mut delta = RowDelta::new(Staging::Copy);
+        {
+            let view = StagedRows::new(table, &mut slots, &mut delta);
+            let rows: &[u32] = if j == 1 { &[0, 2] } else { &[0] };
+            for &r in rows {
+                // SAFETY: `data` outlives the view; one row held at a time.
+                let g = unsafe { view.grad(r) };
+                for (k, x) in g.iter_mut().enumerate() {
+                    *x += change(j, r as usize, k);
+                }
+            }
+        }
+        // SAFETY: the table is unchanged since the copies.
+        unsafe { delta.finish(table, &mut slots) };
+        deltas.push(delta);
+    }
+    for stripes in [1, 2] {
+        data.copy_from_slice(&start);
+        for stripe in 0..stripes {
+            let mut touches = Touches::new(count).unwrap();
+            deltas
+                .iter()
+                .for_each(|d| touches.count(d, (stripe, stripes), false));
+            for d in &deltas {
+                // SAFETY: one thread, `data` live.
+                unsafe { d.apply(table, (stripe, stripes), Some(&touches)) };
+            }
+        }
+        for r in 0..count {
+            for k in 0..dim {
+                let (c, sum) = match r {
+                    0 => (4.0, (0..4).map(|j| change(j, 0, k) as f64).sum::<f64>()),
+                    2 => (1.0, change(1, 2, k) as f64),
+                    _ => (1.0, 0.0),
+                };
+                let want = start[r * dim + k] as f64 + sum / f64::sqrt(c);
+                let got = data[r * dim + k] as f64;
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "row {r} col {k}: {got} vs {want}"
+                );
+            }
+        }
+        // a row one sub-block touched gets its change exactly (no rounding by the scale)
+        for k in 0..dim {
+            assert_eq!(data[2 * dim + k], start[2 * dim + k] + change(1, 2, k));
+        }
+    }
+}

@@ -12,7 +12,8 @@
 //!   sub-block touches, each touched a few times) this halves the staging cost.
 //!
 //! After every sub-block of the minibatch has finished, [`RowDelta::apply`] adds the changes
-//! to the table in sub-block order.
+//! to the table in sub-block order, each scaled (with [`Touches`]) by `1 / sqrt(number of
+//! sub-blocks that touched the row)`.
 
 use super::kernels::{OutputRows, RowTable};
 use crate::alloc::try_filled;
@@ -85,17 +86,54 @@ impl RowDelta {
 
     /// `table[r] += change` for the finished rows `r` with `r % stripes == stripe` (workers
     /// split the rows; every row still gets its sub-blocks' changes in sub-block order).
+    /// With `touches` ([`Touches::count`] over the minibatch's sub-blocks), each change is
+    /// scaled by `1 / sqrt(touches[r])` (why: [`super::deterministic`]'s module docs).
     ///
     /// # Safety
     /// `table` is live and no other thread writes the rows of this stripe.
-    pub unsafe fn apply(&self, table: OutputRows, stripe: usize, stripes: usize) {
+    pub unsafe fn apply(
+        &self,
+        table: OutputRows,
+        (stripe, stripes): (usize, usize),
+        touches: Option<&Touches>,
+    ) {
         let d = table.dim;
         for (k, &r) in self.rows.iter().enumerate() {
             if r as usize % stripes == stripe {
                 let row = table.row(r);
-                for (t, v) in row.iter_mut().zip(&self.values[k * d..(k + 1) * d]) {
-                    *t += *v;
+                let change = &self.values[k * d..(k + 1) * d];
+                match touches {
+                    None => row.iter_mut().zip(change).for_each(|(t, v)| *t += *v),
+                    Some(c) => {
+                        // 1 / sqrt(1) is exact: a row one sub-block touched gets its change.
+                        let scale = 1.0 / (c.0[r as usize] as f32).sqrt();
+                        row.iter_mut()
+                            .zip(change)
+                            .for_each(|(t, v)| *t += *v * scale);
+                    }
                 }
+            }
+        }
+    }
+}
+
+/// Per row of a table, how many sub-blocks of the current minibatch touched it (the rows of a
+/// worker's stripe only; 0 between minibatches).
+pub struct Touches(Vec<u32>);
+
+impl Touches {
+    /// Counts for a table of `rows` rows.
+    pub fn new(rows: usize) -> Result<Self> {
+        Ok(Touches(try_filled(rows, 0)?))
+    }
+
+    /// Add `delta`'s rows of the stripe (`r % stripes == stripe`); `remove` takes them away
+    /// again (after the minibatch's changes are applied, leaving the counts at 0).
+    pub fn count(&mut self, delta: &RowDelta, (stripe, stripes): (usize, usize), remove: bool) {
+        for &r in &delta.rows {
+            if r as usize % stripes == stripe {
+                let c = &mut self.0[r as usize];
+                *c = if remove { 0 } else { *c + 1 };
             }
         }
     }
