@@ -328,12 +328,29 @@ fn set_cpu_tuning(prefetch_bytes: Option<usize>, stream_min_bytes: Option<i64>) 
     let as_py = |b: usize| i64::try_from(b).unwrap_or(-1);
     tuning::set(tuning::Tuning {
         prefetch_bytes: prefetch_bytes.unwrap_or(old.prefetch_bytes),
+        lookahead_bytes: old.lookahead_bytes,
         stream_min_bytes: match stream_min_bytes {
             None => old.stream_min_bytes,
             Some(b) => usize::try_from(b).unwrap_or(usize::MAX),
         },
     });
     (old.prefetch_bytes, as_py(old.stream_min_bytes))
+}
+
+/// Set how many bytes of rows the CPU bag kernels prefetch ahead (`None` keeps it) and return
+/// the previous value; the benchmarks sweep it, no result depends on it.
+#[pyfunction]
+#[pyo3(signature = (lookahead_bytes=None))]
+fn set_cpu_lookahead(lookahead_bytes: Option<usize>) -> usize {
+    use candle_embed::kernels::cpu::tuning;
+    let old = tuning::get();
+    if let Some(lookahead_bytes) = lookahead_bytes {
+        tuning::set(tuning::Tuning {
+            lookahead_bytes,
+            ..old
+        });
+    }
+    old.lookahead_bytes
 }
 
 /// Copies of the float32 `(rows, dim)` tables `syn0` and `syn1neg` (same `dim`) and their
@@ -419,6 +436,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("quantized_bag_portable", m.getattr("bag_forward_portable")?)?;
     crate::quantized::register_testing(&m)?;
     m.add_function(wrap_pyfunction!(set_cpu_tuning, &m)?)?;
+    m.add_function(wrap_pyfunction!(set_cpu_lookahead, &m)?)?;
     m.add_function(wrap_pyfunction!(w2v_hogbatch_window, &m)?)?;
     m.add_function(wrap_pyfunction!(w2v_hogbatch_cbow, &m)?)?;
     parent.add("_testing", &m)?;

@@ -1,6 +1,15 @@
 //! Software prefetch of table rows. Random-row gathers from a table larger than the caches are
 //! latency-bound; asking for the rows ~16 ids ahead roughly doubles the single-thread bandwidth
 //! on this class of machine (see ../shared/reference/perf-baseline.md).
+//!
+//! Two levels. The read-modify-write loops (optimizers, techniques) and the similarity scan ask
+//! for lines into L1 (`prefetcht0`). The gather and the bag kernels, which only read each row
+//! once, ask for them into L2 (`prefetcht1`): with one core's random-row requests in flight
+//! capped by its L1 miss buffers (a steady ~9 GB/s, about 16 lines per ~110 ns, on this
+//! machine), requests that stop at L2 let more rows be on their way at once. Measured with the
+//! L3 flushed before each block, interleaved (sixth session, BENCHMARKS.md): the int8 bag
+//! 1.12-1.20x and the f32 bag 1.04-1.13x faster at the same distance, the gather 1.08-1.16x;
+//! the optimizers' steps unchanged (so they stay on L1).
 
 /// How many ids ahead of the current one the other row loops (optimizer updates, techniques)
 /// prefetch; the gather and bag kernels size theirs per row ([`super::tuning`]).
@@ -12,40 +21,58 @@ pub fn prefetch_row<T>(row: &[T]) {
     prefetch_bytes(row.as_ptr(), std::mem::size_of_val(row));
 }
 
-/// Hint the CPU to fetch the `bytes` bytes from `ptr` into the caches, one request per 64 bytes
-/// from `ptr`. For a row that does not start on a line boundary the last line it touches is
-/// left to the hardware's adjacent-line prefetcher: on the f32 gather and the optimizers' rows
-/// (hundreds of bytes) that measured 4-6 % faster than asking for it too (fifth session,
+/// Hint the CPU to fetch the `bytes` bytes from `ptr` into L1, one request per 64 bytes from
+/// `ptr`. For a row that does not start on a line boundary the last line it touches is left to
+/// the hardware's adjacent-line prefetcher: on the f32 gather and the optimizers' rows (hundreds
+/// of bytes) that measured 4-6 % faster than asking for it too (fifth session,
 /// `compare_wheels.py`). Never faults, whatever the address. A no-op off x86-64.
 #[inline(always)]
 pub fn prefetch_bytes<T>(ptr: *const T, bytes: usize) {
-    prefetch_from(ptr.cast(), bytes);
+    prefetch_from::<L1>(ptr.cast(), bytes);
 }
 
-/// Hint the CPU to fetch every 64-byte line the `bytes` bytes from `ptr` touch (from the line
-/// holding the first byte: a 40-byte packed row often spans two lines, a 256-byte row at a
-/// 16-byte offset five). For the bag kernels' short rows (quantized rows of tens of bytes) the
-/// line the plain count misses is a whole miss. Never faults. A no-op off x86-64.
+/// [`prefetch_row`] into L2 only (`prefetcht1`), for the gather (see the module docs).
 #[inline(always)]
-pub fn prefetch_lines_touched<T>(ptr: *const T, bytes: usize) {
+pub fn prefetch_row_to_l2<T>(row: &[T]) {
+    prefetch_from::<L2>(row.as_ptr().cast(), std::mem::size_of_val(row));
+}
+
+/// Hint the CPU to fetch every 64-byte line the `bytes` bytes from `ptr` touch into L2 (from
+/// the line holding the first byte: a 40-byte packed row often spans two lines, a 256-byte row
+/// at a 16-byte offset five). For the bag kernels' short rows (quantized rows of tens of bytes)
+/// the line the plain count misses is a whole miss. Never faults. A no-op off x86-64.
+#[inline(always)]
+pub fn prefetch_lines_touched_to_l2<T>(ptr: *const T, bytes: usize) {
     if bytes == 0 {
         return;
     }
     let lead = ptr as usize % 64;
-    prefetch_from((ptr as *const u8).wrapping_sub(lead), lead + bytes);
+    prefetch_from::<L2>((ptr as *const u8).wrapping_sub(lead), lead + bytes);
 }
 
-/// One prefetch request every 64 bytes of `bytes` from `base`.
+/// `prefetcht0`: into every cache level.
+#[cfg(target_arch = "x86_64")]
+const L1: i32 = std::arch::x86_64::_MM_HINT_T0;
+/// `prefetcht1`: into L2 (and L3), not L1.
+#[cfg(target_arch = "x86_64")]
+const L2: i32 = std::arch::x86_64::_MM_HINT_T1;
+#[cfg(not(target_arch = "x86_64"))]
+const L1: i32 = 0;
+#[cfg(not(target_arch = "x86_64"))]
+const L2: i32 = 0;
+
+/// One prefetch request with hint `HINT` ([`L1`] or [`L2`]) every 64 bytes of `bytes` from
+/// `base`.
 #[inline(always)]
-fn prefetch_from(base: *const u8, bytes: usize) {
+fn prefetch_from<const HINT: i32>(base: *const u8, bytes: usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        use std::arch::x86_64::_mm_prefetch;
         let base = base as *const i8;
         let mut off = 0;
         while off < bytes {
             // SAFETY: prefetch is a hint: it never faults and never dereferences in Rust's sense.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(off)) };
+            unsafe { _mm_prefetch::<HINT>(base.wrapping_add(off)) };
             off += 64;
         }
     }
@@ -55,7 +82,8 @@ fn prefetch_from(base: *const u8, bytes: usize) {
 
 /// The look-ahead of a loop over the positions `start..end` of `ids` that reads table row
 /// `ids[pos]` (`row_bytes` bytes at `base + ids[pos] * row_bytes`) at each one: the rows a
-/// row-size-dependent distance ahead are requested ([`super::tuning`]), the first `distance`
+/// row-size-dependent distance ahead are requested into L2 ([`super::tuning`]'s look-ahead),
+/// the first `distance`
 /// at construction (the thread that ran the previous chunk requested nothing for this one).
 /// Ids must be validated by the caller.
 pub struct RowsAhead<'a, I> {
@@ -77,7 +105,7 @@ impl<'a, I: crate::ids::Id> RowsAhead<'a, I> {
         start: usize,
         end: usize,
     ) -> Self {
-        let distance = super::tuning::get().prefetch_rows(row_bytes);
+        let distance = super::tuning::get().lookahead_rows(row_bytes);
         let ahead = RowsAhead {
             base: base.cast(),
             row_bytes,
@@ -94,7 +122,7 @@ impl<'a, I: crate::ids::Id> RowsAhead<'a, I> {
     fn row(&self, pos: usize) {
         if pos < self.end {
             let offset = self.ids[pos].index() * self.row_bytes;
-            prefetch_lines_touched(self.base.wrapping_add(offset), self.row_bytes);
+            prefetch_lines_touched_to_l2(self.base.wrapping_add(offset), self.row_bytes);
         }
     }
 
