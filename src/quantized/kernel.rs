@@ -298,7 +298,7 @@ fn bags_serial<I: Id, D: Float, const AVX2: bool>(
         bounds.of(first_bag).0,
         bounds.of(first_bag + out.len() / dim - 1).1,
     );
-    let ahead = RowsAhead::new(packed.as_ptr(), width, ids, start, end);
+    let ahead = RowsAhead::<_, true>::new(packed.as_ptr(), width, ids, start, end);
     let mut tile = [0f32; BLOCK];
     for (b, dst) in out.chunks_exact_mut(dim).enumerate() {
         let (lo, hi) = bounds.of(first_bag + b);

@@ -337,7 +337,7 @@ fn set_cpu_tuning(prefetch_bytes: Option<usize>, stream_min_bytes: Option<i64>) 
     (old.prefetch_bytes, as_py(old.stream_min_bytes))
 }
 
-/// Set how many bytes of rows the CPU bag kernels prefetch ahead (`None` keeps it) and return
+/// Set how many bytes of rows the CPU quantized bag kernels prefetch ahead (`None` keeps it) and return
 /// the previous value; the benchmarks sweep it, no result depends on it.
 #[pyfunction]
 #[pyo3(signature = (lookahead_bytes=None))]

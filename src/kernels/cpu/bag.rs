@@ -83,7 +83,7 @@ fn bags_serial<S: Float, D: Float, I: Id>(
         mode,
     } = *args;
     let (start, end) = (bounds[first_bag], bounds[first_bag + out.len() / dim]);
-    let ahead = RowsAhead::new(
+    let ahead = RowsAhead::<_, false>::new(
         table.as_ptr(),
         dim * std::mem::size_of::<S>(),
         ids,

@@ -127,7 +127,7 @@ mod x86 {
     pub unsafe fn sum_bags<I: Id>(b: &F32Bags<'_, I>, first_bag: usize, out: &mut [f32]) {
         let dim = b.dim;
         let (start, end) = (b.bounds[first_bag], b.bounds[first_bag + out.len() / dim]);
-        let ahead = RowsAhead::new(b.table.as_ptr(), dim * 4, b.ids, start, end);
+        let ahead = RowsAhead::<_, false>::new(b.table.as_ptr(), dim * 4, b.ids, start, end);
         let regs = if b.weights.is_some() {
             REGS_WEIGHTED
         } else {
@@ -175,7 +175,7 @@ mod x86 {
         lo: usize,
         hi: usize,
         c0: usize,
-        ahead: Option<&'b RowsAhead<'a, I>>,
+        ahead: Option<&'b RowsAhead<'a, I, false>>,
     }
 
     /// `dst = sum_k (w_k *) row_k[c0..c0 + 8 R]` over the non-padding ids, in bag order, with

@@ -2,14 +2,14 @@
 //! latency-bound; asking for the rows ~16 ids ahead roughly doubles the single-thread bandwidth
 //! on this class of machine (see ../shared/reference/perf-baseline.md).
 //!
-//! Two levels. The read-modify-write loops (optimizers, techniques) and the similarity scan ask
-//! for lines into L1 (`prefetcht0`). The gather and the bag kernels, which only read each row
-//! once, ask for them into L2 (`prefetcht1`): with one core's random-row requests in flight
-//! capped by its L1 miss buffers (a steady ~9 GB/s, about 16 lines per ~110 ns, on this
-//! machine), requests that stop at L2 let more rows be on their way at once. Measured with the
-//! L3 flushed before each block, interleaved (sixth session, BENCHMARKS.md): the int8 bag
-//! 1.12-1.20x and the f32 bag 1.04-1.13x faster at the same distance, the gather 1.08-1.16x;
-//! the optimizers' steps unchanged (so they stay on L1).
+//! Two levels. The read-modify-write loops (optimizers, techniques), the similarity scan and the
+//! float bags ask for lines into L1 (`prefetcht0`). The gather and the quantized bags ask for
+//! them into L2 only (`prefetcht1`): with one core's random-row requests in flight capped by its
+//! L1 miss buffers (a steady ~9 GB/s, about 16 lines per ~110 ns, on this machine), requests
+//! that stop at L2 let more rows be on their way at once. Measured with the L3 flushed before
+//! each block, interleaved (sixth session, BENCHMARKS.md): the gather 1.08-1.16x faster on
+//! spread ids and no slower on repeated ones, the int8 bag 1.12-1.20x; the optimizers' steps
+//! unchanged (so they stay on L1); the float bags see [`RowsAhead`].
 
 /// How many ids ahead of the current one the other row loops (optimizer updates, techniques)
 /// prefetch; the gather and bag kernels size theirs per row ([`super::tuning`]).
@@ -37,17 +37,22 @@ pub fn prefetch_row_to_l2<T>(row: &[T]) {
     prefetch_from::<L2>(row.as_ptr().cast(), std::mem::size_of_val(row));
 }
 
-/// Hint the CPU to fetch every 64-byte line the `bytes` bytes from `ptr` touch into L2 (from
-/// the line holding the first byte: a 40-byte packed row often spans two lines, a 256-byte row
-/// at a 16-byte offset five). For the bag kernels' short rows (quantized rows of tens of bytes)
-/// the line the plain count misses is a whole miss. Never faults. A no-op off x86-64.
+/// Hint the CPU to fetch every 64-byte line the `bytes` bytes from `ptr` touch, into L1 or (with
+/// `TO_L2`) into L2 only: from the line holding the first byte (a 40-byte packed row often spans
+/// two lines, a 256-byte row at a 16-byte offset five). For the bag kernels' short rows
+/// (quantized rows of tens of bytes) the line the plain count misses is a whole miss. Never
+/// faults. A no-op off x86-64.
 #[inline(always)]
-pub fn prefetch_lines_touched_to_l2<T>(ptr: *const T, bytes: usize) {
+pub fn prefetch_lines_touched<T, const TO_L2: bool>(ptr: *const T, bytes: usize) {
     if bytes == 0 {
         return;
     }
     let lead = ptr as usize % 64;
-    prefetch_from::<L2>((ptr as *const u8).wrapping_sub(lead), lead + bytes);
+    let base = (ptr as *const u8).wrapping_sub(lead);
+    match TO_L2 {
+        true => prefetch_from::<L2>(base, lead + bytes),
+        false => prefetch_from::<L1>(base, lead + bytes),
+    }
 }
 
 /// `prefetcht0`: into every cache level.
@@ -82,11 +87,18 @@ fn prefetch_from<const HINT: i32>(base: *const u8, bytes: usize) {
 
 /// The look-ahead of a loop over the positions `start..end` of `ids` that reads table row
 /// `ids[pos]` (`row_bytes` bytes at `base + ids[pos] * row_bytes`) at each one: the rows a
-/// row-size-dependent distance ahead are requested into L2 ([`super::tuning`]'s look-ahead),
-/// the first `distance`
-/// at construction (the thread that ran the previous chunk requested nothing for this one).
-/// Ids must be validated by the caller.
-pub struct RowsAhead<'a, I> {
+/// row-size-dependent distance ahead are requested, the first `distance` at construction (the
+/// thread that ran the previous chunk requested nothing for this one). Ids must be validated by
+/// the caller.
+///
+/// Two policies, each where it measured best (sixth session, BENCHMARKS.md):
+/// - `TO_L2 = false` (the float bags): into L1, `prefetch_bytes` ahead (16 rows of 512 bytes).
+///   Into L2 and 64 rows ahead the f32 bag is 1.2x faster on ids spread over a table larger
+///   than the caches but 1.1-1.35x slower when the ids repeat (Zipf, or a small set of rows),
+///   where the rows already sit in L2 and the far requests only cost.
+/// - `TO_L2 = true` (the quantized bags and lookups): into L2, `lookahead_bytes` ahead: the
+///   int8 bag 1.12-1.20x faster on spread ids, and no slower on repeated ones.
+pub struct RowsAhead<'a, I, const TO_L2: bool> {
     base: *const u8,
     row_bytes: usize,
     ids: &'a [I],
@@ -95,7 +107,7 @@ pub struct RowsAhead<'a, I> {
     distance: usize,
 }
 
-impl<'a, I: crate::ids::Id> RowsAhead<'a, I> {
+impl<'a, I: crate::ids::Id, const TO_L2: bool> RowsAhead<'a, I, TO_L2> {
     /// Start the pipeline for positions `start..end` over the table at `base`.
     #[inline(always)]
     pub fn new<T>(
@@ -105,7 +117,11 @@ impl<'a, I: crate::ids::Id> RowsAhead<'a, I> {
         start: usize,
         end: usize,
     ) -> Self {
-        let distance = super::tuning::get().lookahead_rows(row_bytes);
+        let tuning = super::tuning::get();
+        let distance = match TO_L2 {
+            true => tuning.lookahead_rows(row_bytes),
+            false => tuning.prefetch_rows(row_bytes),
+        };
         let ahead = RowsAhead {
             base: base.cast(),
             row_bytes,
@@ -122,7 +138,7 @@ impl<'a, I: crate::ids::Id> RowsAhead<'a, I> {
     fn row(&self, pos: usize) {
         if pos < self.end {
             let offset = self.ids[pos].index() * self.row_bytes;
-            prefetch_lines_touched_to_l2(self.base.wrapping_add(offset), self.row_bytes);
+            prefetch_lines_touched::<_, TO_L2>(self.base.wrapping_add(offset), self.row_bytes);
         }
     }
 

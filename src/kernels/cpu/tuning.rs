@@ -1,5 +1,5 @@
 //! Tuning of the memory-bound CPU kernels (gather, bag): how far ahead table rows are
-//! prefetched (the gather and the bags each their own distance), and from which output size the gather writes with streaming (non-temporal)
+//! prefetched (the quantized bags their own distance), and from which output size the gather writes with streaming (non-temporal)
 //! stores. Process-wide, read once per call; no result depends on them (every setting gives
 //! bit-identical results), only the speed does. Each default says why it is what it is; the
 //! quiet-machine sweep of `benches/bench_speed.py` checks them (BENCHMARKS.md). Benchmarks set
@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// (16 rows of 512 bytes; 4 rows of 2 KiB; 32 rows of 256 bytes).
 pub const DEFAULT_PREFETCH_BYTES: usize = 8 << 10;
 
-/// Bytes of table rows the bag kernels request ahead (into L2, [`super::prefetch::RowsAhead`]):
-/// 64 rows of up to 512 bytes. Further than the gather's, measured with the L3 flushed before
-/// each block (sixth session): the f32 bag at D=64 and D=128 1.10-1.18x faster at 32 KiB than at
-/// 8 KiB, at 1 and 2 threads, the int8 bag (72- and 136-byte rows, already at the 64-row cap)
-/// unchanged.
+/// Bytes of table rows the quantized bag kernels request ahead (into L2,
+/// [`super::prefetch::RowsAhead`]): 64 rows (the cap) of their rows of tens to hundreds of
+/// bytes. Measured with the L3 flushed before each block (sixth session): the int8 bag at D=64
+/// and D=128 (72- and 136-byte rows) as fast at 4-32 KiB, and 1.12-1.20x faster into L2 than
+/// into L1 at this distance.
 pub const DEFAULT_LOOKAHEAD_BYTES: usize = 32 << 10;
 
 /// Outputs of at least this many bytes are written with streaming stores (when aligned): at
@@ -35,9 +35,10 @@ static STREAM_MIN_BYTES: AtomicUsize = AtomicUsize::new(DEFAULT_STREAM_MIN_BYTES
 /// The current settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
-    /// Bytes of rows the gather prefetches ahead ([`DEFAULT_PREFETCH_BYTES`]; 0: no prefetch).
+    /// Bytes of rows the gather and the float bags prefetch ahead ([`DEFAULT_PREFETCH_BYTES`]; 0:
+    /// no prefetch).
     pub prefetch_bytes: usize,
-    /// Bytes of rows the bag kernels prefetch ahead ([`DEFAULT_LOOKAHEAD_BYTES`]; 0: none).
+    /// Bytes of rows the quantized bags prefetch ahead ([`DEFAULT_LOOKAHEAD_BYTES`]; 0: none).
     pub lookahead_bytes: usize,
     /// Smallest gather output written with streaming stores ([`DEFAULT_STREAM_MIN_BYTES`];
     /// `usize::MAX`: never, 0: always when aligned).
@@ -71,13 +72,13 @@ pub fn set(t: Tuning) {
 }
 
 impl Tuning {
-    /// How many rows of `row_bytes` ahead the gather prefetches: `prefetch_bytes / row_bytes`,
+    /// How many rows of `row_bytes` ahead the gather and the float bags prefetch: `prefetch_bytes / row_bytes`,
     /// kept in `2..=64` (0 when prefetching is off).
     pub fn prefetch_rows(&self, row_bytes: usize) -> usize {
         rows_ahead(self.prefetch_bytes, row_bytes)
     }
 
-    /// How many rows of `row_bytes` ahead the bag kernels prefetch, by the same rule from
+    /// How many rows of `row_bytes` ahead the quantized bags prefetch, by the same rule from
     /// `lookahead_bytes`.
     pub fn lookahead_rows(&self, row_bytes: usize) -> usize {
         rows_ahead(self.lookahead_bytes, row_bytes)
