@@ -13,9 +13,10 @@
 //!
 //! A lookup is the bag of one id each ([`Bounds::Singles`]): `fma(scale, code, bias)`.
 //! Parallel over bags (each bag summed by one thread, in id order: bit-identical for any thread
-//! count), columns in blocks of `BLOCK` (64) accumulated in registers (AVX2 blocks of a
-//! multiple of 8 columns by hand, [`super::simd`]; the portable block loop, its reference in
-//! the tests, elsewhere), rows prefetched a row-size-dependent distance ahead
+//! count), columns in blocks accumulated in registers (AVX-512 blocks of up to 128 columns, a
+//! multiple of 16, [`super::simd512`], where the CPU and the compiler have it; AVX2 blocks of up
+//! to 64, a multiple of 8, [`super::simd`]; the portable block loop, their reference in the
+//! tests, elsewhere), rows prefetched a row-size-dependent distance ahead
 //! ([`crate::kernels::cpu::tuning`], as the f32 bag), outputs past the streaming threshold
 //! written with streaming stores ([`crate::kernels::cpu::stream`], as the gather). Ids must be
 //! validated and bounds checked by the caller.
@@ -24,6 +25,8 @@ use super::format::{Bits, RowLayout};
 pub use super::pool_args::{Bounds, PoolArgs};
 #[cfg(target_arch = "x86_64")]
 use super::simd;
+#[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
+use super::simd512;
 use crate::dtype::Float;
 use crate::ids::Id;
 use crate::kernels::cpu::bag::Reduce;
@@ -48,20 +51,14 @@ pub fn pool<I: Id, D: Float>(args: &PoolArgs<'_, I>, out: &mut [D]) {
         .then(|| stream::width_for(out.as_ptr().cast(), dim * std::mem::size_of::<D>()))
         .flatten();
     let run = |first_bag: usize, out: &mut [D]| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("fma")
-                && std::is_x86_feature_detected!("f16c")
-            {
-                // SAFETY: the CPU supports the features the clone is compiled for.
-                unsafe { bags_avx2(args, first_bag, out, stream) };
-            } else {
-                bags_serial::<I, D, false>(args, first_bag, out, stream);
-            }
+        match simd_level() {
+            // SAFETY (both): `simd_level` checked the features each clone is compiled for.
+            #[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
+            AVX512 => unsafe { bags_avx512(args, first_bag, out, stream) },
+            #[cfg(target_arch = "x86_64")]
+            AVX2 => unsafe { bags_avx2(args, first_bag, out, stream) },
+            _ => bags_serial::<I, D, PORTABLE>(args, first_bag, out, stream),
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        bags_serial::<I, D, false>(args, first_bag, out, stream);
         // The weakly ordered streaming stores, visible before the chunk is reported done.
         if stream.is_some() {
             stream::fence();
@@ -74,6 +71,31 @@ pub fn pool<I: Id, D: Float>(args: &PoolArgs<'_, I>, out: &mut [D]) {
     threads::for_each_chunk_mut(out, chunk * dim, |c, out| run(c * chunk, out));
 }
 
+/// The register kernels a block can use: [`PORTABLE`] (the block loop in a stack array),
+/// [`AVX2`] (eight `__m256` accumulators: blocks of 8-64 columns), [`AVX512`] (eight `__m512`:
+/// blocks of 16-128 columns, so a 128-column row in one pass over its bag).
+const PORTABLE: u8 = 0;
+const AVX2: u8 = 1;
+const AVX512: u8 = 2;
+
+/// The best register kernel this CPU (and compiler) has.
+fn simd_level() -> u8 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c");
+        #[cfg(candle_embed_avx512)]
+        if avx2 && std::is_x86_feature_detected!("avx512f") {
+            return AVX512;
+        }
+        if avx2 {
+            return AVX2;
+        }
+    }
+    PORTABLE
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn bags_avx2<I: Id, D: Float>(
@@ -82,13 +104,38 @@ unsafe fn bags_avx2<I: Id, D: Float>(
     out: &mut [D],
     stream: Option<StreamWidth>,
 ) {
-    bags_serial::<I, D, true>(args, first_bag, out, stream)
+    bags_serial::<I, D, AVX2>(args, first_bag, out, stream)
+}
+
+#[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
+#[target_feature(enable = "avx2,fma,f16c,avx512f")]
+unsafe fn bags_avx512<I: Id, D: Float>(
+    args: &PoolArgs<'_, I>,
+    first_bag: usize,
+    out: &mut [D],
+    stream: Option<StreamWidth>,
+) {
+    bags_serial::<I, D, AVX512>(args, first_bag, out, stream)
 }
 
 /// Columns reduced per pass over a bag: 64 f32 accumulators, eight AVX registers, leaving the
 /// other eight for the codes, the scale and the bias (FBGEMM's generated kernels block the row
 /// the same way). A bag's rows, read once for the first block, are in L1 for the next ones.
 const BLOCK: usize = 64;
+
+/// The AVX-512 kernel's block: eight `__m512` accumulators (of 32 registers).
+const WIDE_BLOCK: usize = 128;
+
+/// The width of the next block when `rest` columns of the row are left: with AVX-512 a whole
+/// [`WIDE_BLOCK`], or a rest that is a multiple of 16 (one block), otherwise (and below AVX-512)
+/// [`BLOCK`]-column blocks; every block starts a multiple of 64 columns into the row.
+fn block_width(level: u8, rest: usize) -> usize {
+    match level {
+        AVX512 if rest >= WIDE_BLOCK => WIDE_BLOCK,
+        AVX512 if rest % 16 == 0 => rest,
+        _ => rest.min(BLOCK),
+    }
+}
 
 /// The codes of columns `c0..c0 + codes.len()` of a packed row as bytes, one per column (the
 /// 4-bit row unpacked: element `2i` is the low nibble of byte `i`, `2i + 1` the high one).
@@ -263,6 +310,82 @@ impl<I: Id> Block<'_, '_, I> {
         }
     }
 
+    /// [`Self::reduce_avx2`] with `16 * V` accumulators in AVX-512 registers
+    /// ([`super::simd512`]: the same operations lane by lane, so the same bits).
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA, F16C and AVX-512F; `self.c0 + 16 * V <= dim`.
+    #[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f")]
+    unsafe fn reduce_avx512<const V: usize, const FOUR: bool>(
+        &self,
+        out: &mut [f32],
+        pf: impl Fn(usize),
+    ) -> usize {
+        use std::arch::x86_64::{_mm512_set1_ps, _mm512_storeu_ps};
+        let layout = RowLayout {
+            bits: if FOUR { Bits::Four } else { Bits::Eight },
+            ..self.args.layout
+        };
+        let max = self.args.mode == Reduce::Max;
+        let mut acc = [_mm512_set1_ps(if max { f32::NEG_INFINITY } else { 0.0 }); V];
+        let count = self.for_rows(layout, pf, |row, weight| {
+            // SAFETY (all): the features are there and `c0 + 16 * V <= dim` (contract).
+            let (s, b) = unsafe { simd::scale_bias(layout, row) };
+            let sb = match weight {
+                Some(w) if !max => (w * s, w * b),
+                _ => (s, b),
+            };
+            match max {
+                true => unsafe {
+                    simd512::add_row::<V, true>(&mut acc, layout.bits, row, self.c0, sb)
+                },
+                false => unsafe {
+                    simd512::add_row::<V, false>(&mut acc, layout.bits, row, self.c0, sb)
+                },
+            }
+        });
+        assert_eq!(out.len(), 16 * V);
+        for (v, a) in acc.iter().enumerate() {
+            // SAFETY: `out` holds `16 * V` elements (asserted).
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * v), *a) };
+        }
+        count
+    }
+
+    /// [`Self::reduce_avx512`] for a block of `out.len()` columns (a multiple of 16, at most
+    /// [`WIDE_BLOCK`]), the register count a constant.
+    ///
+    /// # Safety
+    /// As [`Self::reduce_avx512`].
+    #[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f")]
+    unsafe fn reduce_simd512(&self, out: &mut [f32], pf: impl Fn(usize)) -> usize {
+        macro_rules! by_width {
+            ($four:literal) => {
+                match out.len() / 16 {
+                    8 => self.reduce_avx512::<8, $four>(out, pf),
+                    7 => self.reduce_avx512::<7, $four>(out, pf),
+                    6 => self.reduce_avx512::<6, $four>(out, pf),
+                    5 => self.reduce_avx512::<5, $four>(out, pf),
+                    4 => self.reduce_avx512::<4, $four>(out, pf),
+                    3 => self.reduce_avx512::<3, $four>(out, pf),
+                    2 => self.reduce_avx512::<2, $four>(out, pf),
+                    _ => self.reduce_avx512::<1, $four>(out, pf),
+                }
+            };
+        }
+        // SAFETY (every arm): the caller's contract, `out.len() == 16 * V`.
+        unsafe {
+            match self.args.layout.bits {
+                Bits::Eight => by_width!(false),
+                Bits::Four => by_width!(true),
+            }
+        }
+    }
+
     /// [`Self::reduce`] into a local `[f32; W]` (every length a constant once inlined), copied
     /// to `out`.
     #[inline(always)]
@@ -274,12 +397,14 @@ impl<I: Id> Block<'_, '_, I> {
     }
 }
 
-/// Bags `first_bag..first_bag + out.len() / dim`, one after the other; with `AVX2` (only
-/// inside [`bags_avx2`]) blocks whose width is a multiple of 8 keep their accumulators in
-/// registers ([`Block::reduce_avx2`]). `stream`: write each block with streaming stores of that
-/// width (`out` and its rows aligned to it, [`stream::width_for`]; the caller fences).
+/// Bags `first_bag..first_bag + out.len() / dim`, one after the other, with the register
+/// kernel `LEVEL` (only inside [`bags_avx2`] / [`bags_avx512`], which have the features):
+/// [`AVX512`] reduces blocks of up to [`WIDE_BLOCK`] columns whose width is a multiple of 16,
+/// [`AVX2`] blocks of up to [`BLOCK`] whose width is a multiple of 8, the portable loop the
+/// rest. `stream`: write each block with streaming stores of that width (`out` and its rows
+/// aligned to it, [`stream::width_for`]; the caller fences).
 #[inline(always)]
-fn bags_serial<I: Id, D: Float, const AVX2: bool>(
+fn bags_serial<I: Id, D: Float, const LEVEL: u8>(
     args: &PoolArgs<'_, I>,
     first_bag: usize,
     out: &mut [D],
@@ -299,25 +424,31 @@ fn bags_serial<I: Id, D: Float, const AVX2: bool>(
         bounds.of(first_bag + out.len() / dim - 1).1,
     );
     let ahead = RowsAhead::<_, true>::new(packed.as_ptr(), width, ids, start, end);
-    let mut tile = [0f32; BLOCK];
+    let mut tile = [0f32; WIDE_BLOCK];
     for (b, dst) in out.chunks_exact_mut(dim).enumerate() {
         let (lo, hi) = bounds.of(first_bag + b);
-        for c0 in (0..dim).step_by(BLOCK) {
-            let acc = &mut tile[..BLOCK.min(dim - c0)];
+        let mut c0 = 0;
+        while c0 < dim {
+            let acc = &mut tile[..block_width(LEVEL, dim - c0)];
             let block = Block { args, c0, lo, hi };
+            let first = c0 == 0;
+            c0 += acc.len();
             let pf = |pos: usize| {
-                if c0 == 0 {
+                if first {
                     ahead.before(pos);
                 }
             };
+            // SAFETY (the register arms): `LEVEL` is only above `PORTABLE` inside `bags_avx2` /
+            // `bags_avx512` (the features are checked), and each block ends inside the row.
             let count = match acc.len() {
-                // SAFETY: `AVX2` is only set inside `bags_avx2` (the features are checked), and
-                // each block ends inside the row (`c0 + acc.len() <= dim`).
+                #[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
+                w if LEVEL == AVX512 && w % 16 == 0 => unsafe { block.reduce_simd512(acc, pf) },
                 #[cfg(target_arch = "x86_64")]
-                w if AVX2 && w % 8 == 0 => unsafe { block.reduce_simd(acc, pf) },
+                w if LEVEL >= AVX2 && w % 8 == 0 => unsafe { block.reduce_simd(acc, pf) },
                 BLOCK => block.reduce_fixed::<BLOCK>(acc, pf),
                 _ => block.reduce(acc, pf),
             };
+            let c0 = c0 - acc.len();
             let dst = &mut dst[c0..c0 + acc.len()];
             if count == 0 {
                 dst.fill(D::of_f64(0.0));
@@ -331,12 +462,13 @@ fn bags_serial<I: Id, D: Float, const AVX2: bool>(
             match stream {
                 None => D::from_f32_slice(acc, dst),
                 Some(w) => {
-                    let mut rounded = [D::zero(); BLOCK];
+                    let mut rounded = [D::zero(); WIDE_BLOCK];
                     let rounded = &mut rounded[..dst.len()];
                     D::from_f32_slice(acc, rounded);
                     // SAFETY: distinct buffers of `size_of_val(dst)` bytes; `dst` starts `c0`
-                    // (a multiple of 64) elements into an aligned row, and its size is the row's
-                    // or the row's minus those 64-element blocks, so a multiple of `w` too.
+                    // (a multiple of 64) elements into an aligned row, and its size is a whole
+                    // number of 64-element blocks (at least 128 bytes: a multiple of `w`) or
+                    // the row's minus such blocks, so a multiple of `w` too.
                     unsafe {
                         let bytes = std::mem::size_of_val(dst);
                         stream::copy_row(rounded.as_ptr().cast(), dst.as_mut_ptr().cast(), bytes, w)
@@ -348,136 +480,5 @@ fn bags_serial<I: Id, D: Float, const AVX2: bool>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::quantized::QuantizedTable;
-
-    /// FBGEMM's per-element order, one column at a time (the kernel before register blocks):
-    /// `acc = fma(code, w * scale, acc + w * bias)`, max of `fma(code, scale, bias)`.
-    fn column_by_column(args: &PoolArgs<'_, u32>, bags: &[(usize, usize)]) -> Vec<f32> {
-        let (dim, width) = (args.layout.dim, args.layout.row_bytes());
-        let mut out = vec![0f32; bags.len() * dim];
-        for (b, &(lo, hi)) in bags.iter().enumerate() {
-            for j in 0..dim {
-                let max = args.mode == Reduce::Max;
-                let (mut acc, mut count) = (if max { f32::NEG_INFINITY } else { 0.0 }, 0);
-                for pos in lo..hi {
-                    let id = args.ids[pos] as usize;
-                    if Some(id) == args.padding {
-                        continue;
-                    }
-                    count += 1;
-                    let row = &args.packed[id * width..(id + 1) * width];
-                    let (s, bias) = args.layout.scale_bias(row);
-                    let code = f32::from(match args.layout.bits {
-                        Bits::Eight => row[j],
-                        Bits::Four => (row[j / 2] >> (4 * (j % 2))) & 0x0F,
-                    });
-                    if max {
-                        let x = code.mul_add(s, bias);
-                        acc = if x > acc { x } else { acc };
-                        continue;
-                    }
-                    let w = args.weights.map_or(1.0, |ws| ws[pos]);
-                    acc = code.mul_add(w * s, acc + w * bias);
-                }
-                out[b * dim + j] = match (count, args.mode) {
-                    (0, _) => 0.0,
-                    (_, Reduce::Mean) => acc * (1.0 / count as f32),
-                    _ => acc,
-                };
-            }
-        }
-        out
-    }
-
-    /// A lookup whose output is past the streaming threshold (4 MiB by default, so these
-    /// outputs stream wherever their start allows) gives the column-by-column loop's bits, for
-    /// rows of one block and of a block plus a tail; and the f16 output (half the bytes, below
-    /// the threshold) the same values rounded once.
-    #[test]
-    fn large_lookups_written_with_streaming_stores_match_the_column_by_column_loop() {
-        let rows = 23usize;
-        let n = (5usize << 20) / (64 * 4);
-        let ids: Vec<u32> = (0..n as u32).map(|k| (k * 7 + 3) % rows as u32).collect();
-        let singles: Vec<(usize, usize)> = (0..n).map(|k| (k, k + 1)).collect();
-        for dim in [64usize, 72] {
-            let values: Vec<f32> = (0..rows * dim).map(|i| ((i as f32) * 0.61).cos()).collect();
-            for bits in [Bits::Eight, Bits::Four] {
-                let table = QuantizedTable::quantize(&values, rows, dim, bits).unwrap();
-                table.with_bytes(|packed| {
-                    let args = PoolArgs {
-                        packed,
-                        layout: table.layout(),
-                        ids: &ids,
-                        bounds: Bounds::Singles,
-                        weights: None,
-                        padding: None,
-                        mode: Reduce::Sum,
-                    };
-                    let want = column_by_column(&args, &singles);
-                    let mut got = vec![f32::NAN; n * dim];
-                    assert!(stream::width_for(got.as_ptr().cast(), dim * 4).is_some());
-                    pool(&args, &mut got);
-                    assert!(got
-                        .iter()
-                        .zip(&want)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()));
-                    let mut got16 = vec![half::f16::NAN; n * dim];
-                    pool(&args, &mut got16);
-                    let want16 = want.iter().map(|&x| half::f16::from_f32(x));
-                    assert!(got16
-                        .iter()
-                        .zip(want16)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()));
-                });
-            }
-        }
-    }
-
-    /// The 64-column register blocks and the tail block give the column-by-column loop's bits
-    /// (the order FBGEMM's kernels use, which the fixture tests pin for D < 64), for row widths
-    /// below, at and past one block, both code widths, every mode, with weights and padding;
-    /// widths that are multiples of 8 take the AVX2 blocks on a CPU that has them, the others
-    /// (12, and 70's 6-column tail) the portable block loop.
-    #[test]
-    fn register_blocks_match_the_column_by_column_loop_bit_for_bit() {
-        let rows = 23usize;
-        let bags = [(0usize, 0usize), (0, 7), (7, 8), (8, 40)];
-        let ids: Vec<u32> = (0..40u32).map(|k| (k * 7 + k * k) % rows as u32).collect();
-        let ws: Vec<f32> = (0..40).map(|k| 0.25 + k as f32 * 0.03).collect();
-        let csr = [0usize, 0, 7, 8, 40];
-        for dim in [8usize, 12, 64, 70, 136] {
-            let values: Vec<f32> = (0..rows * dim)
-                .map(|i| ((i as f32) * 0.377).sin() * 4.0)
-                .collect();
-            for bits in [Bits::Eight, Bits::Four] {
-                let table = QuantizedTable::quantize(&values, rows, dim, bits).unwrap();
-                let cases = [
-                    (Reduce::Sum, None),
-                    (Reduce::Sum, Some(&ws[..])),
-                    (Reduce::Mean, None),
-                    (Reduce::Max, None),
-                ];
-                for (mode, weights) in cases {
-                    table.with_bytes(|packed| {
-                        let args = PoolArgs {
-                            packed,
-                            layout: table.layout(),
-                            ids: &ids,
-                            bounds: Bounds::Csr(&csr),
-                            weights,
-                            padding: Some(ids[3] as usize),
-                            mode,
-                        };
-                        let mut got = vec![f32::NAN; bags.len() * dim];
-                        pool(&args, &mut got);
-                        let want = column_by_column(&args, &bags);
-                        let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                        assert_eq!(bits_of(&got), bits_of(&want), "{dim} {bits:?} {mode:?}");
-                    });
-                }
-            }
-        }
-    }
-}
+#[path = "kernel_tests.rs"]
+mod tests;

@@ -29,6 +29,8 @@ pub mod portable;
 pub mod quantize;
 #[cfg(target_arch = "x86_64")]
 pub mod simd;
+#[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
+pub mod simd512;
 pub mod table;
 
 pub use attend::QuantizedRows;
