@@ -23,6 +23,7 @@ from typing import Any
 
 import candle_embed as ce
 import numpy as np
+from bench_speed import bag_ids  # type: ignore[import-not-found]
 from peers import Bench, arg_parser, describe_env, fmt_ms, set_threads, torch_or_none
 
 
@@ -169,26 +170,47 @@ def main() -> None:
     p.add_argument("--bags", type=int, default=4096)
     p.add_argument("--per", type=int, default=32)
     p.add_argument("--mapped-vocab", type=int, default=2_000_000, help="rows of the mapped table")
+    p.add_argument(
+        "--dists",
+        nargs="+",
+        default=["uniform"],
+        choices=["uniform", "zipf", "repeated"],
+        help="bag ids: uniform, Zipf(1.1) ranks scattered, or 1024 distinct rows (bench_speed's)",
+    )
+    p.add_argument(
+        "--flush-mb",
+        type=int,
+        default=600,
+        help="MB streamed through the caches before each peer's block (0: none; see peers.Bench)",
+    )
     a = p.parse_args()
     torch = None if a.no_torch else torch_or_none()
     if a.quick:
         a.vocab, a.dim, a.bags, a.per, a.mapped_vocab = 20_000, [64], 256, 16, 50_000
-    bench = Bench(rounds=a.rounds or (3 if a.quick else 15), per_round=1 if a.quick else 4)
-    print(describe_env(torch))
+        a.flush_mb = 0
+    bench = Bench(
+        rounds=a.rounds or (3 if a.quick else 15),
+        per_round=1 if a.quick else 4,
+        flush_bytes=a.flush_mb << 20,
+    )
+    print(describe_env(torch), f"flush {a.flush_mb} MB before each block")
     rng = np.random.default_rng(0)
     for dim in a.dim:
         w = rng.standard_normal((a.vocab, dim), dtype=np.float32)
-        ids = batches(rng, a.vocab, a.bags, a.per, 4)
         off = np.arange(0, a.bags * a.per, a.per, dtype=np.int64)
-        for t in a.threads:
-            set_threads(t, torch)
-            peers, pairs = bag_peers(w, ids, off, torch)
-            cfg = f"V={a.vocab} D={dim} B={a.bags}x{a.per} uniform, {t} thread(s)"
-            report(f"bag sum, {cfg}:", bench.run(peers), pairs)
-            lk = lookup_peers(w, [x[: a.bags * 4] for x in ids], torch)
-            lk_pairs = [("ours f32", "ours int8"), ("ours int8", "fbgemm int8")]
-            lk_pairs.append(("ours int4", "fbgemm int4"))
-            report(f"lookup of {a.bags * 4} ids, {cfg}:", bench.run(lk), lk_pairs)
+        for dist in a.dists:
+            ids = bag_ids(a.vocab, a.bags * a.per, dist, rng)
+            for t in a.threads:
+                set_threads(t, torch)
+                peers, pairs = bag_peers(w, ids, off, torch)
+                cfg = f"V={a.vocab} D={dim} B={a.bags}x{a.per} {dist}, {t} thread(s)"
+                report(f"bag sum, {cfg}:", bench.run(peers), pairs)
+                if dist != a.dists[0]:
+                    continue
+                lk = lookup_peers(w, [x[: a.bags * 4] for x in ids], torch)
+                lk_pairs = [("ours f32", "ours int8"), ("ours int8", "fbgemm int8")]
+                lk_pairs.append(("ours int4", "fbgemm int4"))
+                report(f"lookup of {a.bags * 4} ids, {cfg}:", bench.run(lk), lk_pairs)
     set_threads(a.threads[0], torch)
     mapped_section(a.mapped_vocab, a.dim[-1], a.bags * 4, bench, seed=1)
 

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 Peer = Callable[[int], object]
 
@@ -84,6 +85,12 @@ class Bench:
     per_round: int = 4
     warmup: int = 2
     untimed: int = 1  # untimed calls that open each peer's block (see ``settled``)
+    # Bytes streamed through (read and written) before each peer's block, 0 for none: more than
+    # the last-level cache, so every block starts cold whichever peer ran before it. Without it
+    # a table that fits the L3 (260 MB here) is warm or cold by the order of the rotation (a
+    # peer after another reading the same bytes finds them cached, one after a peer with a
+    # larger table does not).
+    flush_bytes: int = 0
     samples: dict[str, list[float]] = field(default_factory=dict)
 
     def run(self, peers: dict[str, Peer]) -> dict[str, float]:
@@ -95,6 +102,7 @@ class Bench:
             for _ in range(self.warmup):
                 peers[name](counters[name])
                 counters[name] += 1
+        flush = _flush_buffer(self.flush_bytes)
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
@@ -103,6 +111,8 @@ class Bench:
                 for name in order:
                     fn = peers[name]
                     out = self.samples[name]
+                    if flush is not None:
+                        flush += 1.0
                     for _ in range(self.untimed):  # absorb the switch from the last peer
                         fn(counters[name])
                         counters[name] += 1
@@ -123,6 +133,16 @@ class Bench:
         """The fastest call of each peer in the last ``run``: on a loaded machine (other
         tenants preempting us) the minimum is the steadier estimate of what the code costs."""
         return {n: min(s) for n, s in self.samples.items() if s}
+
+
+def _flush_buffer(nbytes: int) -> Any:
+    """A float32 NumPy array of ``nbytes`` (``None`` for 0): ``+= 1`` streams it through the
+    caches."""
+    if nbytes <= 0:
+        return None
+    import numpy as np
+
+    return np.ones(nbytes // 4, np.float32)
 
 
 @dataclass
