@@ -83,3 +83,41 @@ def test_bag_is_unchanged_by_every_setting(mode: str, dim: int, restore_tuning: 
         ce.set_num_threads(threads)
         _testing.set_cpu_tuning(prefetch_bytes=p, stream_min_bytes=s)
         np.testing.assert_array_equal(bag(ids, off), base)
+
+
+def test_set_cpu_lookahead_returns_previous(restore_tuning: None) -> None:
+    old = _testing.set_cpu_lookahead()
+    try:
+        assert _testing.set_cpu_lookahead(4096) == old
+        assert _testing.set_cpu_lookahead() == 4096
+        assert _testing.set_cpu_lookahead(0) == 4096
+    finally:
+        _testing.set_cpu_lookahead(old)
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("dim", [16, 64, 72, 128, 200])
+def test_quantized_bag_is_unchanged_by_the_lookahead(bits: int, dim: int) -> None:
+    """The quantized bags' look-ahead (into L2, its own distance) changes no bit: against the
+    float64 sum of the dequantized rows, and equal at every distance (off, tiny, default, huge)
+    and thread count; widths of one AVX-512 block and less, two blocks and a tail."""
+    rng = np.random.default_rng(dim * bits)
+    w = rng.standard_normal((1500, dim)).astype(np.float32)
+    bag = ce.QuantizedEmbeddingBag.from_float(w, bits, mode="sum")
+    ids = rng.integers(0, 1500, size=9000)
+    off = np.sort(rng.integers(0, 9000, size=400))
+    off[0] = 0
+    rows = bag.dequantize().astype(np.float64)
+    want = np.add.reduceat(rows[ids], off, axis=0)
+    want[np.diff(np.append(off, ids.size)) == 0] = 0.0
+    old, old_threads = _testing.set_cpu_lookahead(), ce.get_num_threads()
+    try:
+        base = bag(ids, off)
+        np.testing.assert_allclose(base, want, rtol=1e-5, atol=1e-4)
+        for threads, ahead in itertools.product((1, 2), (0, 1, 32 << 10, 1 << 20)):
+            ce.set_num_threads(threads)
+            _testing.set_cpu_lookahead(ahead)
+            np.testing.assert_array_equal(bag(ids, off), base)
+    finally:
+        _testing.set_cpu_lookahead(old)
+        ce.set_num_threads(old_threads)
