@@ -316,6 +316,7 @@ impl<I: Id> Block<'_, '_, I> {
     /// # Safety
     /// The CPU has AVX2, FMA, F16C and AVX-512F; `self.c0 + 16 * V <= dim`.
     #[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
+    #[allow(clippy::incompatible_msrv)] // only built with Rust >= 1.89 (build.rs), see simd512
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f")]
     unsafe fn reduce_avx512<const V: usize, const FOUR: bool>(

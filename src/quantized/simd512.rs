@@ -10,6 +10,10 @@
 //! caller checks once; F16C for the 4-bit scale and bias, which every AVX-512 CPU has) and
 //! columns `col..col + 16` inside the row's `dim`.
 
+// These intrinsics are stable since Rust 1.89, newer than the MSRV; the module is compiled only
+// under `candle_embed_avx512`, which build.rs sets for Rust 1.89 and later.
+#![allow(clippy::incompatible_msrv)]
+
 use std::arch::x86_64::{
     __m512, _mm512_add_ps, _mm512_cvtepi32_ps, _mm512_cvtepu8_epi32, _mm512_fmadd_ps,
     _mm512_max_ps, _mm512_set1_ps, _mm_and_si128, _mm_loadl_epi64, _mm_loadu_si128, _mm_set1_epi8,
