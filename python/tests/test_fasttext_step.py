@@ -37,6 +37,7 @@ NWORDS, BUCKET, DIM = 6, 5, 8
 BAGS = [[0, 6, 7], [1, 7, 8, 8], [2], [3, 9, 10], [4, 6], [5, 8, 9, 10]]
 SENTENCE = [1, 2, 0, 3, 4, 5, 2, 1, 3]
 WINDOW, NEGATIVE, ALPHA = 2, 2, 0.2
+HOW = (WINDOW, NEGATIVE, ALPHA)
 
 F64 = npt.NDArray[np.float64]
 
@@ -80,7 +81,7 @@ def test_sg_sentence_matches_the_reference_update() -> None:
     rng = np.random.default_rng(7)
     inp = rng.uniform(-0.5, 0.5, (NWORDS + BUCKET, DIM)).astype(np.float32)
     out = rng.uniform(-0.5, 0.5, (NWORDS, DIM)).astype(np.float32)
-    got_in, got_out = _testing.ft_sg_sentence(inp, out, BAGS, SENTENCE, WINDOW, NEGATIVE, ALPHA)
+    got_in, got_out = _testing.ft_sg_sentence(inp, BAGS, out, SENTENCE, HOW)
     want_in, want_out = sg_sentence_ref(inp, out)
     # the updates are of the order of the tables: a wrong convention moves them by far more
     change = np.abs(want_in - inp).max()
@@ -96,6 +97,6 @@ def test_sg_sentence_hook_rejects_a_word_outside_the_bags() -> None:
     inp = np.zeros((NWORDS + BUCKET, DIM), np.float32)
     out = np.zeros((NWORDS, DIM), np.float32)
     with pytest.raises(ce.CandleEmbedError):
-        _testing.ft_sg_sentence(inp, out, BAGS, [0, NWORDS], WINDOW, NEGATIVE, ALPHA)
+        _testing.ft_sg_sentence(inp, BAGS, out, [0, NWORDS], HOW)
     with pytest.raises(ce.CandleEmbedError):
-        _testing.ft_sg_sentence(inp, out[:-1], BAGS, [0, 1], WINDOW, NEGATIVE, ALPHA)
+        _testing.ft_sg_sentence(inp, BAGS, out[:-1], [0, 1], HOW)

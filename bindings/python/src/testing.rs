@@ -399,19 +399,17 @@ fn w2v_hogbatch_cbow<'py>(
 
 /// Skip-gram negative sampling over one sentence by the FastText trainer's loop
 /// (`candle_embed::fasttext::train::sg_sentence_on_tables`: full windows, no subsampling, every
-/// noise word 0) on copies of `input` (`(rows, dim)`) and `syn1neg` (`(len(bags), dim)`);
-/// word `w`'s input rows are `bags[w]`. Returns `(input, syn1neg)` after the updates.
+/// noise word 0) on copies of `input` (`(rows, dim)`, word `w`'s input rows `bags[w]`) and
+/// `syn1neg` (`(len(bags), dim)`); `how` is `(window, negative, alpha)`. Returns
+/// `(input, syn1neg)` after the updates.
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
 fn ft_sg_sentence<'py>(
     py: Python<'py>,
     input: &Bound<'py, PyAny>,
-    syn1neg: &Bound<'py, PyAny>,
     bags: Vec<Vec<u32>>,
+    syn1neg: &Bound<'py, PyAny>,
     sentence: Vec<u32>,
-    window: usize,
-    negative: usize,
-    alpha: f32,
+    how: (usize, usize, f32),
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     use candle_embed::fasttext::{train::sg_sentence_on_tables, WordBags};
     let ((mut x, sa), (mut y, sb)) = hogbatch_tables(input, syn1neg)?;
@@ -424,7 +422,6 @@ fn ft_sg_sentence<'py>(
         ids: bags.concat(),
         bounds,
     };
-    let how = (window, negative, alpha);
     sg_sentence_on_tables(&mut x, &mut y, (sa[1], &bags), &sentence, how).py()?;
     Ok((vec_output(py, x, &sa)?, vec_output(py, y, &sb)?))
 }
