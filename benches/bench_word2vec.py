@@ -14,6 +14,15 @@ into one): wordsim353 Spearman and questions-words analogy accuracy (top 300k wo
 rounds; words/s counts the corpus's tokens times the epochs over the time; ``speed`` is the
 peer's time over ours (>= 1: we are at least as fast).
 
+gensim's ``corpus_file`` path with ``workers > 1`` trains at a higher learning rate than its
+schedule says: every worker thread reads its share of the file but measures its progress against
+the whole epoch (``word2vec_corpusfile.pyx::get_next_alpha``, each thread given the epoch's
+total), so with ``w`` threads an epoch's rate decays only ``1/w`` of the way. On small corpora
+that scores higher (FastText skip-gram on head500, 2 threads: +0.03 to +0.05 analogy; gensim's
+``LineSentence`` path given that schedule scores as ``corpus_file`` does; BENCHMARKS.md, sixth
+session; ``--gensim-paths ls-cfrate`` reproduces it). ``LineSentence`` (``ls``) follows the
+schedule, as we do: compare quality with it.
+
 Corpora: ``head500`` (gensim's text8 excerpt, ~331k words), ``lee`` (gensim's
 lee_background.cor, ~60k words), ``demo`` (the built-in demo corpus, ~350k words),
 ``big`` (benches/make_corpus.py's cached English, >= 10M words), or any text file path.
@@ -24,7 +33,8 @@ for ``minibatch=True`` (HogBatch, negative sampling only: ``sg-ns-mb``, ``cbow-n
 ``--modes sg-ns sg-ns-det sg-ns-mb``; no suffix is the default Hogwild per-pair path.
 
     python benches/bench_word2vec.py [--model word2vec|fasttext] [--corpus head500 lee demo big]
-        [--modes sg-ns cbow-hs] [--rounds 3] [--threads 2] [--epochs 5] [--gensim-paths ls cf]
+        [--modes sg-ns cbow-hs] [--rounds 3] [--threads 2] [--epochs 5]
+        [--gensim-paths ls cf ls-cfrate]
 """
 
 from __future__ import annotations
@@ -143,6 +153,10 @@ def implementations(
         runs["gensim (corpus_file)"] = lambda seed: wv(
             GModel(corpus_file=path, seed=seed, workers=args.threads, **hp)
         )
+    if "ls-cfrate" in args.gensim_paths:
+        runs["gensim (LineSentence, corpus_file's rate)"] = lambda seed: wv(
+            line_sentence_at_corpus_file_rate(GModel, path, seed, args.threads, hp)
+        )
     if args.model == "fasttext":
         try:
             import fasttext  # the `fasttext` package from PyPI, when it installs
@@ -162,6 +176,26 @@ def implementations(
                 fasttext.train_unsupervised(path, **ft_hp)
             )
     return runs
+
+
+def line_sentence_at_corpus_file_rate(
+    model_cls: Any, path: str, seed: int, threads: int, hp: dict[str, Any]
+) -> Any:
+    """gensim's ``LineSentence`` path, trained epoch by epoch at the rate its ``corpus_file``
+    path runs with ``threads`` workers (see the module docs): epoch ``e`` of ``E`` from
+    ``a(e / E)`` down to ``a((e + 1 / threads) / E)``, ``a(p) = alpha - (alpha - min_alpha) p``."""
+    from gensim.models.word2vec import LineSentence
+
+    epochs, a0 = hp["epochs"], hp["alpha"]
+    rate = dict(hp, epochs=1)
+    a1 = rate.pop("min_alpha", 0.0001)
+    m = model_cls(seed=seed, workers=threads, **rate)
+    m.build_vocab(LineSentence(path))
+    for e in range(epochs):
+        start, end = (a0 - (a0 - a1) * (e + p) / epochs for p in (0.0, 1.0 / threads))
+        m.train(LineSentence(path), total_examples=m.corpus_count, epochs=1,
+                start_alpha=start, end_alpha=end)  # fmt: skip
+    return m
 
 
 def count_words(path: str) -> int:
@@ -215,7 +249,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--gensim-paths", nargs="+", choices=["ls", "cf"], default=["ls", "cf"])
+    ap.add_argument(
+        "--gensim-paths", nargs="+", choices=["ls", "cf", "ls-cfrate"], default=["ls", "cf"]
+    )
     args = ap.parse_args()
 
     import gensim

@@ -6,14 +6,24 @@
 //! `fasttext_inner.pyx`): with `B(w)` the bag of word `w` (its own row, then the rows
 //! `nwords + hash(g) % bucket` of its n-grams `g`, [`super::subwords`]),
 //!
-//! - skip-gram: the input is the *centre* word's bag mean `h = mean_{r in B(w)} T[r]` and each
-//!   context word a target; the input gradient `work` is added, unscaled, to every row of
-//!   `B(w)`;
+//! - skip-gram: the input is the *centre* word's bag mean `h = mean_{r in B(w)} T[r]`,
+//!   recomputed for every (centre, context) pair, and each context word a target; the input
+//!   gradient `work` is added, unscaled, to every row of `B(w)` ([`sg_sentence_on_tables`]
+//!   runs this loop for the tests);
 //! - CBOW: `neu1` is the sum of every row of every context word's bag, divided by the total
 //!   number of rows when `cbow_mean` (gensim counts rows, not words); `work` (divided by that
 //!   count for a sum) is added to every row of every context bag.
 //!
 //! The output side (`syn1neg`, `syn1`) is word2vec's, row for row.
+//!
+//! Where the two references differ, this follows fastText: gensim's skip-gram
+//! (`fasttext_fast_sentence_sg_neg` / `_sg_hs`) sums the word's row and its n-gram rows but
+//! divides by the number of n-grams alone (`norm_factor = ONEF / subwords_len`), fastText's
+//! `Model::computeHidden` (and gensim's own `adjust_vectors` for the final vectors) by the whole
+//! bag; and the sigmoid is word2vec's table (1000 points on `[-6, 6)`, pairs outside skipped),
+//! where gensim's `fasttext_inner.pyx` and fastText use 512 points on `[-8, 8]`. Measured on
+//! head500 (3 seeds, BENCHMARKS.md, sixth session): gensim's normalisation would add about
+//! 0.01 to both scores, the table nothing.
 
 use std::marker::PhantomData;
 
@@ -21,7 +31,10 @@ use candle_core::DType;
 
 use super::subwords::{Subwords, WordBags};
 use crate::alloc::check_table_size;
-use crate::word2vec::kernels::{axpy, InputVectors, OutputRows, RowTable};
+use crate::rng::Rng;
+use crate::word2vec::huffman::Huffman;
+use crate::word2vec::job::{Block, Prepared, Scratch, Shared};
+use crate::word2vec::kernels::{axpy, Ctx, InputVectors, OutputRows, RowTable, SigmoidTables};
 use crate::word2vec::model::{init_rows, Model, Params};
 use crate::word2vec::{train_epoch_with, Corpus, EpochPlan, EpochStats, TrainMode, Vocab};
 use crate::{Error, Result};
@@ -204,4 +217,76 @@ pub fn train(
         syn1neg: model.syn1neg,
         stats,
     })
+}
+
+/// Skip-gram with negative sampling over one `sentence` (vocabulary ids) on `input` (the
+/// `(rows, dim)` input table whose rows `bags` name) and `syn1neg` (`(bags.len(), dim)`), run by
+/// the trainer's own loop ([`Shared::job`] on [`BagRows`]) without its random draws: every
+/// window is the full `window` (none shrunk), nothing is subsampled, and every noise word is
+/// word 0 (a one-entry noise table). A test hook: the suite checks it against a NumPy
+/// transcription of fastText's / gensim's update (`python/tests/test_fasttext_step.py`).
+pub fn sg_sentence_on_tables(
+    input: &mut [f32],
+    syn1neg: &mut [f32],
+    (dim, bags): (usize, &WordBags),
+    sentence: &[u32],
+    (window, negative, alpha): (usize, usize, f32),
+) -> Result<()> {
+    let nwords = bags.len();
+    if nwords == 0 || Some(syn1neg.len()) != nwords.checked_mul(dim) {
+        return Err(Error::shape(format!(
+            "syn1neg of {} values is not ({nwords} words, {dim})",
+            syn1neg.len()
+        )));
+    }
+    if let Some(&bad) = sentence.iter().find(|&&w| w as usize >= nwords) {
+        return Err(Error::IndexOutOfRange {
+            what: "word",
+            index: bad as i128,
+            container: "the bags",
+            size: nwords,
+        });
+    }
+    let params = Params {
+        vector_size: dim,
+        window,
+        negative,
+        shrink_windows: false,
+        ..Params::default()
+    };
+    params.validate()?;
+    let rows = BagRows::new(input, dim, bags)?;
+    let (tables, huffman) = (SigmoidTables::default(), Huffman::default());
+    let sh = Shared {
+        input: &rows,
+        syn0: rows.table(),
+        syn1: OutputRows::of(&mut [], dim),
+        syn1neg: OutputRows::of(syn1neg, dim),
+        params: &params,
+        huffman: &huffman,
+        sample_int: None,
+        ctx: Ctx {
+            tables: &tables,
+            cum_table: &[1],
+            negative,
+            compute_loss: false,
+        },
+        minibatch: false,
+    };
+    let p = Prepared {
+        ids: sentence.to_vec(),
+        offsets: vec![0, sentence.len()],
+        jobs: Vec::new(),
+        raw_total: sentence.len() as u64,
+    };
+    let block = Block {
+        sent_lo: 0,
+        sent_hi: 1,
+        ids_lo: 0,
+        ids_hi: sentence.len(),
+    };
+    let (mut scratch, mut rng) = (Scratch::new(dim), Rng::new(0, 0));
+    // SAFETY: every row is checked in range (`BagRows::new`, the ids above); one thread.
+    unsafe { sh.job(&mut scratch, &p, block, alpha, &mut rng) };
+    Ok(())
 }

@@ -354,7 +354,7 @@ fn set_cpu_lookahead(lookahead_bytes: Option<usize>) -> usize {
 }
 
 /// Copies of the float32 `(rows, dim)` tables `syn0` and `syn1neg` (same `dim`) and their
-/// shapes, for the HogBatch hooks.
+/// shapes, for the HogBatch and FastText hooks.
 type TablePair = ((Vec<f32>, Vec<usize>), (Vec<f32>, Vec<usize>));
 
 fn hogbatch_tables(syn0: &Bound<'_, PyAny>, syn1neg: &Bound<'_, PyAny>) -> PyResult<TablePair> {
@@ -414,6 +414,35 @@ fn w2v_hogbatch_cbow<'py>(
     Ok((vec_output(py, x, &sa)?, vec_output(py, y, &sb)?, loss))
 }
 
+/// Skip-gram negative sampling over one sentence by the FastText trainer's loop
+/// (`candle_embed::fasttext::train::sg_sentence_on_tables`: full windows, no subsampling, every
+/// noise word 0) on copies of `input` (`(rows, dim)`, word `w`'s input rows `bags[w]`) and
+/// `syn1neg` (`(len(bags), dim)`); `how` is `(window, negative, alpha)`. Returns
+/// `(input, syn1neg)` after the updates.
+#[pyfunction]
+fn ft_sg_sentence<'py>(
+    py: Python<'py>,
+    input: &Bound<'py, PyAny>,
+    bags: Vec<Vec<u32>>,
+    syn1neg: &Bound<'py, PyAny>,
+    sentence: Vec<u32>,
+    how: (usize, usize, f32),
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    use candle_embed::fasttext::{train::sg_sentence_on_tables, WordBags};
+    let ((mut x, sa), (mut y, sb)) = hogbatch_tables(input, syn1neg)?;
+    let mut bounds = vec![0];
+    bounds.extend(bags.iter().scan(0, |end, b| {
+        *end += b.len();
+        Some(*end)
+    }));
+    let bags = WordBags {
+        ids: bags.concat(),
+        bounds,
+    };
+    sg_sentence_on_tables(&mut x, &mut y, (sa[1], &bags), &sentence, how).py()?;
+    Ok((vec_output(py, x, &sa)?, vec_output(py, y, &sb)?))
+}
+
 /// Add the `_testing` submodule to `parent` (and to `sys.modules`, so that
 /// `import candle_embed._native._testing` works too).
 pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -439,6 +468,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_cpu_lookahead, &m)?)?;
     m.add_function(wrap_pyfunction!(w2v_hogbatch_window, &m)?)?;
     m.add_function(wrap_pyfunction!(w2v_hogbatch_cbow, &m)?)?;
+    m.add_function(wrap_pyfunction!(ft_sg_sentence, &m)?)?;
     parent.add("_testing", &m)?;
     py.import("sys")?
         .getattr("modules")?
