@@ -6,7 +6,7 @@
 //! changes a single bit of the result: the slow reference is the plain copy loop
 //! ([`gather_rows_reference`]) and the portable candle `index_select` path of the callers.
 
-use super::prefetch::prefetch_row_to_l2;
+use super::prefetch::prefetch_row;
 use super::stream::{self, StreamWidth};
 use super::tuning::{self, Tuning};
 use crate::ids::Id;
@@ -49,7 +49,7 @@ fn split_rows<I: Id, D: Send>(
 }
 
 /// The serial loop shared by both entry points: `row(table[ids[k]], out[k])` for every `k`, with
-/// the table row `distance` ids ahead prefetched into L2 (none when `distance` is 0). A chunk starts by
+/// the table row `distance` ids ahead prefetched (none when `distance` is 0). A chunk starts by
 /// prefetching its first `distance` rows (the thread that ran the previous chunk prefetched
 /// nothing for this one), and the steady-state loop has no bounds test on the look-ahead.
 #[inline(always)]
@@ -66,7 +66,7 @@ fn for_each_row<S, D, I: Id>(
         &table[a..a + dim]
     };
     for &id in ids.iter().take(distance) {
-        prefetch_row_to_l2(src(id));
+        prefetch_row(src(id));
     }
     let steady = if distance == 0 {
         0
@@ -79,7 +79,7 @@ fn for_each_row<S, D, I: Id>(
         .zip(&ids[distance.min(ids.len())..])
         .zip(out_head.chunks_exact_mut(dim))
     {
-        prefetch_row_to_l2(src(ahead));
+        prefetch_row(src(ahead));
         row(src(id), dst);
     }
     for (&id, dst) in ids[steady..].iter().zip(out_tail.chunks_exact_mut(dim)) {

@@ -2,14 +2,15 @@
 //! latency-bound; asking for the rows ~16 ids ahead roughly doubles the single-thread bandwidth
 //! on this class of machine (see ../shared/reference/perf-baseline.md).
 //!
-//! Two levels. The read-modify-write loops (optimizers, techniques), the similarity scan and the
-//! float bags ask for lines into L1 (`prefetcht0`). The gather and the quantized bags ask for
-//! them into L2 only (`prefetcht1`): with one core's random-row requests in flight capped by its
-//! L1 miss buffers (a steady ~9 GB/s, about 16 lines per ~110 ns, on this machine), requests
-//! that stop at L2 let more rows be on their way at once. Measured with the L3 flushed before
-//! each block, interleaved (sixth session, BENCHMARKS.md): the gather 1.08-1.16x faster on
-//! spread ids and no slower on repeated ones, the int8 bag 1.12-1.20x; the optimizers' steps
-//! unchanged (so they stay on L1); the float bags see [`RowsAhead`].
+//! Two levels. The gather, the read-modify-write loops (optimizers, techniques), the similarity
+//! scan and the float bags ask for lines into L1 (`prefetcht0`). The quantized bags and lookups
+//! ask for them into L2 only (`prefetcht1`): with one core's random-row requests in flight
+//! capped by its L1 miss buffers (a steady ~9 GB/s, about 16 lines per ~110 ns, on this
+//! machine), requests that stop at L2 let more rows be on their way at once. Measured
+//! (sixth session, BENCHMARKS.md): the int8 bag 1.12-1.20x faster into L2 with the L3 flushed
+//! before each block, and no slower on repeated ids. The f32 gather was 1.08-1.16x faster into L2
+//! on rows coming from memory but 1.07-1.18x slower on rows the L3 still held (`compare_wheels`),
+//! so it stays on L1; the optimizers' steps were unchanged; the float bags see [`RowsAhead`].
 
 /// How many ids ahead of the current one the other row loops (optimizer updates, techniques)
 /// prefetch; the gather and bag kernels size theirs per row ([`super::tuning`]).
@@ -29,12 +30,6 @@ pub fn prefetch_row<T>(row: &[T]) {
 #[inline(always)]
 pub fn prefetch_bytes<T>(ptr: *const T, bytes: usize) {
     prefetch_from::<L1>(ptr.cast(), bytes);
-}
-
-/// [`prefetch_row`] into L2 only (`prefetcht1`), for the gather (see the module docs).
-#[inline(always)]
-pub fn prefetch_row_to_l2<T>(row: &[T]) {
-    prefetch_from::<L2>(row.as_ptr().cast(), std::mem::size_of_val(row));
 }
 
 /// Hint the CPU to fetch every 64-byte line the `bytes` bytes from `ptr` touch, into L1 or (with
