@@ -23,10 +23,12 @@
 
 use super::format::{Bits, RowLayout};
 pub use super::pool_args::{Bounds, PoolArgs};
+#[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
+use super::regs::Avx512;
+#[cfg(target_arch = "x86_64")]
+use super::regs::{Avx2, Regs};
 #[cfg(target_arch = "x86_64")]
 use super::simd;
-#[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
-use super::simd512;
 use crate::dtype::Float;
 use crate::ids::Id;
 use crate::kernels::cpu::bag::Reduce;
@@ -232,76 +234,70 @@ impl<I: Id> Block<'_, '_, I> {
         count
     }
 
-    /// [`Self::reduce`] with the `8 * V` accumulators in AVX registers ([`super::simd`]: the
-    /// same operations lane by lane, so the same bits), stored to `out` (`8 * V` elements).
+    /// [`Self::reduce`] with the `G::LANES * V` accumulators in registers of kind `G`
+    /// ([`super::simd`], [`super::simd512`]: the same operations lane by lane, so the same bits),
+    /// stored to `out` (`G::LANES * V` elements). Inlined into a caller with `G`'s features.
     ///
     /// # Safety
-    /// The CPU has AVX2, FMA and F16C; `self.c0 + 8 * V <= dim`.
+    /// The CPU has `G`'s features; `self.c0 + G::LANES * V <= dim`.
     #[cfg(target_arch = "x86_64")]
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn reduce_avx2<const V: usize, const FOUR: bool>(
+    #[inline(always)]
+    unsafe fn reduce_regs<G: Regs, const V: usize, const FOUR: bool>(
         &self,
         out: &mut [f32],
         pf: impl Fn(usize),
     ) -> usize {
-        use std::arch::x86_64::{_mm256_set1_ps, _mm256_storeu_ps};
         // The code width as a constant: each instance reads its rows without a branch.
         let layout = RowLayout {
             bits: if FOUR { Bits::Four } else { Bits::Eight },
             ..self.args.layout
         };
         let max = self.args.mode == Reduce::Max;
-        let mut acc = [_mm256_set1_ps(if max { f32::NEG_INFINITY } else { 0.0 }); V];
+        // SAFETY (every call below): `G`'s features are there and `c0 + LANES * V <= dim`.
+        let mut acc = [unsafe { G::splat(if max { f32::NEG_INFINITY } else { 0.0 }) }; V];
         let count = self.for_rows(layout, pf, |row, weight| {
-            // SAFETY (both): the features are there and `c0 + 8 * V <= dim` (contract).
             let (s, b) = unsafe { simd::scale_bias(layout, row) };
             let sb = match weight {
                 Some(w) if !max => (w * s, w * b),
                 _ => (s, b),
             };
             match max {
-                true => unsafe {
-                    simd::add_row::<V, true>(&mut acc, layout.bits, row, self.c0, sb)
-                },
-                false => unsafe {
-                    simd::add_row::<V, false>(&mut acc, layout.bits, row, self.c0, sb)
-                },
+                true => unsafe { G::add_row::<V, true>(&mut acc, layout.bits, row, self.c0, sb) },
+                false => unsafe { G::add_row::<V, false>(&mut acc, layout.bits, row, self.c0, sb) },
             }
         });
-        assert_eq!(out.len(), 8 * V);
+        assert_eq!(out.len(), G::LANES * V);
         for (v, a) in acc.iter().enumerate() {
-            // SAFETY: `out` holds `8 * V` elements (asserted).
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * v), *a) };
+            // SAFETY: `out` holds `LANES * V` elements (asserted).
+            unsafe { G::store(out.as_mut_ptr().add(G::LANES * v), *a) };
         }
         count
     }
 
-    /// [`Self::reduce_avx2`] for a block of `out.len()` columns (a multiple of 8, at most
-    /// [`BLOCK`]), the register count a constant.
+    /// [`Self::reduce_regs`] for a block of `out.len()` columns (a multiple of `G::LANES`, at
+    /// most eight registers), the register count a constant.
     ///
     /// # Safety
-    /// As [`Self::reduce_avx2`].
+    /// As [`Self::reduce_regs`].
     #[cfg(target_arch = "x86_64")]
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn reduce_simd(&self, out: &mut [f32], pf: impl Fn(usize)) -> usize {
+    #[inline(always)]
+    unsafe fn reduce_in<G: Regs>(&self, out: &mut [f32], pf: impl Fn(usize)) -> usize {
         // One instance per register count and code width (both constants inside).
         macro_rules! by_width {
             ($four:literal) => {
-                match out.len() / 8 {
-                    8 => self.reduce_avx2::<8, $four>(out, pf),
-                    7 => self.reduce_avx2::<7, $four>(out, pf),
-                    6 => self.reduce_avx2::<6, $four>(out, pf),
-                    5 => self.reduce_avx2::<5, $four>(out, pf),
-                    4 => self.reduce_avx2::<4, $four>(out, pf),
-                    3 => self.reduce_avx2::<3, $four>(out, pf),
-                    2 => self.reduce_avx2::<2, $four>(out, pf),
-                    _ => self.reduce_avx2::<1, $four>(out, pf),
+                match out.len() / G::LANES {
+                    8 => self.reduce_regs::<G, 8, $four>(out, pf),
+                    7 => self.reduce_regs::<G, 7, $four>(out, pf),
+                    6 => self.reduce_regs::<G, 6, $four>(out, pf),
+                    5 => self.reduce_regs::<G, 5, $four>(out, pf),
+                    4 => self.reduce_regs::<G, 4, $four>(out, pf),
+                    3 => self.reduce_regs::<G, 3, $four>(out, pf),
+                    2 => self.reduce_regs::<G, 2, $four>(out, pf),
+                    _ => self.reduce_regs::<G, 1, $four>(out, pf),
                 }
             };
         }
-        // SAFETY (every arm): the caller's contract, `out.len() == 8 * V`.
+        // SAFETY (every arm): the caller's contract, `out.len() == LANES * V`.
         unsafe {
             match self.args.layout.bits {
                 Bits::Eight => by_width!(false),
@@ -310,81 +306,26 @@ impl<I: Id> Block<'_, '_, I> {
         }
     }
 
-    /// [`Self::reduce_avx2`] with `16 * V` accumulators in AVX-512 registers
-    /// ([`super::simd512`]: the same operations lane by lane, so the same bits).
+    /// A block of up to [`BLOCK`] columns (a multiple of 8) in AVX2 registers.
     ///
     /// # Safety
-    /// The CPU has AVX2, FMA, F16C and AVX-512F; `self.c0 + 16 * V <= dim`.
-    #[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
-    #[allow(clippy::incompatible_msrv)] // only built with Rust >= 1.89 (build.rs), see simd512
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c,avx512f")]
-    unsafe fn reduce_avx512<const V: usize, const FOUR: bool>(
-        &self,
-        out: &mut [f32],
-        pf: impl Fn(usize),
-    ) -> usize {
-        use std::arch::x86_64::{_mm512_set1_ps, _mm512_storeu_ps};
-        let layout = RowLayout {
-            bits: if FOUR { Bits::Four } else { Bits::Eight },
-            ..self.args.layout
-        };
-        let max = self.args.mode == Reduce::Max;
-        let mut acc = [_mm512_set1_ps(if max { f32::NEG_INFINITY } else { 0.0 }); V];
-        let count = self.for_rows(layout, pf, |row, weight| {
-            // SAFETY (all): the features are there and `c0 + 16 * V <= dim` (contract).
-            let (s, b) = unsafe { simd::scale_bias(layout, row) };
-            let sb = match weight {
-                Some(w) if !max => (w * s, w * b),
-                _ => (s, b),
-            };
-            match max {
-                true => unsafe {
-                    simd512::add_row::<V, true>(&mut acc, layout.bits, row, self.c0, sb)
-                },
-                false => unsafe {
-                    simd512::add_row::<V, false>(&mut acc, layout.bits, row, self.c0, sb)
-                },
-            }
-        });
-        assert_eq!(out.len(), 16 * V);
-        for (v, a) in acc.iter().enumerate() {
-            // SAFETY: `out` holds `16 * V` elements (asserted).
-            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * v), *a) };
-        }
-        count
+    /// The CPU has AVX2, FMA and F16C; the block ends inside the row.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn reduce_simd(&self, out: &mut [f32], pf: impl Fn(usize)) -> usize {
+        // SAFETY: the features are this function's; the block is the caller's.
+        unsafe { self.reduce_in::<Avx2>(out, pf) }
     }
 
-    /// [`Self::reduce_avx512`] for a block of `out.len()` columns (a multiple of 16, at most
-    /// [`WIDE_BLOCK`]), the register count a constant.
+    /// A block of up to [`WIDE_BLOCK`] columns (a multiple of 16) in AVX-512 registers.
     ///
     /// # Safety
-    /// As [`Self::reduce_avx512`].
+    /// The CPU has AVX2, FMA, F16C and AVX-512F; the block ends inside the row.
     #[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
-    #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f")]
     unsafe fn reduce_simd512(&self, out: &mut [f32], pf: impl Fn(usize)) -> usize {
-        macro_rules! by_width {
-            ($four:literal) => {
-                match out.len() / 16 {
-                    8 => self.reduce_avx512::<8, $four>(out, pf),
-                    7 => self.reduce_avx512::<7, $four>(out, pf),
-                    6 => self.reduce_avx512::<6, $four>(out, pf),
-                    5 => self.reduce_avx512::<5, $four>(out, pf),
-                    4 => self.reduce_avx512::<4, $four>(out, pf),
-                    3 => self.reduce_avx512::<3, $four>(out, pf),
-                    2 => self.reduce_avx512::<2, $four>(out, pf),
-                    _ => self.reduce_avx512::<1, $four>(out, pf),
-                }
-            };
-        }
-        // SAFETY (every arm): the caller's contract, `out.len() == 16 * V`.
-        unsafe {
-            match self.args.layout.bits {
-                Bits::Eight => by_width!(false),
-                Bits::Four => by_width!(true),
-            }
-        }
+        // SAFETY: the features are this function's; the block is the caller's.
+        unsafe { self.reduce_in::<Avx512>(out, pf) }
     }
 
     /// [`Self::reduce`] into a local `[f32; W]` (every length a constant once inlined), copied

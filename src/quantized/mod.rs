@@ -28,6 +28,8 @@ pub mod pool_args;
 pub mod portable;
 pub mod quantize;
 #[cfg(target_arch = "x86_64")]
+pub mod regs;
+#[cfg(target_arch = "x86_64")]
 pub mod simd;
 #[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
 pub mod simd512;
