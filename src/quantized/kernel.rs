@@ -98,27 +98,35 @@ fn simd_level() -> u8 {
     PORTABLE
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn bags_avx2<I: Id, D: Float>(
-    args: &PoolArgs<'_, I>,
-    first_bag: usize,
-    out: &mut [D],
-    stream: Option<StreamWidth>,
-) {
-    bags_serial::<I, D, AVX2>(args, first_bag, out, stream)
+/// `bags_serial` at a register level, compiled with that level's CPU features (the callers
+/// check them): one entry point per level.
+macro_rules! bags_with_features {
+    ($(#[$cfg:meta])* $name:ident, $features:literal, $level:ident) => {
+        $(#[$cfg])*
+        #[target_feature(enable = $features)]
+        unsafe fn $name<I: Id, D: Float>(
+            args: &PoolArgs<'_, I>,
+            first_bag: usize,
+            out: &mut [D],
+            stream: Option<StreamWidth>,
+        ) {
+            bags_serial::<I, D, $level>(args, first_bag, out, stream)
+        }
+    };
 }
 
-#[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
-#[target_feature(enable = "avx2,fma,f16c,avx512f")]
-unsafe fn bags_avx512<I: Id, D: Float>(
-    args: &PoolArgs<'_, I>,
-    first_bag: usize,
-    out: &mut [D],
-    stream: Option<StreamWidth>,
-) {
-    bags_serial::<I, D, AVX512>(args, first_bag, out, stream)
-}
+bags_with_features!(
+    #[cfg(target_arch = "x86_64")]
+    bags_avx2,
+    "avx2,fma,f16c",
+    AVX2
+);
+bags_with_features!(
+    #[cfg(all(target_arch = "x86_64", candle_embed_avx512))]
+    bags_avx512,
+    "avx2,fma,f16c,avx512f",
+    AVX512
+);
 
 /// Columns reduced per pass over a bag: 64 f32 accumulators, eight AVX registers, leaving the
 /// other eight for the codes, the scale and the bias (FBGEMM's generated kernels block the row

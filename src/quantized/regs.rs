@@ -43,69 +43,65 @@ pub trait Regs {
     unsafe fn store(out: *mut f32, r: Self::Reg);
 }
 
+/// `impl Regs` for a kind from its register type, lane count, splat and store intrinsics and
+/// its module's `add_row`.
+macro_rules! impl_regs {
+    ($(#[$attr:meta])* $kind:ident, $reg:ty, $lanes:literal, $splat:path, $store:path, $($add_row:ident)::+) => {
+        $(#[$attr])*
+        impl Regs for $kind {
+            type Reg = $reg;
+            const LANES: usize = $lanes;
+
+            #[inline(always)]
+            unsafe fn splat(x: f32) -> $reg {
+                // SAFETY: the caller's contract (the kind's features).
+                unsafe { $splat(x) }
+            }
+
+            #[inline(always)]
+            unsafe fn add_row<const V: usize, const MAX: bool>(
+                acc: &mut [$reg; V],
+                bits: Bits,
+                row: &[u8],
+                c0: usize,
+                sb: (f32, f32),
+            ) {
+                // SAFETY: the caller's contract.
+                unsafe { $($add_row)::+::<V, MAX>(acc, bits, row, c0, sb) }
+            }
+
+            #[inline(always)]
+            unsafe fn store(out: *mut f32, r: $reg) {
+                // SAFETY: the caller's contract.
+                unsafe { $store(out, r) }
+            }
+        }
+    };
+}
+
 /// AVX2 + FMA + F16C: eight lanes.
 pub struct Avx2;
 
-impl Regs for Avx2 {
-    type Reg = __m256;
-    const LANES: usize = 8;
-
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> __m256 {
-        // SAFETY: the caller's contract (AVX).
-        unsafe { _mm256_set1_ps(x) }
-    }
-
-    #[inline(always)]
-    unsafe fn add_row<const V: usize, const MAX: bool>(
-        acc: &mut [__m256; V],
-        bits: Bits,
-        row: &[u8],
-        c0: usize,
-        sb: (f32, f32),
-    ) {
-        // SAFETY: the caller's contract.
-        unsafe { super::simd::add_row::<V, MAX>(acc, bits, row, c0, sb) }
-    }
-
-    #[inline(always)]
-    unsafe fn store(out: *mut f32, r: __m256) {
-        // SAFETY: the caller's contract.
-        unsafe { _mm256_storeu_ps(out, r) }
-    }
-}
+impl_regs!(
+    Avx2,
+    __m256,
+    8,
+    _mm256_set1_ps,
+    _mm256_storeu_ps,
+    super::simd::add_row
+);
 
 /// AVX-512F: sixteen lanes (Rust >= 1.89, see build.rs).
 #[cfg(candle_embed_avx512)]
 pub struct Avx512;
 
-#[cfg(candle_embed_avx512)]
-#[allow(clippy::incompatible_msrv)] // only built with Rust >= 1.89 (build.rs)
-impl Regs for Avx512 {
-    type Reg = std::arch::x86_64::__m512;
-    const LANES: usize = 16;
-
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> Self::Reg {
-        // SAFETY: the caller's contract (AVX-512F).
-        unsafe { std::arch::x86_64::_mm512_set1_ps(x) }
-    }
-
-    #[inline(always)]
-    unsafe fn add_row<const V: usize, const MAX: bool>(
-        acc: &mut [Self::Reg; V],
-        bits: Bits,
-        row: &[u8],
-        c0: usize,
-        sb: (f32, f32),
-    ) {
-        // SAFETY: the caller's contract.
-        unsafe { super::simd512::add_row::<V, MAX>(acc, bits, row, c0, sb) }
-    }
-
-    #[inline(always)]
-    unsafe fn store(out: *mut f32, r: Self::Reg) {
-        // SAFETY: the caller's contract.
-        unsafe { std::arch::x86_64::_mm512_storeu_ps(out, r) }
-    }
-}
+impl_regs!(
+    #[cfg(candle_embed_avx512)]
+    #[allow(clippy::incompatible_msrv)] // only built with Rust >= 1.89 (build.rs)
+    Avx512,
+    std::arch::x86_64::__m512,
+    16,
+    std::arch::x86_64::_mm512_set1_ps,
+    std::arch::x86_64::_mm512_storeu_ps,
+    super::simd512::add_row
+);
