@@ -89,7 +89,7 @@ fn prefetch_from<const HINT: i32>(base: *const u8, bytes: usize) {
 /// Two policies, each where it measured best (sixth session, BENCHMARKS.md):
 /// - `TO_L2 = false` (the float bags): into L1, `prefetch_bytes` ahead (16 rows of 512 bytes).
 ///   Into L2 and 64 rows ahead the f32 bag is 1.2x faster on ids spread over a table larger
-///   than the caches but 1.1-1.35x slower when the ids repeat (Zipf, or a small set of rows),
+///   than the caches but 1.07-1.35x slower when the ids repeat (Zipf, or a small set of rows),
 ///   where the rows already sit in L2 and the far requests only cost.
 /// - `TO_L2 = true` (the quantized bags and lookups): into L2, `lookahead_bytes` ahead: the
 ///   int8 bag 1.12-1.20x faster on spread ids, and no slower on repeated ones.
