@@ -375,16 +375,18 @@ fn bags_serial<I: Id, D: Float, const LEVEL: u8>(
     );
     let ahead = RowsAhead::<_, true>::new(packed.as_ptr(), width, ids, start, end);
     let mut tile = [0f32; WIDE_BLOCK];
+    // The streamed blocks' rounded values (reused: no zero-fill per block).
+    let mut rounded = [D::zero(); WIDE_BLOCK];
     for (b, dst) in out.chunks_exact_mut(dim).enumerate() {
         let (lo, hi) = bounds.of(first_bag + b);
-        let mut c0 = 0;
-        while c0 < dim {
+        let mut next = 0;
+        while next < dim {
+            let c0 = next;
             let acc = &mut tile[..block_width(LEVEL, dim - c0)];
+            next += acc.len();
             let block = Block { args, c0, lo, hi };
-            let first = c0 == 0;
-            c0 += acc.len();
             let pf = |pos: usize| {
-                if first {
+                if c0 == 0 {
                     ahead.before(pos);
                 }
             };
@@ -398,8 +400,7 @@ fn bags_serial<I: Id, D: Float, const LEVEL: u8>(
                 BLOCK => block.reduce_fixed::<BLOCK>(acc, pf),
                 _ => block.reduce(acc, pf),
             };
-            let c0 = c0 - acc.len();
-            let dst = &mut dst[c0..c0 + acc.len()];
+            let dst = &mut dst[c0..next];
             if count == 0 {
                 dst.fill(D::of_f64(0.0));
                 continue;
@@ -412,7 +413,6 @@ fn bags_serial<I: Id, D: Float, const LEVEL: u8>(
             match stream {
                 None => D::from_f32_slice(acc, dst),
                 Some(w) => {
-                    let mut rounded = [D::zero(); WIDE_BLOCK];
                     let rounded = &mut rounded[..dst.len()];
                     D::from_f32_slice(acc, rounded);
                     // SAFETY: distinct buffers of `size_of_val(dst)` bytes; `dst` starts `c0`
