@@ -15,19 +15,20 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat};
 
-use super::view::{asarray, c_order_copy, view, Region};
+use super::snapshot::Snapshot;
+use super::view::{asarray, view, Region};
 use crate::errors::{from_numpy, memory_error, type_error, value_error, ErrorClass};
 
 /// The values of an index array, in C order, in the width the caller gave them.
 pub enum IdValues {
-    I8(Vec<i8>),
-    I16(Vec<i16>),
-    I32(Vec<i32>),
-    I64(Vec<i64>),
-    U8(Vec<u8>),
-    U16(Vec<u16>),
-    U32(Vec<u32>),
-    U64(Vec<u64>),
+    I8(Snapshot<i8>),
+    I16(Snapshot<i16>),
+    I32(Snapshot<i32>),
+    I64(Snapshot<i64>),
+    U8(Snapshot<u8>),
+    U16(Snapshot<u16>),
+    U32(Snapshot<u32>),
+    U64(Snapshot<u64>),
 }
 
 /// An owned snapshot of an integer array: its values, its shape, and where the caller's copy
@@ -165,16 +166,16 @@ impl IdArray {
     }
 }
 
-/// Copy `arr` (whose dtype is `T`) in C order into a fresh vector, wrapped by `wrap`.
+/// Copy `arr` (whose dtype is `T`) in C order into a [`Snapshot`], wrapped by `wrap`.
 fn copy_typed<T: Element + Copy>(
     arr: &Bound<'_, PyUntypedArray>,
     what: &str,
-    wrap: fn(Vec<T>) -> IdValues,
+    wrap: fn(Snapshot<T>) -> IdValues,
 ) -> PyResult<(IdValues, Region)> {
     let typed = arr.cast::<PyArrayDyn<T>>()?;
     let region = Region::of(typed);
     let borrowed = typed
         .try_readonly()
         .map_err(|e| value_error(format!("{what} cannot be read ({e})")))?;
-    Ok((wrap(c_order_copy(&borrowed, what)?), region))
+    Ok((wrap(Snapshot::copy_of(&borrowed, what)?), region))
 }

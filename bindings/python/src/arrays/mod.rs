@@ -7,6 +7,7 @@
 //!   CPU tensor), plus Python ints and (nested) sequences. An ndarray takes no Python call.
 //! - [`ids`]: integer index arrays (ids, offsets, positions) of any width, read **once** into an
 //!   owned snapshot ([`IdArray`]); [`with_ids!`] runs a body once per id width.
+//! - [`snapshot`]: the snapshot's storage, an allocation each thread keeps for its next call.
 //! - [`floats`]: float inputs, borrowed in place when C-contiguous ([`Floats`]), and the rule for
 //!   an input whose dtype decides the output's ([`float_dtype`]).
 //! - [`output`]: the one output-dtype rule ([`OutFloat`], [`with_out_float!`]) and the one helper
@@ -36,6 +37,7 @@ pub mod bytes;
 pub mod floats;
 pub mod ids;
 pub mod output;
+pub mod snapshot;
 pub mod tables;
 pub mod view;
 
