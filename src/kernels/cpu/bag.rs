@@ -249,6 +249,7 @@ pub fn bag_argmax<S: Float, I: Id>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::cpu::bag_simd::{try_sum_bags_on, Kind};
 
     /// The fixed-width accumulators give the generic loop's bits (same per-column order), with
     /// and without weights, with padding ids in the bag.
@@ -295,7 +296,7 @@ mod tests {
     #[test]
     fn register_kernel_matches_the_generic_loop_bit_for_bit() {
         let rows = 61usize;
-        for dim in [8usize, 16, 24, 64, 120, 128, 136, 256, 264] {
+        for dim in [8usize, 16, 24, 64, 120, 128, 136, 256, 264, 272, 528] {
             let table: Vec<f32> = (0..rows * dim)
                 .map(|i| ((i as f32) * 0.731).sin() * 3.0 + 1e-3 * (i % 7) as f32)
                 .collect();
@@ -325,13 +326,6 @@ mod tests {
                         padding,
                         mode,
                     };
-                    let mut got = vec![f32::NAN; nb * dim];
-                    assert!(
-                        super::super::bag_simd::try_sum_bags(&args, 0, &mut got)
-                            || !cfg!(target_arch = "x86_64")
-                            || !std::is_x86_feature_detected!("avx2")
-                    );
-                    bag_reduce(&args, &mut got);
                     let ws64: Vec<f64> = ws.iter().map(|&w| w as f64).collect();
                     let args64 = BagArgs::<f32, f64, i64> {
                         table: &table[..],
@@ -345,12 +339,23 @@ mod tests {
                     let mut want = vec![f64::NAN; nb * dim];
                     bag_reduce(&args64, &mut want);
                     let want: Vec<f32> = want.iter().map(|&x| x as f32).collect();
-                    assert_eq!(
-                        bits(&got),
-                        bits(&want),
-                        "dim {dim} {mode:?} w {} pad {padding:?}",
-                        weights.is_some()
-                    );
+                    for kind in [Kind::Avx2, Kind::Avx512] {
+                        let mut got = vec![f32::NAN; nb * dim];
+                        let fits = kind.available() && dim % kind.lanes() == 0;
+                        assert_eq!(try_sum_bags_on(kind, &args, 0, &mut got), fits);
+                        if fits {
+                            assert_eq!(
+                                bits(&got),
+                                bits(&want),
+                                "{kind:?} dim {dim} {mode:?} w {} pad {padding:?}",
+                                weights.is_some()
+                            );
+                        }
+                    }
+                    // and the choice bag_reduce makes
+                    let mut got = vec![f32::NAN; nb * dim];
+                    bag_reduce(&args, &mut got);
+                    assert_eq!(bits(&got), bits(&want), "dim {dim} {mode:?}");
                 }
             }
         }

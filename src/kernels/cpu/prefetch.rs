@@ -65,19 +65,23 @@ const L2: i32 = 0;
 /// `base`.
 #[inline(always)]
 fn prefetch_from<const HINT: i32>(base: *const u8, bytes: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::_mm_prefetch;
-        let base = base as *const i8;
-        let mut off = 0;
-        while off < bytes {
-            // SAFETY: prefetch is a hint: it never faults and never dereferences in Rust's sense.
-            unsafe { _mm_prefetch::<HINT>(base.wrapping_add(off)) };
-            off += 64;
-        }
+    let mut off = 0;
+    while off < bytes {
+        prefetch_line::<HINT>(base.wrapping_add(off));
+        off += 64;
     }
+}
+
+/// One prefetch request with hint `HINT` for the line holding `at`. A no-op off x86-64.
+#[inline(always)]
+fn prefetch_line<const HINT: i32>(at: *const u8) {
+    // SAFETY: prefetch is a hint: it never faults and never dereferences in Rust's sense.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<HINT>(at as *const i8)
+    };
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (base, bytes);
+    let _ = at;
 }
 
 /// The look-ahead of a loop over the positions `start..end` of `ids` that reads table row
@@ -100,7 +104,19 @@ pub struct RowsAhead<'a, I, const TO_L2: bool> {
     end: usize,
     /// 0: prefetching is off.
     distance: usize,
+    /// Positions below this have a row `distance` ahead inside the chunk (0 when off).
+    until: usize,
+    /// Lines a row can touch (one more than its size in lines where rows are not line-aligned).
+    lines: usize,
 }
+
+// Not derived: the derive would ask `I: Copy`; the fields are a pointer, a borrow and numbers.
+impl<I, const TO_L2: bool> Clone for RowsAhead<'_, I, TO_L2> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<I, const TO_L2: bool> Copy for RowsAhead<'_, I, TO_L2> {}
 
 impl<'a, I: crate::ids::Id, const TO_L2: bool> RowsAhead<'a, I, TO_L2> {
     /// Start the pipeline for positions `start..end` over the table at `base`.
@@ -117,12 +133,22 @@ impl<'a, I: crate::ids::Id, const TO_L2: bool> RowsAhead<'a, I, TO_L2> {
             true => tuning.lookahead_rows(row_bytes),
             false => tuning.prefetch_rows(row_bytes),
         };
+        let lead = match row_bytes % 64 {
+            0 => base as usize % 64,
+            _ => 63,
+        };
         let ahead = RowsAhead {
             base: base.cast(),
             row_bytes,
             ids,
             end,
             distance,
+            until: if distance == 0 {
+                0
+            } else {
+                end.saturating_sub(distance)
+            },
+            lines: (lead + row_bytes).div_ceil(64),
         };
         (start..(start + distance).min(end)).for_each(|pos| ahead.row(pos));
         ahead
@@ -134,6 +160,53 @@ impl<'a, I: crate::ids::Id, const TO_L2: bool> RowsAhead<'a, I, TO_L2> {
         if pos < self.end {
             let offset = self.ids[pos].index() * self.row_bytes;
             prefetch_lines_touched::<_, TO_L2>(self.base.wrapping_add(offset), self.row_bytes);
+        }
+    }
+
+    /// Lines a row can touch: the most [`RowsAhead::request`] asks for.
+    #[inline(always)]
+    pub fn lines(&self) -> usize {
+        self.lines
+    }
+
+    /// The start of the first line of the row `distance` positions after `pos` (None past the
+    /// chunk's end, or when prefetching is off), for [`RowsAhead::request`].
+    #[inline(always)]
+    pub fn line_start(&self, pos: usize) -> Option<*const u8> {
+        if pos >= self.until {
+            return None;
+        }
+        let ahead = pos + self.distance;
+        debug_assert!(ahead < self.end && self.end <= self.ids.len());
+        // SAFETY: `ahead < end` (`pos < until`), and `end <= ids.len()` (caller's bounds).
+        let id = unsafe { self.ids.get_unchecked(ahead) }.index();
+        let start = self.base.wrapping_add(id * self.row_bytes);
+        Some(start.wrapping_sub(start as usize % 64))
+    }
+
+    /// Request lines `first..first + n` (those below [`RowsAhead::lines`]) of the row whose first
+    /// line starts at `line` (from [`RowsAhead::line_start`]). Kernels spread a row's requests
+    /// over their loads this way, as FBGEMM's generated code does.
+    #[inline(always)]
+    pub fn request(&self, line: *const u8, first: usize, n: usize) {
+        let end = (first + n).min(self.lines);
+        if first < end {
+            let from = line.wrapping_add(first * 64);
+            match TO_L2 {
+                true => prefetch_from::<L2>(from, (end - first) * 64),
+                false => prefetch_from::<L1>(from, (end - first) * 64),
+            }
+        }
+    }
+
+    /// Request line `l` of the row whose first line starts at `line` ([`RowsAhead::request`] of
+    /// one line, for a caller that has checked `l < lines()`).
+    #[inline(always)]
+    pub fn request_line(&self, line: *const u8, l: usize) {
+        debug_assert!(l < self.lines);
+        match TO_L2 {
+            true => prefetch_line::<L2>(line.wrapping_add(l * 64)),
+            false => prefetch_line::<L1>(line.wrapping_add(l * 64)),
         }
     }
 
