@@ -30,6 +30,7 @@ from peers import (  # noqa: E402
     Peer,
     Row,
     arg_parser,
+    check,
     describe_env,
     print_table,
     ratio_rows,
@@ -66,34 +67,36 @@ def make_ids(
     return out
 
 
-def peers_for(
+def lookup_peers(
     table: np.ndarray,
     emb: ce.Embedding,
     batches: list[np.ndarray],
     torch: ModuleType | None,
+    *,
+    numpy_peers: bool = True,
 ) -> dict[str, Peer]:
-    d = table.shape[1]
-    nb = len(batches)
-    buf_ours = np.empty((N_IDS, d), np.float32)
-    buf_np = np.empty((N_IDS, d), np.float32)
+    """The lookup peers over ``batches``, each checked against ``table[ids]``: ours (fresh
+    output and ``out=``), NumPy's take (both, unless ``numpy_peers`` is False) and, when torch
+    is importable, ``F.embedding`` and ``index_select(out=)`` on a tensor sharing ``table``."""
+    n, d, nb = batches[0].shape[0], table.shape[1], len(batches)
+    buf_ours = np.empty((n, d), np.float32)
     peers: dict[str, Peer] = {
         "ours emb(ids)": lambda i: emb(batches[i % nb]),
         "ours emb(ids, out=)": lambda i: emb(batches[i % nb], out=buf_ours),
-        "np.take": lambda i: np.take(table, batches[i % nb], axis=0),
-        "np.take(out=)": lambda i: np.take(table, batches[i % nb], axis=0, out=buf_np),
     }
+    if numpy_peers:
+        buf_np = np.empty((n, d), np.float32)
+        peers["np.take"] = lambda i: np.take(table, batches[i % nb], axis=0)
+        peers["np.take(out=)"] = lambda i: np.take(table, batches[i % nb], axis=0, out=buf_np)
     if torch is not None:
         w = torch.from_numpy(table)
         tb = [torch.from_numpy(b) for b in batches]
-        buf_t = torch.empty((N_IDS, d), dtype=torch.float32)
+        buf_t = torch.empty((n, d), dtype=torch.float32)
         f_emb = torch.nn.functional.embedding
         peers["F.embedding"] = lambda i: f_emb(tb[i % nb], w)
         peers["index_select(out=)"] = lambda i: torch.index_select(w, 0, tb[i % nb], out=buf_t)
-    for name, fn in list(peers.items()):  # every peer must agree with np.take
-        got = fn(0)
-        got = got.numpy() if hasattr(got, "numpy") else got
-        if not np.array_equal(np.asarray(got), table[batches[0]]):
-            raise AssertionError(f"{name} disagrees with table[ids]")
+    for name, fn in peers.items():
+        check(name, fn(0), table[batches[0]])
     return peers
 
 
@@ -119,7 +122,7 @@ def main() -> None:
             emb = ce.Embedding.from_pretrained(table)
             for dist in args.dist:
                 batches = make_ids(v, dist, rng)
-                peers = peers_for(table, emb, batches, torch)
+                peers = lookup_peers(table, emb, batches, torch)
                 for t in args.threads:
                     set_threads(t, torch)
                     times = bench.run(peers)

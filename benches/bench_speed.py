@@ -41,13 +41,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import candle_embed as ce  # noqa: E402
-from bench_lookup import make_ids  # noqa: E402
+from bench_lookup import lookup_peers, make_ids  # noqa: E402
 from candle_embed._native import _testing  # noqa: E402
 from peers import (  # noqa: E402
     Bench,
     Peer,
     Row,
     arg_parser,
+    check,
     describe_env,
     fmt_ms,
     print_table,
@@ -66,34 +67,6 @@ LOOKUP_PAIRS = [
 # (prefetch_bytes, stream_min_bytes) for the sweep; -1 never streams.
 SWEEP = [(0, -1), (2048, -1), (4096, -1), (8192, -1), (16384, -1), (32768, -1), (8192, 0)]
 SWEEP += [(8192, 4 << 20)]
-
-
-def check(name: str, got: object, want: np.ndarray, exact: bool = True) -> None:
-    g = np.asarray(got.numpy() if hasattr(got, "numpy") else got)
-    ok = np.array_equal(g, want) if exact else np.allclose(g, want, rtol=1e-4, atol=1e-4)
-    if not ok:
-        raise AssertionError(f"{name} disagrees with the NumPy reference")
-
-
-def lookup_peers(
-    table: np.ndarray, batches: list[np.ndarray], torch: ModuleType | None
-) -> dict[str, Peer]:
-    emb = ce.Embedding.from_pretrained(table)
-    n, d, nb = batches[0].shape[0], table.shape[1], len(batches)
-    buf = np.empty((n, d), np.float32)
-    peers: dict[str, Peer] = {
-        "ours emb(ids)": lambda i: emb(batches[i % nb]),
-        "ours emb(ids, out=)": lambda i: emb(batches[i % nb], out=buf),
-    }
-    if torch is not None:
-        w, tb = torch.from_numpy(table), [torch.from_numpy(b) for b in batches]
-        buf_t = torch.empty((n, d), dtype=torch.float32)
-        f_emb = torch.nn.functional.embedding
-        peers["F.embedding"] = lambda i: f_emb(tb[i % nb], w)
-        peers["index_select(out=)"] = lambda i: torch.index_select(w, 0, tb[i % nb], out=buf_t)
-    for name, fn in peers.items():
-        check(name, fn(0), table[batches[0]])
-    return peers
 
 
 def bag_ids(v: int, n: int, dist: str, rng: np.random.Generator) -> list[np.ndarray]:
@@ -231,12 +204,13 @@ def main() -> None:
         for d in a.d:
             table = rng.standard_normal((v, d), dtype=np.float32)
             batches = make_ids(v, "uniform", rng, n=n, batches=N_BATCHES)
-            peers = lookup_peers(table, batches, torch)
+            emb = ce.Embedding.from_pretrained(table)
+            peers = lookup_peers(table, emb, batches, torch, numpy_peers=False)
             lookup_t[d] = {}
             title = f"lookup V={v // 1000}k D={d} uniform"
             summary += run_section(title, peers, LOOKUP_PAIRS, bench, a.threads, torch, lookup_t[d])
             scaling += scaling_lines(title, lookup_t[d])
-            del peers, table
+            del peers, emb, table
     if "bag" in a.sections:
         table = rng.standard_normal((v, a.bag_d), dtype=np.float32)
         pairs = [("ours sum", "embedding_bag sum"), ("ours mean", "embedding_bag mean")]

@@ -145,6 +145,17 @@ def _flush_buffer(nbytes: int) -> Any:
     return np.ones(nbytes // 4, np.float32)
 
 
+def check(name: str, got: object, want: Any, exact: bool = True) -> None:
+    """Refuse to time a peer that computes something else: ``got`` (a NumPy array, or a tensor
+    with ``.numpy()``) must equal ``want`` exactly, or within 1e-4 when ``exact`` is False."""
+    import numpy as np
+
+    g = np.asarray(got.numpy() if hasattr(got, "numpy") else got)
+    ok = np.array_equal(g, want) if exact else np.allclose(g, want, rtol=1e-4, atol=1e-4)
+    if not ok:
+        raise AssertionError(f"{name} disagrees with the NumPy reference")
+
+
 @dataclass
 class Row:
     """One line of a comparison table: ours against one peer in one configuration."""
