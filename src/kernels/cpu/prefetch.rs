@@ -133,6 +133,8 @@ impl<'a, I: crate::ids::Id, const TO_L2: bool> RowsAhead<'a, I, TO_L2> {
             true => tuning.lookahead_rows(row_bytes),
             false => tuning.prefetch_rows(row_bytes),
         };
+        // Past the ids nothing can be requested (and `line_start` relies on it unchecked).
+        let end = end.min(ids.len());
         let lead = match row_bytes % 64 {
             0 => base as usize % 64,
             _ => 63,
@@ -178,7 +180,7 @@ impl<'a, I: crate::ids::Id, const TO_L2: bool> RowsAhead<'a, I, TO_L2> {
         }
         let ahead = pos + self.distance;
         debug_assert!(ahead < self.end && self.end <= self.ids.len());
-        // SAFETY: `ahead < end` (`pos < until`), and `end <= ids.len()` (caller's bounds).
+        // SAFETY: `ahead < end` (`pos < until`), and `end <= ids.len()` (clamped in `new`).
         let id = unsafe { self.ids.get_unchecked(ahead) }.index();
         let start = self.base.wrapping_add(id * self.row_bytes);
         Some(start.wrapping_sub(start as usize % 64))
