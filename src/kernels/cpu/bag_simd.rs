@@ -293,8 +293,9 @@ let count = dispatch_block!(
                     };
                     let id = (*ids.add(pos)).index();
                     if id == pad {
-                        if let Some((a, p)) = next {
-                            a.request(p, 0, lines);
+                        // No adds to spread the requests over: the row ahead in one go.
+                        if let Some(a) = ahead {
+                            a.before(pos);
                         }
                         continue;
                     }

@@ -165,14 +165,15 @@ impl<'a, I: crate::ids::Id, const TO_L2: bool> RowsAhead<'a, I, TO_L2> {
         }
     }
 
-    /// Lines a row can touch: the most [`RowsAhead::request`] asks for.
+    /// Lines a row can touch.
     #[inline(always)]
     pub fn lines(&self) -> usize {
         self.lines
     }
 
     /// The start of the first line of the row `distance` positions after `pos` (None past the
-    /// chunk's end, or when prefetching is off), for [`RowsAhead::request`].
+    /// chunk's end, or when prefetching is off), for [`RowsAhead::request_line`]. Kernels spread
+    /// a row's requests over their loads this way, as FBGEMM's generated code does.
     #[inline(always)]
     pub fn line_start(&self, pos: usize) -> Option<*const u8> {
         if pos >= self.until {
@@ -186,23 +187,8 @@ impl<'a, I: crate::ids::Id, const TO_L2: bool> RowsAhead<'a, I, TO_L2> {
         Some(start.wrapping_sub(start as usize % 64))
     }
 
-    /// Request lines `first..first + n` (those below [`RowsAhead::lines`]) of the row whose first
-    /// line starts at `line` (from [`RowsAhead::line_start`]). Kernels spread a row's requests
-    /// over their loads this way, as FBGEMM's generated code does.
-    #[inline(always)]
-    pub fn request(&self, line: *const u8, first: usize, n: usize) {
-        let end = (first + n).min(self.lines);
-        if first < end {
-            let from = line.wrapping_add(first * 64);
-            match TO_L2 {
-                true => prefetch_from::<L2>(from, (end - first) * 64),
-                false => prefetch_from::<L1>(from, (end - first) * 64),
-            }
-        }
-    }
-
-    /// Request line `l` of the row whose first line starts at `line` ([`RowsAhead::request`] of
-    /// one line, for a caller that has checked `l < lines()`).
+    /// Request line `l` of the row whose first line starts at `line` (from
+    /// [`RowsAhead::line_start`]; the caller has checked `l < lines()`).
     #[inline(always)]
     pub fn request_line(&self, line: *const u8, l: usize) {
         debug_assert!(l < self.lines);
