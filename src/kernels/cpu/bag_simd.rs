@@ -278,8 +278,8 @@ let count = dispatch_block!(
                 let pad = b.padding.unwrap_or(usize::MAX);
                 let ahead = blk.ahead.copied();
                 // At most one line per register: on 2 KiB rows (D = 512, 16 registers) asking
-                // for all 32 lines was 1.2x slower than for the first 16 (seventh session); the
-                // hardware's streamer follows a row once it is under way.
+                // for all 32 lines was 1.08-1.27x slower than for the first 16 (seventh
+                // session); the hardware's streamer follows a row once it is under way.
                 let lines = match ahead {
                     Some(a) => a.lines().min(R),
                     None => 0,

@@ -5,7 +5,7 @@
 //! fresh 1 MiB output made two allocations of about 1 MiB per call, which glibc serves from the
 //! top of its heap and, once both are freed, hands back to the kernel (the free top then passes
 //! its trim threshold): every call faulted the pages of both in again, about 500 page faults and
-//! 0.6 ms of a 0.8 ms bag (seventh session, `perf stat`; a PyTorch process making the same call
+//! 0.6 ms of a 1.4 ms bag (seventh session, `perf stat`; a PyTorch process making the same call
 //! does not, its indices are not copied). Taking the copy's allocation from a per-thread pool
 //! takes it out of that pattern and saves the allocation itself.
 
